@@ -1,0 +1,1 @@
+"""TSFmicro companion package."""

@@ -1,0 +1,53 @@
+"""The two tables every later stage consumes: the sample table and the prepared face crops."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class SampleTable:
+    """One task's samples as read from the official files, before any image work.
+
+    ``samples`` has one row per clip: dataset, subject, clip_id, onset_frame, apex_frame,
+    offset_frame, onset_path, apex_path, label (as written in the annotation), class_index,
+    apex_rule (how the apex frame was chosen). ``excluded`` has one row per annotation row
+    left out, with at least the columns file, row, reason.
+    """
+
+    dataset: str
+    task: str
+    samples: pd.DataFrame
+    excluded: pd.DataFrame
+    class_names: list[str]
+    source: str  # "SYNTHETIC" for data written by tsfmicro.data.synthetic, else the dataset's name
+
+
+@dataclass
+class PreparedData:
+    """Face crops of one task, row-aligned with ``samples``; what training consumes."""
+
+    dataset: str
+    task: str
+    samples: pd.DataFrame  # as SampleTable.samples, plus crop_method (mtcnn / precropped / centre)
+    onset: np.ndarray  # uint8 (N, crop, crop, 3)
+    apex: np.ndarray  # uint8 (N, crop, crop, 3)
+    class_names: list[str]
+    excluded: pd.DataFrame
+    source: str
+    cache_key: str
+    cache_path: Path | None
+
+    def __post_init__(self) -> None:
+        if self.onset.shape != self.apex.shape or len(self.onset) != len(self.samples):
+            raise ValueError(
+                f"prepared data is not aligned: {len(self.samples)} samples, "
+                f"onset {self.onset.shape}, apex {self.apex.shape}"
+            )
+
+    @property
+    def is_synthetic(self) -> bool:
+        return self.source.upper().startswith("SYNTHETIC")
