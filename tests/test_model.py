@@ -1,0 +1,325 @@
+"""The TSFmicro network: shapes, fusion wiring, input dependence, decay masks, training."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tsfmicro.model import (
+    FUSIONS,
+    PRESETS,
+    ManhattanSelfAttention,
+    build_model,
+    count_flops,
+    count_parameters,
+    decay_1d,
+    decay_gammas,
+    manhattan_decay_2d,
+)
+from tsfmicro.model.retention import apply_rotary, rotary_2d
+
+BOTH_BRANCHES = ("ts_late", "ts_early", "t_to_s", "s_to_t")
+
+
+def frames(batch: int, size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    onset = torch.randn(batch, 3, size, size, generator=g)
+    apex = onset + 0.3 * torch.randn(batch, 3, size, size, generator=g)
+    return onset, apex
+
+
+def tiny(fusion: str, num_classes: int = 5, seed: int = 0):
+    torch.manual_seed(seed)
+    return build_model("tiny", num_classes, fusion)
+
+
+# ---------------------------------------------------------------- shapes and hooks
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+@pytest.mark.parametrize("preset", ["tiny", "paper"])
+def test_output_and_feature_shapes(preset, fusion):
+    torch.manual_seed(0)
+    model = build_model(preset, num_classes=7, fusion=fusion)
+    cfg = model.config
+    size, grid, top = cfg.image_size, cfg.image_size // 16, cfg.embed_dims[-1]
+    assert (size, grid, top) == ((224, 14, 512) if preset == "paper" else (64, 4, 64))
+
+    layers = model.feature_layers()
+    expected_keys = {"temporal_only": {"temporal"}, "spatial_only": {"spatial"}}.get(fusion, {"temporal", "spatial"})
+    assert set(layers) == expected_keys
+    captured = {}
+    for name, layer in layers.items():
+        layer.register_forward_hook(lambda m, i, o, name=name: captured.__setitem__(name, o.shape))
+
+    if preset == "paper":  # keep the big one cheap
+        model.eval()
+    for batch in (1, 3):
+        with torch.no_grad() if preset == "paper" else torch.enable_grad():
+            logits = model(*frames(batch, size))
+        assert logits.shape == (batch, 7)
+        assert torch.isfinite(logits).all()
+        # channels-first maps, usable as Grad-CAM targets without a reshape transform
+        if "temporal" in captured:
+            assert captured["temporal"] == (batch, top, grid, grid)
+        if "spatial" in captured:
+            stem_side = size // 2
+            if fusion == "ts_early":  # the onset conv stem is that variant's spatial branch
+                assert captured["spatial"] == (batch, cfg.embed_dims[0], stem_side, stem_side)
+            else:
+                assert captured["spatial"] == (batch, top, grid, grid)
+
+
+# ---------------------------------------------------------------- fusion wiring
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_every_parameter_is_used_and_both_branches_learn(fusion):
+    model = tiny(fusion)
+    loss = F.cross_entropy(model(*frames(4, 64)), torch.tensor([0, 1, 2, 3]))
+    loss.backward()
+    unused = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not unused, f"{fusion}: parameters without gradient: {unused}"
+    if fusion in BOTH_BRANCHES:
+        # the first layer of each branch: the gradient has crossed the whole branch
+        temporal = model.temporal.stem.proj[0].weight
+        spatial = model.spatial.proj.weight if model.spatial is not None else model.onset_stem.proj[0].weight
+        assert temporal.grad.abs().sum() > 0
+        assert spatial.grad.abs().sum() > 0
+
+
+def test_variants_are_different_networks():
+    sizes = {f: count_parameters(tiny(f)) for f in FUSIONS}
+    head = count_parameters(tiny("ts_late").head)
+    # late fusion = both branches + one head; the ablations drop a whole branch
+    assert sizes["ts_late"] == sizes["temporal_only"] + sizes["spatial_only"] - head
+    # T-to-S moves the spatial final norm behind the sum: same size, different wiring
+    assert sizes["t_to_s"] == sizes["ts_late"]
+    assert sizes["s_to_t"] > sizes["ts_late"]  # + transposed convs
+    assert sizes["ts_early"] < sizes["ts_late"]  # onset conv stem instead of the transformer
+    model_late, model_t2s = tiny("ts_late").eval(), tiny("t_to_s").eval()
+    with torch.no_grad():
+        x = frames(2, 64)
+        assert not torch.allclose(model_late(*x), model_t2s(*x))
+
+
+# ---------------------------------------------------------------- input dependence
+
+
+def test_spatial_only_ignores_apex():
+    model = tiny("spatial_only").eval()
+    onset, apex = frames(2, 64)
+    with torch.no_grad():
+        a = model(onset, apex)
+        b = model(onset, apex + torch.randn_like(apex))
+        c = model(onset + 0.5 * torch.randn_like(onset), apex)
+    assert torch.equal(a, b)
+    assert (a - c).abs().max() > 0
+
+
+def test_temporal_only_depends_only_on_the_difference():
+    model = tiny("temporal_only").eval()
+    onset, apex = frames(2, 64)
+    shift = torch.randn_like(onset)
+    with torch.no_grad():
+        a = model(onset, apex)
+        b = model(onset + shift, apex + shift)  # same apex - onset (up to float rounding)
+        c = model(onset, apex + 0.5 * torch.randn_like(apex))
+    # logits at initialisation are small, so compare the two effects rather than use a fixed tolerance
+    rounding, change = (a - b).abs().max(), (a - c).abs().max()
+    assert change > 0 and rounding < 1e-3 * change, (rounding, change)
+
+
+# ---------------------------------------------------------------- decay masks and attention
+
+
+def reference_gammas(heads: int, init: float, head_range: float) -> list[float]:
+    return [1 - 2 ** (-init - head_range * h / heads) for h in range(heads)]
+
+
+def test_paper_gammas():
+    cfg = PRESETS["paper"]
+    per_stage = [
+        decay_gammas(n, i, r).tolist() for n, i, r in zip(cfg.num_heads, cfg.decay_init, cfg.decay_range, strict=True)
+    ]
+    assert per_stage == [[0.75, 0.9375], [0.75, 0.9375], [0.75, 0.96875], [0.75, 0.96875]]
+    assert cfg.decomposed == (True, True, False, False)
+    for heads, init, head_range in [(2, 2, 4), (3, 1, 3), (4, 2, 6)]:
+        torch.testing.assert_close(
+            decay_gammas(heads, init, head_range), torch.tensor(reference_gammas(heads, init, head_range))
+        )
+
+
+@pytest.mark.parametrize("height,width", [(3, 4), (5, 5), (1, 6)])
+def test_manhattan_decay_2d_matches_definition(height, width):
+    gammas = decay_gammas(3, 2, 6)
+    mask = manhattan_decay_2d(height, width, gammas)
+    n = height * width
+    assert mask.shape == (3, n, n)
+    positions = [(r, c) for r in range(height) for c in range(width)]  # row-major token order
+    for h, gamma in enumerate(reference_gammas(3, 2, 6)):
+        for i, (r1, c1) in enumerate(positions):
+            for j, (r2, c2) in enumerate(positions):
+                decay = gamma ** (abs(r1 - r2) + abs(c1 - c2))
+                assert math.isclose(math.exp(mask[h, i, j].item()), decay, rel_tol=1e-5)
+
+
+@pytest.mark.parametrize("length", [1, 4, 9])
+def test_decay_1d_matches_definition(length):
+    gammas = decay_gammas(2, 2, 4)
+    mask = decay_1d(length, gammas)
+    assert mask.shape == (2, length, length)
+    for h, gamma in enumerate(reference_gammas(2, 2, 4)):
+        for i in range(length):
+            for j in range(length):
+                assert math.isclose(math.exp(mask[h, i, j].item()), gamma ** abs(i - j), rel_tol=1e-5)
+
+
+def test_rotary_depends_only_on_the_2d_offset():
+    sin, cos = rotary_2d(6, 7, 8)
+    q = apply_rotary(torch.randn(8).expand(6, 7, 8), sin, cos)
+    k = apply_rotary(torch.randn(8).expand(6, 7, 8), sin, cos)
+    # the same (row, column) offset from different places gives the same score
+    torch.testing.assert_close(q[1, 2] @ k[3, 1], q[3, 5] @ k[5, 4])
+    torch.testing.assert_close(q[0, 0] @ k[0, 0], q[4, 6] @ k[4, 6])
+    assert not torch.allclose(q[1, 2] @ k[3, 1], q[1, 2] @ k[1, 3])  # row and column are distinct
+
+
+def projections(attn: ManhattanSelfAttention, x: torch.Tensor):
+    """q, k (rotated), v as lists per head of (H, W, d) tensors, batch element 0."""
+    H, W, C = x.shape[1:]
+    n, d = attn.num_heads, attn.head_dim
+    q, k, v = attn.qkv(x)[0].view(H, W, 3, n, d).unbind(2)  # each (H, W, n, d)
+    sin, cos = rotary_2d(H, W, d)
+    q = [apply_rotary(q[:, :, h], sin, cos) for h in range(n)]
+    k = [apply_rotary(k[:, :, h], sin, cos) for h in range(n)]
+    return q, k, [v[:, :, h] for h in range(n)]
+
+
+def finish(attn: ManhattanSelfAttention, out: torch.Tensor, v_heads) -> torch.Tensor:
+    """Add LePE of v and apply the output projection, (H, W, C)."""
+    v = torch.cat(v_heads, dim=-1)  # (H, W, C)
+    lepe = attn.lepe(v.permute(2, 0, 1)[None])[0].permute(1, 2, 0)
+    return attn.proj(out + lepe)
+
+
+def test_full_2d_attention_matches_explicit_decayed_softmax():
+    torch.manual_seed(0)
+    attn = ManhattanSelfAttention(16, 2, decay_init=2, decay_range=6, decomposed=False)
+    x = torch.randn(1, 3, 4, 16)
+    with torch.no_grad():
+        got = attn(x)[0]
+        q, k, v = projections(attn, x)
+        H, W, d = 3, 4, 8
+        out = torch.zeros(H, W, 16)
+        for h, gamma in enumerate(reference_gammas(2, 2, 6)):
+            for r1 in range(H):
+                for c1 in range(W):
+                    # weights gamma**distance * exp(q.k / sqrt(d)), normalised
+                    w = torch.tensor(
+                        [
+                            [
+                                gamma ** (abs(r1 - r2) + abs(c1 - c2)) * math.exp(q[h][r1, c1] @ k[h][r2, c2] / d**0.5)
+                                for c2 in range(W)
+                            ]
+                            for r2 in range(H)
+                        ]
+                    )
+                    out[r1, c1, h * d : (h + 1) * d] = (w[..., None] * v[h]).sum((0, 1)) / w.sum()
+        want = finish(attn, out, v)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+
+
+def test_decomposed_attention_is_rows_then_columns():
+    torch.manual_seed(0)
+    attn = ManhattanSelfAttention(16, 2, decay_init=2, decay_range=4, decomposed=True)
+    x = torch.randn(1, 3, 4, 16)
+    with torch.no_grad():
+        got = attn(x)[0]
+        q, k, v = projections(attn, x)
+        H, W, d = 3, 4, 8
+        out = torch.zeros(H, W, 16)
+        for h, gamma in enumerate(reference_gammas(2, 2, 4)):
+            rows = torch.zeros(H, W, d)  # pass 1: within each row, decay on column distance
+            for r in range(H):
+                for c1 in range(W):
+                    w = torch.tensor(
+                        [gamma ** abs(c1 - c2) * math.exp(q[h][r, c1] @ k[h][r, c2] / d**0.5) for c2 in range(W)]
+                    )
+                    rows[r, c1] = (w[:, None] * v[h][r]).sum(0) / w.sum()
+            for c in range(W):  # pass 2: within each column on the row-pass output, decay on row distance
+                for r1 in range(H):
+                    w = torch.tensor(
+                        [gamma ** abs(r1 - r2) * math.exp(q[h][r1, c] @ k[h][r2, c] / d**0.5) for r2 in range(H)]
+                    )
+                    out[r1, c, h * d : (h + 1) * d] = (w[:, None] * rows[:, c]).sum(0) / w.sum()
+        want = finish(attn, out, v)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+
+
+# ---------------------------------------------------------------- reproducibility and training
+
+
+def test_same_seed_same_outputs():
+    x = frames(2, 64)
+    a, b = tiny("ts_late", seed=3).eval(), tiny("ts_late", seed=3).eval()
+    with torch.no_grad():
+        assert torch.equal(a(*x), b(*x))
+    c = tiny("ts_late", seed=4).eval()
+    with torch.no_grad():
+        assert not torch.allclose(a(*x), c(*x))
+
+
+def test_a_few_adamw_steps_reduce_the_loss():
+    model = tiny("ts_late", num_classes=3)
+    onset, apex = frames(8, 64, seed=1)
+    target = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(8):
+        loss = F.cross_entropy(model(onset, apex), target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+# ---------------------------------------------------------------- size, entry point, errors
+
+
+def test_paper_size_and_flops():
+    model = build_model("paper", 5, "ts_late")
+    params, flops = count_parameters(model), count_flops(model)
+    # our estimate from the spec: ~13 M parameters, ~13 GFLOPs (multiply-add = 2 FLOPs)
+    assert 8e6 < params < 20e6, params
+    assert 8e9 < flops < 20e9, flops
+    assert model.training  # count_flops restores the mode
+
+
+def test_tiny_flops_per_sample_do_not_depend_on_batch():
+    model = tiny("ts_late")
+    assert count_flops(model, batch_size=1) == count_flops(model, batch_size=2) > 0
+
+
+def test_entry_point_from_package():
+    import tsfmicro.model as m
+
+    model = m.build_model("tiny", 3, "ts_late", image_size=48)
+    assert model.config.image_size == 48 and model.config.num_classes == 3
+    assert PRESETS["tiny"].image_size == 64  # overrides do not touch the preset
+    assert model(*frames(2, 48)).shape == (2, 3)
+
+
+def test_unknown_names_raise():
+    with pytest.raises(ValueError, match="ts_late.*ts_early.*t_to_s.*s_to_t.*temporal_only.*spatial_only"):
+        build_model("tiny", 5, "late")
+    with pytest.raises(ValueError, match="paper.*tiny"):
+        build_model("huge")
+    with pytest.raises(ValueError, match="image_size"):
+        build_model("tiny", 5, "ts_late", imagesize=64)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        build_model("tiny", image_size=60)

@@ -1,0 +1,21 @@
+"""The TSFmicro network (temporal retention branch + spatial transformer + fusion + head)."""
+
+from .complexity import count_flops, count_parameters
+from .config import FUSIONS, PRESETS, ModelConfig, make_config
+from .network import TSFmicro, build_model
+from .retention import ManhattanSelfAttention, decay_1d, decay_gammas, manhattan_decay_2d
+
+__all__ = [
+    "FUSIONS",
+    "PRESETS",
+    "ManhattanSelfAttention",
+    "ModelConfig",
+    "TSFmicro",
+    "build_model",
+    "count_flops",
+    "count_parameters",
+    "decay_1d",
+    "decay_gammas",
+    "make_config",
+    "manhattan_decay_2d",
+]
