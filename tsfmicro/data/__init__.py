@@ -1,0 +1,24 @@
+"""Datasets: official-file readers, face crops with a cache, synthetic data, splits.
+
+Public API:
+    DATASETS, TASKS, class_names(dataset, task)
+    load_samples(dataset, root, task, strict=False) -> SampleTable
+    prepare(dataset, root, task, *, crop_size=224, margin=0.1, use_precropped=False,
+            cache_dir=None, progress=True) -> PreparedData
+    loso_splits(samples), lodo_splits(samples) -> list[Fold]
+    write_synthetic(layout, out, subjects=8, clips_per_subject=10, seed=0) -> Path
+
+For megc2019, ``root`` is {"casme2": dir, "samm": dir, "smic": dir, "list": csv path} or a
+folder holding casme2/, samm/, smic/ and combined_3class_gt.csv.
+"""
+from .annotations import load_samples
+from .cache import default_cache_dir, prepare
+from .registry import DATASETS, TASKS, class_names
+from .splits import Fold, lodo_splits, loso_splits
+from .synthetic import write_synthetic
+from .types import PreparedData, SampleTable
+
+__all__ = [
+    "DATASETS", "TASKS", "class_names", "load_samples", "prepare", "default_cache_dir",
+    "loso_splits", "lodo_splits", "Fold", "write_synthetic", "PreparedData", "SampleTable",
+]

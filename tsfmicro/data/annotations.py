@@ -1,0 +1,601 @@
+"""Readers for the official annotation files, turning them into one sample table per task.
+
+Two steps:
+
+1. ``load_clips`` reads a dataset's official files and checks every row (frame numbers,
+   apex inside onset..offset, known label, no duplicate clip, frames on disk). It keeps
+   every valid clip whatever its label; this is what the face-crop cache holds.
+2. ``load_samples`` selects one task's classes from those clips.
+
+Nothing is dropped silently: every annotation row left out gets a line in ``excluded``
+(file, row as a person sees it in the spreadsheet, reason). ``strict=True`` raises
+ValueError on the first malformed row instead; rows whose label is simply outside the task
+(CASME II fear in the 5-class task) are a choice, not an error, and never raise.
+
+``root`` is the folder the dataset was unpacked into (the folder holding the annotation
+file and the frame folders). For ``megc2019`` it is a mapping
+``{"casme2": dir, "samm": dir, "smic": dir, "list": path/to/combined_3class_gt.csv}`` or a
+folder holding ``casme2/``, ``samm/``, ``smic/`` and ``combined_3class_gt.csv``.
+"""
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Union
+
+import pandas as pd
+
+from .frames import (
+    CASME3_CLIP_DIRS,
+    PRECROPPED_FRAME_DIRS,
+    RAW_FRAME_DIRS,
+    child_case_insensitive,
+    find_dir,
+    index_frames,
+)
+from .registry import MARKER_FILE, SYNTHETIC_SOURCE, dataset_info, normalise_label, task_info
+from .types import SampleTable
+
+Root = Union[str, os.PathLike, Mapping[str, Union[str, os.PathLike]]]
+
+SAMPLE_COLUMNS = [
+    "dataset", "subject", "clip_id", "onset_frame", "apex_frame", "offset_frame",
+    "onset_path", "apex_path", "label", "class_index", "apex_rule",
+    "precropped_onset_path", "precropped_apex_path", "file", "row",
+]
+EXCLUDED_COLUMNS = ["dataset", "file", "row", "subject", "clip_id", "reason"]
+APEX_ANNOTATED = "annotated"
+APEX_MIDDLE = "middle of onset..offset (apex not annotated)"
+
+# Official column names per dataset, compared without case and spaces
+# ("OnsetFrame" in CASME II, "Onset Frame" in SAMM, "Onset" in CAS(ME)^3).
+COLUMNS = {
+    "casme2": {"subject": "Subject", "clip": "Filename", "onset": "OnsetFrame", "apex": "ApexFrame",
+               "offset": "OffsetFrame", "label": "Estimated Emotion"},
+    "samm": {"subject": "Subject", "clip": "Filename", "onset": "Onset Frame", "apex": "Apex Frame",
+             "offset": "Offset Frame", "label": "Estimated Emotion"},
+    "casme3": {"subject": "Subject", "clip": "Filename", "onset": "Onset", "apex": "Apex",
+               "offset": "Offset", "label": "emotion"},
+}
+# File names of the official annotation files, compared in lower case.
+ANNOTATION_PATTERNS = {
+    "casme2": ("casme2-coding-*.xlsx",),
+    "samm": ("samm*micro_facs_codes*.xlsx",),
+    "casme3": ("cas(me)3_part_a_me_label_jpgindex_v2.xlsx", "cas(me)3_part_a_me_label*.xls*"),
+}
+PREFERRED_SHEETS = {"casme2": "Sheet1", "samm": None, "casme3": "label"}
+HEADER_SEARCH_ROWS = 40  # SAMM's preamble is 13 rows; look a little further for other releases
+MEGC_LIST_NAME = "combined_3class_gt.csv"
+MEGC_PARTS = ("casme2", "samm", "smic")
+
+
+class RowProblem(Exception):
+    """One annotation row cannot be used; the message is the reason shown in the report."""
+
+
+@dataclass
+class ClipTable:
+    """Every valid clip of a dataset (any label) plus the rows left out while reading."""
+
+    dataset: str
+    clips: pd.DataFrame  # SAMPLE_COLUMNS without class_index
+    excluded: pd.DataFrame
+    input_files: list[Path]  # annotation files (hashed into the cache key)
+    source: str
+    precropped_available: bool = False
+
+
+# ----------------------------------------------------------------------------- public API
+
+
+def load_samples(dataset: str, root: Root, task: str, strict: bool = False) -> SampleTable:
+    """One task's sample table read from a dataset's official files (see module docstring)."""
+    clips = load_clips(dataset, root, strict=strict)
+    samples, left_out = select_task(clips.clips, dataset, task)
+    excluded = pd.concat([clips.excluded, left_out], ignore_index=True)
+    return SampleTable(dataset, task, samples, excluded, list(task_info(dataset, task).class_names), clips.source)
+
+
+def load_clips(dataset: str, root: Root, strict: bool = False) -> ClipTable:
+    """Every valid clip of ``dataset`` with its frames located on disk, and the excluded rows."""
+    dataset_info(dataset)  # raises KeyError for an unknown name
+    if dataset == "megc2019":
+        return _load_megc(root, strict)
+    root = _as_dir(root, dataset)
+    if dataset == "smic":
+        return _load_smic(root, strict)
+    return _load_spreadsheet_dataset(dataset, root, strict)
+
+
+def select_task(clips: pd.DataFrame, dataset: str, task: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Keep the clips whose label belongs to ``task``; report the others."""
+    spec = task_info(dataset, task)
+    keys = clips["label"].map(lambda label: normalise_label(dataset, label))
+    classes = keys.map(spec.label_to_class)
+    inside = classes.notna()
+    samples = clips[inside].copy()
+    samples["class_index"] = classes[inside].map(spec.class_names.index).astype(int)
+    samples = samples[SAMPLE_COLUMNS + [c for c in samples.columns if c not in SAMPLE_COLUMNS]]
+    outside = clips[~inside]
+    left_out = pd.DataFrame({
+        "dataset": outside["dataset"],
+        "file": outside["file"],
+        "row": outside["row"],
+        "subject": outside["subject"],
+        "clip_id": outside["clip_id"],
+        "reason": [f"label {label!r} is not in {dataset} {task}" for label in outside["label"]],
+    }, columns=EXCLUDED_COLUMNS)
+    return samples.reset_index(drop=True), left_out.reset_index(drop=True)
+
+
+def is_synthetic_root(root: Path) -> bool:
+    return (Path(root) / MARKER_FILE).is_file()
+
+
+# ----------------------------------------------------------------------------- spreadsheets
+
+
+def find_annotation_file(dataset: str, root: Path) -> Path:
+    """The official annotation file in ``root``; with several releases the newest wins."""
+    patterns = ANNOTATION_PATTERNS[dataset]
+    for pattern in patterns:
+        found = _matching_files(root, pattern)
+        if found:
+            return max(found, key=lambda path: path.name)  # dated names: the latest sorts last
+    display = dataset_info(dataset).display_name
+    below = [path for folder in _subfolders(root) for pattern in patterns for path in _matching_files(folder, pattern)]
+    hint = f"; {below[0].parent} has one: pass that folder as the root" if below else ""
+    raise FileNotFoundError(
+        f"{root} is not a {display} root: no annotation file matching {' or '.join(patterns)} in it{hint}"
+    )
+
+
+def _matching_files(folder: Path, pattern: str) -> list[Path]:
+    return [path for path in folder.iterdir() if path.is_file() and fnmatch.fnmatch(path.name.lower(), pattern)]
+
+
+def read_sheet(dataset: str, path: Path) -> pd.DataFrame:
+    """The annotation sheet with canonical columns (subject, clip, onset, apex, offset, label,
+    action_units) plus ``row``, the 1-based row number a spreadsheet program shows."""
+    try:
+        book = pd.ExcelFile(path)
+    except Exception as error:  # openpyxl/xlrd raise many types for a damaged file
+        raise ValueError(f"{path}: cannot read as a spreadsheet ({error})") from error
+    with book:
+        sheet = PREFERRED_SHEETS[dataset]
+        sheet = sheet if sheet in book.sheet_names else book.sheet_names[0]
+        # header=None so that every sheet row is kept and row numbers stay exact
+        cells = pd.read_excel(book, sheet_name=sheet, header=None, dtype=object)
+    header_index = _find_header_row(cells, path, sheet)
+    header = [_column_key(cell) for cell in cells.iloc[header_index]]
+    wanted = COLUMNS[dataset]
+    positions = {}
+    for canonical, official in wanted.items():
+        key = _column_key(official)
+        if key not in header:
+            found = ", ".join(str(cell) for cell in cells.iloc[header_index] if pd.notna(cell))
+            raise ValueError(
+                f"{path}, sheet {sheet!r}, row {header_index + 1}: missing column {official!r} "
+                f"(found: {found}); is this the {dataset_info(dataset).display_name} annotation file?"
+            )
+        positions[canonical] = header.index(key)
+    au_keys = [i for i, key in enumerate(header) if key in ("actionunits", "au")]
+    body = cells.iloc[header_index + 1:]
+    table = pd.DataFrame({name: body.iloc[:, position].to_numpy() for name, position in positions.items()})
+    table["action_units"] = body.iloc[:, au_keys[0]].to_numpy() if au_keys else None
+    table["row"] = [index + 1 for index in body.index]
+    # Trailing blank lines are not annotation rows.
+    blank = table[list(wanted)].isna().all(axis=1)
+    return table[~blank].reset_index(drop=True)
+
+
+def _find_header_row(cells: pd.DataFrame, path: Path, sheet: str) -> int:
+    """SAMM has a preamble of varying length: find the header by its 'Subject' cell."""
+    for index in range(min(HEADER_SEARCH_ROWS, len(cells))):
+        first = next((cell for cell in cells.iloc[index] if pd.notna(cell) and str(cell).strip()), None)
+        if first is not None and str(first).strip().lower() == "subject":
+            return index
+    raise ValueError(
+        f"{path}, sheet {sheet!r}: no header row starting with 'Subject' in the first "
+        f"{HEADER_SEARCH_ROWS} rows; is this an official annotation file?"
+    )
+
+
+def _column_key(cell: object) -> str:
+    return re.sub(r"\s+", "", str(cell)).lower() if pd.notna(cell) else ""
+
+
+def _load_spreadsheet_dataset(dataset: str, root: Path, strict: bool) -> ClipTable:
+    annotation = find_annotation_file(dataset, root)
+    rows = read_sheet(dataset, annotation)
+    locator = _FrameLocator(dataset, root)
+    subject_id = SUBJECT_IDS[dataset]
+    checker = _RowChecker(dataset, annotation, root, strict)
+    for record in rows.to_dict("records"):
+        with checker.row(record["row"]) as check:
+            subject = subject_id(record["subject"])
+            check.subject = subject
+            name = _text(record["clip"], "filename")
+            onset = _frame(record["onset"], "onset")
+            clip_id = f"{subject}_{name}_{onset}" if dataset == "casme3" else name
+            check.clip_id = clip_id
+            offset = _frame(record["offset"], "offset")
+            apex, apex_rule = _apex(record["apex"], onset, offset)
+            label = _known_label(dataset, record["label"])
+            check.claim_clip(subject, clip_id)
+            paths = locator.locate(subject, name, onset, apex)
+            check.accept(dict(
+                subject=subject, clip_id=clip_id, onset_frame=onset, apex_frame=apex, offset_frame=offset,
+                label=str(record["label"]).strip(), apex_rule=apex_rule, action_units=_au_text(record["action_units"]),
+                **paths,
+            ))
+    return checker.result([annotation], locator.has_precropped, {dataset: root})
+
+
+# ----------------------------------------------------------------------------- SMIC (folders)
+
+
+def _load_smic(root: Path, strict: bool) -> ClipTable:
+    """SMIC-HS has no annotation file: ``HS/s1/micro/<label>/<clip>/`` gives the label.
+
+    Onset = first frame, offset = last frame, apex = middle (SMIC has no apex annotation).
+    ``non_micro`` folders hold non-micro-expression clips and are not part of the dataset.
+    """
+    base = find_dir(root, RAW_FRAME_DIRS["smic"])
+    if base is None:
+        raise FileNotFoundError(
+            f"{root} is not a SMIC root: no SMIC_all_raw/HS/ (or HS/) folder with s1/micro/... in it"
+        )
+    cropped = find_dir(root, PRECROPPED_FRAME_DIRS["smic"])
+    checker = _RowChecker("smic", None, root, strict)
+    subjects = sorted((p for p in base.iterdir() if p.is_dir() and re.fullmatch(r"s\d+", p.name, re.I)),
+                      key=lambda p: int(p.name[1:]))
+    if not subjects:
+        raise FileNotFoundError(f"{base}: no subject folders s1, s2, ...; is this the SMIC-HS root?")
+    for subject_dir in subjects:
+        clip_dirs = sorted(subject_dir.glob("micro/*/*"))
+        if not clip_dirs:
+            checker.report_folder(subject_dir, subject_dir.name, "", "subject folder has no micro/<label>/<clip> folders")
+        for clip_dir in clip_dirs:
+            if not clip_dir.is_dir():
+                continue
+            with checker.row(None, file=clip_dir) as check:
+                check.subject, check.clip_id = subject_dir.name, clip_dir.name
+                label = _known_label("smic", clip_dir.parent.name)
+                frames = index_frames(clip_dir)
+                if not frames:
+                    raise RowProblem(f"clip folder has no frames: {clip_dir}")
+                onset, offset = min(frames), max(frames)
+                apex = _nearest_frame(frames, (onset + offset) // 2)
+                check.claim_clip(subject_dir.name, clip_dir.name)
+                paths = _frame_paths(frames, clip_dir, onset, apex)
+                paths.update(_precropped_paths(cropped and cropped / clip_dir.relative_to(base), onset, apex))
+                check.accept(dict(
+                    subject=subject_dir.name, clip_id=clip_dir.name, onset_frame=onset, apex_frame=apex,
+                    offset_frame=offset, label=label, apex_rule=APEX_MIDDLE, action_units="", **paths,
+                ))
+    return checker.result([], cropped is not None, {"smic": root})
+
+
+def _nearest_frame(frames: dict[int, Path], wanted: int) -> int:
+    return min(frames, key=lambda number: (abs(number - wanted), number))
+
+
+# ----------------------------------------------------------------------------- MEGC2019 composite
+
+
+def megc_roots(root: Root) -> dict[str, Path]:
+    """Resolve the composite's parts: a mapping, or one folder holding casme2/, samm/, smic/, the list."""
+    if isinstance(root, Mapping):
+        unknown = set(root) - {*MEGC_PARTS, "list"}
+        if unknown:
+            raise KeyError(f"megc2019 root has unknown keys {sorted(unknown)}; expected casme2, samm, smic, list")
+        roots = {key: Path(value) for key, value in root.items()}
+    else:
+        folder = _as_dir(root, "megc2019")
+        roots = {part: folder / part for part in MEGC_PARTS if (folder / part).is_dir()}
+        roots["list"] = folder / MEGC_LIST_NAME
+    if "list" not in roots or not roots["list"].is_file():
+        raise FileNotFoundError(f"megc2019: official list {roots.get('list', MEGC_LIST_NAME)} not found")
+    return roots
+
+
+def _load_megc(root: Root, strict: bool) -> ClipTable:
+    roots = megc_roots(root)
+    list_path = roots["list"]
+    try:
+        listing = pd.read_csv(list_path, header=None, dtype=str, keep_default_na=False)
+    except Exception as error:
+        raise ValueError(f"{list_path}: cannot read as CSV ({error})") from error
+    if listing.shape[1] != 4:
+        raise ValueError(f"{list_path}, row 1: expected 4 columns dataset,subject,filename,label; found {listing.shape[1]}")
+    parts = {}
+    for part in sorted(set(listing[0].str.strip().str.lower()) & set(MEGC_PARTS)):
+        if part not in roots:
+            raise FileNotFoundError(f"{list_path} lists {part} clips but no {part} folder was given")
+        parts[part] = load_clips(part, roots[part], strict=strict)
+    by_key = {(part, table.clips.loc[i, "subject"], table.clips.loc[i, "clip_id"]): table.clips.loc[i]
+              for part, table in parts.items() for i in table.clips.index}
+    problems = {(part, row.subject, row.clip_id): row for part, table in parts.items()
+                for row in table.excluded.itertuples()}
+    checker = _RowChecker("megc2019", list_path, list_path.parent, strict)
+    listed = set()
+    class_names = task_info("megc2019", "3class").class_names
+    for number, (part, subject, clip, label) in enumerate(listing.itertuples(index=False), start=1):
+        with checker.row(number) as check:
+            part = part.strip().lower()
+            if part not in MEGC_PARTS:
+                raise RowProblem(f"unknown dataset {part!r}; expected one of {', '.join(MEGC_PARTS)}")
+            subject, clip = _megc_ids(part, subject.strip(), clip.strip())
+            check.subject, check.clip_id = f"{part}/{subject}", clip
+            if label.strip() not in ("0", "1", "2"):
+                raise RowProblem(f"label {label!r} is not 0 (negative), 1 (positive) or 2 (surprise)")
+            key = (part, subject, clip)
+            check.claim_clip(part + "/" + subject, clip)
+            if key not in by_key:
+                problem = problems.get(key)
+                detail = f": {problem.reason} ({problem.file}, row {problem.row})" if problem is not None else \
+                    f": no such clip in the {part} annotation"
+                raise RowProblem(f"listed clip unusable{detail}")
+            listed.add(key)
+            clip_row = by_key[key].to_dict()
+            clip_row.update(subject=f"{part}/{subject}", label=class_names[int(label)],
+                            dataset_label=clip_row["label"], part_file=clip_row["file"], part_row=clip_row["row"])
+            check.accept(clip_row, dataset=part)
+    result = checker.result([list_path] + [f for t in parts.values() for f in t.input_files],
+                            all(t.precropped_available for t in parts.values()), roots)
+    unlisted = [
+        dict(dataset=part, file=row["file"], row=row["row"], subject=f"{part}/{row['subject']}",
+             clip_id=row["clip_id"], reason=f"not in {MEGC_LIST_NAME}")
+        for part, table in parts.items() for row in table.clips.to_dict("records")
+        if (part, row["subject"], row["clip_id"]) not in listed
+    ]
+    part_excluded = [table.excluded for table in parts.values()]
+    result.excluded = pd.concat([result.excluded, *part_excluded, pd.DataFrame(unlisted, columns=EXCLUDED_COLUMNS)],
+                                ignore_index=True)
+    return result
+
+
+def _megc_ids(part: str, subject: str, clip: str) -> tuple[str, str]:
+    """The list's ids in our form: SMIC's s01 / s01_ne_01 are folders s1 / s1_ne_01."""
+    if part == "smic":
+        subject = re.sub(r"^s0*(\d+)$", r"s\1", subject, flags=re.I)
+        clip = re.sub(r"^s0*(\d+)_", r"s\1_", clip, flags=re.I)
+        return subject, clip
+    return SUBJECT_IDS[part](subject), clip
+
+
+# ----------------------------------------------------------------------------- cell parsing
+
+
+def _casme2_subject(cell: object) -> str:
+    """1, '01' and 'sub01' all mean folder sub01 (the releases differ)."""
+    match = re.fullmatch(r"(?:sub)?0*(\d+)(?:\.0)?", str(cell).strip(), re.I)
+    if not match:
+        raise RowProblem(f"subject {cell!r} is not a CASME II subject number")
+    return f"sub{int(match.group(1)):02d}"
+
+
+def _samm_subject(cell: object) -> str:
+    """SAMM writes 6 where the folder is 006."""
+    match = re.fullmatch(r"0*(\d+)(?:\.0)?", str(cell).strip())
+    if not match:
+        raise RowProblem(f"subject {cell!r} is not a SAMM subject number")
+    return f"{int(match.group(1)):03d}"
+
+
+def _casme3_subject(cell: object) -> str:
+    match = re.fullmatch(r"sp\s*no\.?\s*0*(\d+)", str(cell).strip(), re.I)
+    if not match:
+        raise RowProblem(f"subject {cell!r} is not a CAS(ME)^3 participant id like spNO.1")
+    return f"spNO.{int(match.group(1))}"
+
+
+SUBJECT_IDS: dict[str, Callable[[object], str]] = {
+    "casme2": _casme2_subject, "samm": _samm_subject, "casme3": _casme3_subject,
+}
+
+
+def _is_blank(cell: object) -> bool:
+    return cell is None or (isinstance(cell, float) and pd.isna(cell)) or str(cell).strip() in ("", "/", "nan")
+
+
+def _text(cell: object, what: str) -> str:
+    if _is_blank(cell):
+        raise RowProblem(f"{what} is empty")
+    text = str(cell).strip()
+    return text[:-2] if re.fullmatch(r"\d+\.0", text) else text
+
+
+def _frame(cell: object, what: str) -> int:
+    """Frame numbers arrive as int, float (46.0) or text ('355' in CAS(ME)^3)."""
+    if _is_blank(cell):
+        raise RowProblem(f"{what} frame is empty")
+    text = str(cell).strip()
+    match = re.fullmatch(r"(\d+)(?:\.0+)?", text)
+    if not match:
+        raise RowProblem(f"{what} frame {cell!r} is not a frame number")
+    return int(match.group(1))
+
+
+def _apex(cell: object, onset: int, offset: int) -> tuple[int, str]:
+    if offset == 0:
+        raise RowProblem("offset frame is 0")
+    if onset > offset:
+        raise RowProblem(f"onset {onset} is after offset {offset}")
+    if _is_blank(cell):  # CASME II writes '/' or leaves the cell empty
+        return (onset + offset) // 2, APEX_MIDDLE
+    apex = _frame(cell, "apex")
+    if not onset <= apex <= offset:
+        raise RowProblem(f"apex {apex} is outside onset..offset {onset}..{offset}")
+    return apex, APEX_ANNOTATED
+
+
+def _known_label(dataset: str, cell: object) -> str:
+    if _is_blank(cell):
+        raise RowProblem("emotion label is empty")
+    if normalise_label(dataset, cell) not in dataset_info(dataset).labels:
+        known = ", ".join(dataset_info(dataset).labels)
+        raise RowProblem(f"unknown label {str(cell).strip()!r} (known: {known})")
+    return str(cell).strip()
+
+
+def _au_text(cell: object) -> str:
+    """Action units are numbers (4) in some rows and text ('4+7+L10') in others: keep text."""
+    if cell is None or (isinstance(cell, float) and pd.isna(cell)):
+        return ""
+    text = str(cell).strip()
+    return text[:-2] if re.fullmatch(r"\d+\.0", text) else text
+
+
+# ----------------------------------------------------------------------------- frames on disk
+
+
+class _FrameLocator:
+    """Finds a clip's onset and apex frames in the raw and, when present, pre-cropped release."""
+
+    def __init__(self, dataset: str, root: Path):
+        self.dataset = dataset
+        self.root = root
+        self.raw = find_dir(root, RAW_FRAME_DIRS[dataset])
+        self.precropped = find_dir(root, PRECROPPED_FRAME_DIRS.get(dataset, ()))
+        self.clip_release = find_dir(root, CASME3_CLIP_DIRS) if dataset == "casme3" else None
+        if self.raw is None and self.precropped is None and self.clip_release is None:
+            tried = ", ".join(RAW_FRAME_DIRS[dataset] + PRECROPPED_FRAME_DIRS.get(dataset, ()))
+            raise FileNotFoundError(f"{root}: annotation file found but no frame folder (tried {tried})")
+        self.has_precropped = self.precropped is not None
+
+    def locate(self, subject: str, clip: str, onset: int, apex: int) -> dict[str, str | None]:
+        folder = self._raw_clip_folder(subject, clip, onset)
+        paths = _frame_paths(index_frames(folder), folder, onset, apex)
+        paths.update(_precropped_paths(self._precropped_clip_folder(subject, clip), onset, apex))
+        return paths
+
+    def _precropped_clip_folder(self, subject: str, clip: str) -> Path | None:
+        if self.precropped is None:
+            return None
+        subject_dir = child_case_insensitive(self.precropped, subject)
+        return subject_dir and child_case_insensitive(subject_dir, clip)
+
+    def _raw_clip_folder(self, subject: str, clip: str, onset: int) -> Path:
+        if self.dataset == "casme3":
+            if self.raw is not None:
+                subject_dir = child_case_insensitive(self.raw, subject)
+                video = subject_dir and child_case_insensitive(subject_dir, clip)
+                if video is not None:
+                    return video / "color"
+            if self.clip_release is not None:
+                folder = child_case_insensitive(self.clip_release, f"{subject}_{clip}_{onset}")
+                if folder is not None:
+                    return folder
+        base = self.raw or self.precropped or self.clip_release
+        return _subject_child(base, subject, clip)
+
+
+def _subject_child(base: Path, subject: str, clip: str) -> Path:
+    """``base/subject/clip`` (case-insensitive), raising RowProblem with the first missing part."""
+    subject_dir = child_case_insensitive(base, subject)
+    if subject_dir is None:
+        raise RowProblem(f"subject folder missing: {base / subject}")
+    clip_dir = child_case_insensitive(subject_dir, clip)
+    if clip_dir is None:
+        if not any(subject_dir.iterdir()):
+            raise RowProblem(f"subject folder is empty: {subject_dir}")
+        raise RowProblem(f"clip folder missing: {subject_dir / clip}")
+    return clip_dir
+
+
+def _frame_paths(frames: dict[int, Path], folder: Path, onset: int, apex: int) -> dict[str, str]:
+    if not frames:
+        raise RowProblem(f"clip folder has no frames: {folder}")
+    for what, number in (("onset", onset), ("apex", apex)):
+        if number not in frames:
+            raise RowProblem(f"{what} frame {number} not found in {folder}")
+    return {"onset_path": str(frames[onset]), "apex_path": str(frames[apex])}
+
+
+def _precropped_paths(folder: Path | None, onset: int, apex: int) -> dict[str, str | None]:
+    """Pre-cropped frames when the release has them; None otherwise (never an error)."""
+    frames = index_frames(folder) if folder is not None else {}
+    return {"precropped_onset_path": str(frames[onset]) if onset in frames else None,
+            "precropped_apex_path": str(frames[apex]) if apex in frames else None}
+
+
+# ----------------------------------------------------------------------------- bookkeeping
+
+
+class _RowChecker:
+    """Collects accepted clips and excluded rows; in strict mode the first problem raises."""
+
+    def __init__(self, dataset: str, file: Path | None, root: Path, strict: bool):
+        self.dataset, self.file, self.root, self.strict = dataset, file, root, strict
+        self.accepted: list[dict] = []
+        self.excluded: list[dict] = []
+        self.first_row: dict[tuple[str, str], object] = {}
+
+    def row(self, number: int | None, file: Path | None = None) -> "_RowContext":
+        return _RowContext(self, number, file or self.file)
+
+    def report_folder(self, folder: Path, subject: str, clip_id: str, reason: str) -> None:
+        self._exclude(folder, None, subject, clip_id, f"{reason}: {folder}")
+
+    def _exclude(self, file, row, subject, clip_id, reason) -> None:
+        if self.strict:
+            where = f"{file}, row {row}" if row is not None else str(file)
+            raise ValueError(f"{where}: {reason}")
+        self.excluded.append(dict(dataset=self.dataset, file=str(file), row=row, subject=subject,
+                                  clip_id=clip_id, reason=reason))
+
+    def result(self, input_files: list[Path], precropped: bool, roots: dict[str, Path]) -> ClipTable:
+        clips = pd.DataFrame(self.accepted)
+        if clips.empty:
+            clips = pd.DataFrame(columns=[c for c in SAMPLE_COLUMNS if c != "class_index"])
+        excluded = pd.DataFrame(self.excluded, columns=EXCLUDED_COLUMNS)
+        source_roots = [Path(r) for k, r in roots.items() if k != "list"]
+        synthetic = any(is_synthetic_root(r) for r in source_roots)
+        source = SYNTHETIC_SOURCE if synthetic else dataset_info(self.dataset).display_name
+        return ClipTable(self.dataset, clips, excluded, input_files, source, precropped)
+
+
+class _RowContext:
+    def __init__(self, checker: _RowChecker, number: int | None, file: Path | None):
+        self.checker, self.number, self.file = checker, number, file
+        self.subject, self.clip_id = "", ""
+
+    def claim_clip(self, subject: str, clip_id: str) -> None:
+        key = (subject, clip_id)
+        if key in self.checker.first_row:
+            raise RowProblem(f"duplicate clip id {subject} {clip_id} (first at row {self.checker.first_row[key]})")
+        self.checker.first_row[key] = self.number
+
+    def accept(self, values: dict, dataset: str | None = None) -> None:
+        """Keep a clip; ``dataset`` names the part a composite row comes from."""
+        self.checker.accepted.append({**values, "file": str(self.file), "row": self.number,
+                                      "dataset": dataset or self.checker.dataset})
+
+    def __enter__(self) -> "_RowContext":
+        return self
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        if isinstance(error, RowProblem):
+            self.checker._exclude(self.file, self.number, self.subject, self.clip_id, str(error))
+            return True
+        return False
+
+
+def _as_dir(root: Root, dataset: str) -> Path:
+    if isinstance(root, Mapping):
+        raise ValueError(f"{dataset}: root must be a folder, not a mapping (mappings are for megc2019)")
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"{dataset} root {path} is not a folder")
+    return path
+
+
+def _subfolders(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+

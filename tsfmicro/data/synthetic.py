@@ -1,0 +1,629 @@
+"""A synthetic micro-expression dataset written in the official layouts.
+
+Why synthetic: the real datasets are licence-restricted, so the tests, the examples and the
+default book run on data that looks like them on disk (file and sheet names, columns,
+frame naming, known quirks) and behaves like them for a model:
+
+* Faces are real photographs shipped by installed packages (scikit-image's astronaut,
+  matplotlib's Grace Hopper, five scikit-image LFW faces upscaled), chosen because
+  MTCNN finds them, in colour and in grey, at every size and mirror the writer draws.
+  Identity (which photo, skin tone, size, tilt, mirror, background, position) is drawn
+  per subject and is independent of the class.
+* The class is a small local movement at action-unit regions (lip corners, brows, nose
+  wings / upper lip, chin, eyelids) of about 4 % of the face width at the apex, rising
+  from the onset and fading towards the offset, made by a smooth displacement warp. The
+  onset frame is the neutral face plus noise, so the class is visible only in onset -> apex.
+* Per clip: movement intensity (0.8-1.2), apex timing, clip length, brightness and a few
+  pixels of head position vary; every frame has sensor noise and JPEG compression.
+
+``write_synthetic`` writes into a fresh folder (atomically: a temporary folder renamed at
+the end) with a marker file, ``TSFMICRO_SYNTHETIC.txt``, so every result computed from it
+says SYNTHETIC, and a manifest (``TSFMICRO_SYNTHETIC_manifest.csv``) of what was written.
+CAS(ME)^3 depth frames are not written (nothing reads them).
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from scipy import ndimage
+
+from .._io import write_csv, write_text
+from .registry import MARKER_FILE
+
+LAYOUTS = ("casme2", "samm", "casme3", "smic", "megc2019")
+MANIFEST_FILE = "TSFMICRO_SYNTHETIC_manifest.csv"
+
+# ---------------------------------------------------------------------------- faces
+
+# Five MTCNN landmarks per photograph (left eye, right eye, nose, left and right mouth
+# corner, in the photograph's pixels), measured once with facenet-pytorch's MTCNN and
+# fixed here so that writing needs no detector.
+_PHOTO_LANDMARKS = {
+    "astronaut": [[205.0, 101.7], [246.8, 103.7], [224.7, 129.0], [201.7, 139.2], [245.3, 141.9]],
+    "grace_hopper": [[221.7, 192.2], [309.8, 186.1], [269.4, 239.2], [232.7, 279.6], [306.6, 275.9]],
+    "lfw0": [[8.47, 8.8], [16.59, 8.87], [13.18, 13.89], [9.26, 19.08], [15.77, 19.19]],
+    "lfw49": [[6.53, 8.98], [15.19, 7.94], [10.41, 13.76], [8.64, 19.91], [14.43, 19.27]],
+    "lfw77": [[8.06, 9.3], [16.86, 8.85], [13.47, 13.97], [9.77, 19.13], [16.31, 18.88]],
+    "lfw70": [[8.2, 8.26], [15.73, 8.89], [10.69, 12.65], [7.8, 16.33], [13.77, 17.0]],
+    "lfw98": [[7.85, 8.82], [17.04, 8.67], [12.87, 14.68], [8.62, 18.67], [15.94, 18.61]],
+}
+FACE_PHOTOS = tuple(_PHOTO_LANDMARKS)
+# Skin-tone multipliers; the grey LFW faces take them fully, colour photos a milder version.
+_SKIN_TONES = np.array([[1.00, 0.86, 0.74], [1.04, 0.90, 0.80], [0.86, 0.68, 0.54],
+                        [0.66, 0.50, 0.40], [0.95, 0.80, 0.66], [0.78, 0.60, 0.47]])
+
+
+@lru_cache(maxsize=None)
+def face_photo(name: str) -> np.ndarray:
+    """A face photograph as float32 RGB in 0..255."""
+    from skimage import data
+
+    if name == "astronaut":
+        image = data.astronaut()
+    elif name == "grace_hopper":
+        import matplotlib.cbook
+
+        with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as handle:
+            image = np.asarray(Image.open(handle).convert("RGB"))
+    else:
+        grey = data.lfw_subset()[int(name[3:])]  # 25x25 floats in 0..1
+        grey = (grey - grey.min()) / (grey.max() - grey.min())  # full contrast: MTCNN needs it once upscaled
+        image = np.repeat((grey * 255)[..., None], 3, axis=2)
+    return image.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------- movements
+
+# Each movement: (anchor name, displacement along the face's x and y axes in units of the
+# eye distance d; y points down the face). Anchors are defined in ``_anchor_points``.
+_MOVEMENTS = {
+    "lip_corners_up": [("mouth_left", -0.05, -0.09), ("mouth_right", 0.05, -0.09)],           # AU12
+    "brows_raise": [("brow_inner_left", 0, -0.10), ("brow_inner_right", 0, -0.10),
+                    ("brow_outer_left", 0, -0.10), ("brow_outer_right", 0, -0.10)],           # AU1+2
+    "nose_wrinkle": [("nose_wing_left", 0, -0.08), ("nose_wing_right", 0, -0.08),
+                     ("upper_lip", 0, -0.08)],                                                   # AU9+10
+    "lip_press_chin_up": [("chin", 0, -0.10), ("lower_lip", 0, -0.07)],                         # AU17+24
+    "brows_lower": [("brow_inner_left", 0.06, 0.08), ("brow_inner_right", -0.06, 0.08)],        # AU4
+    "lip_corner_one_side": [("mouth_right", 0.05, -0.10)],                                       # AU14 unilateral
+    "brows_inner_up_lips_stretch": [("brow_inner_left", 0.05, -0.09), ("brow_inner_right", -0.05, -0.09),
+                                    ("mouth_left", -0.08, 0.02), ("mouth_right", 0.08, 0.02)],  # AU1+4+20
+    "lip_corners_down": [("mouth_left", -0.02, 0.09), ("mouth_right", 0.02, 0.09)],             # AU15
+    "lids_tighten": [("lower_lid_left", 0, -0.10), ("lower_lid_right", 0, -0.10),
+                     ("upper_lid_left", 0, 0.06), ("upper_lid_right", 0, 0.06)],                # AU7
+}
+# The same movement for the same emotion in every layout (lower-cased labels).
+LABEL_MOVEMENT = {
+    "happiness": "lip_corners_up", "happy": "lip_corners_up", "positive": "lip_corners_up",
+    "surprise": "brows_raise",
+    "disgust": "nose_wrinkle",
+    "repression": "lip_press_chin_up",
+    "anger": "brows_lower", "negative": "brows_lower",
+    "contempt": "lip_corner_one_side",
+    "fear": "brows_inner_up_lips_stretch",
+    "sadness": "lip_corners_down", "sad": "lip_corners_down",
+    "others": "lids_tighten", "other": "lids_tighten",
+}
+_SIGMA = 0.20       # spread of a movement, in eye distances
+_LID_SIGMA = 0.10   # eyelids are thin: a narrower spread keeps upper and lower lid apart
+
+
+@dataclass
+class Face:
+    """One subject's look: the face pasted on its background, with landmark positions."""
+
+    patch: np.ndarray       # float32 (P, P, 3)
+    alpha: np.ndarray       # float32 (P, P, 1), feathered ellipse
+    landmarks: np.ndarray   # (5, 2) x, y in patch pixels, sorted left/right in the image
+    background: np.ndarray  # float32 (H, W, 3)
+    centre: np.ndarray      # where the patch centre goes in the frame (x, y)
+    photo: str
+    mirrored: bool
+
+
+def make_face(rng: np.random.Generator, photo: str, frame_size: tuple[int, int]) -> Face:
+    """Build a subject's face: photo, scale, tilt, mirror and skin tone drawn from ``rng``."""
+    from skimage.transform import AffineTransform, warp
+
+    width, height = frame_size
+    source = face_photo(photo)
+    marks = np.array(_PHOTO_LANDMARKS[photo], dtype=np.float64)
+    eye_distance_source = np.linalg.norm(marks[1] - marks[0])
+    # Faces of about the same size in every layout (CASME II-like); the blurry upscaled LFW
+    # faces are kept smaller, where MTCNN still finds them reliably.
+    eye_distance = rng.uniform(62, 78) if photo.startswith("lfw") else rng.uniform(72, 92)
+    scale = eye_distance / eye_distance_source
+    angle = np.deg2rad(rng.uniform(-4, 4))
+    mirrored = bool(rng.random() < 0.5)
+    size = int(3.2 * eye_distance)
+    face_centre_source = (marks[:2].mean(0) + marks[3:].mean(0)) / 2
+    # patch pixel -> photo pixel: move to centre, un-rotate, un-scale, mirror, move to face
+    to_centre = AffineTransform(translation=(-size / 2, -size * 0.52))
+    turn = AffineTransform(rotation=-angle, scale=1 / scale)
+    mirror = AffineTransform(matrix=np.diag([-1.0 if mirrored else 1.0, 1.0, 1.0]))
+    to_face = AffineTransform(translation=face_centre_source)
+    patch_to_photo = AffineTransform(matrix=to_face.params @ mirror.params @ turn.params @ to_centre.params)
+    patch = warp(source, patch_to_photo, output_shape=(size, size), order=1, mode="edge", preserve_range=True)
+    landmarks = patch_to_photo.inverse(marks)
+    landmarks = np.concatenate([_left_right(landmarks[:2]), landmarks[2:3], _left_right(landmarks[3:])])
+    tone = _SKIN_TONES[rng.integers(len(_SKIN_TONES))]
+    if not photo.startswith("lfw"):
+        tone = 1 + 0.35 * (tone / tone.mean() - 1)  # colour photos already have a skin tone
+    patch = np.clip(patch * tone * rng.uniform(0.9, 1.1), 0, 255).astype(np.float32)
+    return Face(
+        patch=patch,
+        alpha=_feathered_ellipse(size),
+        landmarks=landmarks,
+        background=_background(rng, width, height),
+        centre=np.array([width / 2 + rng.uniform(-0.08, 0.08) * width, height / 2 + rng.uniform(-0.05, 0.05) * height]),
+        photo=photo,
+        mirrored=mirrored,
+    )
+
+
+def _left_right(points: np.ndarray) -> np.ndarray:
+    return points[np.argsort(points[:, 0])]
+
+
+def _feathered_ellipse(size: int) -> np.ndarray:
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+    radius = np.sqrt(((x - size / 2) / (0.40 * size)) ** 2 + ((y - size * 0.52) / (0.48 * size)) ** 2)
+    alpha = np.clip((1.08 - radius) / 0.16, 0, 1)
+    return (alpha * alpha * (3 - 2 * alpha))[..., None]  # smoothstep: no hard edge
+
+
+def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    top, bottom = rng.uniform(40, 220, size=(2, 3))
+    t = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
+    gradient = top * (1 - t) + bottom * t
+    x = np.linspace(0, 2 * np.pi, width, dtype=np.float32)[None, :, None]
+    ripple = 6 * np.sin(x * rng.uniform(1, 3) + rng.uniform(0, 6))
+    return np.broadcast_to(gradient + ripple, (height, width, 3)).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------- clips
+
+
+@dataclass
+class Clip:
+    frames: list[np.ndarray]  # uint8 (H, W, 3), onset first
+    apex_index: int
+    face_box: tuple[int, int, int, int]  # square x0, y0, x1, y1 around the face (for pre-cropped)
+    intensity: float
+
+
+def render_clip(face: Face, movement: str, n_frames: int, apex_index: int, rng: np.random.Generator,
+                noise: np.ndarray) -> Clip:
+    """Frames onset..offset of one clip: the neutral face, moved by ``movement`` towards the apex."""
+    offset = rng.integers(-6, 7, size=2)  # head position differs a little between clips
+    neutral, landmarks = _paste(face, face.centre + offset)
+    neutral *= rng.uniform(0.92, 1.08)  # per-clip lighting
+    intensity = float(rng.uniform(0.8, 1.2))
+    field = _displacement(landmarks, movement, neutral.shape[:2])
+    frames = []
+    for index in range(n_frames):
+        strength = intensity * _profile(index, apex_index, n_frames)
+        frame = _warp(neutral, field, strength) if strength > 0 else neutral.copy()
+        frame += noise[rng.integers(len(noise))]
+        frames.append(np.clip(frame, 0, 255).astype(np.uint8))
+    return Clip(frames, apex_index, _face_box(landmarks, neutral.shape[:2]), intensity)
+
+
+def _profile(index: int, apex_index: int, n_frames: int) -> float:
+    """0 at the onset, 1 at the apex, fading to 0.15 at the offset (smooth, sin^2)."""
+    if index <= apex_index:
+        return float(np.sin(np.pi / 2 * index / apex_index) ** 2) if apex_index else 1.0
+    fall = (index - apex_index) / (n_frames - 1 - apex_index)
+    return float(1 - 0.85 * np.sin(np.pi / 2 * fall) ** 2)
+
+
+def _paste(face: Face, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    frame = face.background.copy()
+    size = face.patch.shape[0]
+    x0, y0 = int(round(centre[0] - size / 2)), int(round(centre[1] - size * 0.52))
+    height, width = frame.shape[:2]
+    # clip the patch to the frame (large faces in small frames)
+    fx0, fy0, fx1, fy1 = max(x0, 0), max(y0, 0), min(x0 + size, width), min(y0 + size, height)
+    patch = face.patch[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0]
+    alpha = face.alpha[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0]
+    frame[fy0:fy1, fx0:fx1] = alpha * patch + (1 - alpha) * frame[fy0:fy1, fx0:fx1]
+    return frame, face.landmarks + [x0, y0]
+
+
+def _anchor_points(landmarks: np.ndarray) -> tuple[dict[str, np.ndarray], float]:
+    eye_left, eye_right, nose, mouth_left, mouth_right = landmarks
+    d = float(np.linalg.norm(eye_right - eye_left))
+    across = (eye_right - eye_left) / d          # face x axis (image left -> right)
+    down = np.array([-across[1], across[0]])     # face y axis (forehead -> chin)
+    mouth = (mouth_left + mouth_right) / 2
+
+    def at(point, x, y):
+        return point + d * (x * across + y * down)
+
+    anchors = {
+        "brow_inner_left": at(eye_left, 0.18, -0.38), "brow_inner_right": at(eye_right, -0.18, -0.38),
+        "brow_outer_left": at(eye_left, -0.20, -0.33), "brow_outer_right": at(eye_right, 0.20, -0.33),
+        "upper_lid_left": at(eye_left, 0, -0.10), "upper_lid_right": at(eye_right, 0, -0.10),
+        "lower_lid_left": at(eye_left, 0, 0.13), "lower_lid_right": at(eye_right, 0, 0.13),
+        "nose_wing_left": at(nose, -0.22, 0.05), "nose_wing_right": at(nose, 0.22, 0.05),
+        "upper_lip": at(mouth, 0, -0.15), "lower_lip": at(mouth, 0, 0.12), "chin": at(mouth, 0, 0.45),
+        "mouth_left": mouth_left, "mouth_right": mouth_right,
+    }
+    return {name: (point, across, down) for name, point in anchors.items()}, d
+
+
+@dataclass
+class _Field:
+    box: tuple[int, int, int, int]  # y0, y1, x0, x1 of the region that moves
+    dy: np.ndarray                  # displacement at full strength, pixels
+    dx: np.ndarray
+
+
+def _displacement(landmarks: np.ndarray, movement: str, shape: tuple[int, int]) -> _Field:
+    """Sum of Gaussian bumps, one per anchor, each pushing its region along a vector."""
+    anchors, d = _anchor_points(landmarks)
+    points = [anchors[name][0] for name, _, _ in _MOVEMENTS[movement]]
+    reach = 3 * _SIGMA * d
+    x0 = int(max(min(p[0] for p in points) - reach, 0))
+    x1 = int(min(max(p[0] for p in points) + reach, shape[1]))
+    y0 = int(max(min(p[1] for p in points) - reach, 0))
+    y1 = int(min(max(p[1] for p in points) + reach, shape[0]))
+    y, x = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    dx = np.zeros_like(x)
+    dy = np.zeros_like(y)
+    for name, along, down in _MOVEMENTS[movement]:
+        point, across_axis, down_axis = anchors[name]
+        sigma = (_LID_SIGMA if "lid" in name else _SIGMA) * d
+        bump = np.exp(-((x - point[0]) ** 2 + (y - point[1]) ** 2) / (2 * sigma ** 2))
+        vector = d * (along * across_axis + down * down_axis)
+        dx += bump * vector[0]
+        dy += bump * vector[1]
+    return _Field((y0, y1, x0, x1), dy, dx)
+
+
+def _warp(neutral: np.ndarray, field: _Field, strength: float) -> np.ndarray:
+    """Move the region by ``strength`` x the field (backward mapping: sample at p - D(p))."""
+    y0, y1, x0, x1 = field.box
+    frame = neutral.copy()
+    region = neutral[y0:y1, x0:x1]
+    y, x = np.mgrid[0:y1 - y0, 0:x1 - x0].astype(np.float32)
+    coordinates = [y - strength * field.dy, x - strength * field.dx]
+    for channel in range(3):
+        frame[y0:y1, x0:x1, channel] = ndimage.map_coordinates(region[..., channel], coordinates, order=1, mode="nearest")
+    return frame
+
+
+def _face_box(landmarks: np.ndarray, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    d = float(np.linalg.norm(landmarks[1] - landmarks[0]))
+    centre = (landmarks[:2].mean(0) + landmarks[3:].mean(0)) / 2
+    half = 1.2 * d
+    x0, y0 = int(max(centre[0] - half, 0)), int(max(centre[1] - half * 1.05, 0))
+    x1, y1 = int(min(centre[0] + half, shape[1])), int(min(centre[1] + half * 0.95, shape[0]))
+    return x0, y0, x1, y1
+
+
+def _noise_bank(rng: np.random.Generator, shape: tuple[int, int], count: int = 12) -> np.ndarray:
+    """A few noise frames reused at random: cheaper than fresh noise per frame, and as good."""
+    return (rng.standard_normal((count, *shape, 1), dtype=np.float32) * 2.0
+            + rng.standard_normal((count, *shape, 3), dtype=np.float32) * 1.0)
+
+
+# ---------------------------------------------------------------------------- layouts
+
+
+@dataclass
+class _Planned:
+    subject_index: int
+    label: str          # as written in the annotation
+    movement: str
+    n_frames: int
+    apex_index: int
+
+
+class _Writer:
+    """Shared by the layouts: subjects' faces, clip plans and the manifest."""
+
+    def __init__(self, root: Path, layout: str, subjects: int, clips_per_subject: int, seed: int,
+                 frame_size: tuple[int, int]):
+        if subjects < 1 or clips_per_subject < 1:
+            raise ValueError(f"synthetic {layout}: need at least 1 subject and 1 clip per subject")
+        self.root, self.layout, self.frame_size = root, layout, frame_size
+        self.subjects, self.clips_per_subject = subjects, clips_per_subject
+        self.rng = np.random.default_rng([seed, LAYOUTS.index(layout)])
+        photos = [FACE_PHOTOS[i] for i in self.rng.permutation(len(FACE_PHOTOS))]
+        self.faces = [make_face(self.rng, photos[s % len(photos)], frame_size) for s in range(subjects)]
+        self.noise = _noise_bank(self.rng, (frame_size[1], frame_size[0]))
+        self.manifest: list[dict] = []
+
+    def plan(self, main: list[str], rare: list[str], frames: tuple[int, int]) -> list[list[_Planned]]:
+        """Labels per subject: ``main`` cycled (balanced per subject), plus one ``rare`` label
+        replacing the last clip of the first subjects, so exclusions are exercised."""
+        plans = []
+        for s in range(self.subjects):
+            labels = [main[(s + c) % len(main)] for c in range(self.clips_per_subject)]
+            self.rng.shuffle(labels)
+            if s < len(rare) and self.clips_per_subject > 1:
+                labels[-1] = rare[s]
+            clips = []
+            for label in labels:
+                n_frames = int(self.rng.integers(frames[0], frames[1] + 1))
+                apex_index = int(self.rng.integers(round(0.35 * (n_frames - 1)), round(0.7 * (n_frames - 1)) + 1))
+                clips.append(_Planned(s, label, LABEL_MOVEMENT[label.lower()], n_frames, max(apex_index, 1)))
+            plans.append(clips)
+        return plans
+
+    def render(self, planned: _Planned) -> Clip:
+        return render_clip(self.faces[planned.subject_index], planned.movement, planned.n_frames,
+                           planned.apex_index, self.rng, self.noise)
+
+    def record(self, planned: _Planned, subject: str, clip_id: str, onset: int, apex: int, offset: int,
+               clip: Clip | None, expected: str = "valid") -> None:
+        face = self.faces[planned.subject_index]
+        self.manifest.append(dict(
+            layout=self.layout, subject=subject, clip_id=clip_id, label=planned.label, movement=planned.movement,
+            onset=onset, apex=apex, offset=offset, n_frames=planned.n_frames,
+            intensity=round(clip.intensity, 3) if clip else None, photo=face.photo, mirrored=face.mirrored,
+            expected=expected,
+        ))
+
+
+def _save(path: Path, image: np.ndarray, grey: bool = False) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    picture = Image.fromarray(image)
+    if grey:
+        picture = picture.convert("L")
+    if path.suffix == ".bmp":
+        picture.save(path)
+    else:
+        picture.save(path, quality=92)
+
+
+def _crop(frame: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    x0, y0, x1, y1 = box
+    return np.ascontiguousarray(frame[y0:y1, x0:x1])
+
+
+def _write_sheet(path: Path, sheets: dict[str, list[list[object]]]) -> None:
+    """Write rows cell by cell with openpyxl, keeping each cell's type (int vs text)."""
+    from openpyxl import Workbook
+
+    from .._io import atomic_path
+
+    book = Workbook()
+    book.remove(book.active)
+    for name, rows in sheets.items():
+        sheet = book.create_sheet(name)
+        for row in rows:
+            sheet.append(row)
+    with atomic_path(path) as temporary:
+        book.save(temporary)
+
+
+def _write_casme2(writer: _Writer) -> None:
+    raw, cropped = writer.root / "CASME2_RAW_selected", writer.root / "Cropped"
+    header = ["Subject", "Filename", None, "OnsetFrame", "ApexFrame", "OffsetFrame", None, "Action Units",
+              "Estimated Emotion"]
+    rows = [header]
+    irregular = {(0, 0): "EP01_2", (1, 0): "EP06_02_01", (2, 0): "EP09f"}  # real names are not regular
+    slash_apex = (min(3, writer.subjects - 1), min(1, writer.clips_per_subject - 1))
+    apex_at_offset = (min(4, writer.subjects - 1), min(2, writer.clips_per_subject - 1))
+    plans = writer.plan(["happiness", "surprise", "disgust", "repression", "others"], ["fear", "sadness"], (6, 9))
+    for s, clips in enumerate(plans):
+        subject = f"sub{s + 1:02d}"
+        for c, planned in enumerate(clips):
+            if (s, c) == slash_apex:  # '/' apex: the reader takes the middle frame, so put the apex there
+                planned.apex_index = (planned.n_frames - 1) // 2
+            elif (s, c) == apex_at_offset:  # apex equal to offset occurs in the real sheet
+                planned.apex_index = planned.n_frames - 1
+            name = irregular.get((s, c), f"EP{c + 2:02d}_{s % 7 + 1:02d}" + ("f" if c % 3 else ""))
+            clip = writer.render(planned)
+            onset = int(writer.rng.integers(20, 150))
+            offset, apex = onset + planned.n_frames - 1, onset + planned.apex_index
+            for index, frame in enumerate(clip.frames):
+                _save(raw / subject / name / f"img{onset + index}.jpg", frame)
+                _save(cropped / subject / name / f"reg_img{onset + index}.jpg", _crop(frame, clip.face_box))
+            apex_cell = "/" if (s, c) == slash_apex else apex
+            action_units = 12 if c % 2 else "4+7+L10"  # numbers in some rows, text in others
+            rows.append([f"{s + 1:02d}", name, None, onset, apex_cell, offset, None, action_units, planned.label])
+            writer.record(planned, subject, name, onset, apex, offset, clip)
+    _write_sheet(writer.root / "CASME2-coding-20190701.xlsx", {"Sheet1": rows})
+
+
+SAMM_SUBJECTS = [n for n in range(6, 38) if n not in (8, 27, 29)]
+SAMM_PREAMBLE = [
+    ["SAMM Dataset - Master FACS Codes"],
+    ["Please cite: Davison et al., SAMM: A Spontaneous Micro-Facial Movement Dataset, IEEE TAC 2018."],
+    [],
+    ["Key:"],
+    ["R = right, L = left"],
+    ["A-E = intensity"],
+    ["/ = or"],
+    ["Micro - 1/2 = micro-movement in the first half of the clip"],
+    [],
+    ["Synthetic copy written by tsfmicro: not the real SAMM data."],
+    [],
+    [],
+    [],
+]
+SAMM_HEADER = ["Subject", "Filename", "Inducement Code", "Onset Frame", "Apex Frame", "Offset Frame", "Duration",
+               "Micro", "Action Units", "Estimated Emotion", "Objective Classes", "Notes"]
+
+
+def _write_samm(writer: _Writer) -> None:
+    frames_dir = writer.root / "SAMM"
+    rows = SAMM_PREAMBLE + [SAMM_HEADER]
+    au_examples = ["4+7", "(R6 or R12)+R15", "10A/B", "R14", "1+2", "12"]
+    plans = writer.plan(["Anger", "Contempt", "Happiness", "Surprise", "Other"], ["Disgust", "Fear", "Sadness"], (6, 9))
+    for s, clips in enumerate(plans):
+        number = SAMM_SUBJECTS[s % len(SAMM_SUBJECTS)] + 100 * (s // len(SAMM_SUBJECTS))
+        subject = f"{number:03d}"
+        for c, planned in enumerate(clips):
+            inducement = c // 3 + 1
+            name = f"{subject}_{inducement}_{c % 3 + 1}"
+            clip = writer.render(planned)
+            onset = int(writer.rng.integers(1000, 9000))
+            offset, apex = onset + planned.n_frames - 1, onset + planned.apex_index
+            for index, frame in enumerate(clip.frames):
+                # zero-padding varies between copies: one clip unpadded
+                frame_name = f"{subject}_{onset + index}.jpg" if (s, c) == (0, 1) else f"{subject}_{onset + index:05d}.jpg"
+                _save(frames_dir / subject / name / frame_name, frame, grey=True)
+            row = [number, name, inducement, onset, apex, offset, offset - onset + 1, "Micro - 1/2",
+                   au_examples[c % len(au_examples)], planned.label, 1 + c % 7, None]
+            if (s, c) == (0, 0):
+                row.append("stray")  # one official row has a value beyond Notes
+            rows.append(row)
+            writer.record(planned, subject, name, onset, apex, offset, clip)
+    _write_sheet(writer.root / "SAMM_Micro_FACS_Codes_v2.xlsx", {"FACS_Movement_Only": rows})
+
+
+CASME3_SUBJECTS = [1, 2, 3, 4, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16, 17, 18, 40, 149, 216]
+CASME3_ROMAN = {"happy": "I", "disgust": "II", "fear": "III", "anger": "IV", "sad": "V", "surprise": "VI",
+                "others": "VII"}
+
+
+def _write_casme3(writer: _Writer) -> None:
+    frames_dir = writer.root / "part_A" / "data" / "part_A_split" / "part_A"
+    header = ["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class", "emotion"]
+    rows = [header]
+    plans = writer.plan(["anger", "disgust", "fear", "happy", "sad", "surprise", "others"], [], (4, 7))
+    for s, clips in enumerate(plans):
+        number = CASME3_SUBJECTS[s % len(CASME3_SUBJECTS)] + 1000 * (s // len(CASME3_SUBJECTS))
+        subject = f"spNO.{number}"
+        folder = f"spNo.{number}" if s == 1 else subject  # folders are reported to say spNo
+        onset = int(writer.rng.integers(100, 400))
+        for c, planned in enumerate(clips):
+            video = "abcdefghijklm"[(c // 2) % 13]
+            if s == 0 and c // 2 == (len(clips) - 1) // 2:
+                video = "j"  # labelled 'J' (the one uppercase Filename), folder j
+            cell_video = "J" if video == "j" else video  # one uppercase J in the labels
+            if planned.label == "others" and s < 2:
+                planned.label = "Others"  # 'Others' appears beside 'others'
+            clip = writer.render(planned)
+            offset, apex = onset + planned.n_frames - 1, onset + planned.apex_index
+            for index, frame in enumerate(clip.frames):
+                _save(frames_dir / folder / video / "color" / f"{onset + index}.jpg", frame)
+            # every cell is text in the official file, frame numbers included
+            rows.append([subject, cell_video, str(onset), str(apex), str(offset), "4+7",
+                         CASME3_ROMAN[planned.label.lower()], planned.label])
+            writer.record(planned, subject, f"{subject}_{cell_video}_{onset}", onset, apex, offset, clip)
+            onset = offset + int(writer.rng.integers(20, 60))
+    # Known bad rows: apex before onset; onset after offset; a clip listed twice with offset 0.
+    bad = [([f"spNO.{CASME3_SUBJECTS[0]}", "d", "900", "890", "920", "4", "II", "disgust"], "apex outside"),
+           ([f"spNO.{CASME3_SUBJECTS[0]}", "d", "990", "985", "980", "4", "II", "disgust"], "onset is after offset"),
+           ([f"spNO.{CASME3_SUBJECTS[0]}", "e", "950", "955", "0", "4", "II", "disgust"], "offset frame is 0"),
+           ([f"spNO.{CASME3_SUBJECTS[0]}", "e", "950", "955", "0", "4", "II", "disgust"], "offset frame is 0")]
+    for row, reason in bad:
+        rows.append(row)
+        planned = _Planned(0, row[7], LABEL_MOVEMENT[row[7]], 0, 0)
+        writer.record(planned, row[0], f"{row[0]}_{row[1]}_{row[2]}", int(row[2]), int(row[3]), int(row[4]),
+                      None, expected=reason)
+    _write_sheet(writer.root / "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx", {"label": rows, "Sheet2": [], "Sheet3": []})
+
+
+SMIC_SUBJECTS = [n for n in range(1, 21) if n not in (7, 10, 16, 17)]
+SMIC_SHORT = {"negative": "ne", "positive": "po", "surprise": "sur"}
+
+
+def _write_smic(writer: _Writer) -> None:
+    raw = writer.root / "SMIC_all_raw" / "HS"
+    cropped = writer.root / "SMIC_all_cropped" / "HS"
+    plans = writer.plan(["negative", "positive", "surprise"], [], (3, 3))
+    for s, clips in enumerate(plans):
+        subject = f"s{SMIC_SUBJECTS[s % len(SMIC_SUBJECTS)] + 20 * (s // len(SMIC_SUBJECTS))}"
+        counters = {label: 0 for label in SMIC_SHORT}
+        for planned in clips:
+            planned.apex_index = (planned.n_frames - 1) // 2  # SMIC readers take the middle frame
+            counters[planned.label] += 1
+            name = f"{subject}_{SMIC_SHORT[planned.label]}_{counters[planned.label]:02d}"
+            clip = writer.render(planned)
+            onset = int(writer.rng.integers(100000, 900000))
+            offset, apex = onset + planned.n_frames - 1, onset + planned.apex_index
+            for index, frame in enumerate(clip.frames):
+                relative = Path(subject) / "micro" / planned.label / name
+                _save(raw / relative / f"image{onset + index:06d}.bmp", frame)
+                _save(cropped / relative / f"reg_image{onset + index:06d}.bmp", _crop(frame, clip.face_box))
+            writer.record(planned, subject, name, onset, apex, offset, clip)
+        if s == 0:  # non_micro clips are not part of the dataset; readers must skip them
+            _save(raw / subject / "non_micro" / f"{subject}_no_01" / "image000001.bmp", writer.faces[0].background.astype(np.uint8))
+
+
+_LAYOUT_WRITERS = {"casme2": _write_casme2, "samm": _write_samm, "casme3": _write_casme3, "smic": _write_smic}
+_FRAME_SIZES = {"casme2": (640, 480), "samm": (960, 650), "casme3": (640, 480), "smic": (640, 480)}
+# MEGC2019 membership per part: label -> 0 negative, 1 positive, 2 surprise; other labels are not listed.
+_MEGC_CLASSES = {
+    "casme2": {"disgust": 0, "repression": 0, "happiness": 1, "surprise": 2},
+    "samm": {"anger": 0, "contempt": 0, "disgust": 0, "fear": 0, "sadness": 0, "happiness": 1, "surprise": 2},
+    "smic": {"negative": 0, "positive": 1, "surprise": 2},
+}
+
+
+def write_synthetic(layout: str, out: str | Path, subjects: int = 8, clips_per_subject: int = 10,
+                    seed: int = 0) -> Path:
+    """Write a synthetic dataset in ``layout``'s official layout to ``out`` and return ``out``.
+
+    ``layout`` is casme2, samm, casme3, smic, or megc2019 (casme2/, samm/, smic/ and
+    combined_3class_gt.csv in one folder). ``out`` must be missing, empty, or an earlier
+    synthetic dataset (which is replaced).
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown synthetic layout {layout!r}; choose from {', '.join(LAYOUTS)}")
+    out = Path(out).expanduser()
+    if out.exists() and any(out.iterdir()) and not (out / MARKER_FILE).is_file():
+        raise ValueError(f"{out} is not empty and not a synthetic dataset; refusing to overwrite it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        if layout == "megc2019":
+            manifest = _write_megc(staging, subjects, clips_per_subject, seed)
+        else:
+            manifest = _write_layout(staging, layout, subjects, clips_per_subject, seed)
+        write_csv(staging / MANIFEST_FILE, manifest)
+        if layout == "megc2019":  # each part has its marker; the composite folder needs one too
+            write_text(staging / MARKER_FILE, _marker_text(layout, subjects, clips_per_subject, seed))
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return out
+
+
+def _write_layout(root: Path, layout: str, subjects: int, clips_per_subject: int, seed: int) -> pd.DataFrame:
+    writer = _Writer(root, layout, subjects, clips_per_subject, seed, _FRAME_SIZES[layout])
+    _LAYOUT_WRITERS[layout](writer)
+    write_text(root / MARKER_FILE, _marker_text(layout, subjects, clips_per_subject, seed))
+    return pd.DataFrame(writer.manifest)
+
+
+def _write_megc(root: Path, subjects: int, clips_per_subject: int, seed: int) -> pd.DataFrame:
+    manifests = []
+    lines = []
+    for part in ("casme2", "samm", "smic"):
+        manifest = _write_layout(root / part, part, subjects, clips_per_subject, seed)
+        manifests.append(manifest)
+        for row in manifest.itertuples():
+            label = _MEGC_CLASSES[part].get(row.label.lower())
+            if label is None or row.expected != "valid":
+                continue
+            subject, clip = row.subject, row.clip_id
+            if part == "smic":  # the official list zero-pads SMIC ids: s01, s01_ne_01
+                number = int(subject[1:])
+                subject, clip = f"s{number:02d}", clip.replace(f"{row.subject}_", f"s{number:02d}_", 1)
+            lines.append(f"{part},{subject},{clip},{label}")
+    write_text(root / "combined_3class_gt.csv", "\n".join(lines) + "\n")
+    return pd.concat(manifests, ignore_index=True)
+
+
+def _marker_text(layout: str, subjects: int, clips_per_subject: int, seed: int) -> str:
+    return (
+        "SYNTHETIC micro-expression data written by tsfmicro.data.synthetic.\n"
+        "Not a real dataset: faces are stock photographs with small synthetic movements.\n"
+        f"layout={layout} subjects={subjects} clips_per_subject={clips_per_subject} seed={seed}\n"
+    )
