@@ -1,0 +1,206 @@
+"""The engine's parts on a tiny random dataset: recipes, augmentation, checkpoints, the LOSO loop, resume."""
+import math
+from collections import namedtuple
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from tsfmicro.data.types import PreparedData
+from tsfmicro.engine import checkpoint as ckpt
+from tsfmicro.engine import loso
+from tsfmicro.engine.augment import IMAGENET_MEAN, IMAGENET_STD, paired_augment, random_transforms, to_model_input
+from tsfmicro.engine.recipes import get_recipe
+from tsfmicro.model import build_model
+
+Fold = namedtuple("Fold", "name train_index test_index")
+CLASSES = ["negative", "positive", "surprise"]
+
+
+SIZE = 32  # the tiny preset at 32 px: these tests check the plumbing, not learning
+
+
+def random_prepared(subjects=3, clips=6, size=SIZE, seed=0) -> PreparedData:
+    """A PreparedData of random uint8 crops: enough to run the loop, nothing to learn."""
+    generator = np.random.default_rng(seed)
+    n = subjects * clips
+    samples = pd.DataFrame(
+        {
+            "dataset": "casme2",
+            "subject": np.repeat([f"s{k}" for k in range(subjects)], clips),
+            "clip_id": [f"clip{k}" for k in range(n)],
+            "class_index": generator.integers(0, len(CLASSES), n),
+        }
+    )
+    samples["label"] = [CLASSES[k] for k in samples["class_index"]]
+    frames = lambda: generator.integers(0, 256, (n, size, size, 3), dtype=np.uint8)  # noqa: E731
+    return PreparedData("casme2", "3class", samples, frames(), frames(), CLASSES, pd.DataFrame(), "SYNTHETIC",
+                        "random", None)
+
+
+def subject_folds(data: PreparedData) -> list[Fold]:
+    subjects = data.samples["subject"]
+    return [Fold(s, np.flatnonzero(subjects != s), np.flatnonzero(subjects == s)) for s in subjects.unique()]
+
+
+def make_trainer(data, epochs=3, seed=0) -> loso.FoldTrainer:
+    return loso.FoldTrainer(
+        data=loso.DeviceData(data, torch.device("cpu")),
+        build_model=lambda: build_model("tiny", num_classes=len(CLASSES), fusion="ts_late", image_size=SIZE),
+        recipe=get_recipe("paper", "casme2", "3class", epochs=epochs),
+        image_size=SIZE,
+        seed=seed,
+    )
+
+
+# --- recipes -----------------------------------------------------------------------------------
+
+
+def test_recipes_follow_the_paper_and_the_authors_code():
+    paper = get_recipe("paper", "casme2", "5class")
+    assert (paper.epochs, paper.decay_epochs, paper.learning_rate, paper.batch_size) == (50, 50, 8e-4, 32)
+    assert (paper.weight_decay, paper.lr_gamma, paper.rotation_degrees, paper.crop_padding) == (0.6, 0.987, 3, 15)
+    authors = get_recipe("authors_code", "casme2", "5class")
+    assert (authors.epochs, authors.decay_epochs) == (174, 50)
+    assert get_recipe("authors_code", "samm", "5class").epochs == 199
+    three = get_recipe("authors_code", "samm", "3class")
+    assert (three.weight_decay, three.rotation_degrees, three.crop_padding) == (0.7, 4, 4)
+    assert get_recipe("paper", "casme2", "5class", epochs=2).decay_epochs == 2
+    assert get_recipe("authors_code", "casme2", "5class", epochs=80).decay_epochs == 50
+    assert paper.padding_at(64) == 4 and paper.padding_at(224) == 15
+    with pytest.raises(ValueError, match="unknown recipe 'fast'"):
+        get_recipe("fast", "casme2", "5class")
+
+
+# --- augmentation ------------------------------------------------------------------------------
+
+
+def test_model_input_is_resized_and_imagenet_normalised():
+    frames = torch.full((2, 32, 32, 3), 255, dtype=torch.uint8)
+    images = to_model_input(frames, 64)
+    assert images.shape == (2, 3, 64, 64)
+    expected = [(1 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]
+    torch.testing.assert_close(images[0, :, 10, 10], torch.tensor(expected))
+
+
+def test_flip_and_padded_crop_are_exact_and_identical_for_onset_and_apex():
+    recipe = get_recipe("paper", "casme2", "5class")
+    recipe = type(recipe)(**{**recipe.as_dict(), "rotation_degrees": 0.0})
+    size, padding = 32, recipe.padding_at(32)
+    onset = torch.randn(16, 3, size, size)
+    apex = 2 * onset + 1
+    transforms = random_transforms(16, recipe, size, torch.Generator().manual_seed(0))
+    new_onset, new_apex = paired_augment(onset, apex, transforms)
+    flips = shifts = 0
+    for k in range(16):
+        linear, offset = transforms[k, :, :2], transforms[k, :, 2:]
+        flip = bool(linear[0, 0] < 0)
+        dx, dy = (torch.linalg.solve(linear, offset).squeeze() * size / 2).round().int().tolist()
+        assert abs(dx) <= padding and abs(dy) <= padding
+        image = onset[k].flip(-1) if flip else onset[k]
+        padded = torch.nn.functional.pad(image, (padding,) * 4)  # zero = the mean colour after normalising
+        expected = padded[:, padding + dy : padding + dy + size, padding + dx : padding + dx + size]
+        torch.testing.assert_close(new_onset[k], expected)
+        inside = expected != 0
+        torch.testing.assert_close(new_apex[k][inside], (2 * expected + 1)[inside])  # same warp on apex
+        flips += flip
+        shifts += (dx, dy) != (0, 0)
+    assert 0 < flips < 16 and shifts > 8
+
+
+def test_rotation_stays_within_the_recipe_angle():
+    recipe = get_recipe("paper", "casme2", "5class")
+    transforms = random_transforms(500, recipe, 64, torch.Generator().manual_seed(1))
+    linear = transforms[:, :, :2]
+    angles = torch.atan2(linear[:, 0, 1], linear[:, 1, 1].abs()).abs()
+    assert angles.max() <= math.radians(recipe.rotation_degrees) + 1e-6
+    assert angles.max() > math.radians(recipe.rotation_degrees) * 0.9
+
+
+# --- checkpoints -------------------------------------------------------------------------------
+
+
+def test_checkpoint_round_trip_and_clear_errors(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    generator = torch.Generator().manual_seed(5)
+    state = {"epoch": 3, "weights": torch.arange(4.0), "rng": ckpt.rng_state(generator), "curves": [{"a": 1.5}]}
+    ckpt.save_checkpoint(path, "unit-a", state)
+    loaded = ckpt.load_checkpoint(path, "unit-a")
+    assert loaded["epoch"] == 3 and loaded["curves"] == [{"a": 1.5}]
+    torch.testing.assert_close(loaded["weights"], torch.arange(4.0))
+    with pytest.raises(ValueError, match="belongs to another run"):
+        ckpt.load_checkpoint(path, "unit-b")
+
+    path.write_bytes(path.read_bytes()[:100])  # truncated, as by a crash outside our atomic writes
+    with pytest.raises(ValueError, match="corrupt or not a tsfmicro checkpoint"):
+        ckpt.load_checkpoint(path, "unit-a")
+    torch.save({"model": torch.zeros(2)}, path)  # someone else's file
+    with pytest.raises(ValueError, match="not a tsfmicro checkpoint"):
+        ckpt.load_checkpoint(path, "unit-a")
+    torch.save({"format": ckpt.FORMAT, "payload": Fold("x", 1, 2)}, path)  # needs code to unpickle
+    with pytest.raises(ValueError, match="corrupt or not a tsfmicro checkpoint"):
+        ckpt.load_checkpoint(path, "unit-a")
+
+
+def test_mid_fold_checkpoints_need_both_the_epoch_count_and_the_time():
+    assert ckpt.CheckpointPolicy(every_epochs=2, min_seconds=0).due(4)
+    assert not ckpt.CheckpointPolicy(every_epochs=2, min_seconds=0).due(3)
+    assert not ckpt.CheckpointPolicy(every_epochs=2, min_seconds=3600).due(4)  # saved too recently
+
+
+# --- the LOSO loop -----------------------------------------------------------------------------
+
+
+def test_oracle_epoch_is_the_best_held_out_f1_latest_on_ties():
+    outcome = loso.FoldOutcome("s", np.arange(2), np.zeros((4, 2, 3)), pd.DataFrame({"test_f1": [0.2, 0.5, 0.5, 0.3]}))
+    assert outcome.oracle_epoch == 2
+
+
+def test_loso_loop_gives_both_protocols_and_curves(tmp_path, one_torch_thread):
+    data = random_prepared(clips=4)
+    folds = subject_folds(data)
+    outcomes = loso.train_loso(make_trainer(data, epochs=2), folds, "unit", tmp_path / "checkpoint.pt",
+                               ckpt.CheckpointPolicy(2, 0), tmp_path / "weights", progress=False)
+    assert [o.name for o in outcomes] == ["s0", "s1", "s2"]
+    assert all(o.probabilities.shape == (2, 4, 3) for o in outcomes)
+    table = loso.predictions_table(data, outcomes, seed=0)
+    assert len(table) == len(data.samples) and set(table["sample_index"]) == set(range(len(data.samples)))
+    assert (table["epoch_fixed"] == 2).all() and table["epoch_oracle"].between(1, 2).all()
+    probabilities = table[[f"prob_fixed_{c}" for c in CLASSES]].to_numpy()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-5)
+    np.testing.assert_array_equal(probabilities.argmax(axis=1), table["pred_fixed"])
+    curves = loso.curves_table(outcomes, seed=0)
+    assert len(curves) == 6 and curves["learning_rate"].tolist()[:3] == pytest.approx([8e-4, 8e-4 * 0.987, 8e-4])
+    assert sorted(p.name for p in (tmp_path / "weights").iterdir()) == ["s0.pt", "s1.pt", "s2.pt"]
+
+
+def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path, one_torch_thread):
+    data = random_prepared(subjects=2, clips=5)
+    folds = subject_folds(data)
+    reference = loso.train_loso(make_trainer(data, epochs=3), folds, "unit", tmp_path / "a.pt",
+                                ckpt.CheckpointPolicy(1, 0), None, progress=False)
+
+    saves = []
+    original = ckpt.save_checkpoint
+
+    def crash_on_fourth_save(*args, **kwargs):
+        original(*args, **kwargs)
+        saves.append(1)
+        if len(saves) == 4:  # epochs 1, 2, end of fold s0, then fold s1 after epoch 1: crash part-way
+            raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ckpt, "save_checkpoint", crash_on_fourth_save)
+        with pytest.raises(KeyboardInterrupt):
+            loso.train_loso(make_trainer(data, epochs=3), folds, "unit", tmp_path / "b.pt",
+                            ckpt.CheckpointPolicy(1, 0), None, progress=False)
+    state = ckpt.load_checkpoint(tmp_path / "b.pt", "unit")
+    assert len(state["finished"]) == 1 and state["current"]["fold_index"] == 1
+
+    torch.manual_seed(1234)  # whatever the process did since must not matter
+    resumed = loso.train_loso(make_trainer(data, epochs=3), folds, "unit", tmp_path / "b.pt",
+                              ckpt.CheckpointPolicy(1, 0), None, progress=False)
+    for left, right in zip(reference, resumed):
+        np.testing.assert_array_equal(left.probabilities, right.probabilities)
+        pd.testing.assert_frame_equal(left.curves, right.curves)

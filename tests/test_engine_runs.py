@@ -1,0 +1,197 @@
+"""Run directories end to end on synthetic data: files, reuse, fold models, kill -9 and resume."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from tsfmicro.engine import RunConfig, load_run, loso, train
+from tsfmicro.engine.augment import to_model_input
+
+
+def tiny_config(root, out, cache_dir, **changes) -> RunConfig:
+    settings = dict(dataset="casme2", root=root, task="5class", fusion="ts_late", preset="tiny", recipe="paper",
+                    epochs=2, seeds=(0,), device="cpu", out=out, cache_dir=cache_dir)
+    return RunConfig(**{**settings, **changes})
+
+
+@pytest.fixture(scope="module")
+def first_run(synthetic_casme2_root, engine_cache_dir, tmp_path_factory):
+    """Seed 0, 2 epochs, trained once in this process on one thread (the kill -9 test compares with it)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = tmp_path_factory.mktemp("runs")
+        return train(tiny_config(synthetic_casme2_root, out, engine_cache_dir), progress=False)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_train_writes_a_run_reuses_finished_seeds_and_serves_fold_models(
+    first_run, synthetic_casme2_root, engine_cache_dir, one_torch_thread, monkeypatch
+):
+    first = first_run
+    tmp_path = first.path.parent
+    for name in ("config.yaml", "provenance.json", "predictions.csv", "curves.csv", "metrics.json"):
+        assert (first.path / name).exists()
+    clips = len(first.predictions)
+    assert first.predictions["seed"].eq(0).all() and first.predictions["clip_id"].is_unique
+    assert set(first.predictions["epoch_fixed"]) == {2}
+    assert len(first.curves) == 2 * first.predictions["fold"].nunique()
+    assert first.provenance["data"]["synthetic"] and first.provenance["data"]["cache_key"]
+    assert first.config["data_source"] == "SYNTHETIC" and first.config["resolved"]["recipe"]["epochs"] == 2
+    assert set(first.metrics["protocols"]) == {"fixed", "oracle"}
+
+    # Seed 0 is finished: a request for seeds 0 and 1 trains only seed 1.
+    trained_seeds = []
+    original = loso.FoldTrainer.run
+
+    def record(self, *args, **kwargs):
+        trained_seeds.append(self.seed)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(loso.FoldTrainer, "run", record)
+    both = train(tiny_config(synthetic_casme2_root, tmp_path, engine_cache_dir, seeds=(0, 1)), progress=False)
+    assert set(trained_seeds) == {1}
+    assert len(both.predictions) == 2 * clips and both.path != first.path
+    pd.testing.assert_frame_equal(both.predictions[both.predictions["seed"] == 0], first.predictions)
+    assert both.metrics["protocols"]["fixed"]["seed_ci95"]["accuracy"][0] is not None
+
+    # The same request again is loaded, not trained.
+    trained_seeds.clear()
+    again = train(tiny_config(synthetic_casme2_root, tmp_path, engine_cache_dir, seeds=(0, 1)), progress=False)
+    assert trained_seeds == [] and again.path == both.path
+
+    # fold_model gives the final weights of the held-out subject's fold: it reproduces the
+    # fixed-protocol probabilities written in predictions.csv.
+    rows = both.predictions[both.predictions["seed"] == 0]
+    subject = rows["subject"].iloc[0]
+    model = both.fold_model(subject)
+    assert not model.training
+    from tsfmicro.data import prepare
+
+    data = prepare("casme2", synthetic_casme2_root, "5class", crop_size=64, cache_dir=engine_cache_dir, progress=False)
+    mine = rows[rows["subject"] == subject]
+    index = mine["sample_index"].to_numpy()
+    with torch.no_grad():
+        onset = to_model_input(torch.from_numpy(data.onset[index]), 64)
+        apex = to_model_input(torch.from_numpy(data.apex[index]), 64)
+        probabilities = model(onset, apex).softmax(dim=1).numpy()
+    expected = mine[[f"prob_fixed_{name}" for name in both.class_names]].to_numpy()
+    np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+    with pytest.raises(KeyError, match="not in run"):
+        both.fold_model("nobody")
+
+
+def test_a_foreign_checkpoint_is_refused_not_reused(synthetic_casme2_root, engine_cache_dir, tmp_path,
+                                                   one_torch_thread, monkeypatch):
+    config = tiny_config(synthetic_casme2_root, tmp_path, engine_cache_dir, seeds=(5,), epochs=1)
+    planted = []
+    original = loso.train_loso
+
+    def plant_foreign_checkpoint(trainer, folds, unit_key, checkpoint_path, *args, **kwargs):
+        checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"model": torch.zeros(1)}, checkpoint_path)  # e.g. a file copied from elsewhere
+        planted.append(checkpoint_path)
+        return original(trainer, folds, unit_key, checkpoint_path, *args, **kwargs)
+
+    monkeypatch.setattr(loso, "train_loso", plant_foreign_checkpoint)
+    with pytest.raises(ValueError, match="not a tsfmicro checkpoint"):
+        train(config, progress=False)
+    assert planted and not (planted[0].parent / "metrics.json").exists()
+
+
+# A training process that stalls right after writing a checkpoint inside the second fold, so
+# the test can kill it with SIGKILL at a known point. Everything else is the real CLI.
+STALLING_TRAINER = """
+import pathlib, sys, time
+from tsfmicro.engine import checkpoint
+
+original = checkpoint.save_checkpoint
+
+def save_then_stall(path, unit_key, state):
+    result = original(path, unit_key, state)
+    current = state.get("current") if isinstance(state, dict) else None
+    if current is not None and current["fold_index"] == 1:
+        pathlib.Path(sys.argv[1]).write_text("checkpoint written")
+        time.sleep(600)
+    return result
+
+checkpoint.save_checkpoint = save_then_stall
+from tsfmicro.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_kill_9_and_rerun_gives_the_same_results_as_an_uninterrupted_run(
+    first_run, synthetic_casme2_root, engine_cache_dir, tmp_path
+):
+    # Same settings as first_run (the checkpoint frequency is not part of a run's identity),
+    # in fresh processes on one thread like first_run.
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "TSFMICRO_CACHE": str(engine_cache_dir)}
+    command = ["train", "--dataset", "casme2", "--root", str(synthetic_casme2_root), "--task", "5class",
+               "--fusion", "ts_late", "--preset", "tiny", "--recipe", "paper", "--epochs", "2", "--seeds", "0",
+               "--device", "cpu", "--checkpoint-every", "1", "--checkpoint-seconds", "0", "--no-progress"]
+    cli = [sys.executable, "-m", "tsfmicro"]
+
+    flag = tmp_path / "stalled"
+    script = tmp_path / "stalling_trainer.py"
+    script.write_text(STALLING_TRAINER)
+    process = subprocess.Popen([sys.executable, str(script), str(flag), *command, "--out", str(tmp_path / "killed")],
+                               env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while not flag.exists():
+            assert process.poll() is None, process.stderr.read().decode()
+            assert time.monotonic() < deadline, "the training process never reached the second fold"
+            time.sleep(0.1)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == -signal.SIGKILL
+    (unit,) = (tmp_path / "killed" / "units").iterdir()
+    assert (unit / "checkpoint.pt").exists() and not (unit / "metrics.json").exists()
+
+    subprocess.run([*cli, *command, "--out", str(tmp_path / "killed")], env=environment, check=True,
+                   capture_output=True, timeout=300)
+
+    straight = first_run.path
+    (resumed,) = [p for p in (tmp_path / "killed").iterdir() if p.name != "units"]
+    assert resumed.name == straight.name
+    for name in ("predictions.csv", "curves.csv", "metrics.json"):
+        assert (straight / name).read_text() == (resumed / name).read_text(), name
+    assert not (unit / "checkpoint.pt").exists()
+    assert json.loads((unit / "provenance.json").read_text())["resumed"] is True
+    assert yaml.safe_load((resumed / "config.yaml").read_text())["key"] == resumed.name.rsplit("_", 1)[-1]
+    assert load_run(resumed).fold_model(load_run(resumed).predictions["subject"].iloc[0]) is not None
+
+
+def test_report_tables_name_their_protocol_and_agree_with_the_predictions(first_run):
+    from tsfmicro import metrics, report
+
+    summary = report.summary_table([first_run, first_run.path])
+    assert list(summary["protocol"]) == ["fixed", "oracle", "fixed", "oracle"]
+    assert (summary["interval"] == "subject bootstrap 95%").all()  # one seed: bootstrap over subjects
+    fixed = summary.iloc[0]
+    rows = first_run.predictions
+    assert fixed["accuracy"] == pytest.approx(metrics.accuracy(rows["true"], rows["pred_fixed"]))
+    assert fixed["accuracy_low"] <= fixed["accuracy"] <= fixed["accuracy_high"]
+    assert len(report.difference_table(first_run)) == 1
+    subjects = report.per_subject_table(first_run, "oracle")
+    assert sorted(subjects["subject"]) == sorted(rows["subject"].unique()) and (subjects["protocol"] == "oracle").all()
+    assert report.confusion_table(first_run).to_numpy().sum() == len(rows)
+    assert report.per_class_table(first_run)["support"].sum() == len(rows)
+    assert set(report.seed_table(first_run)["protocol"]) == {"fixed", "oracle"}
+    text = report.text_report(first_run)
+    assert "SYNTHETIC" in text and "oracle - fixed" in text
+    with pytest.raises(ValueError, match="unknown protocol 'best'"):
+        report.per_class_table(first_run, "best")

@@ -1,0 +1,18 @@
+"""Training and evaluation: LOSO with the paper's recipe, two scoring protocols, run directories.
+
+Public API:
+    RunConfig(dataset, root, task, fusion="ts_late", preset="paper", recipe="paper", seeds=(0,),
+              epochs=None, device="auto", out="runs", crop_size=None, cache_dir=None,
+              checkpoint_every=5, checkpoint_seconds=60.0)
+    train(config, progress=True) -> Run      reuses a finished run with the same identity
+    load_run(path) -> Run                    .predictions .metrics .curves .provenance .config .path
+                                             .class_names .fold_model(subject)
+    RECIPES, get_recipe(name, dataset, task, epochs=None) -> Recipe
+    PROTOCOLS = ("fixed", "oracle")
+"""
+from tsfmicro.metrics import PROTOCOLS
+
+from .recipes import RECIPES, Recipe, get_recipe
+from .runs import Run, RunConfig, load_run, resolve_device, train
+
+__all__ = ["PROTOCOLS", "RECIPES", "Recipe", "Run", "RunConfig", "get_recipe", "load_run", "resolve_device", "train"]
