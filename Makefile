@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch/torchvision are pinned in pyproject.toml; pip takes them from PyPI (CUDA build on Linux).
 PIP_FLAGS ?= --disable-pip-version-check
 
-.PHONY: install test clean
+.PHONY: install test clean book reproduce browser _book
 
 install: $(STAMP)
 
@@ -16,9 +16,61 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (tsfmicro)" >/dev/null
 	@touch $(STAMP)
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest
 
 clean:
 	rm -rf $(VENV) build book/_build .pytest_cache *.egg-info
+	rm -rf _build book/notebooks artifacts .cache/tsfmicro
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# ---------------------------------------------------------------------------------------
+# The companion book. `make book`: every notebook in NOTEBOOKS runs through papermill with
+# params/demo.yaml (synthetic data, tiny model, CPU) into book/notebooks/, then
+# `jupyter-book build book/` renders them (warnings are errors). `make reproduce
+# PARAMS=params/paper.yaml` does the same with other parameters; dataset folders come
+# from TSFMICRO_<DATASET>_ROOT or PAPERMILL_ARGS="-p casme2_root /data/CASME2 ...".
+# A failing notebook stops the target: papermill has written it, with the error, to
+# book/notebooks/<name>.ipynb, and no book is built.
+PARAMS ?= params/demo.yaml
+PAPERMILL_ARGS ?=
+NOTEBOOKS := 00_datasets 01_main_results 02_fusion_ablation 03_confusion_matrices 04_gradcam
+EXECUTED := book/notebooks
+
+book: install
+	@$(MAKE) --no-print-directory _book PARAMS=params/demo.yaml
+
+reproduce: install
+	@$(MAKE) --no-print-directory _book PARAMS=$(PARAMS)
+
+_book:
+	@test -f "$(PARAMS)" || { echo "make: parameters file $(PARAMS) not found" >&2; exit 2; }
+	@mkdir -p $(EXECUTED)
+	@$(BIN)/python book/figures/architecture.py >/dev/null
+	@for name in $(NOTEBOOKS); do \
+	  start=$$(date +%s); \
+	  echo "papermill: notebooks/$$name.ipynb -> $(EXECUTED)/$$name.ipynb  ($(PARAMS))"; \
+	  if ! $(BIN)/papermill notebooks/$$name.ipynb $(EXECUTED)/$$name.ipynb \
+	      -p params_file "$(PARAMS)" $(PAPERMILL_ARGS) -k python3 --cwd . --no-progress-bar \
+	      --log-level WARNING; then \
+	    rm -rf _build/html; \
+	    echo "" >&2; \
+	    echo "make: notebook notebooks/$$name.ipynb failed with $(PARAMS)." >&2; \
+	    echo "make: papermill wrote the failed notebook, with the error, to $(EXECUTED)/$$name.ipynb" >&2; \
+	    echo "make: the book was not built." >&2; \
+	    exit 1; \
+	  fi; \
+	  echo "  done in $$(( $$(date +%s) - start )) s"; \
+	done
+	$(BIN)/jupyter-book build book/ -W --keep-going
+	@echo "book: open _build/html/index.html"
+
+# Headless Chromium + chromedriver for the browser test (Debian packages), when missing.
+SUDO := $(shell test "$$(id -u)" -eq 0 || echo sudo)
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then \
+	  echo "browser: $$(chromium --version 2>/dev/null | head -1), $$(command -v chromedriver)"; \
+	else \
+	  echo "browser: installing chromium and chromium-driver (apt-get)"; \
+	  $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; \
+	fi

@@ -1,0 +1,76 @@
+"""Shared by test_book.py and test_browser.py: execute every notebook and build the book once.
+
+The build happens in a temporary copy of the book's sources (``book/`` plus the top-level
+``_config.yml`` and ``_toc.yml``), so tests never touch the working tree's ``book/notebooks``
+or ``_build``. The notebooks run with ``params/demo.yaml`` from the repository root, so they
+share the run store ``.cache/tsfmicro/runs`` with ``make book``: a run trained by either is
+reused by the other. Done once per test session, whichever test asks first.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+DEMO_PARAMS = ROOT / "params" / "demo.yaml"
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+
+
+@dataclass
+class BookBuild:
+    folder: Path  # the temporary project copy; the book is folder / "_build" / "html"
+    errors: dict[str, str] = field(default_factory=dict)  # notebook stem -> error text
+    seconds: dict[str, float] = field(default_factory=dict)
+    build_returncode: int | None = None
+    build_log: str = ""
+
+    @property
+    def html(self) -> Path:
+        return self.folder / "_build" / "html"
+
+    def executed(self, stem: str) -> Path:
+        return self.folder / "book" / "notebooks" / f"{stem}.ipynb"
+
+
+_BUILD: dict[str, BookBuild] = {}
+
+
+def build_book(scratch: Path) -> BookBuild:
+    """Run every notebook with the demo parameters, then ``jupyter-book build book/ -W``."""
+    if "book" in _BUILD:
+        return _BUILD["book"]
+    import papermill
+
+    folder = scratch / "project"
+    shutil.copytree(ROOT / "book", folder / "book", symlinks=True,
+                    ignore=shutil.ignore_patterns("_build", "notebooks"))
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(ROOT / name, folder / name)
+    (folder / "book" / "notebooks").mkdir()
+    subprocess.run([sys.executable, str(ROOT / "book" / "figures" / "architecture.py")], check=True,
+                   capture_output=True)
+    shutil.copy2(ROOT / "book" / "figures" / "architecture.svg", folder / "book" / "figures")
+
+    build = BookBuild(folder=folder)
+    for notebook in NOTEBOOKS:
+        started = time.time()
+        try:
+            papermill.execute_notebook(str(notebook), str(build.executed(notebook.stem)),
+                                       parameters={"params_file": str(DEMO_PARAMS)},
+                                       kernel_name="python3", cwd=str(ROOT), progress_bar=False)
+        except Exception as error:  # recorded; each notebook's test reports its own failure
+            build.errors[notebook.stem] = f"{type(error).__name__}: {error}"
+        build.seconds[notebook.stem] = time.time() - started
+
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    result = subprocess.run([str(jupyter_book), "build", "book/", "-W", "--keep-going"], cwd=folder,
+                            capture_output=True, text=True)
+    build.build_returncode = result.returncode
+    build.build_log = result.stdout + result.stderr
+    _BUILD["book"] = build
+    return build

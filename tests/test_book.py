@@ -1,0 +1,212 @@
+"""The companion book: parameters, the study helper, every notebook under papermill, the
+build with warnings as errors.
+
+The notebook and build tests share one execution (tests/book_build.py) with the demo
+parameters; the first test that needs it pays for it, the runs it trains are reused by
+`make book` and later sessions (.cache/tsfmicro/runs).
+"""
+from __future__ import annotations
+
+import re
+
+import nbformat
+import pytest
+import yaml
+
+from book_build import DEMO_PARAMS, NOTEBOOKS, ROOT, build_book
+from tsfmicro import study as study_module
+from tsfmicro.study import DatasetRootMissing, Study
+
+EXPECTED_NOTEBOOKS = ["00_datasets", "01_main_results", "02_fusion_ablation",
+                      "03_confusion_matrices", "04_gradcam"]
+
+
+@pytest.fixture(scope="session")
+def book(tmp_path_factory):
+    return build_book(tmp_path_factory.mktemp("book"))
+
+
+# --------------------------------------------------------------------------- sources
+def test_every_notebook_has_one_parameters_cell_and_only_calls_tsfmicro():
+    assert [path.stem for path in NOTEBOOKS] == EXPECTED_NOTEBOOKS
+    for path in NOTEBOOKS:
+        notebook = nbformat.read(path, as_version=4)
+        tagged = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
+        assert len(tagged) == 1, f"{path.name}: needs exactly one cell tagged 'parameters'"
+        assert "params_file" in tagged[0].source
+        code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+        assert "provenance_box(" in code and "box.finish()" in code, path.name
+        # no training loops or metric code in notebooks: only tsfmicro, its plots and glue
+        imports = re.findall(r"^\s*(?:from|import)\s+([\w.]+)", code, flags=re.M)
+        assert set(imports) <= {"tsfmicro", "tsfmicro.study", "tsfmicro.plots", "myst_nb"}, (path.name, imports)
+        for forbidden in ("torch", "sklearn", ".backward(", "optimizer", "f1_score"):
+            assert forbidden not in code, f"{path.name} contains {forbidden!r}"
+        assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), \
+            f"{path.name}: commit notebooks without outputs (papermill writes the executed copies)"
+
+
+def test_params_files_describe_the_demo_and_the_paper_run():
+    demo = yaml.safe_load(DEMO_PARAMS.read_text())
+    paper = yaml.safe_load((ROOT / "params" / "paper.yaml").read_text())
+    assert demo["data_source"] == "synthetic" and demo["preset"] == "tiny" and demo["device"] == "cpu"
+    assert set(demo["datasets"]) == {"casme2", "samm", "casme3"}
+    assert len(demo["seeds"]) >= 2 and demo["epochs"] <= 20
+    assert paper["data_source"] == "real" and paper["preset"] == "paper" and paper["recipe"] == "paper"
+    assert paper["device"] == "cuda" and len(paper["seeds"]) >= 3
+    assert paper["datasets"] == {"casme2": ["5class", "3class"], "samm": ["5class", "3class"],
+                                 "casme3": ["7class", "4class"]}
+    for params in (demo, paper):
+        assert set(params["ablation"]["fusions"]) == {"ts_early", "t_to_s", "s_to_t", "ts_late",
+                                                      "temporal_only", "spatial_only"}
+
+
+def test_study_plans_each_run_once_and_shares_ts_late():
+    study = Study.load(DEMO_PARAMS)
+    planned = study.planned_runs()
+    assert len(planned) == len(set(planned)) == 3 + 6
+    units = study.planned_units()
+    assert ("casme2", "5class", "ts_late", 0) in units
+    # 3 main results x 2 seeds, plus 5 more fusions x 1 seed: ts_late seed 0 is shared
+    assert len(units) == 3 * 2 + 5
+    assert study.source == "SYNTHETIC"
+    label = study.label("fixed")
+    assert "SYNTHETIC" in label and "fixed" in label and "seeds: 0, 1" in label
+
+
+def test_missing_real_root_says_how_to_obtain_the_dataset(monkeypatch, tmp_path):
+    monkeypatch.delenv("TSFMICRO_CASME2_ROOT", raising=False)
+    study = Study.load(ROOT / "params" / "paper.yaml")
+    with pytest.raises(DatasetRootMissing) as error:
+        study.root("casme2")
+    message = str(error.value)
+    for needed in ("CASME II", "-p casme2_root", "TSFMICRO_CASME2_ROOT", "licence", "CASME2-coding"):
+        assert needed in message
+    # a folder that does not exist is named
+    with pytest.raises(DatasetRootMissing, match="does not exist"):
+        Study.load(ROOT / "params" / "paper.yaml", roots={"casme2": str(tmp_path / "nope")}).root("casme2")
+
+
+def test_root_precedence_parameter_then_environment(monkeypatch, tmp_path):
+    from_environment, from_parameter = tmp_path / "env", tmp_path / "param"
+    from_environment.mkdir()
+    from_parameter.mkdir()
+    monkeypatch.setenv("TSFMICRO_SAMM_ROOT", str(from_environment))
+    paper = ROOT / "params" / "paper.yaml"
+    assert Study.load(paper).root("samm") == from_environment
+    assert Study.load(paper, roots={"samm": str(from_parameter)}).root("samm") == from_parameter
+
+
+def test_overrides_and_unknown_source_are_checked():
+    demo = yaml.safe_load(DEMO_PARAMS.read_text())
+    study = Study.load(DEMO_PARAMS, overrides={"epochs": 2, "synthetic": {"subjects": 3}})
+    assert study.params["epochs"] == 2 and study.params["synthetic"]["subjects"] == 3
+    # nested keys merge: the other synthetic settings stay
+    assert study.params["synthetic"]["clips_per_subject"] == demo["synthetic"]["clips_per_subject"]
+    with pytest.raises(ValueError, match="data_source"):
+        Study.load(DEMO_PARAMS, overrides={"data_source": "maybe"})
+
+
+def _fake_run(dataset, mean, low=None, high=None, seeds=2):
+    """An engine Run with only the metrics the tables read (no training)."""
+    import pandas as pd
+
+    from tsfmicro.engine import Run
+
+    names = ("accuracy", "uf1", "uar")
+    per_seed = [{"seed": s, **{m: mean for m in names},
+                 "bootstrap95": {m: [mean - 0.1, mean + 0.1] for m in names}} for s in range(seeds)]
+    block = {"mean": {m: mean for m in names}, "seed_ci95": {m: [low, high] for m in names},
+             "per_seed": per_seed, "per_class": [], "confusion": []}
+    config = {"dataset": dataset, "task": "5class", "fusion": "ts_late", "preset": "tiny",
+              "recipe": "paper", "resolved": {"recipe": {"epochs": 4}}, "seeds": list(range(seeds)),
+              "data_source": "SYNTHETIC", "class_names": ["a", "b"]}
+    return Run(path=ROOT, config=config, predictions=pd.DataFrame(), curves=pd.DataFrame(),
+               provenance={}, metrics={"protocols": {"fixed": block, "oracle": block},
+                                       "oracle_minus_fixed": {"mean": {m: 0.0 for m in names},
+                                                              "seed_ci95": {m: [None, None] for m in names}}})
+
+
+def test_result_tables_show_intervals_and_missing_paper_values_as_na():
+    from tsfmicro.reported import reported
+
+    runs = {("casme2", "5class", "ts_late"): _fake_run("casme2", 0.5, 0.4, 0.6),
+            ("samm", "5class", "ts_late"): _fake_run("samm", 0.25, seeds=1)}
+    long = study_module.scores_long(runs)
+    assert len(long) == 2 * 2 * 3
+    wide = study_module.scores_wide(long, reported())
+    casme2 = wide.query("dataset == 'casme2' and protocol == 'fixed'").iloc[0]
+    assert casme2["ACC %"] == "50.0 [40.0, 60.0]"
+    assert casme2["paper ACC %"] == "87.50" and casme2["paper UF1 %"] == "n/a"
+    samm = wide.query("dataset == 'samm' and protocol == 'oracle'").iloc[0]
+    assert samm["UF1 %"] == "25.0 [15.0, 35.0]"  # one seed: the subject bootstrap interval
+    assert samm["paper ACC %"] == "n/a"
+    gain = study_module.oracle_gain(runs)
+    assert gain["ACC pp"].iloc[0] == "+0.0"
+
+
+def test_gradcam_maps_each_branch_of_every_fusion():
+    import torch
+
+    from tsfmicro.gradcam import branch_cams
+    from tsfmicro.model import FUSIONS, build_model
+
+    torch.manual_seed(0)
+    onset, apex = torch.randn(2, 3, 64, 64), torch.randn(2, 3, 64, 64)
+    for fusion in FUSIONS:
+        model = build_model("tiny", num_classes=5, fusion=fusion)
+        cams = branch_cams(model, onset, apex, target_classes=[0, 3])
+        assert set(cams) == {"temporal", "spatial"}
+        assert (cams["temporal"] is None) == (fusion == "spatial_only"), fusion
+        assert (cams["spatial"] is None) == (fusion == "temporal_only"), fusion
+        for cam in cams.values():
+            if cam is not None:
+                assert cam.shape == (2, 64, 64) and cam.min() >= 0 and cam.max() <= 1 + 1e-6
+
+
+# --------------------------------------------------------------------------- execution
+@pytest.mark.book
+@pytest.mark.slow
+@pytest.mark.parametrize("stem", EXPECTED_NOTEBOOKS)
+def test_notebook_runs_under_papermill_with_demo_parameters(book, stem):
+    assert stem not in book.errors, (
+        f"notebooks/{stem}.ipynb failed under papermill: {book.errors.get(stem)}\n"
+        f"the executed copy with the error is {book.executed(stem)}")
+    notebook = nbformat.read(book.executed(stem), as_version=4)
+    outputs = [output for cell in notebook.cells for output in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    # the provenance box comes first, says SYNTHETIC in large type, and got its duration
+    first = next(o for o in outputs if "text/html" in o.get("data", {}))
+    html = first["data"]["text/html"]
+    assert "tsfmicro-provenance" in html and ">SYNTHETIC<" in html
+    for field_name in ("commit", "device", "date", "duration", "parameters"):
+        assert f">{field_name}<" in html
+    assert "running…" not in html, "box.finish() did not update the provenance box"
+    injected = [c for c in notebook.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and "demo.yaml" in injected[0].source
+
+
+@pytest.mark.book
+@pytest.mark.slow
+def test_book_builds_with_warnings_as_errors(book):
+    assert book.build_returncode == 0, "jupyter-book build book/ -W failed:\n" + book.build_log[-6000:]
+    assert (book.html / "index.html").is_file()
+    for stem in EXPECTED_NOTEBOOKS:
+        assert (book.html / "notebooks" / f"{stem}.html").is_file(), stem
+    for page in ("intro", "method", "datasets", "reproduce", "api"):
+        assert (book.html / f"{page}.html").is_file(), page
+
+
+@pytest.mark.book
+@pytest.mark.slow
+def test_prose_numbers_are_glued_from_the_notebooks(book):
+    intro = (book.html / "intro.html").read_text(encoding="utf-8")
+    assert "SYNTHETIC" in intro
+    notebook = nbformat.read(book.executed("01_main_results"), as_version=4)
+    glued = {}
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            key = output.get("metadata", {}).get("scrapbook", {}).get("name")
+            if key:
+                glued[key] = next(v for k, v in output["data"].items() if k.endswith("text/plain"))
+    fixed = glued["headline_uf1_fixed"].strip("'")
+    assert fixed in intro, f"the intro does not show the glued UF1 {fixed}"

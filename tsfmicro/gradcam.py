@@ -1,0 +1,137 @@
+"""Grad-CAM of TSFmicro's two branches, with the `grad-cam` package (pytorch_grad_cam).
+
+The network takes two inputs, ``model(onset, apex)``, while pytorch_grad_cam calls
+``model(input_tensor)`` with one tensor. :class:`PairInput` bridges the two: it takes
+``(B, 6, S, S)`` (onset and apex stacked on the channel dimension) and calls the network.
+(Stacking on a new dimension would give a 5-D tensor, which the package treats as a 3-D
+volume.) The target layers are ``model.feature_layers()["temporal"]`` and ``["spatial"]``, whose
+outputs are channels-first maps ``(B, C, h, w)``, so no reshape is needed; the package
+upsamples each CAM to ``S x S`` (the last two sizes of the input tensor).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+BRANCHES = ("temporal", "spatial")
+
+
+class PairInput(nn.Module):
+    """``forward(pair)`` with ``pair = cat([onset, apex], dim=1)`` -> ``model(onset, apex)``."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pair: torch.Tensor) -> torch.Tensor:
+        return self.model(pair[:, :3], pair[:, 3:])
+
+
+def stack_pair(onset: torch.Tensor, apex: torch.Tensor) -> torch.Tensor:
+    """(B, 3, S, S) onset and apex -> (B, 6, S, S), the input :class:`PairInput` takes."""
+    return torch.cat([onset, apex], dim=1)
+
+
+def branch_cams(model: nn.Module, onset: torch.Tensor, apex: torch.Tensor,
+                target_classes: Sequence[int] | None = None,
+                branches: Sequence[str] = BRANCHES) -> dict[str, np.ndarray | None]:
+    """Grad-CAM maps of each branch for a batch.
+
+    onset, apex: ``(B, 3, S, S)`` model inputs (``tsfmicro.engine.augment.to_model_input``).
+    ``target_classes``: the class each CAM explains (default: the predicted class).
+    Returns ``{branch: (B, S, S) float array in [0, 1]}``; a branch the variant does not
+    have (e.g. ``temporal_only`` has no spatial branch) maps to None.
+    """
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    model.eval()
+    wrapped = PairInput(model).eval()
+    pair = stack_pair(onset, apex)
+    layers = model.feature_layers()
+    targets = None if target_classes is None else [ClassifierOutputTarget(int(c)) for c in target_classes]
+    cams: dict[str, np.ndarray | None] = {}
+    for branch in branches:
+        layer = layers.get(branch)
+        if layer is None:
+            cams[branch] = None
+            continue
+        with GradCAM(model=wrapped, target_layers=[layer]) as cam:
+            cams[branch] = np.asarray(cam(input_tensor=pair, targets=targets), dtype=np.float32)
+    return cams
+
+
+def difference_image(onset: np.ndarray, apex: np.ndarray, gain: float = 4.0) -> np.ndarray:
+    """A viewable difference frame for uint8 crops (H, W, 3): 128 + gain * (apex - onset)."""
+    difference = apex.astype(np.float32) - onset.astype(np.float32)
+    return np.clip(128 + gain * difference, 0, 255).astype(np.uint8)
+
+
+def pick_examples(predictions, class_names: Sequence[str], per_class: int = 1,
+                  true_column: str = "true", pred_column: str = "pred") -> list[dict]:
+    """Test predictions to explain: for each class, up to ``per_class`` correct and
+    ``per_class`` wrong ones (first in table order, so the choice is reproducible).
+
+    ``predictions`` is one seed's table (one row per test clip). Returns dicts with
+    ``index`` (row label), ``true``, ``pred``, ``outcome`` ("correct" / "wrong").
+    """
+    chosen = []
+    for class_index, _ in enumerate(class_names):
+        rows = predictions[predictions[true_column] == class_index]
+        for outcome, mask in (("correct", rows[pred_column] == rows[true_column]),
+                              ("wrong", rows[pred_column] != rows[true_column])):
+            for index, row in rows[mask].head(per_class).iterrows():
+                chosen.append({"index": index, "true": int(row[true_column]),
+                               "pred": int(row[pred_column]), "outcome": outcome})
+    return chosen
+
+
+def explain_predictions(run, prepared, per_class: int = 1, protocol: str = "fixed") -> list[dict]:
+    """Grad-CAM panels for test predictions of ``run`` (an engine Run), ready for
+    :func:`tsfmicro.plots.gradcam_grid`.
+
+    Uses the run's first seed (whose fold weights the engine keeps): for each class up to
+    ``per_class`` correct and wrong test clips; each is explained by the model of its own
+    LOSO fold (trained without that subject), for the class that model predicted.
+    ``prepared`` is the run's PreparedData (``sample_index`` in the predictions indexes it).
+    """
+    from tsfmicro.engine.augment import to_model_input
+
+    seed = int(run.predictions["seed"].iloc[0])
+    table = run.predictions[run.predictions["seed"] == seed].reset_index(drop=True)
+    examples = pick_examples(table, run.class_names, per_class, "true", f"pred_{protocol}")
+    panels = []
+    for example in examples:
+        row = table.loc[example["index"]]
+        model = run.fold_model(row["subject"])
+        size = model.config.image_size
+        position = int(row["sample_index"])  # the clip's row in PreparedData
+        onset_crop = prepared.onset[position]
+        apex_crop = prepared.apex[position]
+        onset = to_model_input(torch.from_numpy(onset_crop[None].copy()), size)
+        apex = to_model_input(torch.from_numpy(apex_crop[None].copy()), size)
+        cams = branch_cams(model, onset, apex, target_classes=[example["pred"]])
+        shown = _resize_crop(onset_crop, size), _resize_crop(apex_crop, size)
+        names = run.class_names
+        panels.append({
+            "title": (f"{example['outcome']}: true {names[example['true']]}, "
+                      f"predicted {names[example['pred']]}\nsubject {row['subject']} {row['clip_id']}"),
+            "onset": shown[0],
+            "difference": difference_image(*shown),
+            "temporal": None if cams["temporal"] is None else cams["temporal"][0],
+            "spatial": None if cams["spatial"] is None else cams["spatial"][0],
+            **example,
+        })
+    return panels
+
+
+def _resize_crop(crop: np.ndarray, size: int) -> np.ndarray:
+    """A uint8 crop resized to the model's input size, so the CAM lies on what the model saw."""
+    if crop.shape[0] == size and crop.shape[1] == size:
+        return crop
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(crop).resize((size, size), Image.BILINEAR))

@@ -1,0 +1,258 @@
+"""Figures and tables of the book (seaborn / matplotlib / pandas Styler).
+
+Every function takes the data to show and a ``label``: one line saying data source,
+protocol and seeds (``Study.label(protocol)``), printed at the foot of each figure and
+in the caption of each table, so a figure copied out of the book still says where it
+comes from. Nothing here computes a metric: the numbers come from tsfmicro.metrics and
+tsfmicro.report through the notebooks.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+PALETTE = "colorblind"
+
+
+def setup() -> None:
+    """One look for every figure (call once per notebook)."""
+    sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE)
+    plt.rcParams.update({"figure.dpi": 96, "savefig.dpi": 96, "figure.autolayout": False})
+
+
+def footer(fig: plt.Figure, label: str) -> plt.Figure:
+    """Write ``label`` (data source, protocol, seeds) at the bottom of ``fig``."""
+    fig.text(0.01, 0.005, label, ha="left", va="bottom", fontsize=8, color="#555555")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return fig
+
+
+def table(frame: pd.DataFrame, label: str, caption: str = "", percent: Sequence[str] = (),
+          digits: int = 1, compact: bool = True):
+    """A pandas Styler for the book: ``caption``, then the ``label`` line (data, protocol,
+    seeds). Columns in ``percent`` are fractions shown as percent; missing values show as
+    "n/a"; a "mean [low, high]" cell shows its interval small, under the mean. With
+    ``compact``, columns holding one value for every row move into the caption."""
+    frame = frame.copy()
+    constant = []
+    if compact and len(frame) > 1:
+        constant = [c for c in frame.columns if frame[c].astype(str).nunique() == 1]
+        constant = [c for c in constant if c not in percent]
+    fixed_text = " · ".join(f"{c}: {frame[c].iloc[0]}" for c in constant)
+    frame = frame.drop(columns=constant)
+    formats = {column: (lambda v, d=digits: "n/a" if _missing(v) else f"{100 * v:.{d}f}")
+               for column in percent if column in frame.columns}
+    for column in frame.columns:
+        if column not in formats and not pd.api.types.is_numeric_dtype(frame[column]):
+            formats[column] = _interval_cell
+    styler = frame.style.format(formats, na_rep="n/a", precision=3).hide(axis="index")
+    styler = styler.relabel_index([f"{c} %" if c in percent else str(c) for c in frame.columns],
+                                  axis="columns")
+    lines = [caption] if caption else []
+    if fixed_text:
+        lines.append(fixed_text)
+    lines.append(f"<small>{label}</small>")
+    return styler.set_caption("<br>".join(lines)).set_table_styles([
+        {"selector": "caption", "props": "caption-side: top; text-align: left; color: #333;"},
+        {"selector": "td", "props": "padding: 2px 8px; vertical-align: top;"},
+        {"selector": "th", "props": "padding: 2px 8px;"},
+    ])
+
+
+def _interval_cell(value) -> str:
+    """'18.2 [17.0, 19.4]' -> the mean, and the interval small on a second line."""
+    text = "n/a" if _missing(value) else str(value)
+    if " [" in text and text.endswith("]"):
+        mean, interval = text.split(" [", 1)
+        return f"{mean}<br><small style='color:#555;white-space:nowrap'>[{interval}</small>"
+    return text
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+# ------------------------------------------------------------------------- datasets
+def class_counts(samples: pd.DataFrame, label: str, column: str = "class_name") -> plt.Figure:
+    """Clips per class, one panel per dataset/task (``samples`` has dataset, task, ``column``)."""
+    groups = list(samples.groupby(["dataset", "task"], sort=False))
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.4), squeeze=False)
+    for ax, ((dataset, task), part) in zip(axes[0], groups):
+        part = part.sort_values("class_index") if "class_index" in part else part
+        counts = part[column].astype(str).value_counts(sort=False)  # in class order
+        sns.barplot(x=counts.index.astype(str), y=counts.values, ax=ax, color=sns.color_palette(PALETTE)[0])
+        ax.set_title(f"{dataset} {task}: {len(part)} clips")
+        ax.set_xlabel("")
+        ax.set_ylabel("clips")
+        ax.tick_params(axis="x", rotation=40)
+    return footer(fig, label)
+
+
+def clips_per_subject(samples: pd.DataFrame, label: str, column: str = "class_name") -> plt.Figure:
+    """Heatmap of clips per subject and class, one panel per dataset/task."""
+    groups = list(samples.groupby(["dataset", "task"], sort=False))
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.6), squeeze=False)
+    for ax, ((dataset, task), part) in zip(axes[0], groups):
+        part = part.sort_values("class_index") if "class_index" in part else part
+        order = list(dict.fromkeys(part[column].astype(str)))
+        grid = pd.crosstab(part["subject"].astype(str), part[column].astype(str)).reindex(columns=order)
+        sns.heatmap(grid, annot=True, fmt="d", cbar=False, cmap="Blues", ax=ax)
+        ax.set_title(f"{dataset} {task}: clips per subject")
+        ax.set_xlabel("")
+        ax.set_ylabel("subject")
+    return footer(fig, label)
+
+
+def example_crops(onset: np.ndarray, apex: np.ndarray, titles: Sequence[str], label: str,
+                  gain: float = 4.0) -> plt.Figure:
+    """One column per clip: onset, apex and the absolute difference ``abs(apex - onset)``
+    (amplified by ``gain``) for uint8 crops ``(N, H, W, 3)``."""
+    columns = len(onset)
+    fig, axes = plt.subplots(3, columns, figsize=(1.75 * columns + 0.6, 6.0), squeeze=False)
+    for column in range(columns):
+        difference = np.abs(apex[column].astype(np.int16) - onset[column].astype(np.int16))
+        difference = np.clip(difference.mean(axis=-1) * gain, 0, 255).astype(np.uint8)
+        panels = [(onset[column], "onset", None), (apex[column], "apex", None),
+                  (difference, f"|apex − onset| × {gain:g}", "magma")]
+        for row, (image, name, cmap) in enumerate(panels):
+            ax = axes[row][column]
+            ax.imshow(image, cmap=cmap, vmin=0, vmax=255)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            if column == 0:
+                ax.set_ylabel(name, fontsize=9)
+        axes[0][column].set_title(titles[column], fontsize=8.5)
+    return footer(fig, label)
+
+
+# ------------------------------------------------------------------------- results
+def metric_bars(summary: pd.DataFrame, x: str, label: str, hue: str = "protocol",
+                metrics: Sequence[str] = ("accuracy", "uf1", "uar"),
+                reported: pd.DataFrame | None = None, chance: dict[str, float] | None = None) -> plt.Figure:
+    """Bars of mean score with their interval over seeds, one panel per metric.
+
+    ``summary`` has columns ``x``, ``hue``, ``metric``, ``mean``, ``low``, ``high``
+    (fractions). ``reported`` (optional: ``x``, ``metric``, ``value`` in percent) adds the
+    paper's values as black diamonds; missing ones are simply absent. ``chance`` (metric ->
+    fraction) draws a dashed line on that metric's panel, e.g. ``{"uar": 1 / classes}``.
+    """
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.8), squeeze=False,
+                             sharey=True)
+    order = list(dict.fromkeys(summary[x]))
+    hues = list(dict.fromkeys(summary[hue]))
+    colours = sns.color_palette(PALETTE, len(hues))
+    width = 0.8 / max(len(hues), 1)
+    for ax, metric in zip(axes[0], metrics):
+        part = summary[summary["metric"] == metric]
+        for index, name in enumerate(hues):
+            rows = part[part[hue] == name].set_index(x).reindex(order)
+            positions = np.arange(len(order)) + (index - (len(hues) - 1) / 2) * width
+            means = 100 * rows["mean"].to_numpy(dtype=float)
+            low = 100 * rows["low"].to_numpy(dtype=float)
+            high = 100 * rows["high"].to_numpy(dtype=float)
+            errors = np.vstack([np.nan_to_num(means - low), np.nan_to_num(high - means)])
+            ax.bar(positions, means, width=width, color=colours[index], label=str(name))
+            ax.errorbar(positions, means, yerr=errors, fmt="none", ecolor="#222222", capsize=3, lw=1)
+        if reported is not None and len(reported):
+            paper = reported[reported["metric"] == metric].set_index(x).reindex(order)["value"]
+            shown = paper.notna().to_numpy()
+            if shown.any():
+                ax.scatter(np.arange(len(order))[shown], paper.to_numpy(dtype=float)[shown],
+                           marker="D", color="black", zorder=5, label="paper (reported)")
+        if chance and metric in chance:
+            ax.axhline(100 * chance[metric], ls="--", color="#888888", lw=1, label="chance")
+        ax.set_xticks(np.arange(len(order)))
+        ax.set_xticklabels(order, rotation=35, ha="right")
+        ax.set_title(metric.upper() if metric != "accuracy" else "ACC")
+        ax.set_ylabel("% (mean and 95 % interval)")
+        ax.set_ylim(0, 105)
+    legend = {}
+    for ax in axes[0]:
+        for handle, name in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(name, handle)
+    axes[0][-1].legend(legend.values(), legend.keys(), fontsize=8, loc="upper right")
+    return footer(fig, label)
+
+
+def confusion(matrix: np.ndarray, class_names: Sequence[str], title: str, label: str) -> plt.Figure:
+    """Counts and row-normalised (recall per true class) heatmaps side by side."""
+    matrix = np.asarray(matrix)
+    rows = matrix.sum(axis=1, keepdims=True)
+    normalised = np.divide(matrix, rows, out=np.zeros_like(matrix, dtype=float), where=rows > 0)
+    size = max(3.6, 0.75 * len(class_names) + 1.8)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size + 0.6, size))
+    sns.heatmap(matrix, annot=True, fmt="d", cmap="Blues", cbar=False, ax=axes[0],
+                xticklabels=class_names, yticklabels=class_names)
+    axes[0].set_title("counts")
+    sns.heatmap(normalised, annot=True, fmt=".2f", cmap="Blues", vmin=0, vmax=1, cbar=False,
+                ax=axes[1], xticklabels=class_names, yticklabels=class_names)
+    axes[1].set_title("row-normalised (recall per class)")
+    for ax in axes:
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.tick_params(axis="x", rotation=40)
+        ax.tick_params(axis="y", rotation=0)
+    fig.suptitle(title, fontsize=11)
+    return footer(fig, label)
+
+
+def learning_curves(curves: pd.DataFrame, label: str, x: str = "epoch",
+                    columns: Sequence[str] = ("train_loss", "test_accuracy")) -> plt.Figure:
+    """Mean over folds (and seeds) of per-epoch curves, one panel per column present."""
+    columns = [column for column in columns if column in curves.columns]
+    fig, axes = plt.subplots(1, max(len(columns), 1), figsize=(4.4 * max(len(columns), 1), 3.2),
+                             squeeze=False)
+    for ax, column in zip(axes[0], columns):
+        sns.lineplot(data=curves, x=x, y=column, ax=ax, errorbar=("pi", 100))
+        ax.set_title(column.replace("_", " "))
+    return footer(fig, label)
+
+
+def gradcam_grid(panels: list[dict], label: str) -> plt.Figure:
+    """One row per example: difference frame + temporal CAM, onset frame + spatial CAM.
+
+    Each panel dict: ``title``, ``difference`` and ``onset`` (uint8 (H, W, 3)), and
+    ``temporal`` / ``spatial`` CAMs in [0, 1] (H, W) or None when the variant lacks that
+    branch. A CAM that is zero everywhere (no positive gradient) is written as such
+    rather than drawn as a flat colour.
+    """
+    rows = len(panels)
+    fig, axes = plt.subplots(rows, 4, figsize=(10.5, 2.2 * rows + 0.5), squeeze=False)
+    for row, panel in enumerate(panels):
+        views = [(panel["difference"], None, "difference (apex − onset)", False),
+                 (panel["difference"], panel.get("temporal"), "temporal CAM", True),
+                 (panel["onset"], None, "onset", False),
+                 (panel["onset"], panel.get("spatial"), "spatial CAM", True)]
+        for ax, (image, cam, name, is_cam) in zip(axes[row], views):
+            ax.imshow(image)
+            if is_cam and cam is None:
+                ax.text(0.5, 0.5, "no such branch", transform=ax.transAxes, ha="center",
+                        va="center", fontsize=8, color="white", backgroundcolor="#333333")
+            elif is_cam and float(np.max(cam)) <= 1e-6:
+                ax.text(0.5, 0.5, "CAM is zero", transform=ax.transAxes, ha="center",
+                        va="center", fontsize=8, color="white", backgroundcolor="#333333")
+            elif is_cam:
+                ax.imshow(cam, cmap="jet", alpha=0.45, vmin=0, vmax=1,
+                          extent=(-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            if row == 0:
+                ax.set_title(name, fontsize=10)
+        axes[row][0].set_ylabel(panel["title"], fontsize=8.5, rotation=0, ha="right",
+                                va="center", labelpad=8)
+    return footer(fig, label)
+
+
+def show(fig: plt.Figure) -> None:
+    """Display ``fig`` now and close it (for figures made in a loop)."""
+    from IPython.display import display
+
+    display(fig)
+    plt.close(fig)

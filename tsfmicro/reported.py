@@ -1,0 +1,68 @@
+"""The paper's own numbers, read from one file with a source for every value.
+
+``tsfmicro/data/paper_reported.csv`` has one row per (dataset, task, fusion, metric) cell
+that the paper reports, with the value in percent and where it comes from. Only values
+we actually have are filled in; every other cell is present with an empty value, read
+as missing (NaN) and shown as "not available", never guessed or interpolated.
+"""
+from __future__ import annotations
+
+import math
+from importlib import resources
+
+import pandas as pd
+
+METRICS = ("acc", "uf1", "uar")
+COLUMNS = ("dataset", "task", "fusion", "metric", "value", "table", "source")
+MISSING_TEXT = "n/a"
+
+
+def reported() -> pd.DataFrame:
+    """All cells the paper reports, one row each; ``value`` is a float in percent or NaN."""
+    with resources.files("tsfmicro.data").joinpath("paper_reported.csv").open("r", encoding="utf-8") as handle:
+        table = pd.read_csv(handle, dtype={"value": "float64"}, keep_default_na=False,
+                            na_values={"value": [""]})
+    missing_columns = set(COLUMNS) - set(table.columns)
+    if missing_columns:
+        raise ValueError(f"paper_reported.csv lacks columns {sorted(missing_columns)}")
+    return table.loc[:, list(COLUMNS)]
+
+
+def lookup(dataset: str, task: str, fusion: str = "ts_late", metric: str = "acc") -> float:
+    """One reported value in percent, or NaN when the paper's value is not available."""
+    table = reported()
+    hit = table[(table.dataset == dataset) & (table.task == task)
+                & (table.fusion == fusion) & (table.metric == normalise_metric(metric))]
+    return float(hit.value.iloc[0]) if len(hit) else math.nan
+
+
+def normalise_metric(name: str) -> str:
+    """Accept the spellings used across the package: accuracy/acc, UF1/f1, UAR/recall."""
+    key = name.lower().replace("-", "_")
+    aliases = {"accuracy": "acc", "acc": "acc", "uf1": "uf1", "macro_f1": "uf1", "f1": "uf1",
+               "uar": "uar", "macro_recall": "uar", "recall": "uar"}
+    if key not in aliases:
+        raise KeyError(f"unknown metric {name!r}; expected one of {METRICS}")
+    return aliases[key]
+
+
+def reported_wide(datasets_tasks=None, fusions=("ts_late",)) -> pd.DataFrame:
+    """Reported values as a wide table: one row per (dataset, task, fusion), one column per
+    metric (percent, NaN when missing), plus the distinct sources of that row's values."""
+    table = reported()
+    table = table[table.fusion.isin(fusions)]
+    if datasets_tasks is not None:
+        wanted = set(map(tuple, datasets_tasks))
+        table = table[[(d, t) in wanted for d, t in zip(table.dataset, table.task)]]
+    wide = table.set_index(["dataset", "task", "fusion", "metric"]).value.unstack("metric")
+    wide = wide.reindex(columns=list(METRICS))
+    sources = (table.dropna(subset=["value"]).groupby(["dataset", "task", "fusion"]).source
+               .agg(lambda s: "; ".join(sorted(set(s)))))
+    wide["source"] = sources.reindex(wide.index).fillna("not in our copy of the paper")
+    return wide.reset_index()
+
+
+def format_value(value: float, digits: int = 2) -> str:
+    """Percent with fixed digits, or ``n/a`` for a missing value."""
+    return MISSING_TEXT if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else f"{value:.{digits}f}"
