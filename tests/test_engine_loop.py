@@ -73,6 +73,13 @@ def test_recipes_follow_the_paper_and_the_authors_code():
         get_recipe("fast", "casme2", "5class")
 
 
+def test_batch_size_override_changes_only_the_batch_and_is_validated():
+    small = get_recipe("paper", "casme2", "5class", epochs=12, batch_size=8)
+    assert (small.batch_size, small.epochs, small.learning_rate) == (8, 12, 8e-4)
+    with pytest.raises(ValueError, match="batch_size must be at least 2"):
+        get_recipe("paper", "casme2", "5class", batch_size=1)
+
+
 # --- augmentation ------------------------------------------------------------------------------
 
 

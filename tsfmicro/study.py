@@ -337,7 +337,7 @@ class Study:
         return RunConfig(
             dataset=dataset, root=str(self.root(dataset)), task=task, fusion=fusion,
             preset=self.params["preset"], recipe=self.params["recipe"],
-            epochs=self.params.get("epochs"), seeds=tuple(self.seeds if seeds is None else seeds),
+            epochs=self.params.get("epochs"), batch_size=self.params.get("batch_size"), seeds=tuple(self.seeds if seeds is None else seeds),
             device=self.params["device"], out=str(self.path("runs")),
             crop_size=self._crop_size(), cache_dir=str(self.path("prepared")),
         )
@@ -481,7 +481,7 @@ class ProvenanceBox:
         colour = "#b3261e" if synthetic else "#1b5e20"
         note = ("Generated data in the official layouts: these numbers show the pipeline "
                 "working, they are <b>not</b> results on the paper's datasets. With few clips and "
-                "epochs (as in the demo), scores near chance are expected."
+                "epochs (as in the demo), scores are noisy."
                 if synthetic else "Real dataset files, read from the folders given in the parameters.")
         rows = "".join(
             f"<tr><th style='text-align:left;padding:2px 10px 2px 0;vertical-align:top'>"

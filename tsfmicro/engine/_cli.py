@@ -35,6 +35,7 @@ def _add_train(subparsers) -> None:
     parser.add_argument("--preset", default="paper", choices=list(PRESETS), help="model size; default: paper")
     parser.add_argument("--recipe", default="paper", choices=RECIPES, help="training recipe; default: paper")
     parser.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
+    parser.add_argument("--batch-size", type=int, help="override the recipe's batch size (32)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one or more seeds; default: 0")
     parser.add_argument("--device", default="auto", choices=DEVICES, help="default: auto (cuda, mps, cpu)")
     parser.add_argument("--out", default="runs", help="folder holding run directories; default: runs")
@@ -80,6 +81,7 @@ def run_train(args: argparse.Namespace) -> int:
         recipe=args.recipe,
         seeds=tuple(args.seeds),
         epochs=args.epochs,
+        batch_size=args.batch_size,
         device=args.device,
         out=args.out,
         crop_size=args.crop_size,

@@ -50,6 +50,7 @@ class RunConfig:
     recipe: str = "paper"
     seeds: tuple[int, ...] = (0,)
     epochs: int | None = None  # None: the recipe's own length
+    batch_size: int | None = None  # None: the recipe's own (32)
     device: str = "auto"  # auto = cuda, then mps, then cpu
     out: str = "runs"
     crop_size: int | None = None  # size of the cached crops; None: the preset's image size
@@ -197,7 +198,7 @@ def _resolve(config: RunConfig, progress: bool) -> _Request:
     crop_size = config.crop_size or image_size
     data = prepare(config.dataset, config.root, config.task, crop_size=crop_size, cache_dir=config.cache_dir,
                    progress=progress)
-    recipe = get_recipe(config.recipe, config.dataset, config.task, config.epochs)
+    recipe = get_recipe(config.recipe, config.dataset, config.task, config.epochs, config.batch_size)
     identity = {
         "engine_version": ENGINE_VERSION,
         "dataset": config.dataset,
