@@ -86,6 +86,14 @@ def test_t_interval_matches_scipy_and_one_value_has_no_interval():
     assert mean == 0.5 and np.isnan(low) and np.isnan(high)
 
 
+def test_score_intervals_are_clipped_to_the_possible_range():
+    values = [0.05, 0.95]  # two seeds: the raw t interval spans far below 0 and above 1
+    mean, low, high = metrics.t_interval(values)
+    assert low < 0 and high > 1
+    mean, low, high = metrics.t_interval(values, bounds=(0.0, 1.0))
+    assert (mean, low, high) == pytest.approx((0.5, 0.0, 1.0))
+
+
 def test_bootstrap_interval_equals_resampling_subjects_one_by_one():
     y_true, y_pred, fold = random_predictions(0, samples=400)
     resamples = 200

@@ -102,17 +102,25 @@ def scores_by(frame: pd.DataFrame, group: str, true_column: str, pred_column: st
     return pd.DataFrame(rows, columns=[group, "samples", *METRICS])
 
 
-def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+def t_interval(
+    values: Sequence[float], confidence: float = 0.95, bounds: tuple[float, float] | None = None
+) -> tuple[float, float, float]:
     """Mean and two-sided Student-t interval of the mean (e.g. over seeds).
 
     One value gives ``(value, nan, nan)``: one seed says nothing about seed-to-seed spread.
+    ``bounds`` clips the interval to the range the quantity can take (0..1 for a score):
+    with two or three seeds the t interval is wide and would otherwise show a negative
+    accuracy.
     """
     values = np.asarray(values, dtype=float)
     mean = float(values.mean())
     if len(values) < 2:
         return mean, float("nan"), float("nan")
     half_width = stats.t.ppf(0.5 + confidence / 2, df=len(values) - 1) * stats.sem(values)
-    return mean, float(mean - half_width), float(mean + half_width)
+    low, high = mean - half_width, mean + half_width
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return mean, float(low), float(high)
 
 
 def bootstrap_interval(
@@ -198,7 +206,7 @@ def summarize(predictions: pd.DataFrame, class_names: Sequence[str], resamples: 
             )
             per_seed.append(row)
         per_seed_values[protocol] = {name: [row[name] for row in per_seed] for name in METRICS}
-        intervals = {name: t_interval(per_seed_values[protocol][name]) for name in METRICS}
+        intervals = {name: t_interval(per_seed_values[protocol][name], bounds=(0.0, 1.0)) for name in METRICS}
         summary["protocols"][protocol] = {
             "per_seed": per_seed,
             "mean": {name: intervals[name][0] for name in METRICS},

@@ -33,7 +33,7 @@ from tsfmicro.engine import checkpoint as ckpt
 from tsfmicro.engine import loso, provenance
 from tsfmicro.engine.recipes import RECIPES, get_recipe
 
-ENGINE_VERSION = 1  # bump when a code change alters results, so older runs are not reused
+ENGINE_VERSION = 2  # bump when a code change alters results, so older runs are not reused
 DEVICES = ("auto", "cuda", "mps", "cpu")
 FILES = ("config.yaml", "provenance.json", "predictions.csv", "curves.csv", "metrics.json")
 
