@@ -115,3 +115,94 @@ def test_default_cache_dir_follows_environment(monkeypatch, tmp_path):
     assert default_cache_dir() == tmp_path
     monkeypatch.delenv("TSFMICRO_CACHE")
     assert default_cache_dir().parts[-2:] == (".cache", "tsfmicro")
+
+
+# --- training-time frame re-selection (paper.md "Inputs", last bullet) -------------------------
+
+
+def fixed_face(self, frames):
+    """A detector stand-in: the same known box on every frame (no MTCNN, so the test can re-crop)."""
+    return [[(fixed_box(frame.shape), 0.99)] for frame in frames]
+
+
+def fixed_box(shape):
+    height, width = shape[:2]
+    return (width * 0.3, height * 0.25, width * 0.7, height * 0.75)
+
+
+def mean_abs_difference(a, b):
+    return np.abs(a.astype(np.float64) - b.astype(np.float64)).mean()
+
+
+def test_frame_reselection_picks_the_most_different_pair_in_the_window(synthetic_casme2_root, tmp_path,
+                                                                       monkeypatch):
+    from pathlib import Path
+
+    from tsfmicro.data import cache as cache_module
+    from tsfmicro.data.frames import index_frames
+
+    monkeypatch.setattr(FaceDetector, "detect", fixed_face)
+    cache, size = tmp_path / "cache", 32
+    default = prepare("casme2", synthetic_casme2_root, "5class", crop_size=size, cache_dir=cache, progress=False)
+    assert default.train_onset is None and "train_onset_frame" not in default.samples
+    stamp = default.cache_path.stat().st_mtime_ns
+
+    # The paper's fractions: the synthetic clips are short (apex - onset <= 6 frames), so the
+    # window is empty and the training pair is the annotated pair.
+    paper = prepare("casme2", synthetic_casme2_root, "5class", crop_size=size, cache_dir=cache, progress=False,
+                    reselect_frames=True)
+    assert paper.cache_path != default.cache_path and paper.cache_key != default.cache_key
+    assert np.array_equal(paper.train_onset, paper.onset) and np.array_equal(paper.train_apex, paper.apex)
+    assert paper.samples["train_onset_frame"].tolist() == paper.samples["onset_frame"].tolist()
+    assert paper.samples["train_apex_frame"].tolist() == paper.samples["apex_frame"].tolist()
+
+    # A wider window (fraction 2: i, j up to (apex - onset) / 2) so that there is a choice.
+    monkeypatch.setattr(cache_module, "RESELECT_FRACTION", 2.0)
+    wide = prepare("casme2", synthetic_casme2_root, "5class", crop_size=size, cache_dir=cache, progress=False,
+                   reselect_frames=True)
+    assert wide.cache_path not in (default.cache_path, paper.cache_path)
+    assert default.cache_path.stat().st_mtime_ns == stamp, "the default cache was rebuilt"
+    assert len(list(cache.glob("*.npz"))) == 3
+    # what the test clips see is unchanged
+    assert wide.samples["clip_id"].tolist() == default.samples["clip_id"].tolist()
+    assert np.array_equal(wide.onset, default.onset) and np.array_equal(wide.apex, default.apex)
+    assert wide.train_onset.shape == wide.onset.shape and wide.train_onset.dtype == np.uint8
+
+    windows = 0
+    for row, train_onset, train_apex in zip(wide.samples.itertuples(), wide.train_onset, wide.train_apex):
+        onset, apex = int(row.onset_frame), int(row.apex_frame)
+        shift = int(2.0 * (apex - onset) // 4)
+        i, j = int(row.train_onset_frame) - onset, apex - int(row.train_apex_frame)
+        assert 0 <= i <= shift and 0 <= j <= shift and onset + i < apex - j, (row.clip_id, i, j, shift)
+        frames = index_frames(Path(row.onset_path).parent)
+        square = square_box(fixed_box(read_frame(row.onset_path).shape), faces.DEFAULT_MARGIN)
+        crops = {number: crop(read_frame(frames[number]), square, size)
+                 for number in range(onset, apex + 1) if number in frames}
+        assert np.array_equal(train_onset, crops[onset + i]) and np.array_equal(train_apex, crops[apex - j])
+        scores = {(a, b): mean_abs_difference(crops[onset + a], crops[apex - b])
+                  for a in range(shift + 1) for b in range(shift + 1) if onset + a < apex - b}
+        chosen = mean_abs_difference(train_onset, train_apex)
+        assert chosen >= mean_abs_difference(wide.onset[row.Index], wide.apex[row.Index])
+        assert chosen == max(scores.values())
+        windows += len(scores) > 1
+    assert windows >= len(wide.samples) // 2  # most clips had a real choice
+
+
+def test_frame_reselection_moves_away_from_a_still_apex(synthetic_casme2_small_root, tmp_path, monkeypatch):
+    from tsfmicro.data import cache as cache_module
+
+    monkeypatch.setattr(FaceDetector, "detect", fixed_face)
+    monkeypatch.setattr(cache_module, "RESELECT_FRACTION", 2.0)
+    root = tmp_path / "casme2"
+    shutil.copytree(synthetic_casme2_small_root, root)
+    samples = load_samples("casme2", root, "5class").samples
+    gaps = samples["apex_frame"] - samples["onset_frame"]
+    row = samples[gaps >= 2].iloc[0]
+    shutil.copyfile(row["onset_path"], row["apex_path"])  # the annotated apex shows no movement at all
+    data = prepare("casme2", root, "5class", crop_size=32, cache_dir=tmp_path / "cache", progress=False,
+                   reselect_frames=True)
+    k = data.samples.index[data.samples["clip_id"] == row["clip_id"]][0]
+    assert mean_abs_difference(data.onset[k], data.apex[k]) == 0
+    chosen = data.samples.loc[k, ["train_onset_frame", "train_apex_frame"]].tolist()
+    assert chosen != [row["onset_frame"], row["apex_frame"]]
+    assert mean_abs_difference(data.train_onset[k], data.train_apex[k]) > 0

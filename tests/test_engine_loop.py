@@ -1,4 +1,5 @@
 """The engine's parts on a tiny random dataset: recipes, augmentation, checkpoints, the LOSO loop, resume."""
+import dataclasses
 import math
 from collections import namedtuple
 
@@ -44,9 +45,9 @@ def subject_folds(data: PreparedData) -> list[Fold]:
     return [Fold(s, np.flatnonzero(subjects != s), np.flatnonzero(subjects == s)) for s in subjects.unique()]
 
 
-def make_trainer(data, epochs=3, seed=0) -> loso.FoldTrainer:
+def make_trainer(data, epochs=3, seed=0, frame_reselection=False) -> loso.FoldTrainer:
     return loso.FoldTrainer(
-        data=loso.DeviceData(data, torch.device("cpu")),
+        data=loso.DeviceData(data, torch.device("cpu"), frame_reselection),
         build_model=lambda: build_model("tiny", num_classes=len(CLASSES), fusion="ts_late", image_size=SIZE),
         recipe=get_recipe("paper", "casme2", "3class", epochs=epochs),
         image_size=SIZE,
@@ -211,3 +212,81 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path, one
     for left, right in zip(reference, resumed):
         np.testing.assert_array_equal(left.probabilities, right.probabilities)
         pd.testing.assert_frame_equal(left.curves, right.curves)
+
+
+def test_frame_reselection_trains_on_the_train_pair_and_tests_on_the_annotated_pair(tmp_path, one_torch_thread):
+    base = random_prepared(subjects=2, clips=5)
+    other = random_prepared(subjects=2, clips=5, seed=1)  # other random frames: the "re-selected" pair
+    data = dataclasses.replace(base, train_onset=other.onset, train_apex=other.apex)
+    swapped = dataclasses.replace(base, onset=other.onset, apex=other.apex)  # trains on the same frames
+    fold = subject_folds(data)[0]
+    policy = ckpt.CheckpointPolicy(100, 0)
+
+    def run(prepared, frame_reselection):
+        trainer = make_trainer(prepared, epochs=2, frame_reselection=frame_reselection)
+        return trainer.run(0, fold, None, lambda state: None, policy, progress=False)
+
+    plain, plain_model = run(data, False)
+    reselected, model = run(data, True)
+    reference, _ = run(swapped, False)
+    # Training read the train arrays: the same losses as a run whose onset/apex are those arrays ...
+    pd.testing.assert_series_equal(reselected.curves["train_loss"], reference.curves["train_loss"])
+    assert not np.allclose(reselected.curves["train_loss"], plain.curves["train_loss"])
+    assert not np.allclose(reselected.probabilities, plain.probabilities)
+    # ... and the held-out subject was scored on the annotated onset/apex.
+    annotated, _ = make_trainer(data).predict(model, torch.as_tensor(fold.test_index))
+    np.testing.assert_array_equal(reselected.probabilities[-1], annotated.numpy())
+    on_train_pair, _ = make_trainer(swapped).predict(model, torch.as_tensor(fold.test_index))
+    assert not np.allclose(reselected.probabilities[-1], on_train_pair.numpy())
+    # Off (the default), the train arrays are ignored: identical to data without them.
+    without, _ = run(base, False)
+    np.testing.assert_array_equal(plain.probabilities, without.probabilities)
+    pd.testing.assert_frame_equal(plain.curves, without.curves)
+    with pytest.raises(ValueError, match="reselect_frames=True"):
+        loso.DeviceData(base, torch.device("cpu"), frame_reselection=True)
+    with pytest.raises(ValueError, match="not aligned"):
+        dataclasses.replace(base, train_onset=other.onset[:-1], train_apex=other.apex[:-1])
+
+
+def test_frame_reselection_enters_the_run_key_and_config(tmp_path, monkeypatch):
+    import yaml
+
+    import tsfmicro.data
+    from tsfmicro.engine import runs
+
+    calls = []
+
+    def fake_prepare(dataset, root, task, *, reselect_frames=False, **kwargs):
+        calls.append(reselect_frames)
+        return random_prepared()
+
+    monkeypatch.setattr(tsfmicro.data, "prepare", fake_prepare)
+    config = runs.RunConfig(dataset="casme2", root=str(tmp_path), task="5class", preset="tiny", device="cpu")
+    off = runs._resolve(config, progress=False)
+    on = runs._resolve(dataclasses.replace(config, frame_reselection=True), progress=False)
+    assert calls == [False, True]  # the data layer is asked for the re-selected pair
+    assert "frame_reselection" not in off.identity  # the default keeps the keys of earlier runs
+    assert on.identity["frame_reselection"] is True
+    assert runs._unit_key(off, 0) != runs._unit_key(on, 0)
+    document = yaml.safe_load(runs._config_yaml(on, [0], ["."], "key"))
+    assert document["frame_reselection"] is True and document["resolved"]["frame_reselection"] is True
+    assert yaml.safe_load(runs._config_yaml(off, [0], ["."], "key"))["frame_reselection"] is False
+
+    from tsfmicro.cli import build_parser
+    from tsfmicro.engine import _cli
+
+    class Stop(Exception):
+        pass
+
+    def record(config, progress):  # the CLI's config, then stop before any training
+        seen.append(config)
+        raise Stop
+
+    seen = []
+    monkeypatch.setattr(_cli, "train", record)
+    for flags in ([], ["--frame-reselection"]):
+        args = build_parser().parse_args(["train", "--dataset", "casme2", "--root", str(tmp_path), "--task", "5class",
+                                          *flags])
+        with pytest.raises(Stop):
+            args.handler(args)
+    assert [c.frame_reselection for c in seen] == [False, True]

@@ -340,6 +340,7 @@ class Study:
             epochs=self.params.get("epochs"), batch_size=self.params.get("batch_size"), seeds=tuple(self.seeds if seeds is None else seeds),
             device=self.params["device"], out=str(self.path("runs")),
             crop_size=self._crop_size(), cache_dir=str(self.path("prepared")),
+            frame_reselection=bool(self.params.get("frame_reselection", False)),
         )
 
     def run(self, dataset: str, task: str, fusion: str = "ts_late",

@@ -4,7 +4,7 @@ Public API:
     DATASETS, TASKS, class_names(dataset, task)
     load_samples(dataset, root, task, strict=False) -> SampleTable
     prepare(dataset, root, task, *, crop_size=224, margin=0.1, use_precropped=False,
-            cache_dir=None, progress=True) -> PreparedData
+            cache_dir=None, progress=True, reselect_frames=False) -> PreparedData
     loso_splits(samples), lodo_splits(samples) -> list[Fold]
     write_synthetic(layout, out, subjects=8, clips_per_subject=10, seed=0) -> Path
 

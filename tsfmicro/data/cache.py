@@ -6,6 +6,13 @@ and pre-cropped frame), so editing the annotation or replacing frames builds a n
 while moving the dataset folder does not. The cache holds every valid clip of the dataset
 whatever its label; the task is selected after loading, so 5-class and 3-class share it.
 
+With ``reselect_frames=True`` the cache also holds, per clip, a TRAINING pair (the authors'
+optional re-selection, paper.md "Inputs"): the (onset+i, apex-j) pair, i and j from 0 to
+``reselect_shift`` (floor(fraction * (apex - onset) / 4), fraction 0.15, SAMM 0.10), with
+onset+i < apex-j and both frames on disk, whose crops (cut with the onset's face box) differ
+most (mean absolute difference of the uint8 crops; ties: the smallest i + j, then i). Those
+caches are separate files with their own key; the default cache is not touched.
+
 Cache folder: ``cache_dir`` argument, else the TSFMICRO_CACHE environment variable, else
 ``~/.cache/tsfmicro``.
 """
@@ -13,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -34,12 +42,14 @@ from .faces import (
     resize_whole,
     square_box,
 )
-from .frames import read_frame
+from .frames import index_frames, read_frame
 from .registry import task_info
 from .types import PreparedData
 
 CACHE_FORMAT = 1  # bump when the crop procedure changes, so old caches are not reused
 DETECTION_BATCH = 8
+RESELECT_FRACTION = 0.15  # training-time re-selection window: fraction of (apex - onset), then / 4 ...
+RESELECT_FRACTION_BY_DATASET = {"samm": 0.10}  # ... SAMM's scripts use 10 %
 
 
 def default_cache_dir() -> Path:
@@ -48,11 +58,14 @@ def default_cache_dir() -> Path:
 
 def prepare(dataset: str, root: Root, task: str, *, crop_size: int = 224, margin: float = DEFAULT_MARGIN,
             use_precropped: bool = False, cache_dir: str | os.PathLike | None = None,
-            progress: bool = True) -> PreparedData:
+            progress: bool = True, reselect_frames: bool = False) -> PreparedData:
     """Face crops (onset, apex) of one task, from the cache when it is up to date.
 
     ``use_precropped`` takes the dataset's pre-cropped frames (CASME II ``Cropped/``,
     SMIC ``SMIC_all_cropped/``) instead of running MTCNN.
+    ``reselect_frames`` also fills ``train_onset``/``train_apex`` (and the sample columns
+    ``train_onset_frame``, ``train_apex_frame``) with the re-selected training pair (see the
+    module docstring); ``onset``/``apex`` stay the annotated frames, for testing.
     """
     task_info(dataset, task)  # unknown task: fail before any work
     if crop_size < 8:
@@ -63,8 +76,11 @@ def prepare(dataset: str, root: Root, task: str, *, crop_size: int = 224, margin
     if use_precropped and not clips.precropped_available:
         raise ValueError(f"{dataset}: no pre-cropped release found under {root}; run without --precropped")
     settings = {"crop_size": int(crop_size), "margin": float(margin), "use_precropped": bool(use_precropped)}
+    if reselect_frames:  # only then: the default settings, key and file name stay as they were
+        settings["reselect"] = {"fraction": float(RESELECT_FRACTION),
+                                "by_dataset": {k: float(v) for k, v in RESELECT_FRACTION_BY_DATASET.items()}}
     key = cache_key(clips, settings)
-    method = "precropped" if use_precropped else "mtcnn"
+    method = ("precropped" if use_precropped else "mtcnn") + ("_reselect" if reselect_frames else "")
     path = Path(cache_dir or default_cache_dir()) / f"{dataset}_{crop_size}px_{method}_{key[:16]}.npz"
     if path.is_file():
         crops = _read_cache(path)
@@ -87,6 +103,12 @@ def cache_key(clips: ClipTable, settings: dict) -> str:
     return digest.hexdigest()
 
 
+def reselect_shift(dataset: str, onset_frame: int, apex_frame: int) -> int:
+    """Largest i (and j) of the training-time re-selection window: floor(fraction * (apex - onset) / 4)."""
+    fraction = RESELECT_FRACTION_BY_DATASET.get(dataset, RESELECT_FRACTION)
+    return max(0, math.floor(fraction * (int(apex_frame) - int(onset_frame)) / 4))
+
+
 def _frame_fingerprint(path: str | None) -> str:
     """Last three path parts and size: independent of where the dataset folder sits."""
     if not isinstance(path, str) or not path:
@@ -103,6 +125,9 @@ class _Crops:
     onset: np.ndarray
     apex: np.ndarray
     unreadable: pd.DataFrame  # clips left out because a frame could not be read
+    train_onset: np.ndarray | None = None  # re-selected training pair (reselect_frames only)
+    train_apex: np.ndarray | None = None
+    train_frames: np.ndarray | None = None  # int64 (N, 2): frame numbers of the training pair
 
 
 def _clip_key(row) -> str:
@@ -116,6 +141,7 @@ def _build(clips: ClipTable, settings: dict, progress: bool) -> _Crops:
     table = clips.clips.to_dict("records")
     detector = None if settings["use_precropped"] else FaceDetector()
     keys, methods, onsets, apexes, unreadable = [], [], [], [], []
+    train_onsets, train_apexes, train_frames = [], [], []
     with tqdm(total=len(table), desc=f"face crops {clips.dataset}", unit="clip", disable=not progress) as bar:
         for start in range(0, len(table), DETECTION_BATCH):
             batch = table[start:start + DETECTION_BATCH]
@@ -130,10 +156,18 @@ def _build(clips: ClipTable, settings: dict, progress: bool) -> _Crops:
                     methods.append(result[2])
                     onsets.append(result[0])
                     apexes.append(result[1])
+                    if "reselect" in settings:
+                        train_onset, train_apex, frames = _reselect(row, *result)
+                        train_onsets.append(train_onset)
+                        train_apexes.append(train_apex)
+                        train_frames.append(frames)
             bar.update(len(batch))
     empty = np.zeros((0, size, size, 3), np.uint8)
-    crops = _Crops(keys, methods, np.stack(onsets) if onsets else empty, np.stack(apexes) if apexes else empty,
-                   pd.DataFrame(unreadable, columns=EXCLUDED_COLUMNS))
+    stack = lambda crops: np.stack(crops) if crops else empty  # noqa: E731
+    crops = _Crops(keys, methods, stack(onsets), stack(apexes), pd.DataFrame(unreadable, columns=EXCLUDED_COLUMNS))
+    if "reselect" in settings:
+        crops.train_onset, crops.train_apex = stack(train_onsets), stack(train_apexes)
+        crops.train_frames = np.array(train_frames, dtype=np.int64).reshape(-1, 2)
     if detector is not None:
         _warn_fallbacks(crops)
     return crops
@@ -152,23 +186,74 @@ def _read_pair(row: dict, use_precropped: bool, unreadable: list) -> tuple[np.nd
 
 
 def _crop_pair(row: dict, onset: np.ndarray, apex: np.ndarray, box, settings: dict, unreadable: list):
+    """(onset crop, apex crop, crop_method, cut, shape), or None when the clip is left out.
+
+    ``cut(frame)`` crops any other frame of the clip exactly as the onset was cropped; the
+    frame is taken from the pre-cropped release when crop_method is ``precropped``, else from
+    the raw one, and must have ``shape`` (None: any shape).
+    """
     size = settings["crop_size"]
+
+    def whole(frame):
+        return resize_whole(frame, size)
+
+    def cutter(square):
+        return lambda frame: crop(frame, square, size)
+
     if settings["use_precropped"]:
-        return resize_whole(onset, size), resize_whole(apex, size), CROP_PRECROPPED
+        return whole(onset), whole(apex), CROP_PRECROPPED, whole, None
     if onset.shape != apex.shape:
         unreadable.append(_report(row, f"onset and apex frames differ in size: {onset.shape} vs {apex.shape}"))
         return None
     if box is not None:
-        square = square_box(box, settings["margin"])
-        return crop(onset, square, size), crop(apex, square, size), CROP_MTCNN
+        cut = cutter(square_box(box, settings["margin"]))
+        return cut(onset), cut(apex), CROP_MTCNN, cut, onset.shape
     if _is_path(row.get("precropped_onset_path")) and _is_path(row.get("precropped_apex_path")):
         try:
-            return (resize_whole(read_frame(row["precropped_onset_path"]), size),
-                    resize_whole(read_frame(row["precropped_apex_path"]), size), CROP_PRECROPPED)
+            return (whole(read_frame(row["precropped_onset_path"])),
+                    whole(read_frame(row["precropped_apex_path"])), CROP_PRECROPPED, whole, None)
         except (FileNotFoundError, ValueError):
             pass  # fall through to the centre crop; the raw frames were readable
-    square = centre_box(onset.shape)
-    return crop(onset, square, size), crop(apex, square, size), CROP_CENTRE
+    cut = cutter(centre_box(onset.shape))
+    return cut(onset), cut(apex), CROP_CENTRE, cut, onset.shape
+
+
+def _reselect(row: dict, onset_crop: np.ndarray, apex_crop: np.ndarray, method: str, cut, shape):
+    """The training pair (onset+i, apex-j) with the largest crop difference: crops and frame numbers.
+
+    Candidates: i, j in 0..reselect_shift, onset+i < apex-j, frames present in the clip's
+    folder, readable and (raw frames) of the onset's size. Ties: smallest i + j, then i.
+    """
+    onset_number, apex_number = int(row["onset_frame"]), int(row["apex_frame"])
+    shift = reselect_shift(row["dataset"], onset_number, apex_number)
+    starts, ends = {0: onset_crop}, {0: apex_crop}
+    if shift > 0:
+        column = "precropped_onset_path" if method == CROP_PRECROPPED else "onset_path"
+        frames = index_frames(Path(row[column]).parent)  # onset and apex share the clip's folder
+        for step in range(1, shift + 1):
+            for chosen, number in ((starts, onset_number + step), (ends, apex_number - step)):
+                candidate = _read_candidate(frames.get(number), shape)
+                if candidate is not None:
+                    chosen[step] = cut(candidate)
+    pairs = sorted(((i, j) for i in starts for j in ends if onset_number + i < apex_number - j),
+                   key=lambda pair: (pair[0] + pair[1], pair[0]))
+    best, best_score = (0, 0), -1
+    for i, j in pairs:  # the sum of absolute differences: exact integers, same order as the mean
+        score = int(np.abs(starts[i].astype(np.int16) - ends[j].astype(np.int16)).sum())
+        if score > best_score:
+            best, best_score = (i, j), score
+    i, j = best
+    return starts[i], ends[j], (onset_number + i, apex_number - j)
+
+
+def _read_candidate(path: Path | None, shape) -> np.ndarray | None:
+    if path is None:
+        return None
+    try:
+        frame = read_frame(path)
+    except (FileNotFoundError, ValueError):
+        return None  # a neighbouring frame that cannot be read is simply not a candidate
+    return frame if shape is None or frame.shape == shape else None
 
 
 def _is_path(value) -> bool:
@@ -191,16 +276,20 @@ def _warn_fallbacks(crops: _Crops) -> None:
 
 def _write_cache(path: Path, crops: _Crops) -> None:
     with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        train = {} if crops.train_onset is None else dict(
+            train_onset=crops.train_onset, train_apex=crops.train_apex, train_frames=crops.train_frames)
         np.savez(handle, onset=crops.onset, apex=crops.apex, keys=np.array(crops.keys, dtype=str),
                  crop_method=np.array(crops.crop_method, dtype=str),
-                 unreadable=np.array(crops.unreadable.to_json(orient="records")))
+                 unreadable=np.array(crops.unreadable.to_json(orient="records")), **train)
 
 
 def _read_cache(path: Path) -> _Crops:
     with np.load(path, allow_pickle=False) as stored:
         unreadable = pd.DataFrame(json.loads(str(stored["unreadable"])), columns=EXCLUDED_COLUMNS)
+        train = [stored[name] if name in stored.files else None
+                 for name in ("train_onset", "train_apex", "train_frames")]
         return _Crops(stored["keys"].tolist(), stored["crop_method"].tolist(), stored["onset"], stored["apex"],
-                      unreadable)
+                      unreadable, *train)
 
 
 def _task_view(clips: ClipTable, crops: _Crops, dataset: str, task: str, key: str, path: Path) -> PreparedData:
@@ -211,9 +300,14 @@ def _task_view(clips: ClipTable, crops: _Crops, dataset: str, task: str, key: st
     samples = samples[cropped].reset_index(drop=True)
     index = np.array([position[clip_key] for clip_key, ok in zip(keys, cropped) if ok], dtype=np.int64)
     samples["crop_method"] = [crops.crop_method[i] for i in index]
+    train_onset = train_apex = None
+    if crops.train_onset is not None:
+        train_onset, train_apex = crops.train_onset[index], crops.train_apex[index]
+        samples["train_onset_frame"] = crops.train_frames[index, 0]
+        samples["train_apex_frame"] = crops.train_frames[index, 1]
     excluded = pd.concat([clips.excluded, crops.unreadable, outside_task], ignore_index=True)
     return PreparedData(
         dataset=dataset, task=task, samples=samples, onset=crops.onset[index], apex=crops.apex[index],
         class_names=list(task_info(dataset, task).class_names), excluded=excluded, source=clips.source,
-        cache_key=key, cache_path=path,
+        cache_key=key, cache_path=path, train_onset=train_onset, train_apex=train_apex,
     )

@@ -40,12 +40,24 @@ class PreparedData:
     source: str
     cache_key: str
     cache_path: Path | None
+    # The training-time re-selected pair (prepare(..., reselect_frames=True)), same shape as
+    # onset/apex; None otherwise. Only training reads them; evaluation uses onset/apex.
+    train_onset: np.ndarray | None = None
+    train_apex: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.onset.shape != self.apex.shape or len(self.onset) != len(self.samples):
             raise ValueError(
                 f"prepared data is not aligned: {len(self.samples)} samples, "
                 f"onset {self.onset.shape}, apex {self.apex.shape}"
+            )
+        if (self.train_onset is None) != (self.train_apex is None):
+            raise ValueError("give both train_onset and train_apex, or neither")
+        if self.train_onset is not None and (self.train_onset.shape != self.onset.shape
+                                             or self.train_apex.shape != self.onset.shape):
+            raise ValueError(
+                f"re-selected training frames are not aligned with onset {self.onset.shape}: "
+                f"train_onset {self.train_onset.shape}, train_apex {self.train_apex.shape}"
             )
 
     @property

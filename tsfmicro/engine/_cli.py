@@ -45,6 +45,9 @@ def _add_train(subparsers) -> None:
                         help="epochs between checkpoints inside a fold; default: 5")
     parser.add_argument("--checkpoint-seconds", type=float, default=60.0,
                         help="minimum seconds between checkpoints inside a fold; default: 60")
+    parser.add_argument("--frame-reselection", action="store_true",
+                        help="train on the (onset+i, apex-j) pair with the largest frame difference (the "
+                        "authors' optional re-selection; test clips keep the annotated frames); default: off")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=run_train)
 
@@ -88,6 +91,7 @@ def run_train(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         checkpoint_every=args.checkpoint_every,
         checkpoint_seconds=args.checkpoint_seconds,
+        frame_reselection=args.frame_reselection,
     )
     from tsfmicro import report
 

@@ -13,9 +13,10 @@ sampling for the rotation (a crop shift alone lands on pixel centres and stays e
 The random numbers come from a CPU ``torch.Generator``, so a run draws the same augmentation
 on every device and the generator's state is easy to checkpoint.
 
-Not implemented: the authors' training-time re-selection of an (onset+i, apex-j) pair that
-maximises the frame difference (paper.md, off by default there). The cache holds only the
-annotated onset and apex crops, so there are no neighbouring frames to choose from.
+The authors' optional training-time re-selection of an (onset+i, apex-j) pair that maximises
+the frame difference (paper.md, off by default) is not an augmentation here: the pair is chosen
+once per clip when the cache is built (``prepare(..., reselect_frames=True)``) and training
+reads it when ``RunConfig.frame_reselection`` is on (see tsfmicro.engine.loso.DeviceData).
 """
 from __future__ import annotations
 

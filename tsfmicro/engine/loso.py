@@ -52,20 +52,33 @@ class FoldOutcome:
 
 
 class DeviceData:
-    """The prepared crops as uint8 tensors on the training device, and the labels."""
+    """The prepared crops as uint8 tensors on the training device, and the labels.
 
-    def __init__(self, data: PreparedData, device: torch.device):
+    ``frame_reselection``: training batches read the re-selected pair (``data.train_onset``,
+    ``data.train_apex``, from ``prepare(..., reselect_frames=True)``); evaluation always reads
+    the annotated onset and apex. Off: training reads onset and apex too.
+    """
+
+    def __init__(self, data: PreparedData, device: torch.device, frame_reselection: bool = False):
         # torch.tensor copies: the cache may hand out read-only (memory-mapped) arrays.
         self.onset = torch.tensor(data.onset, dtype=torch.uint8, device=device)  # (N, H, W, 3)
         self.apex = torch.tensor(data.apex, dtype=torch.uint8, device=device)
+        self.train_onset, self.train_apex = self.onset, self.apex
+        if frame_reselection:
+            if data.train_onset is None or data.train_apex is None:
+                raise ValueError("frame re-selection needs the re-selected training frames: "
+                                 "prepare(..., reselect_frames=True)")
+            self.train_onset = torch.tensor(data.train_onset, dtype=torch.uint8, device=device)
+            self.train_apex = torch.tensor(data.train_apex, dtype=torch.uint8, device=device)
         labels = data.samples["class_index"].to_numpy(dtype=np.int64)
         self.labels = torch.tensor(labels, device=device)  # (N,)
         self.num_classes = len(data.class_names)
         self.device = device
 
-    def inputs(self, index: torch.Tensor, image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised onset and apex ``(B, 3, S, S)`` of rows ``index``."""
-        return to_model_input(self.onset[index], image_size), to_model_input(self.apex[index], image_size)
+    def inputs(self, index: torch.Tensor, image_size: int, train: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised onset and apex ``(B, 3, S, S)`` of rows ``index`` (``train``: the training pair)."""
+        onset, apex = (self.train_onset, self.train_apex) if train else (self.onset, self.apex)
+        return to_model_input(onset[index], image_size), to_model_input(apex[index], image_size)
 
 
 @dataclass
@@ -165,7 +178,7 @@ class FoldTrainer:
         correct = torch.zeros((), device=device, dtype=torch.long)
         batches = zip(order.split(self.recipe.batch_size), all_transforms.split(self.recipe.batch_size))
         for batch, transforms in batches:
-            onset, apex = self.data.inputs(batch, self.image_size)
+            onset, apex = self.data.inputs(batch, self.image_size, train=True)
             onset, apex = paired_augment(onset, apex, transforms)
             labels = self.data.labels[batch]
             with self.autocast():

@@ -11,7 +11,8 @@ Layout under ``config.out``::
 
 A unit's key hashes everything that changes its numbers: the engine version, dataset, task,
 fusion, preset, the resolved recipe (epochs included), crop size, the seed, the prepared data's
-cache key and the device type (bf16 on CUDA gives other numbers than fp32 on the CPU). Paths,
+cache key, the device type (bf16 on CUDA gives other numbers than fp32 on the CPU) and, when on,
+the training-time frame re-selection (absent when off, so keys made before it existed hold). Paths,
 progress bars and checkpoint timing are not part of it. A request's key hashes the same
 without the seed, plus its list of seeds. A finished unit or request (``metrics.json`` written
 last) is loaded instead of retrained, so a multi-seed request reuses seeds trained before.
@@ -57,6 +58,7 @@ class RunConfig:
     cache_dir: str | None = None  # where tsfmicro.data.prepare keeps its cache; None: its default
     checkpoint_every: int = 5  # epochs between mid-fold checkpoints (a checkpoint also ends each fold) ...
     checkpoint_seconds: float = 60.0  # ... and at least this long after the previous one
+    frame_reselection: bool = False  # train on the re-selected (onset+i, apex-j) pair (paper.md); tests: annotated
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", str(self.root))
@@ -64,6 +66,7 @@ class RunConfig:
         if self.cache_dir is not None:
             object.__setattr__(self, "cache_dir", str(self.cache_dir))
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+        object.__setattr__(self, "frame_reselection", bool(self.frame_reselection))
         if not self.seeds:
             raise ValueError("give at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
@@ -180,7 +183,7 @@ def train(config: RunConfig, progress: bool = True) -> Run:
             continue
         if device_data is None:  # only when something must be trained
             folds = loso_splits(request.data.samples)
-            device_data = loso.DeviceData(request.data, request.device)
+            device_data = loso.DeviceData(request.data, request.device, config.frame_reselection)
         # Fold weights are kept for the request's first seed only (the paper preset is ~50 MB a fold).
         _train_unit(request, device_data, folds, seed, unit_dir, keep_weights=position == 0, progress=progress)
 
@@ -197,7 +200,7 @@ def _resolve(config: RunConfig, progress: bool) -> _Request:
     image_size = PRESETS[config.preset].image_size
     crop_size = config.crop_size or image_size
     data = prepare(config.dataset, config.root, config.task, crop_size=crop_size, cache_dir=config.cache_dir,
-                   progress=progress)
+                   progress=progress, reselect_frames=config.frame_reselection)
     recipe = get_recipe(config.recipe, config.dataset, config.task, config.epochs, config.batch_size)
     identity = {
         "engine_version": ENGINE_VERSION,
@@ -211,6 +214,8 @@ def _resolve(config: RunConfig, progress: bool) -> _Request:
         "data_cache_key": data.cache_key,
         "device_type": device.type,
     }
+    if config.frame_reselection:  # only when on: runs trained before the option existed keep their keys
+        identity["frame_reselection"] = True
     return _Request(config, device, image_size, data, recipe, identity)
 
 
