@@ -9,7 +9,6 @@ seed, a 95 % subject-level bootstrap interval of that seed's pooled score (colum
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -130,7 +129,7 @@ def format_table(table: pd.DataFrame) -> str:
     for name in METRICS:
         if name in table:
             shown[name.upper() if name != "accuracy" else "ACC"] = [
-                _percent(m, lo, hi) for m, lo, hi in zip(table[name], table.get(f"{name}_low", table[name] * np.nan),
+                format_interval(m, lo, hi) for m, lo, hi in zip(table[name], table.get(f"{name}_low", table[name] * np.nan),
                                                           table.get(f"{name}_high", table[name] * np.nan))
             ]
             shown = shown.drop(columns=name)
@@ -164,7 +163,14 @@ def _number(value) -> float:
     return float("nan") if value is None else float(value)
 
 
-def _percent(mean: float, low: float, high: float) -> str:
-    if math.isnan(low) or math.isnan(high):
-        return f"{100 * mean:.1f}"
-    return f"{100 * mean:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+def format_interval(mean, low, high, digits: int = 1, sign: str = "") -> str:
+    """A fraction and its interval as percent text, "45.2 [31.0, 59.4]"; "n/a" when missing.
+
+    ``sign="+"`` prints differences with their sign (oracle - fixed).
+    """
+    if mean is None or pd.isna(mean):
+        return "n/a"
+    text = f"{100 * mean:{sign}.{digits}f}"
+    if not (low is None or high is None or pd.isna(low) or pd.isna(high)):
+        text += f" [{100 * low:{sign}.{digits}f}, {100 * high:{sign}.{digits}f}]"
+    return text

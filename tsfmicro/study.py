@@ -554,22 +554,13 @@ def scores_long(runs: dict[tuple[str, str, str], Any]):
     return pd.concat(parts, ignore_index=True)
 
 
-def _interval_text(mean, low, high, digits: int, sign: str = "") -> str:
-    import pandas as pd
-
-    if mean is None or pd.isna(mean):
-        return "n/a"
-    text = f"{100 * mean:{sign}.{digits}f}"
-    if not (pd.isna(low) or pd.isna(high)):
-        text += f" [{100 * low:{sign}.{digits}f}, {100 * high:{sign}.{digits}f}]"
-    return text
-
-
 def scores_wide(long, reported=None, digits: int = 1):
     """Display table: one row per run and protocol, each metric as "mean [low, high]" in
     percent; with ``reported`` (tsfmicro.reported.reported()), the paper's values beside,
     "n/a" where the paper's value is not available."""
-    table = long.assign(value=[_interval_text(m, lo, hi, digits)
+    from tsfmicro.report import format_interval
+
+    table = long.assign(value=[format_interval(m, lo, hi, digits)
                                for m, lo, hi in zip(long["mean"], long["low"], long["high"])])
     keys = ["dataset", "task", "fusion", "protocol"]
     wide = table.pivot_table(index=keys, columns="metric", values="value", aggfunc="first",
@@ -600,7 +591,7 @@ def oracle_gain(runs: dict[tuple[str, str, str], Any], digits: int = 1):
     table = report.difference_table(list(runs.values()))
     shown = table[["dataset", "task", "fusion"]].copy()
     for metric, name in METRIC_NAMES.items():
-        shown[f"{name} pp"] = [_interval_text(m, lo, hi, digits, "+") for m, lo, hi in
+        shown[f"{name} pp"] = [report.format_interval(m, lo, hi, digits, "+") for m, lo, hi in
                                zip(table[metric], table[f"{metric}_low"], table[f"{metric}_high"])]
     return shown
 
