@@ -6,46 +6,45 @@ import pytest
 from tsfmicro.data import write_synthetic
 
 
+def _synthetic(tmp_path_factory, layout: str, folder: str, subjects: int, clips: int, seed: int):
+    return write_synthetic(layout, tmp_path_factory.mktemp("synthetic") / folder, subjects=subjects,
+                           clips_per_subject=clips, seed=seed)
+
+
 @pytest.fixture(scope="session")
 def synthetic_casme2_root(tmp_path_factory):
     """CASME II layout: 4 subjects x 6 clips (includes a fear and a sadness row)."""
-    return write_synthetic("casme2", tmp_path_factory.mktemp("synthetic") / "casme2", subjects=4,
-                           clips_per_subject=6, seed=1)
+    return _synthetic(tmp_path_factory, "casme2", "casme2", subjects=4, clips=6, seed=1)
 
 
 @pytest.fixture(scope="session")
 def synthetic_samm_root(tmp_path_factory):
     """SAMM layout: 3 subjects x 6 clips, grey 960x650 frames."""
-    return write_synthetic("samm", tmp_path_factory.mktemp("synthetic") / "samm", subjects=3,
-                           clips_per_subject=6, seed=2)
+    return _synthetic(tmp_path_factory, "samm", "samm", subjects=3, clips=6, seed=2)
 
 
 @pytest.fixture(scope="session")
 def synthetic_casme3_root(tmp_path_factory):
     """CAS(ME)^3 Part A layout: 3 subjects x 8 clips plus four known-bad rows."""
-    return write_synthetic("casme3", tmp_path_factory.mktemp("synthetic") / "casme3", subjects=3,
-                           clips_per_subject=8, seed=3)
+    return _synthetic(tmp_path_factory, "casme3", "casme3", subjects=3, clips=8, seed=3)
 
 
 @pytest.fixture(scope="session")
 def synthetic_smic_root(tmp_path_factory):
     """SMIC-HS layout: 2 subjects x 3 clips of 3 bmp frames."""
-    return write_synthetic("smic", tmp_path_factory.mktemp("synthetic") / "smic", subjects=2,
-                           clips_per_subject=3, seed=4)
+    return _synthetic(tmp_path_factory, "smic", "smic", subjects=2, clips=3, seed=4)
 
 
 @pytest.fixture(scope="session")
 def synthetic_megc_root(tmp_path_factory):
     """MEGC2019 composite folder: casme2/, samm/, smic/ and combined_3class_gt.csv."""
-    return write_synthetic("megc2019", tmp_path_factory.mktemp("synthetic") / "megc", subjects=2,
-                           clips_per_subject=3, seed=5)
+    return _synthetic(tmp_path_factory, "megc2019", "megc", subjects=2, clips=3, seed=5)
 
 
 @pytest.fixture(scope="session")
 def synthetic_casme2_small_root(tmp_path_factory):
     """A tiny CASME II root (2 subjects x 3 clips) that tests copy and then damage."""
-    return write_synthetic("casme2", tmp_path_factory.mktemp("synthetic") / "casme2_small", subjects=2,
-                           clips_per_subject=3, seed=6)
+    return _synthetic(tmp_path_factory, "casme2", "casme2_small", subjects=2, clips=3, seed=6)
 
 
 # ---------------------------------------------------------------------------------------------
