@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from tsfmicro.data import loso_splits, prepare, write_synthetic  # noqa: E402
 from tsfmicro.engine import checkpoint as ckpt  # noqa: E402
+from tsfmicro.engine import folds as fold_store  # noqa: E402
 from tsfmicro.engine import get_recipe, loso, provenance, resolve_device  # noqa: E402
 from tsfmicro.engine.augment import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from tsfmicro.model import PRESETS, build_model, count_flops  # noqa: E402
@@ -107,10 +108,11 @@ def time_engine(data, folds, recipe, preset, device, workdir: Path) -> dict:
         seed=0,
     )
     timed = _TimedTraining(trainer)
-    with tempfile.TemporaryDirectory(dir=workdir) as scratch:  # a fresh checkpoint: nothing to resume
+    with tempfile.TemporaryDirectory(dir=workdir) as scratch:  # a fresh unit folder: nothing to resume
         start = time.perf_counter()
-        loso.train_loso(trainer, folds, "bench", Path(scratch) / "checkpoint.pt", ckpt.CheckpointPolicy(), None,
-                        progress=False)
+        for index, fold in enumerate(folds):  # what the local executor does, fold by fold
+            fold_store.train_fold(trainer, index, fold, scratch, "bench", ckpt.CheckpointPolicy(),
+                                  keep_weights=False, run_id="bench")
         _synchronize(device)
         wall = time.perf_counter() - start
     return timed.result(wall, folds, recipe)

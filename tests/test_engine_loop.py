@@ -10,6 +10,7 @@ import torch
 
 from tsfmicro.data.types import PreparedData
 from tsfmicro.engine import checkpoint as ckpt
+from tsfmicro.engine import folds as fold_store
 from tsfmicro.engine import loso
 from tsfmicro.engine.augment import IMAGENET_MEAN, IMAGENET_STD, paired_augment, random_transforms, to_model_input
 from tsfmicro.engine.recipes import get_recipe
@@ -165,11 +166,22 @@ def test_oracle_epoch_is_the_best_held_out_f1_latest_on_ties():
     assert outcome.oracle_epoch == 2
 
 
+def train_folds(trainer, folds, unit_dir, policy, keep_weights=False):
+    """Every fold, one after another, through the per-fold store (what the local executor does)."""
+    return [fold_store.train_fold(trainer, index, fold, unit_dir, "unit", policy, keep_weights=keep_weights,
+                                  run_id="test") for index, fold in enumerate(folds)]
+
+
+def read_outcomes(unit_dir, folds):
+    return [fold_store.read_result(unit_dir, "unit", fold.name).outcome for fold in folds]
+
+
 def test_loso_loop_gives_both_protocols_and_curves(tmp_path, one_torch_thread):
     data = random_prepared(clips=4)
     folds = subject_folds(data)
-    outcomes = loso.train_loso(make_trainer(data, epochs=2), folds, "unit", tmp_path / "checkpoint.pt",
-                               ckpt.CheckpointPolicy(2, 0), tmp_path / "weights", progress=False)
+    reports = train_folds(make_trainer(data, epochs=2), folds, tmp_path, ckpt.CheckpointPolicy(2, 0), keep_weights=True)
+    assert [(r.fold, r.trained, r.start_epoch) for r in reports] == [("s0", True, 0), ("s1", True, 0), ("s2", True, 0)]
+    outcomes = read_outcomes(tmp_path, folds)
     assert [o.name for o in outcomes] == ["s0", "s1", "s2"]
     assert all(o.probabilities.shape == (2, 4, 3) for o in outcomes)
     table = loso.predictions_table(data, outcomes, seed=0)
@@ -178,16 +190,19 @@ def test_loso_loop_gives_both_protocols_and_curves(tmp_path, one_torch_thread):
     probabilities = table[[f"prob_fixed_{c}" for c in CLASSES]].to_numpy()
     np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-5)
     np.testing.assert_array_equal(probabilities.argmax(axis=1), table["pred_fixed"])
-    curves = loso.curves_table(outcomes, seed=0)
+    curves = loso.curves_table(outcomes, seed=0, start_epochs=[r.start_epoch for r in reports])
     assert len(curves) == 6 and curves["learning_rate"].tolist()[:3] == pytest.approx([8e-4, 8e-4 * 0.987, 8e-4])
+    assert list(curves.columns[:3]) == ["seed", "fold", "start_epoch"] and (curves["start_epoch"] == 0).all()
     assert sorted(p.name for p in (tmp_path / "weights").iterdir()) == ["s0.pt", "s1.pt", "s2.pt"]
+    # Every fold left its result and nothing else: no checkpoint, no lock.
+    assert sorted(p.name for p in (tmp_path / "folds").iterdir()) == ["s0.pt", "s1.pt", "s2.pt"]
 
 
 def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path, one_torch_thread):
     data = random_prepared(subjects=2, clips=5)
     folds = subject_folds(data)
-    reference = loso.train_loso(make_trainer(data, epochs=3), folds, "unit", tmp_path / "a.pt",
-                                ckpt.CheckpointPolicy(1, 0), None, progress=False)
+    train_folds(make_trainer(data, epochs=3), folds, tmp_path / "a", ckpt.CheckpointPolicy(1, 0))
+    reference = read_outcomes(tmp_path / "a", folds)
 
     saves = []
     original = ckpt.save_checkpoint
@@ -195,21 +210,29 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path, one
     def crash_on_fourth_save(*args, **kwargs):
         original(*args, **kwargs)
         saves.append(1)
-        if len(saves) == 4:  # epochs 1, 2, end of fold s0, then fold s1 after epoch 1: crash part-way
+        if len(saves) == 4:  # s0: epochs 1 and 2, then its result; s1: after epoch 1, crash part-way
             raise KeyboardInterrupt
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(ckpt, "save_checkpoint", crash_on_fourth_save)
         with pytest.raises(KeyboardInterrupt):
-            loso.train_loso(make_trainer(data, epochs=3), folds, "unit", tmp_path / "b.pt",
-                            ckpt.CheckpointPolicy(1, 0), None, progress=False)
-    state = ckpt.load_checkpoint(tmp_path / "b.pt", "unit")
-    assert len(state["finished"]) == 1 and state["current"]["fold_index"] == 1
+            train_folds(make_trainer(data, epochs=3), folds, tmp_path / "b", ckpt.CheckpointPolicy(1, 0))
+    assert fold_store.is_done(tmp_path / "b", "s0") and not fold_store.is_done(tmp_path / "b", "s1")
+    state = ckpt.load_checkpoint(fold_store.checkpoint_path(tmp_path / "b", "s1"), "unit/fold/s1")
+    assert state["fold_index"] == 1 and len(state["curves"]) == 1
 
     torch.manual_seed(1234)  # whatever the process did since must not matter
-    resumed = loso.train_loso(make_trainer(data, epochs=3), folds, "unit", tmp_path / "b.pt",
-                              ckpt.CheckpointPolicy(1, 0), None, progress=False)
-    for left, right in zip(reference, resumed):
+    trained = []
+    with pytest.MonkeyPatch.context() as patch:
+        original_run = loso.FoldTrainer.run
+        patch.setattr(loso.FoldTrainer, "run", lambda self, index, *a, **k: trained.append(index)
+                      or original_run(self, index, *a, **k))
+        reports = train_folds(make_trainer(data, epochs=3), folds, tmp_path / "b", ckpt.CheckpointPolicy(1, 0))
+    assert trained == [1]  # s0 was finished: not trained again
+    assert [(r.trained, r.start_epoch) for r in reports] == [(False, 0), (True, 1)]
+    assert fold_store.read_result(tmp_path / "b", "unit", "s1").start_epoch == 1
+    assert not fold_store.checkpoint_path(tmp_path / "b", "s1").exists()
+    for left, right in zip(reference, read_outcomes(tmp_path / "b", folds)):
         np.testing.assert_array_equal(left.probabilities, right.probabilities)
         pd.testing.assert_frame_equal(left.curves, right.curves)
 
@@ -262,8 +285,8 @@ def test_frame_reselection_enters_the_run_key_and_config(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tsfmicro.data, "prepare", fake_prepare)
     config = runs.RunConfig(dataset="casme2", root=str(tmp_path), task="5class", preset="tiny", device="cpu")
-    off = runs._resolve(config, progress=False)
-    on = runs._resolve(dataclasses.replace(config, frame_reselection=True), progress=False)
+    off = runs.resolve_request(config, progress=False)
+    on = runs.resolve_request(dataclasses.replace(config, frame_reselection=True), progress=False)
     assert calls == [False, True]  # the data layer is asked for the re-selected pair
     assert "frame_reselection" not in off.identity  # the default keeps the keys of earlier runs
     assert on.identity["frame_reselection"] is True

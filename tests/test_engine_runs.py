@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,8 +13,12 @@ import pytest
 import torch
 import yaml
 
+import tsfmicro
 from tsfmicro.engine import RunConfig, load_run, loso, train
 from tsfmicro.engine.augment import to_model_input
+
+
+PACKAGE_ROOT = str(Path(tsfmicro.__file__).resolve().parents[1])
 
 
 def tiny_config(root, out, cache_dir, **changes) -> RunConfig:
@@ -91,21 +96,19 @@ def test_train_writes_a_run_reuses_finished_seeds_and_serves_fold_models(
 
 
 def test_a_foreign_checkpoint_is_refused_not_reused(synthetic_casme2_root, engine_cache_dir, tmp_path,
-                                                   one_torch_thread, monkeypatch):
+                                                   one_torch_thread):
+    from tsfmicro.engine import folds
+    from tsfmicro.engine.plan import make_plan
+
     config = tiny_config(synthetic_casme2_root, tmp_path, engine_cache_dir, seeds=(5,), epochs=1)
-    planted = []
-    original = loso.train_loso
-
-    def plant_foreign_checkpoint(trainer, folds, unit_key, checkpoint_path, *args, **kwargs):
-        checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"model": torch.zeros(1)}, checkpoint_path)  # e.g. a file copied from elsewhere
-        planted.append(checkpoint_path)
-        return original(trainer, folds, unit_key, checkpoint_path, *args, **kwargs)
-
-    monkeypatch.setattr(loso, "train_loso", plant_foreign_checkpoint)
+    (unit,) = make_plan([config]).units
+    planted = folds.checkpoint_path(unit.path, unit.folds[0].name)
+    planted.parent.mkdir(parents=True)
+    torch.save({"model": torch.zeros(1)}, planted)  # e.g. a file copied from elsewhere
     with pytest.raises(ValueError, match="not a tsfmicro checkpoint"):
         train(config, progress=False)
-    assert planted and not (planted[0].parent / "metrics.json").exists()
+    assert planted.exists() and not (unit.path / "metrics.json").exists()
+    assert not folds.is_done(unit.path, unit.folds[0].name)
 
 
 # A training process that stalls right after writing a checkpoint inside the second fold, so
@@ -118,8 +121,7 @@ original = checkpoint.save_checkpoint
 
 def save_then_stall(path, unit_key, state):
     result = original(path, unit_key, state)
-    current = state.get("current") if isinstance(state, dict) else None
-    if current is not None and current["fold_index"] == 1:
+    if "optimizer" in state and state["fold_index"] == 1:  # a mid-fold checkpoint of the second fold
         pathlib.Path(sys.argv[1]).write_text("checkpoint written")
         time.sleep(600)
     return result
@@ -135,7 +137,8 @@ def test_kill_9_and_rerun_gives_the_same_results_as_an_uninterrupted_run(
 ):
     # Same settings as first_run (the checkpoint frequency is not part of a run's identity),
     # in fresh processes on one thread like first_run.
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", "TSFMICRO_CACHE": str(engine_cache_dir)}
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "TSFMICRO_CACHE": str(engine_cache_dir),
+                   "PYTHONPATH": PACKAGE_ROOT}  # the script imports this checkout's tsfmicro, not an installed one
     command = ["train", "--dataset", "casme2", "--root", str(synthetic_casme2_root), "--task", "5class",
                "--fusion", "ts_late", "--preset", "tiny", "--recipe", "paper", "--epochs", "2", "--seeds", "0",
                "--device", "cpu", "--checkpoint-every", "1", "--checkpoint-seconds", "0", "--no-progress"]
@@ -159,7 +162,9 @@ def test_kill_9_and_rerun_gives_the_same_results_as_an_uninterrupted_run(
             process.kill()
     assert process.returncode == -signal.SIGKILL
     (unit,) = (tmp_path / "killed" / "units").iterdir()
-    assert (unit / "checkpoint.pt").exists() and not (unit / "metrics.json").exists()
+    folds = sorted(first_run.predictions["fold"].unique())
+    assert (unit / "folds" / f"{folds[0]}.pt").exists() and (unit / "folds" / f"{folds[1]}.checkpoint.pt").exists()
+    assert not (unit / "metrics.json").exists()
 
     subprocess.run([*cli, *command, "--out", str(tmp_path / "killed")], env=environment, check=True,
                    capture_output=True, timeout=300)
@@ -167,10 +172,15 @@ def test_kill_9_and_rerun_gives_the_same_results_as_an_uninterrupted_run(
     straight = first_run.path
     (resumed,) = [p for p in (tmp_path / "killed").iterdir() if p.name != "units"]
     assert resumed.name == straight.name
-    for name in ("predictions.csv", "curves.csv", "metrics.json"):
+    for name in ("predictions.csv", "metrics.json"):
         assert (straight / name).read_text() == (resumed / name).read_text(), name
-    assert not (unit / "checkpoint.pt").exists()
-    assert json.loads((unit / "provenance.json").read_text())["resumed"] is True
+    # The same curves; only the start epoch says the second fold continued its checkpoint.
+    curves = pd.read_csv(resumed / "curves.csv", dtype={"fold": str})
+    pd.testing.assert_frame_equal(curves.drop(columns="start_epoch"), first_run.curves.drop(columns="start_epoch"))
+    assert curves.groupby("fold")["start_epoch"].first().to_dict() == {f: int(f == folds[1]) for f in folds}
+    assert not list((unit / "folds").glob("*.checkpoint.pt"))
+    provenance = json.loads((unit / "provenance.json").read_text())
+    assert provenance["resumed"] is True and provenance["folds"][folds[1]]["start_epoch"] == 1
     assert yaml.safe_load((resumed / "config.yaml").read_text())["key"] == resumed.name.rsplit("_", 1)[-1]
     assert load_run(resumed).fold_model(load_run(resumed).predictions["subject"].iloc[0]) is not None
 

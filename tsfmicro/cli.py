@@ -14,22 +14,30 @@ def build_parser() -> argparse.ArgumentParser:
         description="TSFmicro micro-expression recognition: data, training, evaluation, reports.",
     )
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    from tsfmicro import _study_cli as study_cli
     from tsfmicro.data import _cli as data_cli
     from tsfmicro.engine import _cli as engine_cli
 
     data_cli.register(subcommands)    # synth, preprocess
     engine_cli.register(subcommands)  # train, evaluate, report
+    study_cli.register(subcommands)   # plan, run
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tsfmicro.engine.execute import ExecutorError, FoldFailed
+    from tsfmicro.engine.folds import RunFolderNotWritable
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except (FileNotFoundError, ValueError, KeyError) as error:
-        # User errors (bad paths, unknown names, malformed files) are reported plainly;
-        # anything else is a bug and keeps its traceback.
+    except (FileNotFoundError, ValueError, KeyError, ExecutorError, RunFolderNotWritable) as error:
+        # User errors (bad paths, unknown names, malformed files, executor settings, a runs folder
+        # that cannot be written) are reported plainly; anything else is a bug and keeps its traceback.
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"tsfmicro {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except FoldFailed as error:  # names the fold and why; finished folds are kept
+        print(f"tsfmicro {args.command}: error: {error}", file=sys.stderr)
+        return error.exit_code

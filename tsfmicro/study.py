@@ -107,6 +107,8 @@ def _merge(base: dict, changes: dict) -> dict:
 
 
 REQUIRED_KEYS = ("data_source", "datasets", "preset", "recipe", "seeds", "device", "paths")
+OPTIONAL_KEYS = ("ablation", "gradcam", "epochs", "batch_size", "cpu_threads", "crop_size", "frame_reselection",
+                 "progress", "synthetic", "roots")
 
 
 @dataclass
@@ -139,6 +141,10 @@ class Study:
         missing = [key for key in REQUIRED_KEYS if key not in params]
         if missing:
             raise ValueError(f"{path}: missing parameter(s) {missing}")
+        unknown = sorted(set(params) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS))
+        if unknown:
+            raise ValueError(f"{path}: unknown parameter(s) {unknown}; known: "
+                             f"{', '.join(REQUIRED_KEYS + OPTIONAL_KEYS)}")
         if params["data_source"] not in ("synthetic", "real"):
             raise ValueError(f"{path}: data_source must be 'synthetic' or 'real', "
                              f"got {params['data_source']!r}")
@@ -376,9 +382,69 @@ class Study:
                 for fusion in ablation["fusions"]}
 
     def train_all(self) -> list:
-        """Train (or reuse) every run the notebooks need; for batch use before papermill."""
-        return [self.run(dataset, task, fusion, list(seeds))
+        """Train (or reuse) every run the notebooks need, fold by fold in this process (what
+        `tsfmicro run PARAMS` does with the local executor); the finished runs."""
+        from tsfmicro.engine import execute, load_run
+
+        progress = bool(self.params.get("progress", False))
+        plan = self.engine_plan(progress=progress)
+        execute.execute(plan, execute.LocalExecutor(), progress=progress, messages=progress)
+        return [load_run(request.path) for request in plan.requests]
+
+    def run_configs(self) -> list:
+        """The engine's RunConfig of every run of :meth:`planned_runs` (a missing real dataset
+        folder raises DatasetRootMissing)."""
+        return [self.run_config(dataset, task, fusion, list(seeds))
                 for dataset, task, fusion, seeds in self.planned_runs()]
+
+    def engine_plan(self, device=None, progress: bool = False):
+        """tsfmicro.engine.plan.Plan of every planned run (prepares the data, as training would).
+        ``device``: the training device when not this machine's (a cluster's GPUs)."""
+        from tsfmicro.engine.plan import make_plan
+
+        return make_plan(self.run_configs(), progress=progress, device=device)
+
+    def plan(self):
+        """One row per training unit the notebooks need: folds, training clips per fold, epochs,
+        estimated compute (TFLOPs) and time, state (done / partial: k of n folds / to do) and, for
+        finished units, how long they trained, on which device, with which executor. A real
+        dataset whose folder is not given is planned from its published size (tsfmicro/data/
+        published_sizes.csv; state "no data")."""
+        import pandas as pd
+        import torch
+
+        from tsfmicro.engine import plan as planning
+
+        requested = self.params["device"]  # planning trains nothing: a cuda plan is made on any machine
+        device = None if requested == "auto" else torch.device(requested)
+        available, missing = [], []
+        for dataset, task, fusion, seeds in self.planned_runs():
+            try:
+                available.append(self.run_config(dataset, task, fusion, list(seeds)))
+            except DatasetRootMissing:
+                missing += [(dataset, task, fusion, seed) for seed in seeds]
+        table = planning.make_plan(available, device=device).table()
+        rows = [self._unplanned_row(*unit, device.type if device else "cpu")
+                for unit in dict.fromkeys(missing)]
+        return pd.concat([table, pd.DataFrame(rows, columns=table.columns)], ignore_index=True) if rows else table
+
+    def _unplanned_row(self, dataset: str, task: str, fusion: str, seed: int, device_type: str) -> dict:
+        """A plan row from the dataset's published size (its folder was not given)."""
+        from tsfmicro.data import class_names
+        from tsfmicro.data.registry import published_size
+        from tsfmicro.engine import get_recipe
+        from tsfmicro.engine import plan as planning
+        from tsfmicro.engine.plan import cost_row
+
+        size = published_size(dataset, task)
+        subjects, clips = int(size["subjects"]), int(size["clips"])
+        test = [clips / subjects] * subjects
+        train = [clips - t for t in test]
+        recipe = get_recipe(self.params["recipe"], dataset, task, self.params.get("epochs"),
+                            self.params.get("batch_size"))
+        return cost_row(dataset, task, fusion, self.params["preset"], self.params["recipe"], seed,
+                        len(class_names(dataset, task)), recipe.epochs, train, test, device_type,
+                        planning.STATE_NO_DATA)
 
     def planned_runs(self) -> list[tuple[str, str, str, tuple[int, ...]]]:
         """Every (dataset, task, fusion, seeds) the notebooks of these parameters ask for."""

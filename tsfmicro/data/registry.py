@@ -6,7 +6,9 @@ Three-class tasks always use the MEGC order negative, positive, surprise (0, 1, 
 """
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Mapping
 
 MARKER_FILE = "TSFMICRO_SYNTHETIC.txt"  # written by the synthetic writer; makes results say SYNTHETIC
@@ -113,3 +115,14 @@ def class_names(dataset: str, task: str) -> list[str]:
 def normalise_label(dataset: str, label: object) -> str:
     text = str(label).strip().lower()
     return dataset_info(dataset).aliases.get(text, text)
+
+
+def published_size(dataset: str, task: str) -> dict[str, int]:
+    """Clips and subjects of a real dataset's task as published (``published_sizes.csv``), for
+    planning before the dataset's folder is given."""
+    path = Path(__file__).with_name("published_sizes.csv")
+    with path.open(encoding="utf-8") as handle:
+        for row in csv.DictReader(line for line in handle if not line.startswith("#")):
+            if (row["dataset"], row["task"]) == (dataset, task):
+                return {"clips": int(row["clips"]), "subjects": int(row["subjects"])}
+    raise KeyError(f"no published size for {dataset} {task} in {path}")

@@ -12,7 +12,8 @@ Public API:
 """
 from tsfmicro.metrics import PROTOCOLS
 
+from .execute import train
 from .recipes import RECIPES, Recipe, get_recipe
-from .runs import Run, RunConfig, load_run, resolve_device, train
+from .runs import Run, RunConfig, load_run, resolve_device
 
 __all__ = ["PROTOCOLS", "RECIPES", "Recipe", "Run", "RunConfig", "get_recipe", "load_run", "resolve_device", "train"]

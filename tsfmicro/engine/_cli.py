@@ -5,7 +5,8 @@ import argparse
 import json
 
 from tsfmicro.engine.recipes import RECIPES
-from tsfmicro.engine.runs import DEVICES, RunConfig, train
+from tsfmicro.engine.execute import train
+from tsfmicro.engine.runs import DEVICES, RunConfig
 from tsfmicro.metrics import PROTOCOLS
 
 LABELS = {"accuracy": "ACC", "uf1": "UF1", "uar": "UAR"}

@@ -116,8 +116,9 @@ class FoldTrainer:
             fused=self.data.device.type == "cuda",  # one kernel for all parameters instead of dozens
         )
         scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=self.recipe.lr_gamma)
-        train_index = torch.as_tensor(np.asarray(fold.train_index), dtype=torch.long)
-        test_index = torch.as_tensor(np.asarray(fold.test_index), dtype=torch.long)
+        # Copies: a Ray worker receives the fold's index arrays read-only.
+        train_index = torch.tensor(np.asarray(fold.train_index), dtype=torch.long)
+        test_index = torch.tensor(np.asarray(fold.test_index), dtype=torch.long)
         probabilities: list[torch.Tensor] = []
         curves: list[dict] = []
         if resume is not None:
@@ -220,50 +221,13 @@ class FoldTrainer:
         }
 
 
-def train_loso(
-    trainer: FoldTrainer,
-    folds: list,
-    unit_key: str,
-    checkpoint_path: Path,
-    policy: ckpt.CheckpointPolicy,
-    weights_dir: Path | None,
-    progress: bool = True,
-) -> list[FoldOutcome]:
-    """All folds of one seed, resuming from ``checkpoint_path`` when it exists.
-
-    A checkpoint is written after every fold and, inside a fold, when ``policy`` says so.
-    ``weights_dir``: where to keep each fold's final weights (None: not kept).
-    """
-    finished: list[FoldOutcome] = []
-    current = None
-    if checkpoint_path.exists():
-        state = ckpt.load_checkpoint(checkpoint_path, unit_key)
-        finished = [_outcome_from_state(item) for item in state["finished"]]
-        current = state["current"]
-        if [o.name for o in finished] != [str(f.name) for f in folds[: len(finished)]]:
-            raise ValueError(f"checkpoint {checkpoint_path} was written for other folds; delete it")
-
-    def save(current_state: dict | None) -> None:
-        state = {"finished": [_outcome_to_state(o) for o in finished], "current": current_state}
-        ckpt.save_checkpoint(checkpoint_path, unit_key, state)
-        policy.saved()
-
-    for fold_index in tqdm(range(len(finished), len(folds)), initial=len(finished), total=len(folds),
-                           desc=f"seed {trainer.seed} folds", disable=not progress):
-        fold = folds[fold_index]
-        resume = current if current is not None and current["fold_index"] == fold_index else None
-        outcome, model = trainer.run(fold_index, fold, resume, save, policy, progress)
-        if weights_dir is not None:
-            save_fold_weights(weights_dir, outcome.name, model)
-        finished.append(outcome)
-        current = None
-        save(None)
-    return finished
+def file_stem(fold_name: str) -> str:
+    """A fold's name as a file name (subject ids such as "casme2/sub01" hold a slash)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(fold_name))
 
 
 def fold_weights_path(weights_dir: Path, fold_name: str) -> Path:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(fold_name))
-    return Path(weights_dir) / f"{safe}.pt"
+    return Path(weights_dir) / f"{file_stem(fold_name)}.pt"
 
 
 def save_fold_weights(weights_dir: Path, fold_name: str, model: torch.nn.Module) -> Path:
@@ -301,25 +265,15 @@ def predictions_table(data: PreparedData, outcomes: list[FoldOutcome], seed: int
     return pd.concat(frames, ignore_index=True)
 
 
-def curves_table(outcomes: list[FoldOutcome], seed: int) -> pd.DataFrame:
-    frames = [o.curves.assign(seed=seed, fold=o.name) for o in outcomes]
+def curves_table(outcomes: list[FoldOutcome], seed: int, start_epochs: list[int] | None = None) -> pd.DataFrame:
+    """One row per fold and epoch. ``start_epochs``: per fold, the epoch the process that finished it
+    started from (0 = from the start; k = it continued a checkpoint saved after epoch k)."""
+    first = ["seed", "fold"] + (["start_epoch"] if start_epochs is not None else [])
+    frames = []
+    for position, outcome in enumerate(outcomes):
+        frame = outcome.curves.assign(seed=seed, fold=outcome.name)
+        if start_epochs is not None:
+            frame = frame.assign(start_epoch=int(start_epochs[position]))
+        frames.append(frame)
     table = pd.concat(frames, ignore_index=True)
-    return table[["seed", "fold", *[c for c in table.columns if c not in ("seed", "fold")]]]
-
-
-def _outcome_to_state(outcome: FoldOutcome) -> dict:
-    return {
-        "name": outcome.name,
-        "test_index": torch.from_numpy(outcome.test_index),
-        "probabilities": torch.from_numpy(outcome.probabilities),
-        "curves": outcome.curves.to_dict(orient="list"),
-    }
-
-
-def _outcome_from_state(state: dict) -> FoldOutcome:
-    return FoldOutcome(
-        name=state["name"],
-        test_index=state["test_index"].numpy(),
-        probabilities=state["probabilities"].numpy(),
-        curves=pd.DataFrame(state["curves"]),
-    )
+    return table[[*first, *[c for c in table.columns if c not in first]]]

@@ -4,7 +4,8 @@ Layout under ``config.out``::
 
     units/<dataset>_<task>_<fusion>_<preset>_<recipe>_seed<S>_<key>/   one seed, trained once
         config.yaml  provenance.json  predictions.csv  curves.csv  metrics.json
-        checkpoint.pt        (only while training; removed when the unit is finished)
+        folds/<fold>.pt      each fold's result, written as soon as the fold ends (tsfmicro.engine.folds);
+                             the five files above are assembled from them when every fold is there
         weights/<fold>.pt    (final weights of every fold, kept for a request's first seed)
     <dataset>_<task>_<fusion>_<preset>_<recipe>_<key>/               a request (one or more seeds)
         the same five files, covering all its seeds, and the list of its units in config.yaml
@@ -13,15 +14,15 @@ A unit's key hashes everything that changes its numbers: the engine version, dat
 fusion, preset, the resolved recipe (epochs included), crop size, the seed, the prepared data's
 cache key, the device type (bf16 on CUDA gives other numbers than fp32 on the CPU) and, when on,
 the training-time frame re-selection (absent when off, so keys made before it existed hold). Paths,
-progress bars and checkpoint timing are not part of it. A request's key hashes the same
-without the seed, plus its list of seeds. A finished unit or request (``metrics.json`` written
-last) is loaded instead of retrained, so a multi-seed request reuses seeds trained before.
+progress bars, checkpoint timing, the executor and the number of workers are not part of it. A
+request's key hashes the same without the seed, plus its list of seeds. A finished unit or request
+(``metrics.json`` written last) is loaded instead of retrained, so a multi-seed request reuses seeds
+trained before. Planning and training live in tsfmicro.engine.plan and tsfmicro.engine.execute.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,7 @@ import yaml
 from tsfmicro import _io, metrics
 from tsfmicro.engine import checkpoint as ckpt
 from tsfmicro.engine import loso, provenance
+from tsfmicro.engine.folds import FoldResult
 from tsfmicro.engine.recipes import RECIPES, get_recipe
 
 ENGINE_VERSION = 2  # bump when a code change alters results, so older runs are not reused
@@ -149,7 +151,7 @@ def validate(config: RunConfig) -> None:
 
 
 @dataclass
-class _Request:
+class Request:
     """A validated request with everything resolved: what the units of one train() call share."""
 
     config: RunConfig
@@ -164,43 +166,44 @@ class _Request:
         c = self.config
         return f"{c.dataset}_{c.task}_{c.fusion}_{c.preset}_{c.recipe}"
 
+    @property
+    def key(self) -> str:
+        return _hash({**self.identity, "seeds": list(self.config.seeds)})
 
-def train(config: RunConfig, progress: bool = True) -> Run:
-    """Train ``config`` (or reuse it when finished before) and return the loaded run."""
-    from tsfmicro.data import loso_splits
+    @property
+    def path(self) -> Path:
+        """The request's directory."""
+        return Path(self.config.out) / f"{self.stem}_{self.key}"
 
-    request = _resolve(config, progress)
-    out = Path(config.out)
-    run_key = _hash({**request.identity, "seeds": list(config.seeds)})
-    run_dir = out / f"{request.stem}_{run_key}"
-    if is_finished(run_dir):
-        return load_run(run_dir)
+    def unit_key(self, seed: int) -> str:
+        return _unit_key(self, seed)
 
-    unit_dirs = [out / "units" / f"{request.stem}_seed{seed}_{_unit_key(request, seed)}" for seed in config.seeds]
-    device_data = folds = None
-    for position, (seed, unit_dir) in enumerate(zip(config.seeds, unit_dirs)):
-        if is_finished(unit_dir):
-            continue
-        if device_data is None:  # only when something must be trained
-            folds = loso_splits(request.data.samples)
-            device_data = loso.DeviceData(request.data, request.device, config.frame_reselection)
-        # Fold weights are kept for the request's first seed only (the paper preset is ~50 MB a fold).
-        _train_unit(request, device_data, folds, seed, unit_dir, keep_weights=position == 0, progress=progress)
-
-    _write_run(run_dir, run_key, request, unit_dirs)
-    return load_run(run_dir)
+    def unit_path(self, seed: int) -> Path:
+        return Path(self.config.out) / "units" / f"{self.stem}_seed{seed}_{self.unit_key(seed)}"
 
 
-def _resolve(config: RunConfig, progress: bool) -> _Request:
+def resolve_request(config: RunConfig, progress: bool, device: torch.device | None = None,
+                    prepared: dict | None = None) -> Request:
+    """Validate ``config``, prepare its data (face-crop cache) and resolve its recipe and identity.
+
+    ``device``: the training device when the caller resolved it (a Ray cluster's GPUs are not
+    on this machine); by default ``config.device`` on this machine. ``prepared``: a dict in which
+    requests of one plan share their prepared data (one copy per dataset and task).
+    """
     from tsfmicro.data import prepare
     from tsfmicro.model import PRESETS
 
     validate(config)
-    device = resolve_device(config.device)
+    device = device if device is not None else resolve_device(config.device)
     image_size = PRESETS[config.preset].image_size
     crop_size = config.crop_size or image_size
-    data = prepare(config.dataset, config.root, config.task, crop_size=crop_size, cache_dir=config.cache_dir,
-                   progress=progress, reselect_frames=config.frame_reselection)
+    data_key = (config.dataset, config.root, config.task, crop_size, config.cache_dir, config.frame_reselection)
+    prepared = {} if prepared is None else prepared
+    if data_key not in prepared:
+        prepared[data_key] = prepare(config.dataset, config.root, config.task, crop_size=crop_size,
+                                     cache_dir=config.cache_dir, progress=progress,
+                                     reselect_frames=config.frame_reselection)
+    data = prepared[data_key]
     recipe = get_recipe(config.recipe, config.dataset, config.task, config.epochs, config.batch_size)
     identity = {
         "engine_version": ENGINE_VERSION,
@@ -216,53 +219,42 @@ def _resolve(config: RunConfig, progress: bool) -> _Request:
     }
     if config.frame_reselection:  # only when on: runs trained before the option existed keep their keys
         identity["frame_reselection"] = True
-    return _Request(config, device, image_size, data, recipe, identity)
+    return Request(config, device, image_size, data, recipe, identity)
 
 
-def _unit_key(request: _Request, seed: int) -> str:
+def _unit_key(request: Request, seed: int) -> str:
     return _hash({**request.identity, "seed": seed})
 
 
-def _train_unit(request: _Request, device_data, folds, seed: int, unit_dir: Path, keep_weights: bool,
-                progress: bool) -> None:
-    """Train (or finish training) one seed and write its unit directory."""
-    from tsfmicro.model import build_model
-
+def write_unit(request: Request, seed: int, results: list[FoldResult]) -> Path:
+    """Assemble a unit's five files from its folds' results (in fold order); metrics.json last."""
     config, data = request.config, request.data
-    unit_key = _unit_key(request, seed)
-    started, clock = provenance.now(), time.perf_counter()
-    trainer = loso.FoldTrainer(
-        data=device_data,
-        build_model=lambda: build_model(config.preset, num_classes=len(data.class_names), fusion=config.fusion),
-        recipe=request.recipe,
-        image_size=request.image_size,
-        seed=seed,
-    )
-    checkpoint_path = unit_dir / "checkpoint.pt"
-    resumed = checkpoint_path.exists()  # an earlier process stopped part-way
-    outcomes = loso.train_loso(
-        trainer,
-        folds,
-        unit_key,
-        checkpoint_path,
-        ckpt.CheckpointPolicy(config.checkpoint_every, config.checkpoint_seconds),
-        weights_dir=unit_dir / "weights" if keep_weights else None,
-        progress=progress,
-    )
+    unit_dir, unit_key = request.unit_path(seed), request.unit_key(seed)
+    outcomes = [r.outcome for r in results]
     predictions = loso.predictions_table(data, outcomes, seed)
     _io.write_csv(unit_dir / "predictions.csv", predictions)
-    _io.write_csv(unit_dir / "curves.csv", loso.curves_table(outcomes, seed))
+    _io.write_csv(unit_dir / "curves.csv", loso.curves_table(outcomes, seed, [r.start_epoch for r in results]))
     _io.write_text(unit_dir / "config.yaml", _config_yaml(request, [seed], ["."], unit_key))
-    record = provenance.collect(request.device, [seed], data, started, provenance.now(), time.perf_counter() - clock)
-    record["resumed"] = resumed  # if so, started/duration cover only the process that finished it
+    seconds = sum(r.seconds for r in results)  # training time summed over folds (parallel folds overlap)
+    record = provenance.collect(request.device, [seed], data, min(r.started for r in results),
+                                max(r.finished for r in results), seconds)
+    record["device"] = results[0].device  # the device of the process that trained (a Ray worker's GPU)
+    # Resumed: a fold continued a checkpoint, or the folds were finished by more than one invocation.
+    record["resumed"] = any(r.start_epoch > 0 for r in results) or len({r.run_id for r in results}) > 1
+    record["executor"] = ", ".join(sorted({r.executor for r in results}))
+    record["folds"] = {r.outcome.name: {"start_epoch": r.start_epoch, "seconds": round(r.seconds, 3),
+                                        "host": r.host, "executor": r.executor} for r in results}
     _io.write_json(unit_dir / "provenance.json", record)
     _io.write_json(unit_dir / "metrics.json", metrics.summarize(predictions, data.class_names))  # last: marks done
-    checkpoint_path.unlink(missing_ok=True)
+    (unit_dir / "checkpoint.pt").unlink(missing_ok=True)  # left by an interrupted run of engine version < 3
+    return unit_dir
 
 
-def _write_run(run_dir: Path, run_key: str, request: _Request, unit_dirs: list[Path]) -> None:
+def write_request(request: Request) -> Path:
     """The request's files: its units' tables stacked, and metrics over all its seeds."""
     config = request.config
+    run_dir = request.path
+    unit_dirs = [request.unit_path(seed) for seed in config.seeds]
     units = [load_run(u) for u in unit_dirs]
     predictions = pd.concat([u.predictions for u in units], ignore_index=True)
     curves = pd.concat([u.curves for u in units], ignore_index=True)
@@ -277,12 +269,13 @@ def _write_run(run_dir: Path, run_key: str, request: _Request, unit_dirs: list[P
     }
     _io.write_csv(run_dir / "predictions.csv", predictions)
     _io.write_csv(run_dir / "curves.csv", curves)
-    _io.write_text(run_dir / "config.yaml", _config_yaml(request, list(config.seeds), relative, run_key))
+    _io.write_text(run_dir / "config.yaml", _config_yaml(request, list(config.seeds), relative, request.key))
     _io.write_json(run_dir / "provenance.json", record)
     _io.write_json(run_dir / "metrics.json", metrics.summarize(predictions, request.data.class_names))
+    return run_dir
 
 
-def _config_yaml(request: _Request, seeds: list[int], units: list[str], key: str) -> str:
+def _config_yaml(request: Request, seeds: list[int], units: list[str], key: str) -> str:
     document = {
         "key": key,
         **{name: value for name, value in asdict(request.config).items() if name != "seeds"},

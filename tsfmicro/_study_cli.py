@@ -1,0 +1,152 @@
+"""Subcommands ``plan`` and ``run``: every training a parameters file needs, costed and trained
+(wired into tsfmicro.cli)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import yaml
+
+from tsfmicro.engine.execute import EXECUTORS
+
+
+def register(subparsers) -> None:
+    _add_plan(subparsers)
+    _add_run(subparsers)
+
+
+def _add_params(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("params", help="parameters file, e.g. params/demo.yaml or params/paper.yaml")
+    parser.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a parameter (YAML value; nested keys with dots), e.g. -p epochs=2 "
+                        "-p 'seeds=[0]' -p roots.casme2=/data/CASME2; repeatable")
+
+
+def _add_plan(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "plan",
+        help="every training unit a parameters file needs: folds, compute, time, state",
+        description="One row per training unit (dataset, task, fusion, preset, recipe, seed) the book "
+        "needs: folds, training clips per fold, epochs, estimated compute (TFLOPs: forward FLOPs per clip "
+        "x 3 x training clips x epochs, summed over folds, plus scoring), estimated time at the measured "
+        "throughput of the configured device (unknown where never measured), and state (done / partial: "
+        "k of n folds / to do). Trains nothing; face crops are cached when missing, as `run` would.",
+    )
+    _add_params(parser)
+    parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    parser.set_defaults(handler=run_plan)
+
+
+def _add_run(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="train every planned unit that is not finished, fold by fold (in-process or on Ray)",
+        description="Train every unit of the plan that is not finished, one fold at a time, then write "
+        "the run directories (the same files `tsfmicro train` writes). Each fold's result is written "
+        "when it ends: after Ctrl-C, a killed process or a failed fold, the same command continues "
+        "where it stopped. Results are the same whatever the executor and number of workers.",
+    )
+    _add_params(parser)
+    parser.add_argument("--executor", default="local", metavar="{local,ray}",
+                        help="local: one fold after another in this process (default); ray: folds as Ray "
+                        "tasks (pip install 'tsfmicro[ray]')")
+    parser.add_argument("--address", help="ray: join a running cluster (auto, HOST:PORT or ray://HOST:PORT); "
+                        "default: start a Ray instance on this machine. The runs folder must be on a "
+                        "filesystem every worker sees")
+    parser.add_argument("--workers", type=int, help="ray: folds trained at once (default: as many as fit)")
+    parser.add_argument("--gpus-per-fold", type=float,
+                        help="ray: GPUs per fold, e.g. 0.25 packs four folds on one GPU "
+                        "(default: 1 with device cuda, else 0)")
+    parser.add_argument("--cpus-per-fold", type=int,
+                        help="CPU threads per fold (torch.set_num_threads); default: the parameters' "
+                        "cpu_threads, else 1 on Ray and PyTorch's default in-process")
+    parser.add_argument("--max-retries", type=int, default=2,
+                        help="ray: times a fold is retried when its worker dies (default: 2)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=run_run)
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``["epochs=2", "synthetic.subjects=3"]`` -> ``{"epochs": 2, "synthetic": {"subjects": 3}}``."""
+    overrides: dict = {}
+    for item in items:
+        key, separator, text = item.partition("=")
+        if not separator or not key.strip():
+            raise ValueError(f"-p {item!r}: write KEY=VALUE, e.g. -p epochs=2")
+        *parents, leaf = key.strip().split(".")
+        target = overrides
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = yaml.safe_load(text)
+    return overrides
+
+
+def _study(args: argparse.Namespace):
+    from tsfmicro.study import Study
+
+    return Study.load(args.params, overrides=parse_overrides(args.param))
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    from tsfmicro.engine import plan as planning
+
+    study = _study(args)
+    table = study.plan()
+    device = study.params["device"]
+    presets = sorted(set(table["preset"]))
+    device_type = device if device != "auto" else "cpu"
+    basis = [planning.throughput_basis(device_type, preset) for preset in presets]
+    if args.json:
+        rows = json.loads(table.to_json(orient="records"))
+        print(json.dumps({"params": str(study.params_file), "device": device, "units": rows,
+                          "totals": planning.totals(table), "throughput": basis}, indent=2))
+        return 0
+    print(f"plan for {study.params_file} (device {device}, data {study.source})\n")
+    print(planning.format_table(table))
+    print("time estimates: " + "; ".join(basis))
+    return 0
+
+
+def run_run(args: argparse.Namespace) -> int:
+    import torch
+
+    from tsfmicro.engine import execute
+    from tsfmicro.engine.plan import format_seconds, format_table
+
+    if args.executor not in EXECUTORS:  # checked before anything is loaded
+        raise execute.ExecutorError(f"unknown executor {args.executor!r}; choose one of {', '.join(EXECUTORS)}")
+    study = _study(args)
+    requested = study.params["device"]
+    cpus = args.cpus_per_fold if args.cpus_per_fold is not None else study.params.get("cpu_threads")
+    gpus = args.gpus_per_fold
+    device = None  # this machine's device, checked by the engine
+    if args.executor == "ray":
+        if gpus is None:
+            gpus = 1.0 if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()) else 0.0
+        if gpus > 0:
+            if requested in ("cpu", "mps"):
+                raise execute.ExecutorError(f"--gpus-per-fold {gpus:g} with device {requested} in {args.params}: "
+                                            "set device: cuda (or -p device=cuda)")
+            device = torch.device("cuda")  # the GPUs may be on the cluster's nodes, not here
+    executor = execute.make_executor(args.executor, address=args.address, workers=args.workers,
+                                     gpus_per_fold=gpus or 0.0, cpus_per_fold=cpus, max_retries=args.max_retries)
+    progress = not args.no_progress
+    plan = study.engine_plan(device=device, progress=progress)
+    table = plan.table()
+    total = table["estimated_seconds"]
+    print(f"plan for {study.params_file}: {len(table)} units, {plan.folds} folds "
+          f"({int(table['folds_done'].sum())} done), est. {format_seconds(None if total.isna().any() else total.sum())}"
+          f" on {plan.requests[0].device.type if plan.requests else requested}; executor {executor.name}",
+          flush=True)
+    if args.no_progress:
+        print(format_table(table), flush=True)
+    try:
+        summary = execute.execute(plan, executor, progress=progress)
+    except KeyboardInterrupt:
+        print(f"tsfmicro run: interrupted; every finished fold is kept in {study.path('runs')}: "
+              "run the same command to continue", file=sys.stderr)
+        return 130
+    print("\n" + summary.table())
+    print(f"runs folder: {study.path('runs')}")
+    return 0

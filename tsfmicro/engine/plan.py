@@ -1,0 +1,255 @@
+"""The plan: every training unit a set of requests needs, its folds, cost and state.
+
+A unit is one seed of one (dataset, task, fusion, preset, recipe) request; units shared by
+several requests (T-S late seed 0 is in the main results and in the fusion ablation) appear
+once. Each unit has one fold per held-out subject; the fold is what executors schedule.
+
+Compute estimate per unit: forward FLOPs per clip (tsfmicro.model.count_flops) x 3 (forward
+and backward) x training clips x epochs, summed over folds, plus one forward pass over each
+fold's test clips per epoch (the held-out subject is scored after every epoch). Time estimate:
+the measured training throughput of the device type and preset (``throughput.csv`` beside
+this file, written by ``bench/bench_run.py``), scaled by the fusion's FLOPs; "unknown" when
+that device type and preset were never measured.
+"""
+from __future__ import annotations
+
+import csv
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from tsfmicro.engine import folds as fold_files
+from tsfmicro.engine.runs import Request, RunConfig, is_finished, resolve_request
+
+THROUGHPUT_FILE = Path(__file__).with_name("throughput.csv")
+
+STATE_DONE, STATE_TODO = "done", "to do"
+STATE_NO_DATA = "no data"  # a real dataset's folder was not given: planned from its published size
+
+
+@dataclass
+class UnitPlan:
+    """One unit of a plan: a request's seed, its folds, and whether its fold weights are kept."""
+
+    request: Request
+    seed: int
+    folds: list  # tsfmicro.data.Fold
+    keep_weights: bool
+
+    @property
+    def path(self) -> Path:
+        return self.request.unit_path(self.seed)
+
+    @property
+    def key(self) -> str:
+        return self.request.unit_key(self.seed)
+
+    @property
+    def label(self) -> str:
+        c = self.request.config
+        return f"{c.dataset} {c.task} {c.fusion} {c.preset} {c.recipe} seed {self.seed}"
+
+    @property
+    def finished(self) -> bool:
+        return is_finished(self.path)
+
+    def done_folds(self) -> list[str]:
+        if self.finished:
+            return [str(f.name) for f in self.folds]
+        return [str(f.name) for f in self.folds if fold_files.is_done(self.path, f.name)]
+
+    def state(self) -> str:
+        if self.finished:
+            return STATE_DONE
+        done = len(self.done_folds())
+        return f"partial: {done} of {len(self.folds)} folds" if done else STATE_TODO
+
+
+@dataclass
+class Plan:
+    requests: list[Request]
+    units: list[UnitPlan] = field(default_factory=list)
+
+    @property
+    def folds(self) -> int:
+        return sum(len(u.folds) for u in self.units)
+
+    def table(self) -> pd.DataFrame:
+        """One row per unit: what it is, its folds, compute and time estimates, its state."""
+        return pd.DataFrame([unit_row(u) for u in self.units], columns=COLUMNS)
+
+
+def make_plan(configs: list[RunConfig], progress: bool = False, device=None) -> Plan:
+    """Resolve every request (this prepares its data: face crops are cached on first use) and
+    list its units once each. A unit keeps its fold weights when it is the first seed of a request."""
+    from tsfmicro.data import loso_splits
+
+    prepared: dict = {}
+    requests = [resolve_request(config, progress, device=device, prepared=prepared) for config in configs]
+    units: dict[Path, UnitPlan] = {}
+    splits: dict[int, list] = {}
+    for request in requests:
+        data_id = id(request.data)
+        if data_id not in splits:
+            splits[data_id] = loso_splits(request.data.samples)
+        for position, seed in enumerate(request.config.seeds):
+            path = request.unit_path(seed)
+            if path in units:
+                units[path].keep_weights |= position == 0
+            else:
+                units[path] = UnitPlan(request, seed, splits[data_id], keep_weights=position == 0)
+    return Plan(requests, list(units.values()))
+
+
+# ----------------------------------------------------------------------------- estimates
+COLUMNS = ["dataset", "task", "fusion", "preset", "recipe", "seed", "folds", "train_clips_per_fold", "epochs",
+           "tflops", "estimated_seconds", "state", "folds_done", "trained_seconds", "device", "executor"]
+
+
+@functools.lru_cache(maxsize=None)
+def forward_flops(preset: str, fusion: str, num_classes: int) -> int:
+    """Forward FLOPs per clip of one network (counted once per process)."""
+    from tsfmicro.model import build_model, count_flops
+
+    return count_flops(build_model(preset, num_classes=num_classes, fusion=fusion))
+
+
+def compute_flops(preset: str, fusion: str, num_classes: int, epochs: int, train_clips: list[int],
+                  test_clips: list[int]) -> float:
+    """Training (3 x forward per training clip) plus scoring (1 x forward per test clip), every epoch."""
+    forward = forward_flops(preset, fusion, num_classes)
+    return float(epochs) * forward * (3 * sum(train_clips) + sum(test_clips))
+
+
+def _read_csv(path: Path) -> list[dict]:
+    """Rows of a small csv data file whose comment lines start with #."""
+    with path.open(encoding="utf-8") as handle:
+        return list(csv.DictReader(line for line in handle if not line.startswith("#")))
+
+
+def measured_throughput(device_type: str, preset: str) -> dict | None:
+    """The measured training throughput of ``preset`` on ``device_type`` (throughput.csv), or None."""
+    if not THROUGHPUT_FILE.exists():
+        return None
+    rows = [row for row in _read_csv(THROUGHPUT_FILE) if (row["device_type"], row["preset"]) == (device_type, preset)]
+    return rows[-1] if rows else None  # the latest measurement
+
+
+def estimate_seconds(device_type: str, preset: str, fusion: str, num_classes: int, epochs: int,
+                     train_clips: list[int], test_clips: list[int]) -> float | None:
+    """Seconds at the measured throughput (training clips per second of the T-S late network,
+    scaled by this fusion's FLOPs); None when this device type and preset were never measured."""
+    measured = measured_throughput(device_type, preset)
+    if measured is None:
+        return None
+    flops_per_second = float(measured["train_clips_per_s"]) * 3 * forward_flops(preset, "ts_late", num_classes)
+    return compute_flops(preset, fusion, num_classes, epochs, train_clips, test_clips) / flops_per_second
+
+
+def throughput_basis(device_type: str, preset: str) -> str:
+    """One line saying what the time estimate of ``preset`` on ``device_type`` rests on."""
+    measured = measured_throughput(device_type, preset)
+    if measured is None:
+        return (f"{device_type}, {preset}: unknown (no measurement for this device type and preset; "
+                "bench/bench_run.py measures it)")
+    return (f"{device_type}, {preset}: {float(measured['train_clips_per_s']):.3g} training clips/s "
+            f"({measured['threads']} thread(s), {measured['machine']}, {measured['measured']}, {measured['source']})")
+
+
+def unit_row(unit: UnitPlan) -> dict:
+    request, config = unit.request, unit.request.config
+    train_clips = [len(f.train_index) for f in unit.folds]
+    test_clips = [len(f.test_index) for f in unit.folds]
+    row = cost_row(config.dataset, config.task, config.fusion, config.preset, config.recipe, unit.seed,
+                   len(request.data.class_names), request.recipe.epochs, train_clips, test_clips,
+                   request.device.type, unit.state())
+    row["folds_done"] = len(unit.done_folds())
+    if unit.finished:
+        provenance = _read_provenance(unit.path)
+        row["trained_seconds"] = provenance.get("duration_seconds")
+        row["device"] = (provenance.get("device") or {}).get("name")
+        row["executor"] = provenance.get("executor", "local")  # units trained before executors existed
+    return row
+
+
+def cost_row(dataset: str, task: str, fusion: str, preset: str, recipe: str, seed: int, num_classes: int,
+             epochs: int, train_clips: list[int], test_clips: list[int], device_type: str, state: str) -> dict:
+    """A plan row from fold sizes (also used with published dataset sizes when the data is missing)."""
+    return {
+        "dataset": dataset, "task": task, "fusion": fusion, "preset": preset, "recipe": recipe, "seed": seed,
+        "folds": len(train_clips),
+        "train_clips_per_fold": round(sum(train_clips) / max(len(train_clips), 1), 1),
+        "epochs": epochs,
+        "tflops": compute_flops(preset, fusion, num_classes, epochs, train_clips, test_clips) / 1e12,
+        "estimated_seconds": estimate_seconds(device_type, preset, fusion, num_classes, epochs, train_clips,
+                                              test_clips),
+        "state": state, "folds_done": 0, "trained_seconds": None, "device": None, "executor": None,
+    }
+
+
+def totals(table: pd.DataFrame) -> dict:
+    """Units, folds, compute and time over a plan table (time None if any unit's is unknown)."""
+    estimated = table["estimated_seconds"]
+    return {
+        "units": len(table),
+        "folds": int(table["folds"].sum()),
+        "folds_done": int(table["folds_done"].sum()),
+        "tflops": float(table["tflops"].sum()),
+        "estimated_seconds": None if estimated.isna().any() else float(estimated.sum()),
+        "done": int((table["state"] == STATE_DONE).sum()),
+        "partial": int(table["state"].str.startswith("partial").sum()),
+        "to_do": int((table["state"] == STATE_TODO).sum()),
+        "no_data": int((table["state"] == STATE_NO_DATA).sum()),
+    }
+
+
+def format_seconds(seconds) -> str:
+    if seconds is None or pd.isna(seconds):
+        return "unknown"
+    seconds = float(seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def _tflops(value: float) -> str:
+    return f"{value:.3g}" if value < 100 else f"{value:,.0f}"
+
+
+def format_table(table: pd.DataFrame) -> str:
+    """The plan as text: a row per unit, then the totals."""
+    shown = table.assign(
+        train_clips_per_fold=table["train_clips_per_fold"].map(lambda v: f"{v:g}"),
+        tflops=table["tflops"].map(_tflops),
+        estimated=table["estimated_seconds"].map(format_seconds),
+        trained=table["trained_seconds"].map(lambda v: "" if v is None or pd.isna(v) else format_seconds(v)),
+    )
+    columns = ["dataset", "task", "fusion", "preset", "recipe", "seed", "folds", "train_clips_per_fold", "epochs",
+               "tflops", "estimated", "state", "trained"]
+    text = shown[columns].rename(columns={"train_clips_per_fold": "train clips/fold", "tflops": "TFLOPs",
+                                          "estimated": "est. time"}).to_string(index=False)
+    total = totals(table)
+    states = ", ".join(f"{total[key]} {name}" for key, name in
+                       (("done", "done"), ("partial", "partial"), ("to_do", "to do"), ("no_data", "no data"))
+                       if total[key])
+    lines = [text, "", f"total: {total['units']} units, {total['folds']} folds ({total['folds_done']} done), "
+             f"{_tflops(total['tflops'])} TFLOPs, est. time {format_seconds(total['estimated_seconds'])}; {states}"]
+    if total["no_data"]:
+        lines.append(f"{STATE_NO_DATA}: the dataset's folder was not given (-p roots.<dataset>=PATH or "
+                     "TSFMICRO_<DATASET>_ROOT); its rows use the published number of clips and subjects")
+    return "\n".join(lines)
+
+
+def _read_provenance(path: Path) -> dict:
+    import json
+
+    try:
+        return json.loads((path / "provenance.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
