@@ -112,11 +112,13 @@ def run_run(args: argparse.Namespace) -> int:
     import torch
 
     from tsfmicro.engine import execute
+    from tsfmicro.engine.folds import check_writable
     from tsfmicro.engine.plan import format_seconds, format_table
 
     if args.executor not in EXECUTORS:  # checked before anything is loaded
         raise execute.ExecutorError(f"unknown executor {args.executor!r}; choose one of {', '.join(EXECUTORS)}")
     study = _study(args)
+    check_writable(study.path("runs"))  # before any work
     requested = study.params["device"]
     cpus = args.cpus_per_fold if args.cpus_per_fold is not None else study.params.get("cpu_threads")
     gpus = args.gpus_per_fold
@@ -132,7 +134,12 @@ def run_run(args: argparse.Namespace) -> int:
     executor = execute.make_executor(args.executor, address=args.address, workers=args.workers,
                                      gpus_per_fold=gpus or 0.0, cpus_per_fold=cpus, max_retries=args.max_retries)
     progress = not args.no_progress
-    plan = study.engine_plan(device=device, progress=progress)
+    try:
+        executor.start()  # a cluster that cannot be joined is reported before any data is prepared
+        plan = study.engine_plan(device=device, progress=progress)
+    except BaseException:
+        executor.close()
+        raise
     table = plan.table()
     total = table["estimated_seconds"]
     print(f"plan for {study.params_file}: {len(table)} units, {plan.folds} folds "

@@ -108,7 +108,7 @@ def _merge(base: dict, changes: dict) -> dict:
 
 REQUIRED_KEYS = ("data_source", "datasets", "preset", "recipe", "seeds", "device", "paths")
 OPTIONAL_KEYS = ("ablation", "gradcam", "epochs", "batch_size", "cpu_threads", "crop_size", "frame_reselection",
-                 "progress", "synthetic", "roots")
+                 "progress", "synthetic", "roots", "checkpoint_every", "checkpoint_seconds")
 
 
 @dataclass
@@ -347,6 +347,10 @@ class Study:
             device=self.params["device"], out=str(self.path("runs")),
             crop_size=self._crop_size(), cache_dir=str(self.path("prepared")),
             frame_reselection=bool(self.params.get("frame_reselection", False)),
+            # mid-fold checkpoints (not part of a run's identity): every N epochs, at most every S seconds
+            checkpoint_every=int(self.params.get("checkpoint_every") or 5),
+            checkpoint_seconds=float(60.0 if self.params.get("checkpoint_seconds") is None
+                                     else self.params["checkpoint_seconds"]),
         )
 
     def run(self, dataset: str, task: str, fusion: str = "ts_late",

@@ -127,6 +127,9 @@ class RayExecutor:
                                     "machine (use --address to run on a cluster with GPUs)")
 
     def start(self) -> None:
+        """Start a local Ray instance or join the cluster (nothing when already started)."""
+        if self._ray is not None and self._ray.is_initialized():
+            return
         self.check()
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no network calls at run time
         import ray

@@ -108,12 +108,19 @@ COLUMNS = ["dataset", "task", "fusion", "preset", "recipe", "seed", "folds", "tr
            "tflops", "estimated_seconds", "state", "folds_done", "trained_seconds", "device", "executor"]
 
 
-@functools.lru_cache(maxsize=None)
 def forward_flops(preset: str, fusion: str, num_classes: int) -> int:
-    """Forward FLOPs per clip of one network (counted once per process)."""
+    """Forward FLOPs per clip of one network. Counted once per preset and fusion: the number of
+    classes only changes the head's last Linear layer (hidden -> classes: 2 x hidden FLOPs a class)."""
+    counted, hidden, counted_classes = _counted_flops(preset, fusion)
+    return counted + 2 * hidden * (num_classes - counted_classes)
+
+
+@functools.lru_cache(maxsize=None)
+def _counted_flops(preset: str, fusion: str, num_classes: int = 5) -> tuple[int, int, int]:
     from tsfmicro.model import build_model, count_flops
 
-    return count_flops(build_model(preset, num_classes=num_classes, fusion=fusion))
+    model = build_model(preset, num_classes=num_classes, fusion=fusion)
+    return count_flops(model), model.head.classifier.in_features, num_classes
 
 
 def compute_flops(preset: str, fusion: str, num_classes: int, epochs: int, train_clips: list[int],
