@@ -1,6 +1,7 @@
 """Shared by test_book.py and test_browser.py: execute every notebook and build the book once.
 
-The build happens in a temporary copy of the book's sources (``book/`` plus the top-level
+Like `make book`, ``tsfmicro run params/demo.yaml`` trains every run first; the notebooks then
+only read. The build happens in a temporary copy of the book's sources (``book/`` plus the top-level
 ``_config.yml`` and ``_toc.yml``), so tests never touch the working tree's ``book/notebooks``
 or ``_build``. The notebooks run with ``params/demo.yaml`` from the repository root, so they
 share the run store ``.cache/tsfmicro/runs`` with ``make book``: a run trained by either is
@@ -28,6 +29,10 @@ class BookBuild:
     seconds: dict[str, float] = field(default_factory=dict)
     build_returncode: int | None = None
     build_log: str = ""
+    run_returncode: int | None = None  # `tsfmicro run` of the demo parameters, before the notebooks
+    run_log: str = ""
+    units_after_run: list[str] = field(default_factory=list)  # finished units when the run ended ...
+    units_after_notebooks: list[str] = field(default_factory=list)  # ... and after the notebooks
 
     @property
     def html(self) -> Path:
@@ -57,6 +62,11 @@ def build_book(scratch: Path) -> BookBuild:
     shutil.copy2(ROOT / "book" / "figures" / "architecture.svg", folder / "book" / "figures")
 
     build = BookBuild(folder=folder)
+    # As `make book`: every run is trained first, so the notebooks only read finished runs.
+    result = subprocess.run([sys.executable, "-m", "tsfmicro", "run", str(DEMO_PARAMS), "--no-progress"], cwd=ROOT,
+                            capture_output=True, text=True)
+    build.run_returncode, build.run_log = result.returncode, result.stdout + result.stderr
+    build.units_after_run = _finished_units()
     for notebook in NOTEBOOKS:
         started = time.time()
         try:
@@ -66,6 +76,7 @@ def build_book(scratch: Path) -> BookBuild:
         except Exception as error:  # recorded; each notebook's test reports its own failure
             build.errors[notebook.stem] = f"{type(error).__name__}: {error}"
         build.seconds[notebook.stem] = time.time() - started
+    build.units_after_notebooks = _finished_units()
 
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
     result = subprocess.run([str(jupyter_book), "build", "book/", "-W", "--keep-going"], cwd=folder,
@@ -74,3 +85,11 @@ def build_book(scratch: Path) -> BookBuild:
     build.build_log = result.stdout + result.stderr
     _BUILD["book"] = build
     return build
+
+
+def _finished_units() -> list[str]:
+    """Finished training units in the demo's run folder (paths: in the parameters are relative to ROOT)."""
+    import yaml
+
+    units = ROOT / yaml.safe_load(DEMO_PARAMS.read_text())["paths"]["runs"] / "units"
+    return sorted(p.parent.name for p in units.glob("*/metrics.json"))

@@ -18,7 +18,7 @@ from tsfmicro import study as study_module
 from tsfmicro.study import DatasetRootMissing, Study
 
 EXPECTED_NOTEBOOKS = ["00_datasets", "01_main_results", "02_fusion_ablation",
-                      "03_confusion_matrices", "04_gradcam"]
+                      "03_confusion_matrices", "04_gradcam", "05_compute"]
 
 
 @pytest.fixture(scope="session")
@@ -164,6 +164,15 @@ def test_gradcam_maps_each_branch_of_every_fusion():
 
 
 # --------------------------------------------------------------------------- execution
+@pytest.mark.book
+@pytest.mark.slow
+def test_tsfmicro_run_trains_every_run_before_the_notebooks_which_only_read(book, one_torch_thread):
+    assert book.run_returncode == 0, "tsfmicro run params/demo.yaml failed:\n" + book.run_log[-6000:]
+    planned = {unit.path.name for unit in Study.load(DEMO_PARAMS).engine_plan().units}
+    assert len(planned) == 11 and planned <= set(book.units_after_run)
+    assert book.units_after_notebooks == book.units_after_run  # papermill trained nothing
+
+
 @pytest.mark.book
 @pytest.mark.slow
 @pytest.mark.parametrize("stem", EXPECTED_NOTEBOOKS)

@@ -89,6 +89,7 @@ def _study(args: argparse.Namespace):
 
 
 def run_plan(args: argparse.Namespace) -> int:
+    from tsfmicro import report
     from tsfmicro.engine import plan as planning
 
     study = _study(args)
@@ -103,7 +104,7 @@ def run_plan(args: argparse.Namespace) -> int:
                           "totals": planning.totals(table), "throughput": basis}, indent=2))
         return 0
     print(f"plan for {study.params_file} (device {device}, data {study.source})\n")
-    print(planning.format_table(table))
+    print(report.plan_text(table, planning.totals(table)))
     print("time estimates: " + "; ".join(basis))
     return 0
 
@@ -111,9 +112,10 @@ def run_plan(args: argparse.Namespace) -> int:
 def run_run(args: argparse.Namespace) -> int:
     import torch
 
+    from tsfmicro import report
     from tsfmicro.engine import execute
     from tsfmicro.engine.folds import check_writable
-    from tsfmicro.engine.plan import format_seconds, format_table
+    from tsfmicro.engine.plan import totals
 
     if args.executor not in EXECUTORS:  # checked before anything is loaded
         raise execute.ExecutorError(f"unknown executor {args.executor!r}; choose one of {', '.join(EXECUTORS)}")
@@ -141,19 +143,18 @@ def run_run(args: argparse.Namespace) -> int:
         executor.close()
         raise
     table = plan.table()
-    total = table["estimated_seconds"]
-    print(f"plan for {study.params_file}: {len(table)} units, {plan.folds} folds "
-          f"({int(table['folds_done'].sum())} done), est. {format_seconds(None if total.isna().any() else total.sum())}"
-          f" on {plan.requests[0].device.type if plan.requests else requested}; executor {executor.name}",
-          flush=True)
+    total = totals(table)
+    print(f"plan for {study.params_file}: {total['units']} units, {total['folds']} folds ({total['folds_done']} "
+          f"done), est. {report.format_seconds(total['estimated_seconds'])} on "
+          f"{plan.requests[0].device.type if plan.requests else requested}; executor {executor.name}", flush=True)
     if args.no_progress:
-        print(format_table(table), flush=True)
+        print(report.plan_text(table, total), flush=True)
     try:
         summary = execute.execute(plan, executor, progress=progress)
     except KeyboardInterrupt:
         print(f"tsfmicro run: interrupted; every finished fold is kept in {study.path('runs')}: "
               "run the same command to continue", file=sys.stderr)
         return 130
-    print("\n" + summary.table())
+    print("\n" + report.run_summary_text(summary))
     print(f"runs folder: {study.path('runs')}")
     return 0

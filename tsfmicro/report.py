@@ -174,3 +174,94 @@ def format_interval(mean, low, high, digits: int = 1, sign: str = "") -> str:
     if not (low is None or high is None or pd.isna(low) or pd.isna(high)):
         text += f" [{100 * low:{sign}.{digits}f}, {100 * high:{sign}.{digits}f}]"
     return text
+
+
+# ----------------------------------------------------------------------------- plans and runs
+def format_seconds(seconds) -> str:
+    """A duration in words a reader takes in at once: "45 s", "12.5 min", "3.2 h", "4.1 days";
+    "unknown" when missing."""
+    if seconds is None or pd.isna(seconds):
+        return "unknown"
+    seconds = float(seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def format_tflops(value: float) -> str:
+    return f"{value:.3g}" if value < 100 else f"{value:,.0f}"
+
+
+def plan_table(plan: pd.DataFrame) -> pd.DataFrame:
+    """A plan (tsfmicro.engine.plan.Plan.table, or Study.plan) for display: one row per training
+    unit, compute in TFLOPs, times in words; how finished units were trained (time summed over
+    folds, device, executor)."""
+    shown = pd.DataFrame({
+        "dataset": plan["dataset"], "task": plan["task"], "fusion": plan["fusion"], "preset": plan["preset"],
+        "recipe": plan["recipe"], "seed": plan["seed"], "folds": plan["folds"],
+        "train clips/fold": plan["train_clips_per_fold"].map(lambda v: f"{v:g}"),
+        "epochs": plan["epochs"], "TFLOPs": plan["tflops"].map(format_tflops),
+        "est. time": plan["estimated_seconds"].map(format_seconds), "state": plan["state"],
+        "trained in": plan["trained_seconds"].map(lambda v: "" if _blank(v) else format_seconds(v)),
+        "device": plan["device"].map(lambda v: "" if _blank(v) else str(v)),
+        "executor": plan["executor"].map(lambda v: "" if _blank(v) else str(v)),
+    })
+    return shown
+
+
+def plan_summary(plan: pd.DataFrame) -> dict[str, str]:
+    """The plan in a few words for prose: units, folds, TFLOPs, training time summed over the
+    finished units' folds, the span from the first fold's start to the last fold's end, and the
+    devices and executors that trained them."""
+    done = plan[plan["state"] == "done"]
+    span = None
+    if len(done) and done["started"].notna().all() and done["finished"].notna().all():
+        span = (pd.to_datetime(done["finished"]).max() - pd.to_datetime(done["started"]).min()).total_seconds()
+    return {
+        "units": str(len(plan)), "units_done": str(len(done)), "folds": str(int(plan["folds"].sum())),
+        "tflops": format_tflops(float(plan["tflops"].sum())),
+        "trained": format_seconds(done["trained_seconds"].sum() if len(done) else None),
+        "span": format_seconds(span),
+        "devices": ", ".join(sorted({str(d) for d in done["device"] if not _blank(d)})) or "none",
+        "executors": ", ".join(sorted({str(e) for e in done["executor"] if not _blank(e)})) or "none",
+    }
+
+
+def plan_text(plan: pd.DataFrame, totals: dict) -> str:
+    """The ``plan`` command's output: a row per unit, then the totals (``totals``:
+    tsfmicro.engine.plan.totals of the same table)."""
+    columns = ["dataset", "task", "fusion", "preset", "recipe", "seed", "folds", "train clips/fold", "epochs",
+               "TFLOPs", "est. time", "state", "trained in"]
+    states = ", ".join(f"{totals[key]} {name}" for key, name in
+                       (("done", "done"), ("partial", "partial"), ("to_do", "to do"), ("no_data", "no data"))
+                       if totals[key])
+    lines = [plan_table(plan)[columns].to_string(index=False), "",
+             f"total: {totals['units']} units, {totals['folds']} folds ({totals['folds_done']} done), "
+             f"{format_tflops(totals['tflops'])} TFLOPs, est. time {format_seconds(totals['estimated_seconds'])}; "
+             f"{states}"]
+    if totals["no_data"]:
+        lines.append("no data: the dataset's folder was not given (-p roots.<dataset>=PATH or "
+                     "TSFMICRO_<DATASET>_ROOT); its rows use the published number of clips and subjects")
+    return "\n".join(lines)
+
+
+def run_summary_text(summary) -> str:
+    """The end of ``tsfmicro run``: units and folds done before and now, wall time, folds/min
+    (``summary``: tsfmicro.engine.execute.RunSummary)."""
+    rows = pd.DataFrame([
+        {"": "units", "total": summary.units, "done before": summary.units_before, "done now": summary.units_finished},
+        {"": "folds", "total": summary.folds, "done before": summary.folds_before, "done now": summary.folds_trained},
+    ])
+    minutes = summary.wall_seconds / 60
+    rate = f"{summary.folds_trained / minutes:.2f}" if minutes > 0 else "n/a"
+    return (rows.to_string(index=False) + f"\n{summary.folds_resumed} fold(s) continued a mid-fold checkpoint; "
+            f"wall time {format_seconds(summary.wall_seconds)}, {rate} folds/min "
+            f"(executor {summary.executor}, {summary.workers or 'all'} worker(s))")
+
+
+def _blank(value) -> bool:
+    return value is None or (not isinstance(value, str) and pd.isna(value))

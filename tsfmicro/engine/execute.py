@@ -30,12 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-import pandas as pd
 from tqdm import tqdm
 
 from tsfmicro.engine import folds as fold_files
 from tsfmicro.engine.folds import FoldBusy, FoldReport, FoldTask, RunFolderNotWritable, run_fold_task
-from tsfmicro.engine.plan import Plan, UnitPlan, format_seconds, make_plan
+from tsfmicro.engine.plan import Plan, UnitPlan, make_plan
 from tsfmicro.engine.provenance import now
 from tsfmicro.engine.runs import Run, RunConfig, is_finished, load_run, write_request, write_unit
 
@@ -135,8 +134,8 @@ class RayExecutor:
         import ray
 
         self._ray = ray
-        if self.address is None:
-            cpus = (self.workers or os.cpu_count() or 1) * self.cpus_per_fold
+        if self.address is None:  # this machine: its cores, or just enough for `workers` folds at once
+            cpus = self.workers * self.cpus_per_fold if self.workers else (os.cpu_count() or 1)
             ray.init(num_cpus=cpus, include_dashboard=False, logging_level="WARNING")
         else:
             self._connect()
@@ -252,15 +251,6 @@ class RunSummary:
     folds_resumed: int  # of those, continued from a mid-fold checkpoint
     wall_seconds: float
 
-    def table(self) -> str:
-        rate = self.folds_trained / (self.wall_seconds / 60) if self.wall_seconds > 0 else float("nan")
-        rows = pd.DataFrame([
-            {"": "units", "total": self.units, "done before": self.units_before, "done now": self.units_finished},
-            {"": "folds", "total": self.folds, "done before": self.folds_before, "done now": self.folds_trained},
-        ])
-        return (rows.to_string(index=False) + f"\n{self.folds_resumed} fold(s) continued a mid-fold checkpoint; "
-                f"wall time {format_seconds(self.wall_seconds)}, {rate:.2f} folds/min "
-                f"(executor {self.executor}, {self.workers or 'all'} worker(s))")
 
 
 def execute(plan: Plan, executor, progress: bool = True, messages: bool = True) -> RunSummary:
@@ -313,8 +303,9 @@ def execute(plan: Plan, executor, progress: bool = True, messages: bool = True) 
                 _finish_unit(units[Path(task.unit_dir)], say)
         return busy
 
-    executor.start()
     try:
+        if jobs:
+            executor.start()
         busy = collect(executor.map(jobs, wait=False, on_wait=say))
         if busy:  # held by another `tsfmicro run`: wait for each, it is then finished by the other run
             data = {id(t): units[Path(t.unit_dir)].request.data for t in busy}
@@ -350,8 +341,7 @@ def _finish_unit(unit: UnitPlan, say: Callable[[str], None]) -> None:
     write_unit(unit.request, unit.seed, results)
     fixed = load_run(unit.path).metrics["protocols"]["fixed"]["mean"]["uf1"]
     seconds = sum(r.seconds for r in results)
-    say(f"finished {unit.label}: {len(results)} folds, {format_seconds(seconds)} of training, UF1 (fixed) "
-        f"{100 * fixed:.1f} %")
+    say(f"finished {unit.label}: {len(results)} folds, {seconds:.1f} s of training, UF1 (fixed) {100 * fixed:.1f} %")
 
 
 def train(config: RunConfig, progress: bool = True) -> Run:

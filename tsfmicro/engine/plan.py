@@ -105,7 +105,8 @@ def make_plan(configs: list[RunConfig], progress: bool = False, device=None) -> 
 
 # ----------------------------------------------------------------------------- estimates
 COLUMNS = ["dataset", "task", "fusion", "preset", "recipe", "seed", "folds", "train_clips_per_fold", "epochs",
-           "tflops", "estimated_seconds", "state", "folds_done", "trained_seconds", "device", "executor"]
+           "tflops", "estimated_seconds", "state", "folds_done", "trained_seconds", "device", "executor", "started",
+           "finished"]
 
 
 def forward_flops(preset: str, fusion: str, num_classes: int) -> int:
@@ -178,6 +179,7 @@ def unit_row(unit: UnitPlan) -> dict:
         row["trained_seconds"] = provenance.get("duration_seconds")
         row["device"] = (provenance.get("device") or {}).get("name")
         row["executor"] = provenance.get("executor", "local")  # units trained before executors existed
+        row["started"], row["finished"] = provenance.get("started"), provenance.get("finished")
     return row
 
 
@@ -193,6 +195,7 @@ def cost_row(dataset: str, task: str, fusion: str, preset: str, recipe: str, see
         "estimated_seconds": estimate_seconds(device_type, preset, fusion, num_classes, epochs, train_clips,
                                               test_clips),
         "state": state, "folds_done": 0, "trained_seconds": None, "device": None, "executor": None,
+        "started": None, "finished": None,
     }
 
 
@@ -210,47 +213,6 @@ def totals(table: pd.DataFrame) -> dict:
         "to_do": int((table["state"] == STATE_TODO).sum()),
         "no_data": int((table["state"] == STATE_NO_DATA).sum()),
     }
-
-
-def format_seconds(seconds) -> str:
-    if seconds is None or pd.isna(seconds):
-        return "unknown"
-    seconds = float(seconds)
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.1f} min"
-    if seconds < 48 * 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
-
-
-def _tflops(value: float) -> str:
-    return f"{value:.3g}" if value < 100 else f"{value:,.0f}"
-
-
-def format_table(table: pd.DataFrame) -> str:
-    """The plan as text: a row per unit, then the totals."""
-    shown = table.assign(
-        train_clips_per_fold=table["train_clips_per_fold"].map(lambda v: f"{v:g}"),
-        tflops=table["tflops"].map(_tflops),
-        estimated=table["estimated_seconds"].map(format_seconds),
-        trained=table["trained_seconds"].map(lambda v: "" if v is None or pd.isna(v) else format_seconds(v)),
-    )
-    columns = ["dataset", "task", "fusion", "preset", "recipe", "seed", "folds", "train_clips_per_fold", "epochs",
-               "tflops", "estimated", "state", "trained"]
-    text = shown[columns].rename(columns={"train_clips_per_fold": "train clips/fold", "tflops": "TFLOPs",
-                                          "estimated": "est. time"}).to_string(index=False)
-    total = totals(table)
-    states = ", ".join(f"{total[key]} {name}" for key, name in
-                       (("done", "done"), ("partial", "partial"), ("to_do", "to do"), ("no_data", "no data"))
-                       if total[key])
-    lines = [text, "", f"total: {total['units']} units, {total['folds']} folds ({total['folds_done']} done), "
-             f"{_tflops(total['tflops'])} TFLOPs, est. time {format_seconds(total['estimated_seconds'])}; {states}"]
-    if total["no_data"]:
-        lines.append(f"{STATE_NO_DATA}: the dataset's folder was not given (-p roots.<dataset>=PATH or "
-                     "TSFMICRO_<DATASET>_ROOT); its rows use the published number of clips and subjects")
-    return "\n".join(lines)
 
 
 def _read_provenance(path: Path) -> dict:
