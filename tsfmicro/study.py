@@ -17,7 +17,6 @@ them are relative to the project folder (the one holding ``pyproject.toml``).
 """
 from __future__ import annotations
 
-import copy
 import datetime as _dt
 import html
 import json
@@ -31,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tsfmicro import params as parameters
 
 # tqdm.auto (used while building caches) warns in kernels without ipywidgets; the notebooks
 # run with progress bars off, so the warning would only add a stderr cell to the book.
@@ -95,20 +96,6 @@ def find_project_root(start: str | os.PathLike | None = None) -> Path:
     return start
 
 
-def _merge(base: dict, changes: dict) -> dict:
-    """``base`` updated by ``changes``, recursing into nested dicts."""
-    merged = copy.deepcopy(base)
-    for key, value in (changes or {}).items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-REQUIRED_KEYS = ("data_source", "datasets", "preset", "recipe", "seeds", "device", "paths")
-
-
 @dataclass
 class Study:
     """Parameters plus the project folder; creates data and runs on demand."""
@@ -125,7 +112,10 @@ class Study:
              roots: dict[str, str | None] | None = None,
              overrides: dict[str, Any] | None = None) -> "Study":
         """Read a parameters file; ``roots`` (dataset -> folder, None = not given) and
-        ``overrides`` (any parameter key) come from the notebook's parameters cell."""
+        ``overrides`` (any parameter key) come from the notebook's parameters cell.
+        Overrides replace lists and the ``datasets:`` mapping, ``null`` removes a key, other
+        mappings merge; every parameter is checked before any work starts (ValueError naming
+        the key and its valid values; see tsfmicro.params)."""
         project_root = find_project_root()
         path = Path(params_file)
         if not path.is_absolute() and not path.exists():
@@ -135,15 +125,11 @@ class Study:
                                     f"(looked in {os.getcwd()} and {project_root})")
         project_root = find_project_root(path.parent)
         params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        params = _merge(params, overrides or {})
-        missing = [key for key in REQUIRED_KEYS if key not in params]
-        if missing:
-            raise ValueError(f"{path}: missing parameter(s) {missing}")
-        if params["data_source"] not in ("synthetic", "real"):
-            raise ValueError(f"{path}: data_source must be 'synthetic' or 'real', "
-                             f"got {params['data_source']!r}")
+        # overrides replace lists and `datasets:`, null removes a key (tsfmicro.params)
+        params = parameters.apply_overrides(params, overrides)
         given_roots = {name: folder for name, folder in (roots or {}).items() if folder}
         params["roots"] = {**(params.get("roots") or {}), **given_roots}
+        parameters.check(params, f"{path}" + (" with overrides" if overrides else ""))
         params["seeds"] = [int(seed) for seed in params["seeds"]]
         if params.get("cpu_threads"):
             # PyTorch's intra-op threads in this process (training runs in it). On a small
