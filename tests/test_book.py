@@ -13,7 +13,7 @@ import nbformat
 import pytest
 import yaml
 
-from book_build import DEMO_PARAMS, NOTEBOOKS, ROOT, build_book
+from book_build import DEMO_PARAMS, NOTEBOOKS, ROOT, build_book, glued
 from tsfmicro import study as study_module
 from tsfmicro.study import DatasetRootMissing, Study
 
@@ -201,12 +201,5 @@ def test_book_builds_with_warnings_as_errors(book):
 def test_prose_numbers_are_glued_from_the_notebooks(book):
     intro = (book.html / "intro.html").read_text(encoding="utf-8")
     assert "SYNTHETIC" in intro
-    notebook = nbformat.read(book.executed("01_main_results"), as_version=4)
-    glued = {}
-    for cell in notebook.cells:
-        for output in cell.get("outputs", []):
-            key = output.get("metadata", {}).get("scrapbook", {}).get("name")
-            if key:
-                glued[key] = next(v for k, v in output["data"].items() if k.endswith("text/plain"))
-    fixed = glued["headline_uf1_fixed"].strip("'")
+    fixed = glued(book.executed("01_main_results"))["headline_uf1_fixed"]
     assert fixed in intro, f"the intro does not show the glued UF1 {fixed}"
