@@ -70,7 +70,7 @@ def main() -> int:
         data = prepared_set(workdir, args.subjects, args.clips_per_subject, PRESETS[args.preset].image_size)
         folds = loso_splits(data.samples)
         measured = folds[: args.folds] if args.folds else folds
-        recipe = get_recipe("paper", "casme2", "5class", epochs=args.epochs)
+        recipe = get_recipe("paper", "casme2", "5class", fusion="ts_late", epochs=args.epochs)
         print(f"{len(data.samples)} clips, {len(folds)} subjects; timing {len(measured)} folds x {args.epochs} "
               f"epochs of preset {args.preset} on {provenance.device_description(device)['name']}")
 

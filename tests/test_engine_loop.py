@@ -74,6 +74,30 @@ def test_recipes_follow_the_paper_and_the_authors_code():
         get_recipe("fast", "casme2", "5class")
 
 
+@pytest.mark.parametrize("dataset, task, fusion, epochs", [
+    ("casme2", "5class", "ts_late", 174),        # classes/cas2/train_c5.py
+    ("casme2", "5class", "ts_early", 199),       # fusion/cas2/train_c5.py, 5-class included
+    ("casme2", "5class", "t_to_s", 199),
+    ("casme2", "5class", "spatial_only", 199),
+    ("casme2", "3class", "ts_late", 199),
+    ("casme2", "3class", "s_to_t", 199),         # fusion/cas2/train_c3.py
+    ("samm", "5class", "ts_late", 199),          # classes/samm/train_c5.py
+    ("samm", "3class", "temporal_only", 199),    # fusion/samm/train_c3.py
+    ("casme3", "7class", "ts_late", 199),        # classes/cas3/train_c7.py
+    ("casme3", "4class", "ts_early", 199),       # no authors' script
+    ("smic", "3class", "ts_late", 199),
+])
+def test_authors_code_epochs_follow_the_script_of_each_model(dataset, task, fusion, epochs):
+    recipe = get_recipe("authors_code", dataset, task, fusion=fusion)
+    assert (recipe.epochs, recipe.decay_epochs) == (epochs, 50)
+    assert get_recipe("paper", dataset, task, fusion=fusion).epochs == 50  # the paper's text: one length
+
+
+def test_recipe_rejects_an_unknown_fusion():
+    with pytest.raises(ValueError, match="unknown fusion 'ts_middle'"):
+        get_recipe("authors_code", "casme2", "5class", fusion="ts_middle")
+
+
 def test_batch_size_override_changes_only_the_batch_and_is_validated():
     small = get_recipe("paper", "casme2", "5class", epochs=12, batch_size=8)
     assert (small.batch_size, small.epochs, small.learning_rate) == (8, 12, 8e-4)

@@ -8,10 +8,25 @@ whatever its label; the task is selected after loading, so 5-class and 3-class s
 
 With ``reselect_frames=True`` the cache also holds, per clip, a TRAINING pair (the authors'
 optional re-selection, paper.md "Inputs"): the (onset+i, apex-j) pair, i and j from 0 to
-``reselect_shift`` (floor(fraction * (apex - onset) / 4), fraction 0.15, SAMM 0.10), with
-onset+i < apex-j and both frames on disk, whose crops (cut with the onset's face box) differ
-most (mean absolute difference of the uint8 crops; ties: the smallest i + j, then i). Those
-caches are separate files with their own key; the default cache is not touched.
+``reselect_shift``, with onset+i < apex-j and both frames on disk, whose crops (cut with the
+onset's face box) differ most. The window, per dataset (``RESELECT_WINDOWS``):
+
+* CASME II and CAS(ME)^3: floor(0.15 * (apex - onset) / 4), as the authors' ``base.py``
+  (``flow_difference``, ``casme3_difference``);
+* SAMM: floor(0.10 * (apex - onset)), without the / 4 (the authors' ``samm_difference``);
+* SMIC (and SMIC clips of MEGC2019): the authors have no script; CASME II's rule is ours.
+
+The authors' SAMM 3-class script does not re-select; here the option, when on, applies to
+every dataset and task alike.
+
+Score: the L2 norm of the true signed difference apex - onset of the two crops. The authors'
+code takes ``np.linalg.norm(apex_img - onset_img)`` of two uint8 images, whose difference
+wraps around (3 - 5 = 254), so a small darkening counts as a large change: a bug we do not
+copy. Ties: the smallest i + j, then i. (The authors score whole frames, or CASME II's
+pre-cropped ones; we score the crops the network sees.)
+
+Re-selecting caches are separate files whose key covers the windows and the score; the
+default cache is not touched.
 
 Cache folder: ``cache_dir`` argument, else the TSFMICRO_CACHE environment variable, else
 ``~/.cache/tsfmicro``.
@@ -48,8 +63,10 @@ from .types import PreparedData
 
 CACHE_FORMAT = 1  # bump when the crop procedure changes, so old caches are not reused
 DETECTION_BATCH = 8
-RESELECT_FRACTION = 0.15  # training-time re-selection window: fraction of (apex - onset), then / 4 ...
-RESELECT_FRACTION_BY_DATASET = {"samm": 0.10}  # ... SAMM's scripts use 10 %
+# Training-time re-selection window: i, j up to floor(fraction * (apex - onset) / divisor).
+RESELECT_WINDOWS = {"casme2": (0.15, 4), "casme3": (0.15, 4), "samm": (0.10, 1)}  # the authors' base.py
+OUR_RESELECT_WINDOW = (0.15, 4)  # datasets without an authors' script (SMIC): CASME II's rule
+RESELECT_SCORE = "l2 of the signed difference"  # enters the cache key: a new score builds new caches
 
 
 def default_cache_dir() -> Path:
@@ -77,8 +94,9 @@ def prepare(dataset: str, root: Root, task: str, *, crop_size: int = 224, margin
         raise ValueError(f"{dataset}: no pre-cropped release found under {root}; run without --precropped")
     settings = {"crop_size": int(crop_size), "margin": float(margin), "use_precropped": bool(use_precropped)}
     if reselect_frames:  # only then: the default settings, key and file name stay as they were
-        settings["reselect"] = {"fraction": float(RESELECT_FRACTION),
-                                "by_dataset": {k: float(v) for k, v in RESELECT_FRACTION_BY_DATASET.items()}}
+        settings["reselect"] = {"windows": {name: [float(f), int(d)] for name, (f, d) in RESELECT_WINDOWS.items()},
+                                "other_datasets": [float(OUR_RESELECT_WINDOW[0]), int(OUR_RESELECT_WINDOW[1])],
+                                "score": RESELECT_SCORE}
     key = cache_key(clips, settings)
     method = ("precropped" if use_precropped else "mtcnn") + ("_reselect" if reselect_frames else "")
     path = Path(cache_dir or default_cache_dir()) / f"{dataset}_{crop_size}px_{method}_{key[:16]}.npz"
@@ -104,9 +122,19 @@ def cache_key(clips: ClipTable, settings: dict) -> str:
 
 
 def reselect_shift(dataset: str, onset_frame: int, apex_frame: int) -> int:
-    """Largest i (and j) of the training-time re-selection window: floor(fraction * (apex - onset) / 4)."""
-    fraction = RESELECT_FRACTION_BY_DATASET.get(dataset, RESELECT_FRACTION)
-    return max(0, math.floor(fraction * (int(apex_frame) - int(onset_frame)) / 4))
+    """Largest i (and j) of the training-time re-selection window of ``dataset`` (a MEGC2019
+    row's part): floor(fraction * (apex - onset) / divisor), see ``RESELECT_WINDOWS``."""
+    fraction, divisor = RESELECT_WINDOWS.get(dataset, OUR_RESELECT_WINDOW)
+    return max(0, math.floor(fraction * (int(apex_frame) - int(onset_frame)) / divisor))
+
+
+def pair_score(onset_crop: np.ndarray, apex_crop: np.ndarray) -> int:
+    """Squared L2 norm of the signed difference apex - onset (same order as the norm; exact integers).
+
+    Signed on purpose: the authors subtract uint8 images, which wraps around (3 - 5 = 254).
+    """
+    difference = (apex_crop.astype(np.int64) - onset_crop.astype(np.int64)).ravel()
+    return int(np.dot(difference, difference))
 
 
 def _frame_fingerprint(path: str | None) -> str:
@@ -235,15 +263,21 @@ def _reselect(row: dict, onset_crop: np.ndarray, apex_crop: np.ndarray, method: 
                 candidate = _read_candidate(frames.get(number), shape)
                 if candidate is not None:
                     chosen[step] = cut(candidate)
-    pairs = sorted(((i, j) for i in starts for j in ends if onset_number + i < apex_number - j),
+    i, j = best_pair(starts, ends, apex_number - onset_number)
+    return starts[i], ends[j], (onset_number + i, apex_number - j)
+
+
+def best_pair(starts: dict[int, np.ndarray], ends: dict[int, np.ndarray], gap: int) -> tuple[int, int]:
+    """(i, j) whose crops ``ends[j]`` - ``starts[i]`` have the largest ``pair_score``, among the
+    pairs with i + j < ``gap`` (= apex - onset); ties: the smallest i + j, then i. (0, 0) must exist."""
+    pairs = sorted(((i, j) for i in starts for j in ends if i + j < gap or (i, j) == (0, 0)),
                    key=lambda pair: (pair[0] + pair[1], pair[0]))
     best, best_score = (0, 0), -1
-    for i, j in pairs:  # the sum of absolute differences: exact integers, same order as the mean
-        score = int(np.abs(starts[i].astype(np.int16) - ends[j].astype(np.int16)).sum())
+    for i, j in pairs:
+        score = pair_score(starts[i], ends[j])
         if score > best_score:
             best, best_score = (i, j), score
-    i, j = best
-    return starts[i], ends[j], (onset_number + i, apex_number - j)
+    return best
 
 
 def _read_candidate(path: Path | None, shape) -> np.ndarray | None:

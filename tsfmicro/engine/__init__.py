@@ -7,7 +7,7 @@ Public API:
     train(config, progress=True) -> Run      reuses a finished run with the same identity
     load_run(path) -> Run                    .predictions .metrics .curves .provenance .config .path
                                              .class_names .fold_model(subject)
-    RECIPES, get_recipe(name, dataset, task, epochs=None) -> Recipe
+    RECIPES, get_recipe(name, dataset, task, fusion="ts_late", epochs=None, batch_size=None) -> Recipe
     PROTOCOLS = ("fixed", "oracle")
 """
 from tsfmicro.metrics import PROTOCOLS

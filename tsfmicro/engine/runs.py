@@ -201,7 +201,8 @@ def _resolve(config: RunConfig, progress: bool) -> _Request:
     crop_size = config.crop_size or image_size
     data = prepare(config.dataset, config.root, config.task, crop_size=crop_size, cache_dir=config.cache_dir,
                    progress=progress, reselect_frames=config.frame_reselection)
-    recipe = get_recipe(config.recipe, config.dataset, config.task, config.epochs, config.batch_size)
+    recipe = get_recipe(config.recipe, config.dataset, config.task, fusion=config.fusion, epochs=config.epochs,
+                        batch_size=config.batch_size)
     identity = {
         "engine_version": ENGINE_VERSION,
         "dataset": config.dataset,
