@@ -314,3 +314,49 @@ def test_frame_reselection_enters_the_run_key_and_config(tmp_path, monkeypatch):
         with pytest.raises(Stop):
             args.handler(args)
     assert [c.frame_reselection for c in seen] == [False, True]
+
+
+def test_errata_choice_reaches_the_data_and_enters_the_run_key_only_when_not_the_default(tmp_path, monkeypatch):
+    import yaml
+
+    import tsfmicro.data
+    from tsfmicro.cli import build_parser
+    from tsfmicro.engine import _cli, runs
+
+    calls = []
+
+    def fake_prepare(dataset, root, task, *, errata="keep", **kwargs):
+        calls.append(errata)
+        return random_prepared()
+
+    monkeypatch.setattr(tsfmicro.data, "prepare", fake_prepare)
+    config = runs.RunConfig(dataset="casme3", root=str(tmp_path), task="7class", preset="tiny", device="cpu")
+    keep = runs._resolve(config, progress=False)
+    owners = runs._resolve(dataclasses.replace(config, errata="owners"), progress=False)
+    assert calls == ["keep", "owners"]
+    assert "errata" not in keep.identity  # the default keeps the keys of runs made before the option
+    assert owners.identity["errata"] == "owners"
+    assert runs._unit_key(keep, 0) != runs._unit_key(owners, 0)
+    assert yaml.safe_load(runs._config_yaml(owners, [0], ["."], "key"))["errata"] == "owners"
+    with pytest.raises(ValueError, match="unknown errata choice 'all'"):
+        runs.validate(dataclasses.replace(config, errata="all"))
+
+    class Stop(Exception):
+        pass
+
+    def record(config, progress):
+        seen.append(config)
+        raise Stop
+
+    seen = []
+    monkeypatch.setattr(_cli, "train", record)
+    for flags in ([], ["--errata", "owners"]):
+        args = build_parser().parse_args(["train", "--dataset", "casme3", "--root", str(tmp_path), "--task", "7class",
+                                          *flags])
+        with pytest.raises(Stop):
+            args.handler(args)
+    assert [c.errata for c in seen] == ["keep", "owners"]
+    assert build_parser().parse_args(["preprocess", "--dataset", "casme3", "--root", str(tmp_path),
+                                      "--errata", "owners"]).errata == "owners"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["preprocess", "--dataset", "casme3", "--root", str(tmp_path), "--errata", "x"])

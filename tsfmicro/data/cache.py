@@ -4,7 +4,8 @@ One ``.npz`` file per (dataset, crop settings, inputs). The inputs are hashed: t
 of the annotation file(s) and the list of frames used (name and size of every onset, apex
 and pre-cropped frame), so editing the annotation or replacing frames builds a new cache,
 while moving the dataset folder does not. The cache holds every valid clip of the dataset
-whatever its label; the task is selected after loading, so 5-class and 3-class share it.
+whatever its label and whatever the errata choice; the task and the clips the owners' errata
+remove (``errata="owners"``) are selected after loading, so every task and choice share it.
 
 With ``reselect_frames=True`` the cache also holds, per clip, a TRAINING pair (the authors'
 optional re-selection, paper.md "Inputs"): the (onset+i, apex-j) pair, i and j from 0 to
@@ -46,6 +47,7 @@ import pandas as pd
 
 from .._io import atomic_path
 from .annotations import EXCLUDED_COLUMNS, ClipTable, Root, load_clips, select_task
+from .errata import apply_choice, check_choice, damaged_note_from_text
 from .faces import (
     CROP_CENTRE,
     CROP_MTCNN,
@@ -75,7 +77,7 @@ def default_cache_dir() -> Path:
 
 def prepare(dataset: str, root: Root, task: str, *, crop_size: int = 224, margin: float = DEFAULT_MARGIN,
             use_precropped: bool = False, cache_dir: str | os.PathLike | None = None,
-            progress: bool = True, reselect_frames: bool = False) -> PreparedData:
+            progress: bool = True, reselect_frames: bool = False, errata: str = "keep") -> PreparedData:
     """Face crops (onset, apex) of one task, from the cache when it is up to date.
 
     ``use_precropped`` takes the dataset's pre-cropped frames (CASME II ``Cropped/``,
@@ -83,8 +85,11 @@ def prepare(dataset: str, root: Root, task: str, *, crop_size: int = 224, margin
     ``reselect_frames`` also fills ``train_onset``/``train_apex`` (and the sample columns
     ``train_onset_frame``, ``train_apex_frame``) with the re-selected training pair (see the
     module docstring); ``onset``/``apex`` stay the annotated frames, for testing.
+    ``errata``: ``"keep"`` (default, as the authors' code) or ``"owners"`` (leave out the clips
+    the dataset's owners would remove; see tsfmicro.data.errata).
     """
     task_info(dataset, task)  # unknown task: fail before any work
+    check_choice(errata)
     if crop_size < 8:
         raise ValueError(f"crop_size must be at least 8 pixels, got {crop_size}")
     if margin < 0:
@@ -105,7 +110,7 @@ def prepare(dataset: str, root: Root, task: str, *, crop_size: int = 224, margin
     else:
         crops = _build(clips, settings, progress)
         _write_cache(path, crops)
-    return _task_view(clips, crops, dataset, task, key, path)
+    return _task_view(clips, crops, dataset, task, key, path, errata)
 
 
 def cache_key(clips: ClipTable, settings: dict) -> str:
@@ -209,7 +214,8 @@ def _read_pair(row: dict, use_precropped: bool, unreadable: list) -> tuple[np.nd
             raise FileNotFoundError(f"no pre-cropped frames for this clip (raw: {row['onset_path']})")
         return read_frame(row[names[0]]), read_frame(row[names[1]])
     except (FileNotFoundError, ValueError) as error:
-        unreadable.append(_report(row, str(error)))
+        note = damaged_note_from_text(row.get("erratum"))
+        unreadable.append(_report(row, f"{error}; {note}" if note else str(error)))
         return None
 
 
@@ -326,8 +332,10 @@ def _read_cache(path: Path) -> _Crops:
                       unreadable, *train)
 
 
-def _task_view(clips: ClipTable, crops: _Crops, dataset: str, task: str, key: str, path: Path) -> PreparedData:
-    samples, outside_task = select_task(clips.clips, dataset, task)
+def _task_view(clips: ClipTable, crops: _Crops, dataset: str, task: str, key: str, path: Path,
+               errata: str) -> PreparedData:
+    kept, left_by_errata = apply_choice(clips.clips, errata, EXCLUDED_COLUMNS)
+    samples, outside_task = select_task(kept, dataset, task)
     position = {clip_key: index for index, clip_key in enumerate(crops.keys)}
     keys = [_clip_key(row) for row in samples.to_dict("records")]
     cropped = np.array([clip_key in position for clip_key in keys], dtype=bool)
@@ -339,9 +347,10 @@ def _task_view(clips: ClipTable, crops: _Crops, dataset: str, task: str, key: st
         train_onset, train_apex = crops.train_onset[index], crops.train_apex[index]
         samples["train_onset_frame"] = crops.train_frames[index, 0]
         samples["train_apex_frame"] = crops.train_frames[index, 1]
-    excluded = pd.concat([clips.excluded, crops.unreadable, outside_task], ignore_index=True)
+    excluded = pd.concat([clips.excluded, crops.unreadable, left_by_errata, outside_task], ignore_index=True)
     return PreparedData(
         dataset=dataset, task=task, samples=samples, onset=crops.onset[index], apex=crops.apex[index],
         class_names=list(task_info(dataset, task).class_names), excluded=excluded, source=clips.source,
         cache_key=key, cache_path=path, train_onset=train_onset, train_apex=train_apex,
+        corrections=clips.corrections,
     )

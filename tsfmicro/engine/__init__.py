@@ -2,8 +2,8 @@
 
 Public API:
     RunConfig(dataset, root, task, fusion="ts_late", preset="paper", recipe="paper", seeds=(0,),
-              epochs=None, device="auto", out="runs", crop_size=None, cache_dir=None,
-              checkpoint_every=5, checkpoint_seconds=60.0)
+              epochs=None, batch_size=None, device="auto", out="runs", crop_size=None, cache_dir=None,
+              checkpoint_every=5, checkpoint_seconds=60.0, frame_reselection=False, errata="keep")
     train(config, progress=True) -> Run      reuses a finished run with the same identity
     load_run(path) -> Run                    .predictions .metrics .curves .provenance .config .path
                                              .class_names .fold_model(subject)

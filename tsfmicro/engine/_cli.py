@@ -18,7 +18,7 @@ def register(subparsers) -> None:
 
 
 def _add_train(subparsers) -> None:
-    from tsfmicro.data import DATASETS
+    from tsfmicro.data import DATASETS, ERRATA_CHOICES
     from tsfmicro.model import FUSIONS, PRESETS
 
     parser = subparsers.add_parser(
@@ -48,6 +48,9 @@ def _add_train(subparsers) -> None:
     parser.add_argument("--frame-reselection", action="store_true",
                         help="train on the (onset+i, apex-j) pair with the largest frame difference (the "
                         "authors' optional re-selection; test clips keep the annotated frames); default: off")
+    parser.add_argument("--errata", default="keep", choices=ERRATA_CHOICES,
+                        help="the dataset owners' errata (CAS(ME)^3): keep the clips they would remove, as the "
+                        "authors' code does (default), or leave them out (owners); their corrections always apply")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=run_train)
 
@@ -92,6 +95,7 @@ def run_train(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         checkpoint_seconds=args.checkpoint_seconds,
         frame_reselection=args.frame_reselection,
+        errata=args.errata,
     )
     from tsfmicro import report
 

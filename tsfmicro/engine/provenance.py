@@ -81,5 +81,6 @@ def collect(device: torch.device, seeds: list[int], data, started: str, finished
             "cache_key": data.cache_key,
             "samples": len(data.samples),
             "excluded": len(data.excluded),
+            "corrected": len(data.corrections),
         },
     }

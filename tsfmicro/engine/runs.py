@@ -12,7 +12,8 @@ Layout under ``config.out``::
 A unit's key hashes everything that changes its numbers: the engine version, dataset, task,
 fusion, preset, the resolved recipe (epochs included), crop size, the seed, the prepared data's
 cache key, the device type (bf16 on CUDA gives other numbers than fp32 on the CPU) and, when on,
-the training-time frame re-selection (absent when off, so keys made before it existed hold). Paths,
+the training-time frame re-selection and the owners' errata choice (absent at their defaults, so
+keys made before they existed hold). Paths,
 progress bars and checkpoint timing are not part of it. A request's key hashes the same
 without the seed, plus its list of seeds. A finished unit or request (``metrics.json`` written
 last) is loaded instead of retrained, so a multi-seed request reuses seeds trained before.
@@ -59,6 +60,7 @@ class RunConfig:
     checkpoint_every: int = 5  # epochs between mid-fold checkpoints (a checkpoint also ends each fold) ...
     checkpoint_seconds: float = 60.0  # ... and at least this long after the previous one
     frame_reselection: bool = False  # train on the re-selected (onset+i, apex-j) pair (paper.md); tests: annotated
+    errata: str = "keep"  # "owners": leave out the clips the dataset's owners would remove (tsfmicro.data.errata)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", str(self.root))
@@ -134,7 +136,7 @@ def resolve_device(name: str) -> torch.device:
 
 def validate(config: RunConfig) -> None:
     """Clear errors for unknown names and missing folders, before any work starts."""
-    from tsfmicro.data import DATASETS, TASKS
+    from tsfmicro.data import DATASETS, ERRATA_CHOICES, TASKS
     from tsfmicro.model import FUSIONS, PRESETS
 
     _check_choice("dataset", config.dataset, DATASETS)
@@ -142,6 +144,7 @@ def validate(config: RunConfig) -> None:
     _check_choice("fusion", config.fusion, FUSIONS)
     _check_choice("preset", config.preset, PRESETS)
     _check_choice("recipe", config.recipe, RECIPES)
+    _check_choice("errata choice", config.errata, ERRATA_CHOICES)
     if not Path(config.root).exists():
         raise FileNotFoundError(f"dataset root {config.root} does not exist")
     if config.epochs is not None and config.epochs < 1:
@@ -200,7 +203,7 @@ def _resolve(config: RunConfig, progress: bool) -> _Request:
     image_size = PRESETS[config.preset].image_size
     crop_size = config.crop_size or image_size
     data = prepare(config.dataset, config.root, config.task, crop_size=crop_size, cache_dir=config.cache_dir,
-                   progress=progress, reselect_frames=config.frame_reselection)
+                   progress=progress, reselect_frames=config.frame_reselection, errata=config.errata)
     recipe = get_recipe(config.recipe, config.dataset, config.task, fusion=config.fusion, epochs=config.epochs,
                         batch_size=config.batch_size)
     identity = {
@@ -217,6 +220,8 @@ def _resolve(config: RunConfig, progress: bool) -> _Request:
     }
     if config.frame_reselection:  # only when on: runs trained before the option existed keep their keys
         identity["frame_reselection"] = True
+    if config.errata != "keep":  # likewise: the default keeps the keys of earlier runs
+        identity["errata"] = config.errata
     return _Request(config, device, image_size, data, recipe, identity)
 
 
