@@ -95,12 +95,13 @@ class RetentionBlock(nn.Module):
         decay_init: float,
         decay_range: float,
         decomposed: bool,
+        rotary: str,
         drop_path: float,
     ):
         super().__init__()
         self.pos = DWConv(dim, 3)  # conditional positional term, as in RMT
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = ManhattanSelfAttention(dim, num_heads, decay_init, decay_range, decomposed)
+        self.attn = ManhattanSelfAttention(dim, num_heads, decay_init, decay_range, decomposed, rotary)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.ffn = ConvFFN(dim, int(dim * mlp_ratio))
@@ -127,6 +128,7 @@ class RetentionStage(nn.Module):
                     decay_init=c.decay_init[i],
                     decay_range=c.decay_range[i],
                     decomposed=c.decomposed[i],
+                    rotary=c.rotary,
                     drop_path=dp,
                 )
                 for dp in drop_paths
