@@ -336,3 +336,19 @@ def test_fp32_is_the_default_and_bf16_mode_trains_under_autocast(one_torch_threa
     assert not np.array_equal(outcomes[0].probabilities, outcomes[1].probabilities)
     with pytest.raises(ValueError, match="precision"):
         get_recipe("paper", "casme2", "5class", precision="half")
+
+
+def test_temporal_branch_enters_the_run_key_only_when_not_the_papers(tmp_path, monkeypatch):
+    import tsfmicro.data
+    from tsfmicro.engine import runs
+
+    monkeypatch.setattr(tsfmicro.data, "prepare", lambda *args, **kwargs: random_prepared())
+    base = runs.RunConfig(dataset="casme2", root=str(tmp_path), task="5class", preset="tiny", device="cpu")
+    default = runs._resolve(base, progress=False)
+    named = runs._resolve(dataclasses.replace(base, temporal_branch="retention"), progress=False)
+    ablation = runs._resolve(dataclasses.replace(base, temporal_branch="transformer"), progress=False)
+    assert "temporal_branch" not in default.identity and "temporal_branch" not in named.identity
+    assert runs._unit_key(default, 0) == runs._unit_key(named, 0) != runs._unit_key(ablation, 0)
+    assert runs._model_overrides(ablation.config) == {"temporal_branch": "transformer"}
+    with pytest.raises(ValueError, match="temporal_branch 'mamba'.*retention, retention_no_decay"):
+        runs.validate(dataclasses.replace(base, temporal_branch="mamba"))

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from tsfmicro.model import (
     FUSIONS,
     PRESETS,
+    TEMPORAL_BRANCHES,
     ManhattanSelfAttention,
     build_model,
     count_flops,
@@ -367,6 +368,67 @@ def test_decomposed_attention_is_rows_then_columns(rotary):
                     out[r1, c, h * d : (h + 1) * d] = (w[:, None] * rows[:, c]).sum(0) / w.sum()
         want = finish(attn, out, v)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+
+
+# ---------------------------------------------------------------- temporal-branch ablation
+
+
+@pytest.mark.parametrize("branch", TEMPORAL_BRANCHES)
+def test_every_temporal_branch_has_the_paper_shapes_and_gradients(branch):
+    torch.manual_seed(0)
+    model = build_model("tiny", 3, "ts_late", temporal_branch=branch)
+    onset, apex = frames(2, 64)
+    logits = model(onset, apex)
+    assert logits.shape == (2, 3)
+    logits.sum().backward()
+    stage1 = model.temporal.stages[0].blocks[0].attn
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in stage1.parameters())
+    with torch.no_grad():
+        features = model.temporal(apex - onset)
+    assert features.shape == (2, 64, 4, 4)  # same widths and resolutions for every branch
+
+
+def test_retention_no_decay_is_retention_with_every_gamma_one():
+    torch.manual_seed(0)
+    retention = build_model("tiny", 3, "ts_late").eval()
+    no_decay = build_model("tiny", 3, "ts_late", temporal_branch="retention_no_decay").eval()
+    no_decay.load_state_dict(retention.state_dict())  # the same parameters: only the decay differs
+    x = frames(2, 64)
+    with torch.no_grad():
+        assert not torch.allclose(retention(*x), no_decay(*x))
+        for module in retention.modules():
+            if isinstance(module, ManhattanSelfAttention):
+                module.gammas = (1.0,) * module.num_heads  # log(1) = 0: a zero mask
+        torch.testing.assert_close(retention(*x), no_decay(*x), atol=1e-6, rtol=1e-5)
+
+
+def test_ablation_branches_are_what_they_say():
+    from tsfmicro.model.token_mixers import DepthwiseConvMixer, PlainMlp, PlainSelfAttention
+    from tsfmicro.model.temporal import ConvFFN
+
+    def blocks(branch):
+        return [b for s in build_model("tiny", 3, "ts_late", temporal_branch=branch).temporal.stages for b in s.blocks]
+
+    assert all(isinstance(b.attn, PlainSelfAttention) and isinstance(b.ffn, PlainMlp) for b in blocks("transformer"))
+    assert all(isinstance(b.attn, DepthwiseConvMixer) and isinstance(b.ffn, ConvFFN) for b in blocks("conv"))
+    assert all(not b.attn.decay for b in blocks("retention_no_decay"))
+    assert all(b.attn.decay for b in blocks("retention"))
+    assert PRESETS["paper"].temporal_branch == "retention"
+    with pytest.raises(ValueError, match="retention, retention_no_decay, transformer, conv"):
+        build_model("tiny", temporal_branch="mamba")
+
+
+def test_transformer_branch_attends_globally_and_conv_branch_locally():
+    from tsfmicro.model.token_mixers import DepthwiseConvMixer, PlainSelfAttention
+
+    torch.manual_seed(0)
+    x = torch.randn(1, 16, 16, 32)
+    y = x.clone()
+    y[0, 15, 15] += 1.0  # change one far corner token
+    for module, reaches_far in ((PlainSelfAttention(32, 2), True), (DepthwiseConvMixer(32), False)):
+        with torch.no_grad():
+            changed = (module(x) - module(y))[0, 0, 0].abs().max().item()
+        assert (changed > 1e-6) == reaches_far, (module, changed)
 
 
 # ---------------------------------------------------------------- reproducibility and training

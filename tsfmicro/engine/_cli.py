@@ -5,6 +5,7 @@ import argparse
 import json
 
 from tsfmicro.engine.recipes import PRECISIONS, RECIPES
+from tsfmicro.model.config import TEMPORAL_BRANCHES
 from tsfmicro.model.retention import ROTARY
 from tsfmicro.engine.runs import DEVICES, RunConfig, train
 from tsfmicro.metrics import PROTOCOLS
@@ -42,6 +43,8 @@ def _add_train(subparsers) -> None:
                         "attention's decay and rotary stay fp32)")
     parser.add_argument("--rotary", choices=ROTARY,
                         help="rotary position encoding: flat (the presets', the authors') or axial (our option)")
+    parser.add_argument("--temporal-branch", choices=TEMPORAL_BRANCHES,
+                        help="the temporal branch's token mixer: retention (the paper's) or an ablation")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one or more seeds; default: 0")
     parser.add_argument("--device", default="auto", choices=DEVICES, help="default: auto (cuda, mps, cpu)")
     parser.add_argument("--out", default="runs", help="folder holding run directories; default: runs")
@@ -93,6 +96,7 @@ def run_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         precision=args.precision,
         rotary=args.rotary,
+        temporal_branch=args.temporal_branch,
         device=args.device,
         out=args.out,
         crop_size=args.crop_size,

@@ -12,8 +12,8 @@ Layout under ``config.out``::
 A unit's key hashes everything that changes its numbers: the engine version, dataset, task,
 fusion, preset, the resolved recipe (epochs included), crop size, the seed, the prepared data's
 cache key, the device type (GPU and CPU arithmetic differ), the precision (in the recipe) and,
-when not the default, the rotary form and the training-time frame re-selection (absent when
-default, so keys made before they existed hold). Paths,
+when not the preset's or the default, the model options (rotary form, temporal branch) and the
+training-time frame re-selection (absent when default, so keys made before they existed hold). Paths,
 progress bars and checkpoint timing are not part of it. A request's key hashes the same
 without the seed, plus its list of seeds. A finished unit or request (``metrics.json`` written
 last) is loaded instead of retrained, so a multi-seed request reuses seeds trained before.
@@ -39,6 +39,7 @@ from tsfmicro.engine.recipes import PRECISIONS, RECIPES, get_recipe
 # 3: the authors' flat rotary in the presets, fp32 by default on CUDA, T-to-S head init
 ENGINE_VERSION = 3
 DEVICES = ("auto", "cuda", "mps", "cpu")
+MODEL_OPTIONS = ("rotary", "temporal_branch")  # ModelConfig fields a RunConfig may change from its preset
 FILES = ("config.yaml", "provenance.json", "predictions.csv", "curves.csv", "metrics.json")
 
 
@@ -57,6 +58,7 @@ class RunConfig:
     batch_size: int | None = None  # None: the recipe's own (32)
     precision: str | None = None  # None: the recipe's own (fp32); "bf16": autocast speed mode
     rotary: str | None = None  # None: the preset's (flat, the authors'); "axial": our option
+    temporal_branch: str | None = None  # None: the preset's (retention, the paper's); else an ablation
     device: str = "auto"  # auto = cuda, then mps, then cpu
     out: str = "runs"
     crop_size: int | None = None  # size of the cached crops; None: the preset's image size
@@ -116,7 +118,7 @@ class Run:
         from tsfmicro.model import build_model
 
         state = ckpt.load_checkpoint(path, f"weights:{fold}")
-        overrides = {"rotary": self.config["rotary"]} if self.config.get("rotary") else {}
+        overrides = {name: self.config[name] for name in MODEL_OPTIONS if self.config.get(name) is not None}
         model = build_model(self.config["preset"], num_classes=len(self.class_names), fusion=self.config["fusion"],
                             **overrides)
         model.load_state_dict(state["model"])
@@ -143,6 +145,7 @@ def validate(config: RunConfig) -> None:
     """Clear errors for unknown names and missing folders, before any work starts."""
     from tsfmicro.data import DATASETS, TASKS
     from tsfmicro.model import FUSIONS, PRESETS
+    from tsfmicro.model.config import TEMPORAL_BRANCHES
     from tsfmicro.model.retention import ROTARY
 
     _check_choice("dataset", config.dataset, DATASETS)
@@ -154,6 +157,8 @@ def validate(config: RunConfig) -> None:
         _check_choice("precision", config.precision, PRECISIONS)
     if config.rotary is not None:
         _check_choice("rotary", config.rotary, ROTARY)
+    if config.temporal_branch is not None:
+        _check_choice("temporal_branch", config.temporal_branch, TEMPORAL_BRANCHES)
     if not Path(config.root).exists():
         raise FileNotFoundError(f"dataset root {config.root} does not exist")
     if config.epochs is not None and config.epochs < 1:
@@ -229,14 +234,15 @@ def _resolve(config: RunConfig, progress: bool) -> _Request:
     }
     if config.frame_reselection:  # only when on: runs trained before the option existed keep their keys
         identity["frame_reselection"] = True
-    if config.rotary is not None and config.rotary != PRESETS[config.preset].rotary:  # only when not the preset's
-        identity["rotary"] = config.rotary
+    for name, value in _model_overrides(config).items():  # only when not the preset's: earlier keys hold
+        if value != getattr(PRESETS[config.preset], name):
+            identity[name] = value
     return _Request(config, device, image_size, data, recipe, identity)
 
 
 def _model_overrides(config: RunConfig) -> dict:
-    """ModelConfig fields the request changes from its preset."""
-    return {"rotary": config.rotary} if config.rotary is not None else {}
+    """ModelConfig fields the request sets (``MODEL_OPTIONS`` that are not None)."""
+    return {name: getattr(config, name) for name in MODEL_OPTIONS if getattr(config, name) is not None}
 
 
 def _unit_key(request: _Request, seed: int) -> str:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from .retention import ROTARY
 
+# The temporal branch's token mixer (token_mixers.py): the paper's retention, and three ablations.
+TEMPORAL_BRANCHES = ("retention", "retention_no_decay", "transformer", "conv")
 FUSIONS = ("ts_late", "ts_early", "t_to_s", "s_to_t", "temporal_only", "spatial_only")
 
 # The stem halves the input once and each of the three downsamples halves it again.
@@ -33,6 +35,7 @@ class ModelConfig:
     decay_range: tuple[float, ...] = (4.0, 4.0, 6.0, 6.0)
     decomposed: tuple[bool, ...] = (True, True, False, False)  # row/column form vs full 2-D
     rotary: str = "flat"  # "flat": the authors' (RMT's) rotary on r * W + c; "axial": ours, row and column
+    temporal_branch: str = "retention"  # the paper's; others are ablations (TEMPORAL_BRANCHES)
     # spatial branch (shallow transformer on the onset frame); its width is embed_dims[-1]
     spatial_depth: int = 2
     spatial_heads: int = 4
@@ -55,6 +58,10 @@ class ModelConfig:
             raise ValueError(f"the network has 4 stages, got embed_dims={self.embed_dims}")
         if self.image_size % STRIDE:
             raise ValueError(f"image_size must be a multiple of {STRIDE}, got {self.image_size}")
+        if self.temporal_branch not in TEMPORAL_BRANCHES:
+            raise ValueError(
+                f"unknown temporal_branch {self.temporal_branch!r}; valid: {', '.join(TEMPORAL_BRANCHES)}"
+            )
         if self.rotary not in ROTARY:
             raise ValueError(f"unknown rotary {self.rotary!r}; valid: {', '.join(ROTARY)}")
         # rotary turns pairs of channels; the axial form splits the pairs into row and column halves

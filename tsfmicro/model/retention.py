@@ -153,10 +153,19 @@ class ManhattanSelfAttention(nn.Module):
     ``decomposed=True``: row pass then column pass with 1-D decays (linear in H*W memory);
     ``decomposed=False``: one pass over all H*W tokens with the 2-D Manhattan decay.
     A 5x5 depthwise conv of V (LePE) adds local context before the output projection.
+    ``decay=False`` (the ``retention_no_decay`` ablation): the same attention without the
+    decay mask, identical to every gamma being 1.
     """
 
     def __init__(
-        self, dim: int, num_heads: int, decay_init: float, decay_range: float, decomposed: bool, rotary: str = "flat"
+        self,
+        dim: int,
+        num_heads: int,
+        decay_init: float,
+        decay_range: float,
+        decomposed: bool,
+        rotary: str = "flat",
+        decay: bool = True,
     ):
         super().__init__()
         if rotary not in ROTARY:
@@ -165,6 +174,7 @@ class ManhattanSelfAttention(nn.Module):
         self.head_dim = dim // num_heads
         self.decomposed = decomposed
         self.rotary = rotary
+        self.decay = decay
         self.qkv = nn.Linear(dim, 3 * dim)
         self.lepe = nn.Conv2d(dim, dim, 5, padding=2, groups=dim)
         self.proj = nn.Linear(dim, dim)
@@ -182,15 +192,16 @@ class ManhattanSelfAttention(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
             q, k = apply_rotary(q, tables.sin, tables.cos), apply_rotary(k, tables.sin, tables.cos)
+            masks = tables.masks if self.decay else (None, None)
             if self.decomposed:
-                out = self._decomposed(q, k, v, *tables.masks)
+                out = self._decomposed(q, k, v, *masks)
             else:
-                out = self._full(q, k, v, tables.masks[0])
+                out = self._full(q, k, v, masks[0])
         out = out + lepe.permute(0, 2, 3, 1)  # (B, H, W, C)
         return self.proj(out)
 
     @staticmethod
-    def _decomposed(q, k, v, mask_w: torch.Tensor, mask_h: torch.Tensor) -> torch.Tensor:
+    def _decomposed(q, k, v, mask_w: torch.Tensor | None, mask_h: torch.Tensor | None) -> torch.Tensor:
         B, n, H, W, d = q.shape
         # rows: each of the B*H rows is a sequence of W tokens, decay on column distance
         q_r, k_r, v_r = (t.permute(0, 2, 1, 3, 4).reshape(B * H, n, W, d) for t in (q, k, v))
@@ -203,7 +214,7 @@ class ManhattanSelfAttention(nn.Module):
         return out.reshape(B, W, n, H, d).permute(0, 3, 1, 2, 4).reshape(B, H, W, n * d)
 
     @staticmethod
-    def _full(q, k, v, mask: torch.Tensor) -> torch.Tensor:
+    def _full(q, k, v, mask: torch.Tensor | None) -> torch.Tensor:
         B, n, H, W, d = q.shape
         q_f, k_f, v_f = (t.reshape(B, n, H * W, d) for t in (q, k, v))
         out = F.scaled_dot_product_attention(q_f, k_f, v_f, attn_mask=mask)  # (B, n, HW, d)
