@@ -200,6 +200,25 @@ class ManhattanSelfAttention(nn.Module):
         out = out + lepe.permute(0, 2, 3, 1)  # (B, H, W, C)
         return self.proj(out)
 
+    @torch.no_grad()
+    def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The full form's attention weights (B, heads, HW, HW), decay included, for figures.
+
+        Row i is how much token i (row-major r * W + c) reads from every token. Only the full
+        2-D form has one such matrix; the decomposed form attends in two 1-D passes.
+        """
+        if self.decomposed:
+            raise ValueError("attention weights are defined for the full 2-D form only (stages 3-4)")
+        B, H, W, C = x.shape
+        n, d = self.num_heads, self.head_dim
+        q, k, _ = self.qkv(x.float()).reshape(B, H, W, 3, n, d).permute(3, 0, 4, 1, 2, 5)  # each (B, n, H, W, d)
+        tables = attention_tables(H, W, d, self.gammas, self.decomposed, self.rotary, x.device, torch.float32)
+        q, k = apply_rotary(q, tables.sin, tables.cos), apply_rotary(k, tables.sin, tables.cos)
+        scores = q.reshape(B, n, H * W, d) @ k.reshape(B, n, H * W, d).transpose(-1, -2) / d**0.5  # (B, n, HW, HW)
+        if self.decay:
+            scores = scores + tables.masks[0]
+        return scores.softmax(dim=-1)
+
     @staticmethod
     def _decomposed(q, k, v, mask_w: torch.Tensor | None, mask_h: torch.Tensor | None) -> torch.Tensor:
         B, n, H, W, d = q.shape

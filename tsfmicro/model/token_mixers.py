@@ -29,6 +29,14 @@ class PlainSelfAttention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
 
+    @torch.no_grad()
+    def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """Attention weights (B, heads, HW, HW) of a grid (B, H, W, C), for figures."""
+        B, H, W, C = x.shape
+        n = self.num_heads
+        q, k, _ = self.qkv(x.float()).reshape(B, H * W, 3, n, C // n).permute(2, 0, 3, 1, 4)  # each (B, n, HW, d)
+        return (q @ k.transpose(-1, -2) / (C // n) ** 0.5).softmax(dim=-1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, H, W, C = x.shape
         n = self.num_heads
