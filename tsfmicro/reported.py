@@ -75,7 +75,8 @@ def field_reported() -> pd.DataFrame:
     repository and commit) and a note (e.g. a value the source gives only roughly).
     """
     with resources.files("tsfmicro.data").joinpath("field_reported.csv").open("r", encoding="utf-8") as handle:
-        table = pd.read_csv(handle, dtype={"value": "float64"}, keep_default_na=False, na_values={"value": [""]})
+        table = pd.read_csv(handle, dtype={"value": "float64", "selects_on_test": str}, keep_default_na=False,
+                            na_values={"value": [""]})
     missing_columns = set(FIELD_COLUMNS) - set(table.columns)
     if missing_columns:
         raise ValueError(f"field_reported.csv lacks columns {sorted(missing_columns)}")
