@@ -360,3 +360,65 @@ def test_errata_choice_reaches_the_data_and_enters_the_run_key_only_when_not_the
                                       "--errata", "owners"]).errata == "owners"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["preprocess", "--dataset", "casme3", "--root", str(tmp_path), "--errata", "x"])
+
+
+def test_precision_and_rotary_enter_the_run_key_and_nothing_else_does(tmp_path, monkeypatch):
+    import tsfmicro.data
+    from tsfmicro.engine import runs
+
+    monkeypatch.setattr(tsfmicro.data, "prepare", lambda *args, **kwargs: random_prepared())
+    base = runs.RunConfig(dataset="casme2", root=str(tmp_path), task="5class", preset="tiny", device="cpu")
+
+    def key(**changes):
+        return runs._unit_key(runs._resolve(dataclasses.replace(base, **changes), progress=False), 0)
+
+    default = key()
+    # fp32 is the recipes' default: naming it, or the presets' flat rotary, is the same run
+    assert key(precision="fp32") == key(rotary="flat") == default
+    assert len({default, key(precision="bf16"), key(rotary="axial")}) == 3
+    # where results are written and how often checkpoints are taken do not change the numbers
+    assert key(out=str(tmp_path / "elsewhere"), checkpoint_every=2, checkpoint_seconds=1.0) == default
+    resolved = runs._resolve(dataclasses.replace(base, precision="bf16", rotary="axial"), progress=False)
+    assert resolved.recipe.precision == "bf16" and resolved.identity["rotary"] == "axial"
+    with pytest.raises(ValueError, match="precision 'fp16'.*fp32, bf16"):
+        runs.validate(dataclasses.replace(base, precision="fp16"))
+    with pytest.raises(ValueError, match="rotary 'spiral'.*flat, axial"):
+        runs.validate(dataclasses.replace(base, rotary="spiral"))
+
+
+def test_fp32_is_the_default_and_bf16_mode_trains_under_autocast(one_torch_thread):
+    assert get_recipe("paper", "casme2", "5class").precision == "fp32"
+    assert get_recipe("authors_code", "samm", "3class").precision == "fp32"
+    data = random_prepared(subjects=2, clips=4)
+    fp32 = make_trainer(data, epochs=1)
+    assert not torch.is_autocast_enabled("cpu")
+    with fp32.autocast():
+        assert not torch.is_autocast_enabled("cpu")  # the authors train without autocast
+    bf16 = dataclasses.replace(fp32, recipe=dataclasses.replace(fp32.recipe, precision="bf16"))
+    with bf16.autocast():
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    fold = subject_folds(data)[0]
+    outcomes = [t.run(0, fold, None, lambda state: None, ckpt.CheckpointPolicy(5, 60.0), False)[0]
+                for t in (fp32, bf16)]
+    for outcome in outcomes:
+        assert np.isfinite(outcome.probabilities).all()
+    # the same start, other arithmetic: close but not identical
+    assert not np.array_equal(outcomes[0].probabilities, outcomes[1].probabilities)
+    with pytest.raises(ValueError, match="precision"):
+        get_recipe("paper", "casme2", "5class", precision="half")
+
+
+def test_temporal_branch_enters_the_run_key_only_when_not_the_papers(tmp_path, monkeypatch):
+    import tsfmicro.data
+    from tsfmicro.engine import runs
+
+    monkeypatch.setattr(tsfmicro.data, "prepare", lambda *args, **kwargs: random_prepared())
+    base = runs.RunConfig(dataset="casme2", root=str(tmp_path), task="5class", preset="tiny", device="cpu")
+    default = runs._resolve(base, progress=False)
+    named = runs._resolve(dataclasses.replace(base, temporal_branch="retention"), progress=False)
+    ablation = runs._resolve(dataclasses.replace(base, temporal_branch="transformer"), progress=False)
+    assert "temporal_branch" not in default.identity and "temporal_branch" not in named.identity
+    assert runs._unit_key(default, 0) == runs._unit_key(named, 0) != runs._unit_key(ablation, 0)
+    assert runs._model_overrides(ablation.config) == {"temporal_branch": "transformer"}
+    with pytest.raises(ValueError, match="temporal_branch 'mamba'.*retention, retention_no_decay"):
+        runs.validate(dataclasses.replace(base, temporal_branch="mamba"))

@@ -362,7 +362,9 @@ class Study:
         return RunConfig(
             dataset=dataset, root=str(self.root(dataset)), task=task, fusion=fusion,
             preset=self.params["preset"], recipe=self.params["recipe"],
-            epochs=self.params.get("epochs"), batch_size=self.params.get("batch_size"), seeds=tuple(self.seeds if seeds is None else seeds),
+            epochs=self.params.get("epochs"), batch_size=self.params.get("batch_size"),
+            precision=self.params.get("precision"), rotary=self.params.get("rotary"),
+            seeds=tuple(self.seeds if seeds is None else seeds),
             device=self.params["device"], out=str(self.path("runs")),
             crop_size=self._crop_size(), cache_dir=str(self.path("prepared")),
             frame_reselection=bool(self.params.get("frame_reselection", False)),

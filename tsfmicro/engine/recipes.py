@@ -35,6 +35,14 @@ ExponentialLR gamma 0.987. They differ in length:
   Scripts are those of github Cross-Innovation-Lab/TSFmicro. Where the authors have no
   script, 199 (the count of all their scripts but one) is our choice.
 
+Precision: ``fp32`` in both (the authors train without autocast). PyTorch's defaults stay
+as they are: on Ampere and newer GPUs cuDNN may run convolutions in TF32
+(``torch.backends.cudnn.allow_tf32``, on by default) while matrix products stay full fp32
+(``torch.backends.cuda.matmul.allow_tf32``, off by default); both flags are recorded in each
+run's provenance. ``bf16`` is an opt-in speed mode (``precision="bf16"``): bf16 autocast for
+projections and convolutions, with the decay, rotary and softmax of the attention still in
+fp32 (tsfmicro/model/retention.py), so the Manhattan decay keeps fp32 accuracy.
+
 Augmentation (same for both, from the authors' scripts): horizontal flip p=0.5, rotation up
 to 3 degrees, random crop with 15 px padding at 224 px; the 3-class scripts use 4 degrees and
 4 px. Padding is given at 224 px and scaled with the image size (4 px at the tiny preset's 64).
@@ -46,6 +54,7 @@ from dataclasses import asdict, dataclass, replace
 from tsfmicro.model import FUSIONS
 
 RECIPES = ("paper", "authors_code")
+PRECISIONS = ("fp32", "bf16")
 REFERENCE_SIZE = 224  # the image size the authors' augmentation numbers refer to
 AUTHORS_LATE_FUSION = "ts_late"  # the model of the authors' ``classes/`` scripts
 
@@ -62,6 +71,7 @@ class Recipe:
     flip_probability: float
     rotation_degrees: float
     crop_padding: int  # pixels at REFERENCE_SIZE
+    precision: str = "fp32"  # "fp32" (the authors') or "bf16" (autocast; attention decay kept in fp32)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -78,11 +88,16 @@ def authors_epochs(dataset: str, task: str, fusion: str) -> int:
 
 
 def get_recipe(
-    name: str, dataset: str, task: str, fusion: str = "ts_late", epochs: int | None = None,
+    name: str,
+    dataset: str,
+    task: str,
+    fusion: str = "ts_late",
+    epochs: int | None = None,
     batch_size: int | None = None,
+    precision: str | None = None,
 ) -> Recipe:
-    """The recipe ``name`` for one dataset, task and fusion variant; ``epochs`` and
-    ``batch_size`` override it. ``fusion`` matters only for ``authors_code`` (see the table
+    """The recipe ``name`` for one dataset, task and fusion variant; ``epochs``, ``batch_size``
+    and ``precision`` override it. ``fusion`` matters only for ``authors_code`` (see the table
     in the module docstring).
 
     A smaller batch gives more optimiser steps per epoch: on the tiny CPU demo sets (a couple
@@ -119,4 +134,8 @@ def get_recipe(
         if batch_size < 2:
             raise ValueError(f"batch_size must be at least 2 (BatchNorm needs two clips), got {batch_size}")
         recipe = replace(recipe, batch_size=batch_size)
+    if precision is not None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        recipe = replace(recipe, precision=precision)
     return recipe
