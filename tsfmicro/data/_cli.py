@@ -61,7 +61,8 @@ def run_preprocess(args: argparse.Namespace) -> int:
     data = prepare(args.dataset, args.root, task, crop_size=args.crop_size,
                    margin=args.margin,
                    use_precropped=args.precropped, cache_dir=args.cache_dir, errata=args.errata)
-    stem = str(data.cache_path).removesuffix(".npz") + f"_{task}" + ("_errata-owners" if args.errata == "owners" else "")
+    choice = "_errata-owners" if args.errata == "owners" else ""  # the reports differ by choice, the cache does not
+    stem = str(data.cache_path).removesuffix(".npz") + f"_{task}{choice}"
     report = Path(stem + "_excluded.csv")
     write_csv(report, data.excluded)
     corrections = Path(stem + "_corrections.csv")

@@ -111,8 +111,10 @@ def erratum_text(errata: list[Erratum], needed: dict[str, int]) -> str:
 
 def damaged_note(errata: list[Erratum], needed: dict[str, int]) -> str:
     """What a report line adds when a needed frame cannot be used and the owners list it."""
-    notes = [f"the owners list {', '.join(f'{name} frame {number}' for name, number in needed.items() if number in e.frames)}"
-             f" as damaged ({e.description}; {e.where()})" for e in errata if e.kind == DAMAGED]
+    notes = []
+    for erratum in (e for e in errata if e.kind == DAMAGED):
+        frames = ", ".join(f"{name} frame {number}" for name, number in needed.items() if number in erratum.frames)
+        notes.append(f"the owners list {frames} as damaged ({erratum.description}; {erratum.where()})")
     return "; ".join(notes)
 
 
