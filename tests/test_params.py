@@ -73,6 +73,9 @@ INVALID = {
     "unknown preset": ({"preset": "small"}, ["preset: unknown value 'small'", "valid: paper, tiny"]),
     "unknown recipe": ({"recipe": "authors"}, ["recipe: unknown value 'authors'", "valid: paper, authors_code"]),
     "unknown device": ({"device": "gpu"}, ["device: unknown value 'gpu'", "valid: auto, cuda, mps, cpu"]),
+    "unknown precision": ({"precision": "fp16"}, ["precision: unknown value 'fp16' (did you mean 'bf16'?)", "valid: fp32, bf16"]),
+    "unknown rotary": ({"rotary": "axis"}, ["rotary: unknown value 'axis'", "valid: flat, axial"]),
+    "unknown errata choice": ({"errata": "yes"}, ["errata: unknown value 'yes'", "valid: keep, owners"]),
     "unknown data source": ({"data_source": "maybe"}, ["data_source: unknown value 'maybe'", "valid: synthetic, real"]),
     "ablation dataset not in datasets": (
         {"datasets": {"samm": ["5class"]}, "gradcam": {"dataset": "samm"}},

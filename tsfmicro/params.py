@@ -24,8 +24,8 @@ from typing import Any, Iterable, Mapping
 # Top-level keys: those a parameters file must have, and those it may leave out.
 REQUIRED = ("data_source", "datasets", "ablation", "gradcam", "preset", "recipe", "seeds",
             "device", "paths")
-OPTIONAL = ("epochs", "batch_size", "cpu_threads", "crop_size", "frame_reselection",
-            "progress", "synthetic", "roots")
+OPTIONAL = ("epochs", "batch_size", "precision", "rotary", "cpu_threads", "crop_size",
+            "frame_reselection", "errata", "progress", "synthetic", "roots")
 # Keys of the nested mappings: (required, optional).
 NESTED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "ablation": (("dataset", "task", "fusions"), ("seeds",)),
@@ -76,10 +76,12 @@ def check(params: Any, origin: str) -> None:
 def _problems(params: Any) -> list[str]:
     if not isinstance(params, Mapping):
         return [f"the parameters must be a mapping of keys, got {type(params).__name__}"]
-    from tsfmicro.data import DATASETS, TASKS
+    from tsfmicro.data import DATASETS, ERRATA_CHOICES, TASKS
     from tsfmicro.engine import RECIPES
+    from tsfmicro.engine.recipes import PRECISIONS
     from tsfmicro.engine.runs import DEVICES
     from tsfmicro.model import FUSIONS, PRESETS
+    from tsfmicro.model.retention import ROTARY
 
     problems = _key_problems(params, "", REQUIRED, OPTIONAL)
     for key, (required, optional) in NESTED.items():
@@ -90,6 +92,10 @@ def _problems(params: Any) -> list[str]:
     problems += _choice(params, "preset", tuple(PRESETS))
     problems += _choice(params, "recipe", RECIPES)
     problems += _choice(params, "device", DEVICES)
+    # optional choices: null (or left out) is the default (the authors' choice)
+    for key, valid in (("precision", PRECISIONS), ("rotary", ROTARY), ("errata", ERRATA_CHOICES)):
+        if params.get(key) is not None:
+            problems += _choice(params, key, valid)
     problems += _seed_list(params.get("seeds"), "seeds") if "seeds" in params else []
     problems += _datasets(params.get("datasets"), DATASETS, TASKS) if "datasets" in params else []
 

@@ -180,6 +180,8 @@ class Study:
                  f"seeds: {', '.join(map(str, seeds))}", "LOSO"]
         if protocol:
             parts.insert(1, f"protocol: {protocol}")
+        if self.errata != "keep":  # the default (the authors' choice) goes unsaid
+            parts.append(f"errata: {self.errata}")
         return " | ".join(parts)
 
     # ------------------------------------------------------------------ data
@@ -240,11 +242,16 @@ class Study:
 
         return PRESETS[self.params["preset"]].image_size
 
+    @property
+    def errata(self) -> str:
+        """``errata:`` of the parameters: keep (default, as the authors' code) or owners."""
+        return str(self.params.get("errata") or "keep")
+
     def samples(self, dataset: str, task: str):
         """The sample table (with the excluded-rows report) read from the official files."""
         from tsfmicro.data import load_samples
 
-        return load_samples(dataset, self.root(dataset), task)
+        return load_samples(dataset, self.root(dataset), task, errata=self.errata)
 
     def data(self, dataset: str, task: str):
         """Face crops of one task (tsfmicro.data.prepare; cached on disk and in memory)."""
@@ -255,7 +262,8 @@ class Study:
             self._data[key] = prepare(dataset, self.root(dataset), task,
                                       crop_size=self._crop_size(),
                                       cache_dir=self.path("prepared"),
-                                      progress=bool(self.params.get("progress", False)))
+                                      progress=bool(self.params.get("progress", False)),
+                                      errata=self.errata)
         return self._data[key]
 
     def all_data(self) -> dict[tuple[str, str], Any]:
@@ -263,7 +271,8 @@ class Study:
         return {pair: self.data(*pair) for pair in self.dataset_tasks()}
 
     def dataset_overview(self):
-        """One row per (dataset, task): source, clips, subjects, classes, excluded rows."""
+        """One row per (dataset, task): source, clips, subjects, classes, excluded rows, and the
+        clips whose apex is the onset (all-zero difference frame) or that carry an owners' erratum."""
         import pandas as pd
 
         rows = []
@@ -275,6 +284,9 @@ class Study:
                 "classes": len(prepared.class_names),
                 "class names": ", ".join(prepared.class_names),
                 "excluded rows": len(prepared.excluded),
+                "apex = onset": int(prepared.samples["apex_is_onset"].sum()),
+                "owners' errata": int((prepared.samples["erratum"] != "").sum()),
+                "corrected rows": len(prepared.corrections),
             })
         return pd.DataFrame(rows)
 
@@ -302,6 +314,17 @@ class Study:
         first = [c for c in ("dataset", "task", "file", "row", "reason") if c in table.columns]
         return table[first + [c for c in table.columns if c not in first]]
 
+    def corrected_rows(self):
+        """Every annotation value corrected while reading (the owners' published fixes), with
+        file, row and reason, once per dataset (the correction does not depend on the task)."""
+        import pandas as pd
+
+        parts = {dataset: prepared.corrections for (dataset, _), prepared in self.all_data().items()}
+        table = pd.concat(list(parts.values()), ignore_index=True) if parts else pd.DataFrame()
+        if "file" in table.columns:
+            table["file"] = [Path(str(f)).name for f in table["file"]]
+        return table
+
     def example_clips(self, dataset: str, task: str, per_class: int = 1):
         """The first ``per_class`` clips of each class: (onset, apex, titles) for
         :func:`tsfmicro.plots.example_crops`."""
@@ -323,10 +346,13 @@ class Study:
         return RunConfig(
             dataset=dataset, root=str(self.root(dataset)), task=task, fusion=fusion,
             preset=self.params["preset"], recipe=self.params["recipe"],
-            epochs=self.params.get("epochs"), batch_size=self.params.get("batch_size"), seeds=tuple(self.seeds if seeds is None else seeds),
+            epochs=self.params.get("epochs"), batch_size=self.params.get("batch_size"),
+            precision=self.params.get("precision"), rotary=self.params.get("rotary"),
+            seeds=tuple(self.seeds if seeds is None else seeds),
             device=self.params["device"], out=str(self.path("runs")),
             crop_size=self._crop_size(), cache_dir=str(self.path("prepared")),
             frame_reselection=bool(self.params.get("frame_reselection", False)),
+            errata=self.errata,
         )
 
     def run(self, dataset: str, task: str, fusion: str = "ts_late",
