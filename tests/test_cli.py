@@ -46,6 +46,8 @@ def test_the_documented_train_command_then_evaluate_and_report(synthetic_casme2_
         ("--fusion", "middle", "invalid choice: 'middle'"),
         ("--preset", "huge", "invalid choice: 'huge'"),
         ("--recipe", "fast", "invalid choice: 'fast'"),
+        ("--precision", "fp16", "invalid choice: 'fp16'"),
+        ("--rotary", "spiral", "invalid choice: 'spiral'"),
     ],
 )
 def test_unknown_names_are_usage_errors(flag, value, message, tmp_path, capsys):

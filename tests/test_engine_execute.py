@@ -17,6 +17,7 @@ import torch
 import yaml
 
 import tsfmicro
+from tsfmicro import params as parameters
 from tsfmicro.cli import main
 from tsfmicro.engine import folds, loso
 
@@ -82,6 +83,8 @@ def params_file(tmp_path_factory):
         "data_source": "synthetic", "datasets": {"casme2": ["5class"]}, "preset": "tiny", "recipe": "paper",
         "epochs": 3, "batch_size": 4, "seeds": [0, 1], "device": "cpu", "cpu_threads": 1,
         "checkpoint_every": 1, "checkpoint_seconds": 0,
+        "ablation": {"dataset": "casme2", "task": "5class", "fusions": ["ts_late"], "seeds": [0]},
+        "gradcam": {"dataset": "casme2", "task": "5class", "examples": 0},
         "synthetic": {"subjects": 3, "clips_per_subject": 4, "seed": 0},
         "paths": {"synthetic": str(folder / "synthetic"), "prepared": str(folder / "prepared"),
                   "runs": str(folder / "runs")},
@@ -300,7 +303,7 @@ def test_a_fold_held_by_another_run_is_left_for_later_then_waited_for(params_fil
     study = Study.load(params_file, overrides={"paths": {"runs": str(tmp_path)}, "seeds": [0], "epochs": 1})
     plan = study.engine_plan()
     (unit,) = plan.units
-    held, others = unit.folds[0].name, [f.name for f in unit.folds[1:]]
+    held = unit.folds[0].name
     locked = threading.Event()
     printed = []
 
@@ -333,7 +336,7 @@ def test_a_worker_that_cannot_write_the_run_folder_says_so(tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
     task = FoldTask(unit_dir=str(blocker / "units" / "u"), unit_key="k", unit_name="u", fold_index=0, fold=None,
-                    preset="tiny", fusion="ts_late", num_classes=5, recipe=None, image_size=64, seed=0, device="cpu",
+                    preset="tiny", fusion="ts_late", num_classes=5, model_options={}, recipe=None, image_size=64, seed=0, device="cpu",
                     frame_reselection=False, keep_weights=False, checkpoint_every=1, checkpoint_seconds=0,
                     run_id="test", executor="ray")
     with pytest.raises(RunFolderNotWritable, match="on a filesystem every worker sees"):
@@ -357,7 +360,6 @@ def test_unreachable_ray_address_is_an_error_not_a_hang(params_file, tmp_path):
     (["--executor", "dask"], "unknown executor 'dask'; choose one of local, ray"),
     (["--executor", "ray", "--workers", "0"], "--workers must be at least 1"),
     (["--gpus-per-fold", "1"], "--address, --workers and --gpus-per-fold are for --executor ray"),
-    (["-p", "epoch=3"], "unknown parameter(s) ['epoch']"),
     (["-p", "seeds"], "write KEY=VALUE"),
 ])
 def test_bad_run_arguments_are_one_line_errors(flags, message, params_file, tmp_path, capsys, one_torch_thread):
@@ -383,5 +385,9 @@ def test_ray_missing_gpu_missing_and_unwritable_runs_folder_are_one_line_errors(
     assert "with device cpu" in error("-p", f"paths.runs={tmp_path}", "--executor", "ray", "--gpus-per-fold", "1")
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     assert "pip install 'tsfmicro[ray]'" in error("-p", f"paths.runs={tmp_path}", "--executor", "ray")
-    assert main(["plan", str(params_file), "-p", "batch=4"]) == 2
-    assert "unknown parameter(s) ['batch']" in capsys.readouterr().err
+    for command in ("plan", "run"):  # every problem of a parameters file, one per line (tsfmicro.params)
+        assert main([command, str(params_file), "-p", "epoch=3"]) == 2
+        first, *problems = capsys.readouterr().err.strip().splitlines()
+        assert first == f"tsfmicro {command}: error: {params_file} with overrides: invalid parameters (nothing was run):"
+        assert problems == ["  - epoch: unknown key (did you mean 'epochs'?); valid: " + ", ".join(
+            parameters.REQUIRED + parameters.OPTIONAL)]

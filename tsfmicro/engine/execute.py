@@ -36,7 +36,7 @@ from tsfmicro.engine import folds as fold_files
 from tsfmicro.engine.folds import FoldBusy, FoldReport, FoldTask, RunFolderNotWritable, run_fold_task
 from tsfmicro.engine.plan import Plan, UnitPlan, make_plan
 from tsfmicro.engine.provenance import now
-from tsfmicro.engine.runs import Run, RunConfig, is_finished, load_run, write_request, write_unit
+from tsfmicro.engine.runs import Run, RunConfig, is_finished, load_run, model_overrides, write_request, write_unit
 
 EXECUTORS = ("local", "ray")
 RAY_INSTALL = "the ray executor needs Ray: pip install 'tsfmicro[ray]' (or: pip install ray==2.60.0)"
@@ -106,10 +106,8 @@ class RayExecutor:
 
     def check(self) -> None:
         """Settings that need no cluster: Ray installed, sane numbers, a GPU when asked for one."""
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            raise ExecutorError(RAY_INSTALL) from None
+        if not _ray_installed():
+            raise ExecutorError(RAY_INSTALL)
         if self.workers is not None and self.workers < 1:
             raise ExecutorError(f"--workers must be at least 1, got {self.workers}")
         if self.cpus_per_fold < 1:
@@ -204,6 +202,14 @@ class RayExecutor:
                 raise FoldFailed(f"{task.describe()} failed: its worker died {1 + self.max_retries} time(s) "
                                  f"({type(error).__name__}: killed or out of memory); finished folds are kept, "
                                  "run the same command to continue") from None
+
+
+def _ray_installed() -> bool:
+    try:
+        import ray  # noqa: F401 (only whether it imports)
+    except ImportError:
+        return False
+    return True
 
 
 def _probe(address: str) -> None:
@@ -327,7 +333,7 @@ def _task(unit: UnitPlan, index: int, fold, executor, run_id: str) -> FoldTask:
     return FoldTask(
         unit_dir=str(unit.path), unit_key=unit.key, unit_name=unit.path.name, fold_index=index, fold=fold,
         preset=config.preset, fusion=config.fusion, num_classes=len(request.data.class_names),
-        recipe=request.recipe, image_size=request.image_size, seed=unit.seed, device=request.device.type,
+        model_options=model_overrides(config), recipe=request.recipe, image_size=request.image_size, seed=unit.seed, device=request.device.type,
         frame_reselection=config.frame_reselection, keep_weights=unit.keep_weights,
         checkpoint_every=config.checkpoint_every, checkpoint_seconds=config.checkpoint_seconds,
         run_id=run_id, executor=executor.name, threads=executor.threads,

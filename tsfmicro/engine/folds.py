@@ -80,6 +80,7 @@ class FoldTask:
     preset: str
     fusion: str
     num_classes: int
+    model_options: dict  # ModelConfig fields the request changes from its preset (rotary, temporal branch)
     recipe: Recipe
     image_size: int
     seed: int
@@ -266,7 +267,8 @@ def run_fold_task(task: FoldTask, data, wait: bool = True, on_wait: Callable[[st
         _DEVICE_DATA[key] = loso.DeviceData(data, device, task.frame_reselection)
     trainer = loso.FoldTrainer(
         data=_DEVICE_DATA[key],
-        build_model=lambda: build_model(task.preset, num_classes=task.num_classes, fusion=task.fusion),
+        build_model=lambda: build_model(task.preset, num_classes=task.num_classes, fusion=task.fusion,
+                                        **task.model_options),
         recipe=task.recipe,
         image_size=task.image_size,
         seed=task.seed,
