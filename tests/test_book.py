@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from book_build import DEMO_PARAMS, NOTEBOOKS, ROOT, build_book, glued
-from tsfmicro import study as study_module
+from tsfmicro import report
 from tsfmicro.study import DatasetRootMissing, Study
 
 EXPECTED_NOTEBOOKS = ["00_datasets", "01_main_results", "02_fusion_ablation",
@@ -148,16 +148,16 @@ def test_result_tables_show_intervals_and_missing_paper_values_as_na():
 
     runs = {("casme2", "5class", "ts_late"): _fake_run("casme2", 0.5, 0.4, 0.6),
             ("samm", "5class", "ts_late"): _fake_run("samm", 0.25, seeds=1)}
-    long = study_module.scores_long(runs)
+    long = report.scores_long(runs)
     assert len(long) == 2 * 2 * 3
-    wide = study_module.scores_wide(long, reported())
+    wide = report.scores_wide(long, reported())
     casme2 = wide.query("dataset == 'casme2' and protocol == 'fixed'").iloc[0]
     assert casme2["ACC %"] == "50.0 [40.0, 60.0]"
     assert casme2["paper ACC %"] == "87.50" and casme2["paper UF1 %"] == "n/a"
     samm = wide.query("dataset == 'samm' and protocol == 'oracle'").iloc[0]
     assert samm["UF1 %"] == "25.0 [15.0, 35.0]"  # one seed: the subject bootstrap interval
     assert samm["paper ACC %"] == "n/a"
-    gain = study_module.oracle_gain(runs)
+    gain = report.oracle_gain(runs)
     assert gain["ACC pp"].iloc[0] == "+0.0"
 
 

@@ -1,8 +1,10 @@
-"""Atomic file writes: a crash never leaves a half-written file under the final name."""
+"""Atomic file writes: a crash never leaves a half-written file under the final name; and the
+tagged torch file (checkpoints, fold results and weights) that only loads for its own tag."""
 from __future__ import annotations
 
 import json
 import os
+import pickle
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,3 +45,42 @@ def write_csv(path: str | os.PathLike, frame) -> Path:
     with atomic_path(path) as temporary:
         frame.to_csv(temporary, index=False)
     return Path(path)
+
+
+# Tagged torch files: a plain dict of tensors, numbers, strings, lists and dicts under a format tag
+# and the identity (``unit_key``) of what wrote it, loaded with weights_only=True (no pickled code runs).
+TAGGED_FORMAT = "tsfmicro-checkpoint"
+TAGGED_VERSION = 1
+
+
+def save_tagged(path: str | os.PathLike, unit_key: str, state: dict[str, Any]) -> Path:
+    """Write ``state`` (plain types and tensors only) tagged with ``unit_key``."""
+    import torch
+
+    payload = {"format": TAGGED_FORMAT, "version": TAGGED_VERSION, "unit_key": unit_key, "state": state}
+    with atomic_path(path) as temporary:
+        torch.save(payload, temporary)
+    return Path(path)
+
+
+def load_tagged(path: str | os.PathLike, unit_key: str) -> dict[str, Any]:
+    """The state saved by :func:`save_tagged` for ``unit_key``; ValueError if it is not one."""
+    import torch
+
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, OSError) as error:
+        raise ValueError(
+            f"checkpoint {path} is corrupt or not a tsfmicro checkpoint ({error.__class__.__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}); delete it to train from the start"
+        ) from error
+    if not isinstance(payload, dict) or payload.get("format") != TAGGED_FORMAT:
+        raise ValueError(f"{path} is not a tsfmicro checkpoint; delete it to train from the start")
+    if payload.get("version") != TAGGED_VERSION:
+        raise ValueError(f"checkpoint {path} has format version {payload.get('version')}, expected {TAGGED_VERSION}")
+    if payload.get("unit_key") != unit_key:
+        raise ValueError(
+            f"checkpoint {path} belongs to another run (key {payload.get('unit_key')}, expected {unit_key})"
+        )
+    return payload["state"]

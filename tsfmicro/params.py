@@ -1,5 +1,9 @@
-"""Parameters files (``params/*.yaml``): the keys they hold, how overrides change them, and
-the checks :meth:`tsfmicro.study.Study.load` runs before any work starts.
+"""Parameters files (``params/*.yaml``): the keys they hold, how overrides change them, the
+checks run before any work starts, and what they resolve to: dataset folders, run folders and
+the engine's training requests (:class:`Params`; :class:`tsfmicro.study.Study` builds on it).
+
+Parameters files live in ``params/`` (``demo.yaml``, ``paper.yaml``); relative paths in them are
+relative to the project folder (the one holding ``pyproject.toml``).
 
 Overrides (``-y "overrides: {...}"`` in papermill, ``overrides=`` in Python) follow one rule,
 so that they can narrow a plan as well as change it:
@@ -19,7 +23,12 @@ from __future__ import annotations
 
 import copy
 import difflib
+import os
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable, Mapping
+
+import yaml
 
 # Top-level keys: those a parameters file must have, and those it may leave out.
 REQUIRED = ("data_source", "datasets", "ablation", "gradcam", "preset", "recipe", "seeds",
@@ -216,3 +225,246 @@ def _valid(name: str, valid: Iterable[str]) -> str:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+# --------------------------------------------------------------------------------- datasets
+# Dataset names used in parameters, with what a user needs when a root is missing.
+DATASET_INFO: dict[str, dict[str, str]] = {
+    "casme2": {
+        "name": "CASME II",
+        "obtain": "Institute of Psychology, Chinese Academy of Sciences (Fu Xiaolan's lab): "
+                  "fill in the CASME II request form and sign the licence agreement.",
+        "layout": "CASME2/CASME2-coding-20190701.xlsx and CASME2/CASME2_RAW_selected/sub01/EP02_01f/img46.jpg "
+                  "(or the pre-cropped CASME2/Cropped/sub01/EP02_01f/reg_img46.jpg)",
+    },
+    "samm": {
+        "name": "SAMM",
+        "obtain": "Manchester Metropolitan University (Moi Hoon Yap's group): sign the SAMM "
+                  "licence agreement and send it as instructed on the SAMM page.",
+        "layout": "SAMM/SAMM_Micro_FACS_Codes_v2.xlsx and SAMM/006/006_1_2/006_05562.jpg",
+    },
+    "casme3": {
+        "name": "CAS(ME)^3",
+        "obtain": "Institute of Psychology, Chinese Academy of Sciences: sign the CAS(ME)^3 "
+                  "licence agreement (Part A is used here).",
+        "layout": "CASME3/cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx and "
+                  "CASME3/part_A/data/part_A_split/part_A/spNO.1/a/color/355.jpg",
+    },
+    "smic": {
+        "name": "SMIC-HS",
+        "obtain": "University of Oulu, Center for Machine Vision and Signal Analysis: sign the "
+                  "SMIC licence agreement.",
+        "layout": "SMIC/SMIC_all_raw/HS/s1/micro/negative/s1_ne_01/image106950.bmp",
+    },
+    "megc2019": {
+        "name": "MEGC2019 (CASME II + SAMM + SMIC)",
+        "obtain": "obtain CASME II, SAMM and SMIC-HS (see their entries) and the official "
+                  "MEGC2019 list combined_3class_gt.csv.",
+        "layout": "a folder holding combined_3class_gt.csv and the three dataset folders",
+    },
+}
+SYNTHETIC_LAYOUTS = ("casme2", "samm", "casme3", "smic", "megc2019")
+SYNTHETIC = "SYNTHETIC"
+
+
+class DatasetRootMissing(FileNotFoundError):
+    """A real dataset's folder was not given or does not exist."""
+
+
+def root_variable(dataset: str) -> str:
+    """The environment variable that can hold a dataset's folder, e.g. TSFMICRO_CASME2_ROOT."""
+    return f"TSFMICRO_{dataset.upper()}_ROOT"
+
+
+def find_project_root(start: str | os.PathLike | None = None) -> Path:
+    """The nearest folder at or above ``start`` (default: the working folder) that holds
+    ``pyproject.toml`` and ``params/``; a notebook opened from ``notebooks/`` finds the
+    project above it. Falls back to ``start``."""
+    start = Path(start or os.getcwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "params").is_dir():
+            return folder
+    return start
+
+
+# --------------------------------------------------------------------------------- resolved
+@dataclass
+class Params:
+    """A checked parameters file and the project folder: where each dataset is, where runs go,
+    and which training requests (RunConfig) the book needs."""
+
+    params: dict[str, Any]
+    params_file: Path
+    project_root: Path
+
+    @classmethod
+    def load(cls, params_file: str | os.PathLike = "params/demo.yaml", *,
+             roots: dict[str, str | None] | None = None,
+             overrides: dict[str, Any] | None = None) -> "Params":
+        """Read a parameters file; ``roots`` (dataset -> folder, None = not given) and
+        ``overrides`` (any parameter key) come from the notebook's parameters cell.
+        Overrides replace lists and the ``datasets:`` mapping, ``null`` removes a key, other
+        mappings merge; every parameter is checked before any work starts (ValueError naming
+        the key and its valid values; see tsfmicro.params)."""
+        project_root = find_project_root()
+        path = Path(params_file)
+        if not path.is_absolute() and not path.exists():
+            path = project_root / path
+        if not path.is_file():
+            raise FileNotFoundError(f"parameters file not found: {params_file} "
+                                    f"(looked in {os.getcwd()} and {project_root})")
+        project_root = find_project_root(path.parent)
+        params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        # overrides replace lists and `datasets:`, null removes a key (tsfmicro.params)
+        params = apply_overrides(params, overrides)
+        given_roots = {name: folder for name, folder in (roots or {}).items() if folder}
+        params["roots"] = {**(params.get("roots") or {}), **given_roots}
+        check(params, f"{path}" + (" with overrides" if overrides else ""))
+        params["seeds"] = [int(seed) for seed in params["seeds"]]
+        if params.get("cpu_threads"):
+            # PyTorch's intra-op threads in this process (training runs in it). On a small
+            # shared CPU one thread is often faster: spinning OpenMP threads compete with
+            # every other busy process.
+            import torch
+
+            torch.set_num_threads(int(params["cpu_threads"]))
+        return cls(params=params, params_file=path.resolve(), project_root=project_root)
+
+    # ------------------------------------------------------------------ names
+    @property
+    def synthetic(self) -> bool:
+        return self.params["data_source"] == "synthetic"
+
+    def dataset_tasks(self) -> list[tuple[str, str]]:
+        """(dataset, task) pairs of the main results, in the order of the parameters."""
+        return [(dataset, task) for dataset, tasks in self.params["datasets"].items()
+                for task in tasks]
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(self.params["seeds"])
+
+    def path(self, name: str) -> Path:
+        """A folder from ``paths:`` (synthetic, prepared, runs), relative to the project."""
+        folder = Path(os.path.expanduser(str(self.params["paths"][name])))
+        return folder if folder.is_absolute() else self.project_root / folder
+
+    def root(self, dataset: str) -> Path:
+        """The dataset's folder. Synthetic: written into the cache the first time.
+        Real: the ``-p <dataset>_root`` parameter, else $TSFMICRO_<DATASET>_ROOT, else
+        ``roots:`` of the parameters file; a missing one raises DatasetRootMissing."""
+        if self.synthetic:
+            return self._synthetic_root(dataset)
+        folder = self.params["roots"].get(dataset) or os.environ.get(root_variable(dataset))
+        if not folder:
+            raise DatasetRootMissing(self._missing_message(dataset, None))
+        folder = Path(os.path.expanduser(str(folder)))
+        if not folder.is_dir():
+            raise DatasetRootMissing(self._missing_message(dataset, folder))
+        return folder
+
+    def _missing_message(self, dataset: str, folder: Path | None) -> str:
+        info = DATASET_INFO.get(dataset, {"name": dataset, "obtain": "see the Datasets page",
+                                          "layout": "the official layout"})
+        problem = (f"the {info['name']} folder {folder} does not exist" if folder else
+                   f"no folder given for {info['name']}")
+        return (
+            f"{problem}.\n"
+            f"  Give it with export {root_variable(dataset)}=/path/to/{dataset.upper()} (read by "
+            f"tsfmicro plan/run and the notebooks), or -p roots.{dataset}=/path/to/{dataset.upper()} "
+            f"(tsfmicro plan/run), or papermill -p {dataset}_root /path/to/{dataset.upper()}, or set "
+            f"roots: {{{dataset}: ...}} in {self.params_file.name}.\n"
+            f"  {info['name']} is licence-restricted and not shipped with tsfmicro: "
+            f"{info['obtain']}\n"
+            f"  Expected layout: {info['layout']}.\n"
+            f"  To run without it, use params/demo.yaml (synthetic data)."
+        )
+
+    def _synthetic_root(self, dataset: str) -> Path:
+        """Synthetic data in the dataset's official layout, written once per size and seed
+        (tsfmicro.data.write_synthetic writes into a staging folder and renames it, so an
+        interrupted write never leaves a half dataset behind)."""
+        from tsfmicro.data import write_synthetic
+
+        if dataset not in SYNTHETIC_LAYOUTS:
+            raise ValueError(f"no synthetic layout for {dataset!r}; "
+                             f"synthetic layouts: {', '.join(SYNTHETIC_LAYOUTS)}")
+        settings = self.params.get("synthetic", {})
+        subjects = int(settings.get("subjects", 6))
+        clips = int(settings.get("clips_per_subject", 8))
+        seed = int(settings.get("seed", 0))
+        final = self.path("synthetic") / f"{dataset}-{subjects}x{clips}-seed{seed}"
+        if not final.is_dir():
+            write_synthetic(dataset, final, subjects=subjects, clips_per_subject=clips, seed=seed)
+        return final
+
+    @property
+    def crop_size(self) -> int:
+        """Size of the cached face crops: the parameter, else the model preset's input size
+        (the engine's default, so notebooks and training share one cache)."""
+        if self.params.get("crop_size"):
+            return int(self.params["crop_size"])
+        from tsfmicro.model import PRESETS
+
+        return PRESETS[self.params["preset"]].image_size
+
+    @property
+    def errata(self) -> str:
+        """``errata:`` of the parameters: keep (default, as the authors' code) or owners."""
+        return str(self.params.get("errata") or "keep")
+
+    @property
+    def ablation_seeds(self) -> list[int]:
+        """Seeds of the fusion ablation: ``ablation: seeds:`` if given, else ``seeds``."""
+        return [int(s) for s in self.params["ablation"].get("seeds") or self.seeds]
+
+    def planned_runs(self) -> list[tuple[str, str, str, tuple[int, ...]]]:
+        """Every (dataset, task, fusion, seeds) the notebooks of these parameters ask for."""
+        planned = [(dataset, task, "ts_late", tuple(self.seeds))
+                   for dataset, task in self.dataset_tasks()]
+        ablation = self.params.get("ablation")
+        if ablation:
+            planned += [(ablation["dataset"], ablation["task"], fusion, tuple(self.ablation_seeds))
+                        for fusion in ablation["fusions"]]
+        return list(dict.fromkeys(planned))
+
+    def planned_units(self) -> list[tuple[str, str, str, int]]:
+        """Every (dataset, task, fusion, seed) trained once: the real amount of training."""
+        return list(dict.fromkeys((d, t, f, seed) for d, t, f, seeds in self.planned_runs()
+                                  for seed in seeds))
+
+    def run_config(self, dataset: str, task: str, fusion: str = "ts_late",
+                   seeds: list[int] | None = None, root: str | None = None):
+        """The engine's RunConfig for one (dataset, task, fusion) under these parameters
+        (``seeds``: default the parameters' ``seeds``; ``root``: default :meth:`root`)."""
+        from tsfmicro.engine import RunConfig
+
+        return RunConfig(
+            dataset=dataset, root=str(self.root(dataset)) if root is None else root, task=task, fusion=fusion,
+            preset=self.params["preset"], recipe=self.params["recipe"],
+            epochs=self.params.get("epochs"), batch_size=self.params.get("batch_size"),
+            precision=self.params.get("precision"), rotary=self.params.get("rotary"),
+            seeds=tuple(self.seeds if seeds is None else seeds),
+            device=self.params["device"], out=str(self.path("runs")),
+            crop_size=self.crop_size, cache_dir=str(self.path("prepared")),
+            frame_reselection=bool(self.params.get("frame_reselection", False)),
+            errata=self.errata,
+            # mid-fold checkpoints (not part of a run's identity): every N epochs, at most every S seconds
+            checkpoint_every=int(self.params.get("checkpoint_every") or 5),
+            checkpoint_seconds=float(60.0 if self.params.get("checkpoint_seconds") is None
+                                     else self.params["checkpoint_seconds"]),
+        )
+
+    def run_configs(self, missing_roots: bool = False) -> tuple[list, list]:
+        """The RunConfig of every run of :meth:`planned_runs`, as (runs whose data is there,
+        runs of real datasets whose folder was not given, with root ""). Without
+        ``missing_roots`` a missing folder raises DatasetRootMissing instead."""
+        available, missing = [], []
+        for dataset, task, fusion, seeds in self.planned_runs():
+            try:
+                available.append(self.run_config(dataset, task, fusion, list(seeds)))
+            except DatasetRootMissing:
+                if not missing_roots:
+                    raise
+                missing.append(self.run_config(dataset, task, fusion, list(seeds), root=""))
+        return available, missing

@@ -1,4 +1,5 @@
-"""Tables from finished runs, for the ``report``/``evaluate`` commands and the book.
+"""Tables: from finished runs (tsfmicro.results) for the ``report``/``evaluate`` commands and the
+book, and of plans and runs of the training engine (``plan``/``run`` commands, compute appendix).
 
 Every table names its protocol: ``fixed`` (last epoch, no test-set selection, the default) or
 ``oracle`` (the authors' per-subject best epoch on its own test clips). Scores are fractions
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from tsfmicro import metrics
-from tsfmicro.engine.runs import Run, load_run
+from tsfmicro.results import Run, load_run
 from tsfmicro.metrics import METRICS, PROTOCOLS
 
 RunLike = Run | str | Path
@@ -161,6 +162,88 @@ def _check(protocol: str) -> str:
 
 def _number(value) -> float:
     return float("nan") if value is None else float(value)
+
+
+# ----------------------------------------------------------------------------- the book's result tables
+# Shapes of the tables above for the notebooks (runs keyed by (dataset, task, fusion)); nothing is
+# recomputed here.
+METRIC_NAMES = {"accuracy": "ACC", "uf1": "UF1", "uar": "UAR"}
+
+
+def scores_long(runs: dict[tuple[str, str, str], Run]) -> pd.DataFrame:
+    """One row per run, protocol and metric: ``mean``, ``low``, ``high`` (fractions) from
+    :func:`summary_table` (95 % t interval over seeds; a subject bootstrap
+    interval when there is one seed)."""
+    wide = summary_table(list(runs.values()))
+    keys = ["dataset", "task", "fusion", "protocol", "seeds", "interval"]
+    parts = [wide[keys].assign(metric=metric, mean=wide[metric], low=wide[f"{metric}_low"],
+                               high=wide[f"{metric}_high"]) for metric in METRIC_NAMES]
+    return pd.concat(parts, ignore_index=True)
+
+
+def scores_wide(long: pd.DataFrame, reported: pd.DataFrame | None = None, digits: int = 1) -> pd.DataFrame:
+    """Display table: one row per run and protocol, each metric as "mean [low, high]" in
+    percent; with ``reported`` (tsfmicro.reported.reported()), the paper's values beside,
+    "n/a" where the paper's value is not available."""
+    table = long.assign(value=[format_interval(m, lo, hi, digits)
+                               for m, lo, hi in zip(long["mean"], long["low"], long["high"])])
+    keys = ["dataset", "task", "fusion", "protocol"]
+    wide = table.pivot_table(index=keys, columns="metric", values="value", aggfunc="first",
+                             sort=False)
+    wide = wide[[m for m in METRIC_NAMES if m in wide.columns]]
+    wide.columns = [f"{METRIC_NAMES[m]} %" for m in wide.columns]
+    wide = wide.reset_index()
+    if "interval" in long.columns:
+        intervals = long.drop_duplicates(keys).set_index(keys)["interval"]
+        wide["interval"] = [intervals.get(tuple(row)) for row in wide[keys].itertuples(index=False)]
+    if reported is not None:
+        from tsfmicro.reported import format_value
+
+        for metric, name in METRIC_NAMES.items():
+            short = {"accuracy": "acc"}.get(metric, metric)
+            lookup = reported[reported.metric == short].set_index(["dataset", "task", "fusion"]).value
+            wide[f"paper {name} %"] = [
+                format_value(lookup.get((d, t, f), float("nan")))
+                for d, t, f in zip(wide.dataset, wide.task, wide.fusion)]
+    return wide
+
+
+def oracle_gain(runs: dict[tuple[str, str, str], Run], digits: int = 1) -> pd.DataFrame:
+    """oracle − fixed per run (:func:`difference_table`), in percentage points as
+    "mean [low, high]" over seeds."""
+    table = difference_table(list(runs.values()))
+    shown = table[["dataset", "task", "fusion"]].copy()
+    for metric, name in METRIC_NAMES.items():
+        shown[f"{name} pp"] = [format_interval(m, lo, hi, digits, "+") for m, lo, hi in
+                               zip(table[metric], table[f"{metric}_low"], table[f"{metric}_high"])]
+    return shown
+
+
+def per_class_by_run(runs: dict[tuple[str, str, str], Run], protocol: str = "fixed") -> pd.DataFrame:
+    """Per-class support, precision, recall and F1 of each run, all seeds pooled
+    (:func:`per_class_table` of each, with the run's dataset, task and fusion)."""
+    parts = [per_class_table(run, protocol).assign(dataset=dataset, task=task, fusion=fusion)
+             for (dataset, task, fusion), run in runs.items()]
+    table = pd.concat(parts, ignore_index=True)
+    first = ["dataset", "task", "fusion", "class_name", "support", "predicted",
+             "precision", "recall", "f1"]
+    return table[[c for c in first if c in table.columns]]
+
+
+def model_sizes(presets=("paper", "tiny"), fusions=None, num_classes: int = 5) -> pd.DataFrame:
+    """Parameters and forward GFLOPs per sample of each preset and fusion variant
+    (tsfmicro.model.count_parameters / count_flops; no training involved)."""
+    from tsfmicro.model import FUSIONS, PRESETS, build_model, count_flops, count_parameters
+
+    rows = []
+    for preset in presets:
+        for fusion in fusions or FUSIONS:
+            model = build_model(preset, num_classes=num_classes, fusion=fusion)
+            rows.append({"preset": preset, "fusion": fusion,
+                         "input": f"{PRESETS[preset].image_size} px",
+                         "parameters (M)": round(count_parameters(model) / 1e6, 2),
+                         "forward GFLOPs / sample": round(count_flops(model) / 1e9, 3)})
+    return pd.DataFrame(rows)
 
 
 def format_interval(mean, low, high, digits: int = 1, sign: str = "") -> str:

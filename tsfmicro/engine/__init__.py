@@ -6,16 +6,20 @@ Public API:
               device="auto", out="runs", crop_size=None, cache_dir=None, checkpoint_every=5,
               checkpoint_seconds=60.0, frame_reselection=False, errata="keep")
     train(config, progress=True) -> Run      reuses a finished run with the same identity
-    load_run(path) -> Run                    .predictions .metrics .curves .provenance .config .path
-                                             .class_names .fold_model(subject)
+    load_run(path) -> Run                    (tsfmicro.results) .predictions .metrics .curves .provenance
+                                             .config .path .class_names .fold_model(subject)
+    plan.make_plan(configs) -> Plan          the units, folds, cost and state of a set of requests
+    execute.execute(plan, executor)          train every unfinished fold (LocalExecutor, RayExecutor)
     RECIPES, get_recipe(name, dataset, task, fusion="ts_late", epochs=None, batch_size=None,
                         precision=None) -> Recipe
     PROTOCOLS = ("fixed", "oracle")
 """
 from tsfmicro.metrics import PROTOCOLS
 
+from tsfmicro.results import Run, load_run
+
 from .execute import train
 from .recipes import RECIPES, Recipe, get_recipe
-from .runs import Run, RunConfig, load_run, resolve_device
+from .runs import RunConfig, resolve_device
 
 __all__ = ["PROTOCOLS", "RECIPES", "Recipe", "Run", "RunConfig", "get_recipe", "load_run", "resolve_device", "train"]

@@ -2,13 +2,13 @@
 
 A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so it loads with
 ``torch.load(weights_only=True)`` (no pickled code runs). It carries a format tag and the
-identity of the training unit it belongs to; anything else is refused with a clear error
-rather than silently reused. Files are written atomically (tsfmicro._io), so a kill during a
-save leaves the previous checkpoint intact.
+identity of the training unit (or fold) it belongs to; anything else is refused with a clear
+error rather than silently reused. The file format is tsfmicro._io's tagged torch file (the
+reader of run directories opens fold weights with it too); files are written atomically, so a
+kill during a save leaves the previous checkpoint intact.
 """
 from __future__ import annotations
 
-import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,10 +16,8 @@ from typing import Any
 
 import torch
 
-from tsfmicro._io import atomic_path
-
-FORMAT = "tsfmicro-checkpoint"
-VERSION = 1
+from tsfmicro._io import TAGGED_FORMAT as FORMAT  # noqa: F401 (the tag every checkpoint carries)
+from tsfmicro._io import load_tagged, save_tagged
 
 
 @dataclass
@@ -44,32 +42,13 @@ class CheckpointPolicy:
 
 
 def save_checkpoint(path: str | Path, unit_key: str, state: dict[str, Any]) -> Path:
-    """Write ``state`` (plain types and tensors only) tagged with ``unit_key``."""
-    payload = {"format": FORMAT, "version": VERSION, "unit_key": unit_key, "state": state}
-    with atomic_path(path) as temporary:
-        torch.save(payload, temporary)
-    return Path(path)
+    """Write ``state`` (plain types and tensors only) tagged with ``unit_key`` (tsfmicro._io.save_tagged)."""
+    return save_tagged(path, unit_key, state)
 
 
 def load_checkpoint(path: str | Path, unit_key: str) -> dict[str, Any]:
     """The state saved by :func:`save_checkpoint` for ``unit_key``; ValueError if it is not one."""
-    path = Path(path)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, OSError) as error:
-        raise ValueError(
-            f"checkpoint {path} is corrupt or not a tsfmicro checkpoint ({error.__class__.__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else ''}); delete it to train from the start"
-        ) from error
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a tsfmicro checkpoint; delete it to train from the start")
-    if payload.get("version") != VERSION:
-        raise ValueError(f"checkpoint {path} has format version {payload.get('version')}, expected {VERSION}")
-    if payload.get("unit_key") != unit_key:
-        raise ValueError(
-            f"checkpoint {path} belongs to another run (key {payload.get('unit_key')}, expected {unit_key})"
-        )
-    return payload["state"]
+    return load_tagged(path, unit_key)
 
 
 def rng_state(generator: torch.Generator) -> dict[str, Any]:

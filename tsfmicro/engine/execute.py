@@ -36,7 +36,8 @@ from tsfmicro.engine import folds as fold_files
 from tsfmicro.engine.folds import FoldBusy, FoldReport, FoldTask, RunFolderNotWritable, run_fold_task
 from tsfmicro.engine.plan import Plan, UnitPlan, make_plan
 from tsfmicro.engine.provenance import now
-from tsfmicro.engine.runs import Run, RunConfig, is_finished, load_run, model_overrides, write_request, write_unit
+from tsfmicro.engine.runs import RunConfig, model_overrides, write_request, write_unit
+from tsfmicro.results import Run, is_finished, load_run
 
 EXECUTORS = ("local", "ray")
 RAY_INSTALL = "the ray executor needs Ray: pip install 'tsfmicro[ray]' (or: pip install ray==2.60.0)"

@@ -37,6 +37,7 @@ from tsfmicro.engine import checkpoint as ckpt
 from tsfmicro.engine import loso
 from tsfmicro.engine.provenance import device_description, now
 from tsfmicro.engine.recipes import Recipe
+from tsfmicro.results import file_stem
 
 FOLDS = "folds"
 
@@ -115,15 +116,15 @@ class FoldReport:
 
 # ----------------------------------------------------------------------------- paths
 def result_path(unit_dir: str | Path, fold_name: str) -> Path:
-    return Path(unit_dir) / FOLDS / f"{loso.file_stem(fold_name)}.pt"
+    return Path(unit_dir) / FOLDS / f"{file_stem(fold_name)}.pt"
 
 
 def checkpoint_path(unit_dir: str | Path, fold_name: str) -> Path:
-    return Path(unit_dir) / FOLDS / f"{loso.file_stem(fold_name)}.checkpoint.pt"
+    return Path(unit_dir) / FOLDS / f"{file_stem(fold_name)}.checkpoint.pt"
 
 
 def lock_path(unit_dir: str | Path, fold_name: str) -> Path:
-    return Path(unit_dir) / FOLDS / f"{loso.file_stem(fold_name)}.lock"
+    return Path(unit_dir) / FOLDS / f"{file_stem(fold_name)}.lock"
 
 
 def is_done(unit_dir: str | Path, fold_name: str) -> bool:

@@ -31,6 +31,7 @@ from tsfmicro.data.types import PreparedData
 from tsfmicro.engine import checkpoint as ckpt
 from tsfmicro.engine.augment import paired_augment, random_transforms, to_model_input
 from tsfmicro.engine.recipes import Recipe
+from tsfmicro.results import fold_weights_path
 
 EVAL_BATCH = 64
 
@@ -220,15 +221,6 @@ class FoldTrainer:
             # Over the classes present in this subject's truth or predictions: the authors' criterion.
             "test_f1": metrics.uf1(truth, predicted, None),
         }
-
-
-def file_stem(fold_name: str) -> str:
-    """A fold's name as a file name (subject ids such as "casme2/sub01" hold a slash)."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(fold_name))
-
-
-def fold_weights_path(weights_dir: Path, fold_name: str) -> Path:
-    return Path(weights_dir) / f"{file_stem(fold_name)}.pt"
 
 
 def save_fold_weights(weights_dir: Path, fold_name: str, model: torch.nn.Module) -> Path:

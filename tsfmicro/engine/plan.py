@@ -21,7 +21,8 @@ from pathlib import Path
 import pandas as pd
 
 from tsfmicro.engine import folds as fold_files
-from tsfmicro.engine.runs import Request, RunConfig, is_finished, resolve_request
+from tsfmicro.engine.runs import Request, RunConfig, resolve_request
+from tsfmicro.results import is_finished
 
 THROUGHPUT_FILE = Path(__file__).with_name("throughput.csv")
 
@@ -181,6 +182,33 @@ def unit_row(unit: UnitPlan) -> dict:
         row["executor"] = provenance.get("executor", "local")  # units trained before executors existed
         row["started"], row["finished"] = provenance.get("started"), provenance.get("finished")
     return row
+
+
+def plan_table(configs: list[RunConfig], unavailable: list[RunConfig] = (), device=None) -> pd.DataFrame:
+    """:meth:`Plan.table` of ``configs``, then a row per seed of each ``unavailable`` request (a real
+    dataset whose folder was not given) from the dataset's published size, state "no data"."""
+    table = make_plan(configs, device=device).table()
+    rows = [published_row(config, seed, device.type if device is not None else "cpu")
+            for config in unavailable for seed in config.seeds]
+    rows = list({tuple(row[c] for c in ("dataset", "task", "fusion", "seed")): row for row in rows}.values())
+    return pd.concat([table, pd.DataFrame(rows, columns=COLUMNS)], ignore_index=True) if rows else table
+
+
+def published_row(config: RunConfig, seed: int, device_type: str) -> dict:
+    """A plan row from the published size of ``config``'s dataset (its folder was not given)."""
+    from tsfmicro.data import class_names
+    from tsfmicro.data.registry import published_size
+    from tsfmicro.engine.recipes import get_recipe
+
+    size = published_size(config.dataset, config.task)
+    subjects, clips = size["subjects"], size["clips"]
+    test = [clips / subjects] * subjects
+    train = [clips - t for t in test]
+    recipe = get_recipe(config.recipe, config.dataset, config.task, fusion=config.fusion, epochs=config.epochs,
+                        batch_size=config.batch_size, precision=config.precision)
+    return cost_row(config.dataset, config.task, config.fusion, config.preset, config.recipe, seed,
+                    len(class_names(config.dataset, config.task)), recipe.epochs, train, test, device_type,
+                    STATE_NO_DATA)
 
 
 def cost_row(dataset: str, task: str, fusion: str, preset: str, recipe: str, seed: int, num_classes: int,

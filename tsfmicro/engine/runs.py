@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -33,17 +33,15 @@ import torch
 import yaml
 
 from tsfmicro import _io, metrics
-from tsfmicro.engine import checkpoint as ckpt
 from tsfmicro.engine import loso, provenance
 from tsfmicro.engine.folds import FoldResult
 from tsfmicro.engine.recipes import PRECISIONS, RECIPES, get_recipe
+from tsfmicro.results import MODEL_OPTIONS, load_run
 
 # bump when a code change alters results, so older runs are not reused
 # 3: the authors' flat rotary in the presets, fp32 by default on CUDA, T-to-S head init
 ENGINE_VERSION = 3
 DEVICES = ("auto", "cuda", "mps", "cpu")
-MODEL_OPTIONS = ("rotary", "temporal_branch")  # ModelConfig fields a RunConfig may change from its preset
-FILES = ("config.yaml", "provenance.json", "predictions.csv", "curves.csv", "metrics.json")
 
 
 @dataclass(frozen=True)
@@ -84,49 +82,6 @@ class RunConfig:
             raise ValueError(f"seeds repeat: {list(self.seeds)}")
         if self.checkpoint_every < 1 or self.checkpoint_seconds < 0:
             raise ValueError("checkpoint_every must be at least 1 and checkpoint_seconds at least 0")
-
-
-@dataclass
-class Run:
-    """A finished run or unit directory, loaded. Every table names its protocol in its columns."""
-
-    path: Path
-    config: dict  # config.yaml: the request plus what it resolved to (recipe, device, data, units)
-    predictions: pd.DataFrame  # one row per test clip and seed
-    metrics: dict  # metrics.json, see tsfmicro.metrics.summarize
-    curves: pd.DataFrame  # one row per seed, fold and epoch
-    provenance: dict
-    _models: dict = field(default_factory=dict, repr=False)
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.config["class_names"])
-
-    def fold_model(self, subject: str) -> torch.nn.Module:
-        """The model trained without ``subject`` (its final weights), in eval mode, on the CPU."""
-        subject = str(subject)
-        folds = self.predictions.loc[self.predictions["subject"].astype(str) == subject, "fold"].unique()
-        if len(folds) == 0:
-            raise KeyError(f"subject {subject!r} is not in run {self.path}")
-        fold = str(folds[0])
-        for unit in self.config["units"]:
-            path = loso.fold_weights_path(self.path / unit / "weights", fold)
-            if path.exists():
-                return self._load_model(path, fold)
-        raise FileNotFoundError(
-            f"no saved weights for fold {fold} in {self.path}: weights are kept for the first seed of the "
-            "request that trained a unit; train a request whose first seed is this run's first seed"
-        )
-
-    def _load_model(self, path: Path, fold: str) -> torch.nn.Module:
-        from tsfmicro.model import build_model
-
-        state = ckpt.load_checkpoint(path, f"weights:{fold}")
-        overrides = {name: self.config[name] for name in MODEL_OPTIONS if self.config.get(name) is not None}
-        model = build_model(self.config["preset"], num_classes=len(self.class_names), fusion=self.config["fusion"],
-                            **overrides)
-        model.load_state_dict(state["model"])
-        return model.eval()
 
 
 def resolve_device(name: str) -> torch.device:
@@ -319,28 +274,6 @@ def _config_yaml(request: Request, seeds: list[int], units: list[str], key: str)
         "units": units,
     }
     return yaml.safe_dump(document, sort_keys=False)
-
-
-def is_finished(path: Path) -> bool:
-    return (Path(path) / "metrics.json").exists()
-
-
-def load_run(path: str | Path) -> Run:
-    """Load a finished run or unit directory (FileNotFoundError if it is unfinished or missing)."""
-    path = Path(path)
-    missing = [name for name in FILES if not (path / name).exists()]
-    if missing:
-        raise FileNotFoundError(f"{path} is not a finished run directory (missing {', '.join(missing)})")
-    config = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8"))
-    predictions = pd.read_csv(path / "predictions.csv", dtype={"fold": str, "subject": str, "clip_id": str})
-    return Run(
-        path=path,
-        config=config,
-        predictions=predictions,
-        metrics=json.loads((path / "metrics.json").read_text(encoding="utf-8")),
-        curves=pd.read_csv(path / "curves.csv", dtype={"fold": str}),
-        provenance=json.loads((path / "provenance.json").read_text(encoding="utf-8")),
-    )
 
 
 def _check_choice(what: str, value: str, choices) -> None:

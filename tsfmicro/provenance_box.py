@@ -1,0 +1,141 @@
+"""The provenance box at the top of every notebook: where its numbers come from (SYNTHETIC in
+large type, or the real datasets), the parameters, commit, device, date and duration, and the
+runs it read."""
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+from tsfmicro.params import SYNTHETIC
+
+
+def git_commit(folder: Path) -> str:
+    """Short commit of the project plus "+ uncommitted changes" when the tree is dirty."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True,
+                              timeout=20).stdout.strip()
+    try:
+        commit = git("rev-parse", "--short=12", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (git not available)"
+    if not commit:
+        return "no commit yet"
+    return commit + (" + uncommitted changes" if dirty else "")
+
+
+def describe_device(requested: str) -> str:
+    """The device asked for, with what it is on this machine."""
+    try:
+        import torch
+        cuda = torch.cuda.is_available()
+        gpu = torch.cuda.get_device_name(0) if cuda else None
+    except Exception:  # pragma: no cover - torch is a dependency
+        cuda, gpu = False, None
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if requested in ("cuda", "auto") and gpu:
+        return f"{requested}: {gpu}"
+    return f"{requested}: {cpu}, {cores} cores"
+
+
+class ProvenanceBox:
+    """The box at the top of every notebook. Shown when the notebook starts; ``finish()``
+    updates the same output with the duration and the runs used."""
+
+    def __init__(self, study, title: str):  # study: a tsfmicro.study.Study
+        self.study = study
+        self.title = title
+        self.started = time.time()
+        self.date = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        self.commit = git_commit(study.project_root)
+        self.device = describe_device(study.params["device"])
+        self.duration: float | None = None
+        self._handle = None
+
+    def fields(self) -> dict[str, str]:
+        study = self.study
+        shown = {key: value for key, value in study.params.items() if key != "paths"}
+        runs = study.runs_used()
+        return {
+            "data source": study.source,
+            "parameters": f"{_relative(study.params_file, study.project_root)}",
+            "values": "\n".join(f"{key}: {json.dumps(value, default=str)}"
+                                for key, value in shown.items()),
+            "commit": self.commit,
+            "device": self.device,
+            "date": self.date,
+            "duration": (f"{self.duration:.0f} s (notebook, including training of runs not "
+                         f"already in {_relative(study.path('runs'), study.project_root)})"
+                         if self.duration is not None else "running…"),
+            "runs": ", ".join(_run_name(run) for run in runs) if runs else "none",
+        }
+
+    def _repr_html_(self) -> str:
+        fields = self.fields()
+        synthetic = fields["data source"] == SYNTHETIC
+        colour = "#b3261e" if synthetic else "#1b5e20"
+        note = ("Generated data in the official layouts: these numbers show the pipeline "
+                "working, they are <b>not</b> results on the paper's datasets. With few clips and "
+                "epochs (as in the demo), scores are noisy."
+                if synthetic else "Real dataset files, read from the folders given in the parameters.")
+        rows = "".join(
+            f"<tr><th style='text-align:left;padding:2px 10px 2px 0;vertical-align:top'>"
+            f"{html.escape(name)}</th><td style='text-align:left;font-family:monospace;"
+            f"font-size:0.85em;white-space:pre-wrap;word-break:break-word'>{html.escape(value)}</td></tr>"
+            for name, value in fields.items() if name != "data source")
+        return (
+            f"<div class='tsfmicro-provenance' style='border:3px solid {colour};border-radius:6px;"
+            f"padding:10px 14px;margin:6px 0'>"
+            f"<div style='font-size:0.9em;color:#555'>{html.escape(self.title)} — data source</div>"
+            f"<div class='tsfmicro-source' style='font-size:2.4em;font-weight:800;color:{colour};"
+            f"line-height:1.2'>{html.escape(fields['data source'])}</div>"
+            f"<div style='margin:4px 0 8px 0'>{note}</div>"
+            f"<table style='border:none;margin:0'>{rows}</table></div>"
+        )
+
+    def __repr__(self) -> str:  # plain-text fallback (terminal, text exports)
+        return "\n".join(f"{name}: {value}" for name, value in self.fields().items())
+
+    def show(self) -> None:
+        from IPython.display import display
+
+        self._handle = display(self, display_id=True)
+
+    def finish(self) -> None:
+        """Record the duration and update the box at the top of the notebook."""
+        self.duration = time.time() - self.started
+        if self._handle is not None:
+            self._handle.update(self)
+
+    @property
+    def seconds(self) -> float:
+        return self.duration if self.duration is not None else time.time() - self.started
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _run_name(run) -> str:
+    """Run folder name and how long its training took (when it was trained, maybe earlier)."""
+    path = getattr(run, "path", None)
+    name = Path(path).name if path else repr(run)
+    seconds = (getattr(run, "provenance", None) or {}).get("duration_seconds")
+    return f"{name} (trained in {seconds:.0f} s)" if isinstance(seconds, (int, float)) else name

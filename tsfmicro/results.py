@@ -1,0 +1,96 @@
+"""Reading run directories: a finished run or unit, loaded (what reports, figures and the book read).
+
+A run directory (written by tsfmicro.engine) holds ``config.yaml`` (the request and what it
+resolved to), ``provenance.json``, ``predictions.csv`` (one row per test clip and seed, both
+protocols), ``curves.csv`` (one row per seed, fold and epoch), ``metrics.json`` (written last: its
+presence marks the directory finished) and, in a unit, ``weights/<fold>.pt``: the final weights of
+each fold, kept for a request's first seed. Reading needs none of the training code.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+import yaml
+
+from tsfmicro import _io
+
+FILES = ("config.yaml", "provenance.json", "predictions.csv", "curves.csv", "metrics.json")
+MODEL_OPTIONS = ("rotary", "temporal_branch")  # ModelConfig fields a request may change from its preset
+
+
+@dataclass
+class Run:
+    """A finished run or unit directory, loaded. Every table names its protocol in its columns."""
+
+    path: Path
+    config: dict  # config.yaml: the request plus what it resolved to (recipe, device, data, units)
+    predictions: pd.DataFrame  # one row per test clip and seed
+    metrics: dict  # metrics.json, see tsfmicro.metrics.summarize
+    curves: pd.DataFrame  # one row per seed, fold and epoch
+    provenance: dict
+    _models: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.config["class_names"])
+
+    def fold_model(self, subject: str) -> torch.nn.Module:
+        """The model trained without ``subject`` (its final weights), in eval mode, on the CPU."""
+        subject = str(subject)
+        folds = self.predictions.loc[self.predictions["subject"].astype(str) == subject, "fold"].unique()
+        if len(folds) == 0:
+            raise KeyError(f"subject {subject!r} is not in run {self.path}")
+        fold = str(folds[0])
+        for unit in self.config["units"]:
+            path = fold_weights_path(self.path / unit / "weights", fold)
+            if path.exists():
+                return self._load_model(path, fold)
+        raise FileNotFoundError(
+            f"no saved weights for fold {fold} in {self.path}: weights are kept for the first seed of the "
+            "request that trained a unit; train a request whose first seed is this run's first seed"
+        )
+
+    def _load_model(self, path: Path, fold: str) -> torch.nn.Module:
+        from tsfmicro.model import build_model
+
+        state = _io.load_tagged(path, f"weights:{fold}")
+        overrides = {name: self.config[name] for name in MODEL_OPTIONS if self.config.get(name) is not None}
+        model = build_model(self.config["preset"], num_classes=len(self.class_names), fusion=self.config["fusion"],
+                            **overrides)
+        model.load_state_dict(state["model"])
+        return model.eval()
+
+
+def is_finished(path: Path) -> bool:
+    return (Path(path) / "metrics.json").exists()
+
+
+def load_run(path: str | Path) -> Run:
+    """Load a finished run or unit directory (FileNotFoundError if it is unfinished or missing)."""
+    path = Path(path)
+    missing = [name for name in FILES if not (path / name).exists()]
+    if missing:
+        raise FileNotFoundError(f"{path} is not a finished run directory (missing {', '.join(missing)})")
+    config = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8"))
+    predictions = pd.read_csv(path / "predictions.csv", dtype={"fold": str, "subject": str, "clip_id": str})
+    return Run(
+        path=path,
+        config=config,
+        predictions=predictions,
+        metrics=json.loads((path / "metrics.json").read_text(encoding="utf-8")),
+        curves=pd.read_csv(path / "curves.csv", dtype={"fold": str}),
+        provenance=json.loads((path / "provenance.json").read_text(encoding="utf-8")),
+    )
+
+
+def file_stem(fold_name: str) -> str:
+    """A fold's name as a file name (subject ids such as "casme2/sub01" hold a slash)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(fold_name))
+
+
+def fold_weights_path(weights_dir: Path, fold_name: str) -> Path:
+    return Path(weights_dir) / f"{file_stem(fold_name)}.pt"
