@@ -30,15 +30,20 @@ clean:
 # and runs are kept, so an interrupted build continues where it stopped), then every notebook
 # in NOTEBOOKS runs through papermill into book/notebooks/ (they only read the finished runs),
 # then `jupyter-book build book/` renders them (warnings are errors). `make reproduce
-# PARAMS=params/paper.yaml` does the same with other parameters; dataset folders come from
-# TSFMICRO_<DATASET>_ROOT (read by both steps), or RUN_ARGS="-p roots.casme2=/data/CASME2 ..."
-# plus PAPERMILL_ARGS="-p casme2_root /data/CASME2 ...". EXECUTOR=ray trains the folds as Ray
-# tasks (RUN_ARGS="--address auto" joins a cluster, "--gpus-per-fold 0.5" packs two per GPU).
-# The demo stays on the local executor: on 2 CPU cores it measured faster than Ray with 2
-# workers (README, "Measured figures").
+# PARAMS=params/paper.yaml` does the same with other parameters.
+#   OVERRIDES='{datasets: {casme2: [5class]}, seeds: [0]}'  changes the parameters for both
+#       steps (the notebooks' `overrides`; lists and datasets: replace, null removes a key).
+#   Dataset folders: TSFMICRO_<DATASET>_ROOT (read by both steps), or
+#       OVERRIDES='{roots: {casme2: /data/CASME2}}'.
+#   EXECUTOR=ray trains the folds as Ray tasks; RUN_ARGS passes more to `tsfmicro run`
+#       (RUN_ARGS="--address auto" joins a cluster, "--gpus-per-fold 0.5" packs two per GPU);
+#       PAPERMILL_ARGS passes more to papermill.
+# The demo stays on the local executor: on 2 CPU cores Ray with 2 workers was not faster
+# (README, "Measured figures").
 # A failing notebook stops the target: papermill has written it, with the error, to
 # book/notebooks/<name>.ipynb, and no book is built.
 PARAMS ?= params/demo.yaml
+OVERRIDES ?=
 PAPERMILL_ARGS ?=
 EXECUTOR ?= local
 RUN_ARGS ?=
@@ -54,7 +59,7 @@ reproduce: install
 _book:
 	@test -f "$(PARAMS)" || { echo "make: parameters file $(PARAMS) not found" >&2; exit 2; }
 	@mkdir -p $(EXECUTED)
-	@$(BIN)/tsfmicro run "$(PARAMS)" --executor $(EXECUTOR) $(RUN_ARGS) || { \
+	@$(BIN)/tsfmicro run "$(PARAMS)" $(if $(OVERRIDES),--overrides "$(OVERRIDES)") --executor $(EXECUTOR) $(RUN_ARGS) || { \
 	  echo "make: tsfmicro run $(PARAMS) did not finish; finished folds are kept (run make again to continue)." >&2; \
 	  echo "make: the notebooks were not run and the book was not built." >&2; exit 1; }
 	@$(BIN)/python book/figures/architecture.py >/dev/null
@@ -62,7 +67,8 @@ _book:
 	  start=$$(date +%s); \
 	  echo "papermill: notebooks/$$name.ipynb -> $(EXECUTED)/$$name.ipynb  ($(PARAMS))"; \
 	  if ! $(BIN)/papermill notebooks/$$name.ipynb $(EXECUTED)/$$name.ipynb \
-	      -p params_file "$(PARAMS)" $(PAPERMILL_ARGS) -k python3 --cwd . --no-progress-bar \
+	      -p params_file "$(PARAMS)" $(if $(OVERRIDES),-y "overrides: $(OVERRIDES)") $(PAPERMILL_ARGS) \
+	      -k python3 --cwd . --no-progress-bar \
 	      --log-level WARNING; then \
 	    rm -rf _build/html; \
 	    echo "" >&2; \

@@ -204,6 +204,11 @@ def test_the_plan_counts_folds_clips_and_compute_of_every_unit(params_file, caps
         assert unit["tflops"] == pytest.approx(3 * forward * (3 * train + test) / 1e12)
     assert plan["totals"]["units"] == 2 and plan["totals"]["folds"] == 6 and plan["totals"]["to_do"] == 2
 
+    # --overrides (the notebooks' overrides) first, then each -p on top of it
+    assert main(["plan", str(params_file), "--overrides", "{seeds: [1], epochs: 5}", "-p", "epochs=2", "--json"]) == 0
+    (unit,) = json.loads(capsys.readouterr().out)["units"]
+    assert (unit["seed"], unit["epochs"]) == (1, 2)
+
 
 def test_forward_flops_per_number_of_classes_match_a_count_of_that_network():
     from tsfmicro.engine.plan import forward_flops
@@ -361,6 +366,7 @@ def test_unreachable_ray_address_is_an_error_not_a_hang(params_file, tmp_path):
     (["--executor", "ray", "--workers", "0"], "--workers must be at least 1"),
     (["--gpus-per-fold", "1"], "--address, --workers and --gpus-per-fold are for --executor ray"),
     (["-p", "seeds"], "write KEY=VALUE"),
+    (["--overrides", "[0, 1]"], "give a YAML mapping"),
 ])
 def test_bad_run_arguments_are_one_line_errors(flags, message, params_file, tmp_path, capsys, one_torch_thread):
     assert main(["run", str(params_file), "-p", f"paths.runs={tmp_path}", *flags]) == 2

@@ -18,9 +18,12 @@ def register(subparsers) -> None:
 
 def _add_params(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("params", help="parameters file, e.g. params/demo.yaml or params/paper.yaml")
+    parser.add_argument("--overrides", metavar="YAML",
+                        help="overrides as a YAML mapping, the notebooks' `overrides` (same rule: lists and "
+                        "datasets: replace, null removes a key), e.g. '{datasets: {casme2: [5class]}, seeds: [0]}'")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a parameter (YAML value; nested keys with dots), e.g. -p epochs=2 "
-                        "-p 'seeds=[0]' -p roots.casme2=/data/CASME2; repeatable")
+                        help="override one parameter (YAML value; nested keys with dots), after --overrides, "
+                        "e.g. -p epochs=2 -p 'seeds=[0]' -p roots.casme2=/data/CASME2; repeatable")
 
 
 def _add_plan(subparsers) -> None:
@@ -67,9 +70,13 @@ def _add_run(subparsers) -> None:
     parser.set_defaults(handler=run_run)
 
 
-def parse_overrides(items: list[str]) -> dict:
-    """``["epochs=2", "synthetic.subjects=3"]`` -> ``{"epochs": 2, "synthetic": {"subjects": 3}}``."""
-    overrides: dict = {}
+def parse_overrides(mapping: str | None, items: list[str]) -> dict:
+    """``--overrides`` (a YAML mapping) with every ``-p KEY=VALUE`` set in it:
+    ``"{seeds: [0]}", ["epochs=2", "synthetic.subjects=3"]`` ->
+    ``{"seeds": [0], "epochs": 2, "synthetic": {"subjects": 3}}``."""
+    overrides = yaml.safe_load(mapping) if mapping else {}
+    if not isinstance(overrides, dict):
+        raise ValueError(f"--overrides {mapping!r}: give a YAML mapping, e.g. '{{seeds: [0], epochs: 2}}'")
     for item in items:
         key, separator, text = item.partition("=")
         if not separator or not key.strip():
@@ -77,7 +84,9 @@ def parse_overrides(items: list[str]) -> dict:
         *parents, leaf = key.strip().split(".")
         target = overrides
         for parent in parents:
-            target = target.setdefault(parent, {})
+            if not isinstance(target.get(parent), dict):
+                target[parent] = {}
+            target = target[parent]
         target[leaf] = yaml.safe_load(text)
     return overrides
 
@@ -85,7 +94,7 @@ def parse_overrides(items: list[str]) -> dict:
 def _study(args: argparse.Namespace):
     from tsfmicro.study import Study
 
-    return Study.load(args.params, overrides=parse_overrides(args.param))
+    return Study.load(args.params, overrides=parse_overrides(args.overrides, args.param))
 
 
 def run_plan(args: argparse.Namespace) -> int:
