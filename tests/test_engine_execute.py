@@ -205,7 +205,8 @@ def test_the_plan_counts_folds_clips_and_compute_of_every_unit(params_file, caps
     assert plan["totals"]["units"] == 2 and plan["totals"]["folds"] == 6 and plan["totals"]["to_do"] == 2
 
     # --overrides (the notebooks' overrides) first, then each -p on top of it
-    assert main(["plan", str(params_file), "--overrides", "{seeds: [1], epochs: 5}", "-p", "epochs=2", "--json"]) == 0
+    assert main(["plan", str(params_file), "--overrides", "{seeds: [1], ablation: {seeds: null}, epochs: 5}", "-p",
+                 "epochs=2", "--json"]) == 0
     (unit,) = json.loads(capsys.readouterr().out)["units"]
     assert (unit["seed"], unit["epochs"]) == (1, 2)
 
