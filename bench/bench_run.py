@@ -42,10 +42,12 @@ from tsfmicro.engine import checkpoint as ckpt  # noqa: E402
 from tsfmicro.engine import folds as fold_store  # noqa: E402
 from tsfmicro.engine import get_recipe, loso, provenance, resolve_device  # noqa: E402
 from tsfmicro.engine.plan import THROUGHPUT_FILE, compute_flops, forward_flops  # noqa: E402
+from tsfmicro.engine.recipes import PRECISIONS  # noqa: E402
 from tsfmicro.model import PRESETS, build_model  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "run.jsonl"
-THROUGHPUT_COLUMNS = ["device_type", "preset", "threads", "train_clips_per_s", "machine", "measured", "source"]
+THROUGHPUT_COLUMNS = ["device_type", "preset", "precision", "threads", "train_clips_per_s", "machine", "measured",
+                      "source"]
 
 
 def main() -> int:
@@ -63,11 +65,13 @@ def main() -> int:
     throughput.add_argument("--clips-per-subject", type=int, default=6)
     throughput.add_argument("--epochs", type=int, default=2)
     throughput.add_argument("--threads", type=int, default=1, help="torch threads on the CPU (default 1)")
+    throughput.add_argument("--precision", default="fp32", choices=PRECISIONS)
     throughput.add_argument("--workdir")
     gpu = commands.add_parser("gpu", help="paper preset on a CASME II-sized set (needs CUDA)")
     gpu.add_argument("--subjects", type=int, default=26)
     gpu.add_argument("--clips-per-subject", type=int, default=10)
     gpu.add_argument("--epochs", type=int, default=50)
+    gpu.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=PRECISIONS)
     gpu.add_argument("--packing", action="store_true", help="also Ray with 1, 2 and 4 folds per GPU")
     gpu.add_argument("--workdir")
     args = parser.parse_args()
@@ -108,7 +112,8 @@ def bench_cpu(args, workdir: Path) -> dict:
     seconds = sum(u["trained_seconds"] for u in trained["units"])
     params = yaml.safe_load(Path(args.params).read_text())
     threads = int(params.get("cpu_threads") or torch.get_num_threads())
-    clips_per_s = _record_throughput("cpu", params["preset"], threads, trained["totals"]["tflops"] * 1e12 / seconds,
+    clips_per_s = _record_throughput("cpu", params["preset"], params.get("precision") or "fp32", threads,
+                                     trained["totals"]["tflops"] * 1e12 / seconds,
                                      "bench/bench_run.py cpu (the demo plan, local executor)")
     return {
         "machine": _machine(), "params": args.params, "overrides": args.param, "units": plan["totals"]["units"],
@@ -129,15 +134,16 @@ def bench_throughput(args, workdir: Path) -> dict:
     device = resolve_device(args.device)
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
-    result = one_fold(args.preset, device, workdir, args.subjects, args.clips_per_subject, args.epochs)
+    result = one_fold(args.preset, device, workdir, args.subjects, args.clips_per_subject, args.epochs, args.precision)
     threads = torch.get_num_threads() if device.type == "cpu" else 0
     result["train_clips_per_s"] = _record_throughput(
-        device.type, args.preset, threads, result["flops_per_s"],
+        device.type, args.preset, args.precision, threads, result["flops_per_s"],
         f"bench/bench_run.py throughput --preset {args.preset} (one fold, {args.epochs} epochs)")
     return {"machine": _machine(device), **result}
 
 
-def one_fold(preset: str, device: torch.device, workdir: Path, subjects: int, clips: int, epochs: int) -> dict:
+def one_fold(preset: str, device: torch.device, workdir: Path, subjects: int, clips: int, epochs: int,
+             precision: str = "fp32") -> dict:
     """Fold 0 of a synthetic CASME II set trained by the engine: FLOP/s, samples/s, peak memory."""
     from tsfmicro.data import loso_splits, prepare, write_synthetic
 
@@ -147,19 +153,21 @@ def one_fold(preset: str, device: torch.device, workdir: Path, subjects: int, cl
     size = PRESETS[preset].image_size
     data = prepare("casme2", root, "5class", crop_size=size, cache_dir=workdir / "cache", progress=False)
     fold = loso_splits(data.samples)[0]
-    recipe = get_recipe("paper", "casme2", "5class", epochs=epochs)
+    recipe = get_recipe("paper", "casme2", "5class", epochs=epochs, precision=precision)
     trainer = loso.FoldTrainer(loso.DeviceData(data, device), lambda: build_model(preset, num_classes=5), recipe,
                                size, seed=0)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
-    fold_store.train_fold(trainer, 0, fold, workdir / "unit", "bench", ckpt.CheckpointPolicy(10**6, 10**9),
+    fold_store.train_fold(trainer, 0, fold, workdir / f"unit_{preset}_{precision}", "bench",
+                          ckpt.CheckpointPolicy(10**6, 10**9),
                           keep_weights=False, run_id="bench")
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
     flops = compute_flops(preset, "ts_late", 5, epochs, [len(fold.train_index)], [len(fold.test_index)])
-    result = {"preset": preset, "device": provenance.device_description(device), "epochs": epochs,
+    result = {"preset": preset, "precision": precision, "device": provenance.device_description(device),
+              "epochs": epochs,
               "train_clips": len(fold.train_index), "test_clips": len(fold.test_index), "seconds": round(seconds, 2),
               "train_samples_per_s": round(len(fold.train_index) * epochs / seconds, 2),
               "flops_per_s": flops / seconds, "forward_gflops_per_clip": forward_flops(preset, "ts_late", 5) / 1e9}
@@ -168,20 +176,22 @@ def one_fold(preset: str, device: torch.device, workdir: Path, subjects: int, cl
     return result
 
 
-def _record_throughput(device_type: str, preset: str, threads: int, flops_per_s: float, source: str) -> float:
+def _record_throughput(device_type: str, preset: str, precision: str, threads: int, flops_per_s: float,
+                       source: str) -> float:
     """Append a measurement to tsfmicro/engine/throughput.csv (the plan reads the latest per device
     type and preset) as training clips/s of the T-S late network; return that figure."""
     clips_per_s = flops_per_s / (3 * forward_flops(preset, "ts_late", 5))
     new = not THROUGHPUT_FILE.exists()
     with THROUGHPUT_FILE.open("a", encoding="utf-8", newline="") as handle:
         if new:
-            handle.write("# Measured training throughput per device type and preset: training clips/s of the T-S\n"
-                         "# late network (FLOP/s / (3 x its forward FLOPs)); tsfmicro plan uses the latest row.\n"
-                         "# Written by bench/bench_run.py; never edited by hand.\n")
+            handle.write("# Measured training throughput per device type, preset and precision: training\n"
+                         "# clips/s of the T-S late network (FLOP/s / (3 x its forward FLOPs)); tsfmicro plan\n"
+                         "# uses the latest row.\n"
+                         "# Written by bench/bench_run.py.\n")
         writer = csv.DictWriter(handle, THROUGHPUT_COLUMNS)
         if new:
             writer.writeheader()
-        writer.writerow({"device_type": device_type, "preset": preset, "threads": threads,
+        writer.writerow({"device_type": device_type, "preset": preset, "precision": precision, "threads": threads,
                          "train_clips_per_s": f"{clips_per_s:.4g}", "machine": _machine(torch.device(device_type)),
                          "measured": provenance.now()[:10], "source": source})
     return clips_per_s
@@ -200,8 +210,11 @@ def bench_gpu(args, workdir: Path) -> dict:
     if not torch.cuda.is_available():
         raise SystemExit("bench_run.py gpu: torch sees no CUDA device; run it on a machine with a GPU")
     device = torch.device("cuda")
-    step = one_fold("paper", device, workdir, args.subjects, args.clips_per_subject, epochs=2)
-    _record_throughput("cuda", "paper", 0, step["flops_per_s"], "bench/bench_run.py gpu (one fold, 2 epochs)")
+    steps = {}
+    for precision in args.precisions:  # two epochs of one fold: samples/s, peak memory, throughput for the plan
+        steps[precision] = one_fold("paper", device, workdir, args.subjects, args.clips_per_subject, 2, precision)
+        _record_throughput("cuda", "paper", precision, 0, steps[precision]["flops_per_s"],
+                           "bench/bench_run.py gpu (one fold, 2 epochs)")
     params = {
         "data_source": "synthetic", "datasets": {"casme2": ["5class"]}, "preset": "paper", "recipe": "paper",
         "epochs": args.epochs, "seeds": [0], "device": "cuda", "crop_size": 224,
@@ -212,13 +225,16 @@ def bench_gpu(args, workdir: Path) -> dict:
     params_file = workdir / "gpu.yaml"
     params_file.write_text(yaml.safe_dump(params))
     tsfmicro("plan", str(params_file))  # synthetic data and face crops, before timing
-    loso_seconds = {"local": round(timed_run(str(params_file), workdir / "runs_local", []), 1)}
-    if args.packing:
-        for per_gpu in (1, 2, 4):
-            loso_seconds[f"ray_{per_gpu}_per_gpu"] = round(timed_run(
-                str(params_file), workdir / f"runs_ray{per_gpu}", [], "--executor", "ray",
-                "--gpus-per-fold", str(1 / per_gpu)), 1)
-    return {"machine": _machine(device), "one_fold": step, "loso_subjects": args.subjects,
+    loso_seconds = {}
+    for precision in args.precisions:
+        runs, chosen = workdir / f"runs_{precision}", ["-p", f"precision={precision}"]
+        loso_seconds[f"{precision}_local"] = round(timed_run(str(params_file), runs / "local", chosen), 1)
+        if args.packing:
+            for per_gpu in (1, 2, 4):
+                loso_seconds[f"{precision}_ray_{per_gpu}_per_gpu"] = round(timed_run(
+                    str(params_file), runs / f"ray{per_gpu}", chosen, "--executor", "ray",
+                    "--gpus-per-fold", str(1 / per_gpu)), 1)
+    return {"machine": _machine(device), "one_fold": steps, "loso_subjects": args.subjects,
             "loso_epochs": args.epochs, "full_loso_seconds": loso_seconds}
 
 

@@ -342,7 +342,8 @@ def test_a_worker_that_cannot_write_the_run_folder_says_so(tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
     task = FoldTask(unit_dir=str(blocker / "units" / "u"), unit_key="k", unit_name="u", fold_index=0, fold=None,
-                    preset="tiny", fusion="ts_late", num_classes=5, model_options={}, recipe=None, image_size=64, seed=0, device="cpu",
+                    preset="tiny", fusion="ts_late", num_classes=5, model_options={}, recipe=None, image_size=64, seed=0,
+                    device="cpu",
                     frame_reselection=False, keep_weights=False, checkpoint_every=1, checkpoint_seconds=0,
                     run_id="test", executor="ray")
     with pytest.raises(RunFolderNotWritable, match="on a filesystem every worker sees"):

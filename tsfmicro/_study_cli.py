@@ -104,9 +104,9 @@ def run_plan(args: argparse.Namespace) -> int:
     study = _study(args)
     table = study.plan()
     device = study.params["device"]
-    presets = sorted(set(table["preset"]))
     device_type = device if device != "auto" else "cpu"
-    basis = [planning.throughput_basis(device_type, preset) for preset in presets]
+    basis = [planning.throughput_basis(device_type, preset, precision)
+             for preset, precision in sorted(set(zip(table["preset"], table["precision"])))]
     if args.json:
         rows = json.loads(table.to_json(orient="records"))
         print(json.dumps({"params": str(study.params_file), "device": device, "units": rows,

@@ -250,6 +250,25 @@ def gradcam_grid(panels: list[dict], label: str) -> plt.Figure:
     return footer(fig, label)
 
 
+def training_times(plan: pd.DataFrame, label: str) -> plt.Figure:
+    """Per training unit (a row of a plan table: tsfmicro.engine.plan.Plan.table), the time it
+    trained (summed over its folds) beside the time the plan estimated from the measured
+    throughput; units not trained, or never estimated, show no bar."""
+    names = [f"{d} {t} {f} s{s}" for d, t, f, s in zip(plan["dataset"], plan["task"], plan["fusion"], plan["seed"])]
+    times = pd.DataFrame({
+        "unit": names * 2,
+        "seconds": pd.to_numeric(pd.concat([plan["trained_seconds"], plan["estimated_seconds"]]),
+                                 errors="coerce").to_numpy(),
+        "": ["trained"] * len(plan) + ["estimated"] * len(plan),
+    })
+    fig, ax = plt.subplots(figsize=(7.5, 0.8 + 0.32 * len(plan)))
+    sns.barplot(times, y="unit", x="seconds", hue="", ax=ax, palette=PALETTE, orient="h")
+    ax.set_xlabel("seconds (training summed over folds)")
+    ax.set_ylabel("")
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.0, 1.0), title=None, frameon=False)
+    return footer(fig, label)
+
+
 def show(fig: plt.Figure) -> None:
     """Display ``fig`` now and close it (for figures made in a loop)."""
     from IPython.display import display

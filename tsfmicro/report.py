@@ -285,7 +285,7 @@ def plan_table(plan: pd.DataFrame) -> pd.DataFrame:
     folds, device, executor)."""
     shown = pd.DataFrame({
         "dataset": plan["dataset"], "task": plan["task"], "fusion": plan["fusion"], "preset": plan["preset"],
-        "recipe": plan["recipe"], "seed": plan["seed"], "folds": plan["folds"],
+        "recipe": plan["recipe"], "precision": plan["precision"], "seed": plan["seed"], "folds": plan["folds"],
         "train clips/fold": plan["train_clips_per_fold"].map(lambda v: f"{v:g}"),
         "epochs": plan["epochs"], "TFLOPs": plan["tflops"].map(format_tflops),
         "est. time": plan["estimated_seconds"].map(format_seconds), "state": plan["state"],
@@ -317,8 +317,8 @@ def plan_summary(plan: pd.DataFrame) -> dict[str, str]:
 def plan_text(plan: pd.DataFrame, totals: dict) -> str:
     """The ``plan`` command's output: a row per unit, then the totals (``totals``:
     tsfmicro.engine.plan.totals of the same table)."""
-    columns = ["dataset", "task", "fusion", "preset", "recipe", "seed", "folds", "train clips/fold", "epochs",
-               "TFLOPs", "est. time", "state", "trained in"]
+    columns = ["dataset", "task", "fusion", "preset", "recipe", "precision", "seed", "folds", "train clips/fold",
+               "epochs", "TFLOPs", "est. time", "state", "trained in"]
     states = ", ".join(f"{totals[key]} {name}" for key, name in
                        (("done", "done"), ("partial", "partial"), ("to_do", "to do"), ("no_data", "no data"))
                        if totals[key])

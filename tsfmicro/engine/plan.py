@@ -105,9 +105,9 @@ def make_plan(configs: list[RunConfig], progress: bool = False, device=None) -> 
 
 
 # ----------------------------------------------------------------------------- estimates
-COLUMNS = ["dataset", "task", "fusion", "preset", "recipe", "seed", "folds", "train_clips_per_fold", "epochs",
-           "tflops", "estimated_seconds", "state", "folds_done", "trained_seconds", "device", "executor", "started",
-           "finished"]
+COLUMNS = ["dataset", "task", "fusion", "preset", "recipe", "precision", "seed", "folds", "train_clips_per_fold",
+           "epochs", "tflops", "estimated_seconds", "state", "folds_done", "trained_seconds", "device", "executor",
+           "started", "finished"]
 
 
 def forward_flops(preset: str, fusion: str, num_classes: int) -> int:
@@ -138,32 +138,35 @@ def _read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(line for line in handle if not line.startswith("#")))
 
 
-def measured_throughput(device_type: str, preset: str) -> dict | None:
-    """The measured training throughput of ``preset`` on ``device_type`` (throughput.csv), or None."""
+def measured_throughput(device_type: str, preset: str, precision: str = "fp32") -> dict | None:
+    """The measured training throughput of ``preset`` in ``precision`` on ``device_type``
+    (throughput.csv), or None."""
     if not THROUGHPUT_FILE.exists():
         return None
-    rows = [row for row in _read_csv(THROUGHPUT_FILE) if (row["device_type"], row["preset"]) == (device_type, preset)]
+    rows = [row for row in _read_csv(THROUGHPUT_FILE)
+            if (row["device_type"], row["preset"], row["precision"]) == (device_type, preset, precision)]
     return rows[-1] if rows else None  # the latest measurement
 
 
-def estimate_seconds(device_type: str, preset: str, fusion: str, num_classes: int, epochs: int,
+def estimate_seconds(device_type: str, preset: str, precision: str, fusion: str, num_classes: int, epochs: int,
                      train_clips: list[int], test_clips: list[int]) -> float | None:
     """Seconds at the measured throughput (training clips per second of the T-S late network,
-    scaled by this fusion's FLOPs); None when this device type and preset were never measured."""
-    measured = measured_throughput(device_type, preset)
+    scaled by this fusion's FLOPs); None when this device type, preset and precision were never
+    measured."""
+    measured = measured_throughput(device_type, preset, precision)
     if measured is None:
         return None
     flops_per_second = float(measured["train_clips_per_s"]) * 3 * forward_flops(preset, "ts_late", num_classes)
     return compute_flops(preset, fusion, num_classes, epochs, train_clips, test_clips) / flops_per_second
 
 
-def throughput_basis(device_type: str, preset: str) -> str:
-    """One line saying what the time estimate of ``preset`` on ``device_type`` rests on."""
-    measured = measured_throughput(device_type, preset)
+def throughput_basis(device_type: str, preset: str, precision: str = "fp32") -> str:
+    """One line saying what the time estimate of ``preset`` in ``precision`` on ``device_type`` rests on."""
+    measured = measured_throughput(device_type, preset, precision)
     if measured is None:
-        return (f"{device_type}, {preset}: unknown (no measurement for this device type and preset; "
-                "bench/bench_run.py measures it)")
-    return (f"{device_type}, {preset}: {float(measured['train_clips_per_s']):.3g} training clips/s "
+        return (f"{device_type}, {preset}, {precision}: unknown (no measurement for this device type, preset "
+                "and precision; bench/bench_run.py measures it)")
+    return (f"{device_type}, {preset}, {precision}: {float(measured['train_clips_per_s']):.3g} training clips/s "
             f"({measured['threads']} thread(s), {measured['machine']}, {measured['measured']}, {measured['source']})")
 
 
@@ -171,8 +174,8 @@ def unit_row(unit: UnitPlan) -> dict:
     request, config = unit.request, unit.request.config
     train_clips = [len(f.train_index) for f in unit.folds]
     test_clips = [len(f.test_index) for f in unit.folds]
-    row = cost_row(config.dataset, config.task, config.fusion, config.preset, config.recipe, unit.seed,
-                   len(request.data.class_names), request.recipe.epochs, train_clips, test_clips,
+    row = cost_row(config.dataset, config.task, config.fusion, config.preset, config.recipe, request.recipe.precision,
+                   unit.seed, len(request.data.class_names), request.recipe.epochs, train_clips, test_clips,
                    request.device.type, unit.state())
     row["folds_done"] = len(unit.done_folds())
     if unit.finished:
@@ -206,22 +209,24 @@ def published_row(config: RunConfig, seed: int, device_type: str) -> dict:
     train = [clips - t for t in test]
     recipe = get_recipe(config.recipe, config.dataset, config.task, fusion=config.fusion, epochs=config.epochs,
                         batch_size=config.batch_size, precision=config.precision)
-    return cost_row(config.dataset, config.task, config.fusion, config.preset, config.recipe, seed,
-                    len(class_names(config.dataset, config.task)), recipe.epochs, train, test, device_type,
+    return cost_row(config.dataset, config.task, config.fusion, config.preset, config.recipe, recipe.precision,
+                    seed, len(class_names(config.dataset, config.task)), recipe.epochs, train, test, device_type,
                     STATE_NO_DATA)
 
 
-def cost_row(dataset: str, task: str, fusion: str, preset: str, recipe: str, seed: int, num_classes: int,
-             epochs: int, train_clips: list[int], test_clips: list[int], device_type: str, state: str) -> dict:
+def cost_row(dataset: str, task: str, fusion: str, preset: str, recipe: str, precision: str, seed: int,
+             num_classes: int, epochs: int, train_clips: list[int], test_clips: list[int], device_type: str,
+             state: str) -> dict:
     """A plan row from fold sizes (also used with published dataset sizes when the data is missing)."""
     return {
-        "dataset": dataset, "task": task, "fusion": fusion, "preset": preset, "recipe": recipe, "seed": seed,
+        "dataset": dataset, "task": task, "fusion": fusion, "preset": preset, "recipe": recipe,
+        "precision": precision, "seed": seed,
         "folds": len(train_clips),
         "train_clips_per_fold": round(sum(train_clips) / max(len(train_clips), 1), 1),
         "epochs": epochs,
         "tflops": compute_flops(preset, fusion, num_classes, epochs, train_clips, test_clips) / 1e12,
-        "estimated_seconds": estimate_seconds(device_type, preset, fusion, num_classes, epochs, train_clips,
-                                              test_clips),
+        "estimated_seconds": estimate_seconds(device_type, preset, precision, fusion, num_classes, epochs,
+                                              train_clips, test_clips),
         "state": state, "folds_done": 0, "trained_seconds": None, "device": None, "executor": None,
         "started": None, "finished": None,
     }
