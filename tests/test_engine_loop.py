@@ -183,35 +183,102 @@ def test_loso_loop_gives_both_protocols_and_curves(tmp_path, one_torch_thread):
     assert sorted(p.name for p in (tmp_path / "weights").iterdir()) == ["s0.pt", "s1.pt", "s2.pt"]
 
 
-def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path, one_torch_thread):
+def interrupted_at_save(data, folds, path, save_number: int) -> None:
+    """Train until the ``save_number``-th checkpoint is written, then stop as a kill would."""
+    saves = []
+    original = ckpt.save_checkpoint
+
+    def crash_after_save(*args, **kwargs):
+        original(*args, **kwargs)
+        saves.append(1)
+        if len(saves) == save_number:
+            raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ckpt, "save_checkpoint", crash_after_save)
+        with pytest.raises(KeyboardInterrupt):
+            loso.train_loso(make_trainer(data, epochs=3), folds, "unit", path, ckpt.CheckpointPolicy(1, 0), None,
+                            progress=False)
+
+
+def resume_counting_work(data, folds, path, monkeypatch):
+    """Resume from ``path``; the folds ``FoldTrainer.run`` was called for and the epochs trained."""
+    runs, epochs = [], []
+    run, train_epoch = loso.FoldTrainer.run, loso.FoldTrainer.train_epoch
+
+    def counted_run(self, fold_index, *args, **kwargs):
+        runs.append(fold_index)
+        return run(self, fold_index, *args, **kwargs)
+
+    def counted_epoch(self, *args, **kwargs):
+        epochs.append(runs[-1])
+        return train_epoch(self, *args, **kwargs)
+
+    monkeypatch.setattr(loso.FoldTrainer, "run", counted_run)
+    monkeypatch.setattr(loso.FoldTrainer, "train_epoch", counted_epoch)
+    torch.manual_seed(1234)  # whatever the process did since must not matter
+    outcomes = loso.train_loso(make_trainer(data, epochs=3), folds, "unit", path, ckpt.CheckpointPolicy(1, 0), None,
+                               progress=False)
+    monkeypatch.undo()
+    return outcomes, runs, epochs
+
+
+# With 3 epochs and a checkpoint after every epoch, the saves of fold s0 are: epoch 1, epoch 2,
+# end of the fold (3); those of fold s1: epoch 1 (4), epoch 2 (5), end (6).
+@pytest.mark.parametrize(
+    "save_number, finished, current_epochs, expected_runs, expected_epochs, start_epochs",
+    [
+        (3, 1, None, [1], [1, 1, 1], [0, 0]),  # killed between folds: s0 is not retrained
+        (4, 1, 1, [1], [1, 1], [0, 1]),  # killed inside s1 after its first epoch: s1 continues at epoch 2
+        (2, 0, 2, [0, 1], [0] + [1, 1, 1], [2, 0]),  # killed inside s0 after 2 epochs
+    ],
+    ids=["between-folds", "mid-fold", "mid-first-fold"],
+)
+def test_resume_skips_finished_work_and_matches_an_uninterrupted_run(
+    tmp_path, one_torch_thread, monkeypatch, save_number, finished, current_epochs, expected_runs, expected_epochs,
+    start_epochs,
+):
+    # Every fold re-seeds from (seed, fold index): retraining from scratch would give the same
+    # numbers, so the test counts the work done after the interruption, not only the results.
     data = random_prepared(subjects=2, clips=5)
     folds = subject_folds(data)
     reference = loso.train_loso(make_trainer(data, epochs=3), folds, "unit", tmp_path / "a.pt",
                                 ckpt.CheckpointPolicy(1, 0), None, progress=False)
+    assert [o.start_epoch for o in reference] == [0, 0]
 
-    saves = []
-    original = ckpt.save_checkpoint
-
-    def crash_on_fourth_save(*args, **kwargs):
-        original(*args, **kwargs)
-        saves.append(1)
-        if len(saves) == 4:  # epochs 1, 2, end of fold s0, then fold s1 after epoch 1: crash part-way
-            raise KeyboardInterrupt
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ckpt, "save_checkpoint", crash_on_fourth_save)
-        with pytest.raises(KeyboardInterrupt):
-            loso.train_loso(make_trainer(data, epochs=3), folds, "unit", tmp_path / "b.pt",
-                            ckpt.CheckpointPolicy(1, 0), None, progress=False)
+    interrupted_at_save(data, folds, tmp_path / "b.pt", save_number)
     state = ckpt.load_checkpoint(tmp_path / "b.pt", "unit")
-    assert len(state["finished"]) == 1 and state["current"]["fold_index"] == 1
+    assert len(state["finished"]) == finished
+    if current_epochs is None:
+        assert state["current"] is None
+    else:
+        assert state["current"]["fold_index"] == finished and len(state["current"]["curves"]) == current_epochs
 
-    torch.manual_seed(1234)  # whatever the process did since must not matter
-    resumed = loso.train_loso(make_trainer(data, epochs=3), folds, "unit", tmp_path / "b.pt",
-                              ckpt.CheckpointPolicy(1, 0), None, progress=False)
+    resumed, runs, epochs = resume_counting_work(data, folds, tmp_path / "b.pt", monkeypatch)
+    assert runs == expected_runs, "FoldTrainer.run was called for a fold the checkpoint had finished"
+    assert epochs == expected_epochs, "epochs the checkpoint held were trained again"
+    assert [o.start_epoch for o in resumed] == start_epochs
     for left, right in zip(reference, resumed):
         np.testing.assert_array_equal(left.probabilities, right.probabilities)
         pd.testing.assert_frame_equal(left.curves, right.curves)
+    table = loso.curves_table(resumed, seed=0)
+    assert table.groupby("fold")["start_epoch"].first().tolist() == start_epochs
+
+
+def test_a_checkpoint_of_other_folds_or_another_format_version_is_refused(tmp_path, one_torch_thread):
+    data = random_prepared(subjects=2, clips=5)
+    folds = subject_folds(data)
+    path = tmp_path / "checkpoint.pt"
+    interrupted_at_save(data, folds, path, 3)  # s0 finished
+    renamed = [Fold("other", *folds[0][1:]), folds[1]]
+    with pytest.raises(ValueError, match="was written for other folds; delete it"):
+        loso.train_loso(make_trainer(data, epochs=3), renamed, "unit", path, ckpt.CheckpointPolicy(1, 0), None,
+                        progress=False)
+    payload = torch.load(path, weights_only=True)
+    torch.save({**payload, "version": ckpt.VERSION - 1}, path)
+    with pytest.raises(ValueError, match=f"has format version {ckpt.VERSION - 1}, expected {ckpt.VERSION}"):
+        loso.train_loso(make_trainer(data, epochs=3), folds, "unit", path, ckpt.CheckpointPolicy(1, 0), None,
+                        progress=False)
 
 
 def test_frame_reselection_trains_on_the_train_pair_and_tests_on_the_annotated_pair(tmp_path, one_torch_thread):

@@ -19,7 +19,7 @@ import torch
 from tsfmicro._io import atomic_path
 
 FORMAT = "tsfmicro-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: each finished fold records its start_epoch
 
 
 @dataclass

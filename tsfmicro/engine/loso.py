@@ -43,6 +43,10 @@ class FoldOutcome:
     test_index: np.ndarray  # (n,) rows of PreparedData
     probabilities: np.ndarray  # (epochs, n, classes) softmax after each epoch
     curves: pd.DataFrame  # one row per epoch
+    # Epochs already done when the process that finished this fold started it: 0 = trained from
+    # scratch, k = continued from a mid-fold checkpoint after k epochs. Resumed runs give the same
+    # numbers as uninterrupted ones, so this is what shows that finished work was not redone.
+    start_epoch: int = 0
 
     @property
     def oracle_epoch(self) -> int:
@@ -127,10 +131,11 @@ class FoldTrainer:
             ckpt.restore_rng_state(resume["rng"], generator)
             probabilities = list(resume["probabilities"])
             curves = list(resume["curves"])
+        start_epoch = len(curves)
 
         epochs = tqdm(
-            range(len(curves), self.recipe.epochs),
-            initial=len(curves),
+            range(start_epoch, self.recipe.epochs),
+            initial=start_epoch,
             total=self.recipe.epochs,
             desc=f"  fold {fold.name} epochs",
             leave=False,
@@ -164,6 +169,7 @@ class FoldTrainer:
             test_index=test_index.numpy(),
             probabilities=torch.stack(probabilities).numpy(),
             curves=pd.DataFrame(curves),
+            start_epoch=start_epoch,
         )
         return outcome, model
 
@@ -302,7 +308,8 @@ def predictions_table(data: PreparedData, outcomes: list[FoldOutcome], seed: int
 
 
 def curves_table(outcomes: list[FoldOutcome], seed: int) -> pd.DataFrame:
-    frames = [o.curves.assign(seed=seed, fold=o.name) for o in outcomes]
+    """One row per fold and epoch; ``start_epoch``: see :class:`FoldOutcome`."""
+    frames = [o.curves.assign(seed=seed, fold=o.name, start_epoch=o.start_epoch) for o in outcomes]
     table = pd.concat(frames, ignore_index=True)
     return table[["seed", "fold", *[c for c in table.columns if c not in ("seed", "fold")]]]
 
@@ -313,6 +320,7 @@ def _outcome_to_state(outcome: FoldOutcome) -> dict:
         "test_index": torch.from_numpy(outcome.test_index),
         "probabilities": torch.from_numpy(outcome.probabilities),
         "curves": outcome.curves.to_dict(orient="list"),
+        "start_epoch": outcome.start_epoch,
     }
 
 
@@ -322,4 +330,5 @@ def _outcome_from_state(state: dict) -> FoldOutcome:
         test_index=state["test_index"].numpy(),
         probabilities=state["probabilities"].numpy(),
         curves=pd.DataFrame(state["curves"]),
+        start_epoch=int(state["start_epoch"]),
     )
