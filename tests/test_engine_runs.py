@@ -14,6 +14,7 @@ import torch
 import yaml
 
 import tsfmicro
+from independent_metrics import assert_summary_matches, expected_summary
 from tsfmicro.engine import RunConfig, load_run, loso, train
 from tsfmicro.engine.augment import to_model_input
 
@@ -65,6 +66,9 @@ def test_train_writes_a_run_reuses_finished_seeds_and_serves_fold_models(
     assert len(both.predictions) == 2 * clips and both.path != first.path
     pd.testing.assert_frame_equal(both.predictions[both.predictions["seed"] == 0], first.predictions)
     assert both.metrics["protocols"]["fixed"]["seed_ci95"]["accuracy"][0] is not None
+    # metrics.json, recomputed independently from predictions.csv (the bootstrap: see test_metrics.py)
+    for run in (first, both):
+        assert_summary_matches(run.metrics, expected_summary(run.predictions, run.class_names, resamples=None))
 
     # The same request again is loaded, not trained.
     trained_seeds.clear()
