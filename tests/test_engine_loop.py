@@ -357,3 +357,38 @@ def test_frame_reselection_enters_the_run_key_and_config(tmp_path, monkeypatch):
         with pytest.raises(Stop):
             args.handler(args)
     assert [c.frame_reselection for c in seen] == [False, True]
+
+
+# --- settings: device and run settings ---------------------------------------------------------
+
+
+def test_resolve_device_says_when_the_requested_device_is_missing(monkeypatch):
+    from tsfmicro.engine import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="^device cuda requested but torch sees no CUDA device$"):
+        resolve_device("cuda")
+    with pytest.raises(ValueError, match="^device mps requested but it is not available$"):
+        resolve_device("mps")
+    with pytest.raises(ValueError, match="unknown device 'gpu'; choose one of auto, cuda, mps, cpu"):
+        resolve_device("gpu")
+    assert resolve_device("auto") == resolve_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # auto prefers CUDA when there is one
+    assert resolve_device("auto") == resolve_device("cuda") == torch.device("cuda")
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"seeds": ()}, "give at least one seed"),
+        ({"seeds": (0, 1, 0)}, r"seeds repeat: \[0, 1, 0\]"),
+        ({"checkpoint_every": 0}, "checkpoint_every must be at least 1"),
+        ({"checkpoint_seconds": -1.0}, "checkpoint_seconds at least 0"),
+    ],
+)
+def test_bad_run_settings_are_refused_when_the_config_is_made(changes, message, tmp_path):
+    from tsfmicro.engine import RunConfig
+
+    with pytest.raises(ValueError, match=message):
+        RunConfig(dataset="casme2", root=str(tmp_path), task="5class", **changes)
