@@ -73,17 +73,28 @@ def test_study_plans_each_run_once_and_shares_ts_late():
     assert "SYNTHETIC" in label and "fixed" in label and "seeds: 0, 1" in label
 
 
-def test_missing_real_root_says_how_to_obtain_the_dataset(monkeypatch, tmp_path):
-    monkeypatch.delenv("TSFMICRO_CASME2_ROOT", raising=False)
+@pytest.mark.parametrize("dataset, name, layout_file", [
+    ("casme2", "CASME II", "CASME2-coding"),
+    ("samm", "SAMM", "SAMM_Micro_FACS_Codes_v2.xlsx"),
+    ("casme3", "CAS(ME)^3", "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"),
+])
+def test_missing_real_root_says_how_to_obtain_the_dataset(dataset, name, layout_file, monkeypatch, tmp_path):
+    variable = f"TSFMICRO_{dataset.upper()}_ROOT"
+    monkeypatch.delenv(variable, raising=False)
     study = Study.load(ROOT / "params" / "paper.yaml")
     with pytest.raises(DatasetRootMissing) as error:
-        study.root("casme2")
+        study.root(dataset)
     message = str(error.value)
-    for needed in ("CASME II", "-p casme2_root", "TSFMICRO_CASME2_ROOT", "licence", "CASME2-coding"):
-        assert needed in message
+    assert message.startswith(f"no folder given for {name}.")
+    for needed in (f"-p {dataset}_root", variable, "paper.yaml", "licence", layout_file, "params/demo.yaml"):
+        assert needed in message, needed
     # a folder that does not exist is named
-    with pytest.raises(DatasetRootMissing, match="does not exist"):
-        Study.load(ROOT / "params" / "paper.yaml", roots={"casme2": str(tmp_path / "nope")}).root("casme2")
+    missing = tmp_path / "nope"
+    with pytest.raises(DatasetRootMissing, match=re.escape(f"the {name} folder {missing} does not exist")):
+        Study.load(ROOT / "params" / "paper.yaml", roots={dataset: str(missing)}).root(dataset)
+    monkeypatch.setenv(variable, str(missing))  # the same from the environment variable
+    with pytest.raises(DatasetRootMissing, match=re.escape(f"the {name} folder {missing} does not exist")):
+        Study.load(ROOT / "params" / "paper.yaml").root(dataset)
 
 
 def test_root_precedence_parameter_then_environment(monkeypatch, tmp_path):
