@@ -2,9 +2,12 @@
 
 The build happens in a temporary copy of the book's sources (``book/`` plus the top-level
 ``_config.yml`` and ``_toc.yml``), so tests never touch the working tree's ``book/notebooks``
-or ``_build``. The notebooks run with ``params/demo.yaml`` from the repository root, so they
-share the run store ``.cache/tsfmicro/runs`` with ``make book``: a run trained by either is
-reused by the other. Done once per test session, whichever test asks first.
+or ``_build``. The notebooks run with ``params/demo.yaml`` from the repository root, its
+``paths: runs:`` overridden (papermill ``overrides``) by an empty folder of the test session:
+every run is trained by the notebooks under test, never reused from ``.cache/tsfmicro/runs``
+(where a run trained by an earlier ``make book`` would hide a training that now fails). The
+synthetic data and face-crop caches are shared. Done once per test session, whichever test
+asks first.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 @dataclass
 class BookBuild:
     folder: Path  # the temporary project copy; the book is folder / "_build" / "html"
+    runs: Path  # the run folder the notebooks trained into (empty before the build)
     errors: dict[str, str] = field(default_factory=dict)  # notebook stem -> error text
     seconds: dict[str, float] = field(default_factory=dict)
     build_returncode: int | None = None
@@ -56,12 +60,14 @@ def build_book(scratch: Path) -> BookBuild:
                    capture_output=True)
     shutil.copy2(ROOT / "book" / "figures" / "architecture.svg", folder / "book" / "figures")
 
-    build = BookBuild(folder=folder)
+    build = BookBuild(folder=folder, runs=scratch / "runs")
+    build.runs.mkdir()
+    overrides = {"paths": {"runs": str(build.runs)}}
     for notebook in NOTEBOOKS:
         started = time.time()
         try:
             papermill.execute_notebook(str(notebook), str(build.executed(notebook.stem)),
-                                       parameters={"params_file": str(DEMO_PARAMS)},
+                                       parameters={"params_file": str(DEMO_PARAMS), "overrides": overrides},
                                        kernel_name="python3", cwd=str(ROOT), progress_bar=False)
         except Exception as error:  # recorded; each notebook's test reports its own failure
             build.errors[notebook.stem] = f"{type(error).__name__}: {error}"

@@ -2,8 +2,9 @@
 build with warnings as errors.
 
 The notebook and build tests share one execution (tests/book_build.py) with the demo
-parameters; the first test that needs it pays for it, the runs it trains are reused by
-`make book` and later sessions (.cache/tsfmicro/runs).
+parameters; the first test that needs it pays for it. The notebooks train every run into a
+run folder of the test session: runs of an earlier `make book` (.cache/tsfmicro/runs) are
+not reused, so they cannot hide a training failure.
 """
 from __future__ import annotations
 
@@ -21,9 +22,19 @@ EXPECTED_NOTEBOOKS = ["00_datasets", "01_main_results", "02_fusion_ablation",
                       "03_confusion_matrices", "04_gradcam"]
 
 
+USER_RUNS = ROOT / ".cache" / "tsfmicro" / "runs"  # params/demo.yaml's paths: runs:
+
+
+def _listing(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
+
+
 @pytest.fixture(scope="session")
 def book(tmp_path_factory):
-    return build_book(tmp_path_factory.mktemp("book"))
+    before = _listing(USER_RUNS)
+    build = build_book(tmp_path_factory.mktemp("book"))
+    assert _listing(USER_RUNS) == before, f"the book's notebooks wrote into {USER_RUNS}"
+    return build
 
 
 # --------------------------------------------------------------------------- sources
@@ -193,7 +204,20 @@ def test_notebook_runs_under_papermill_with_demo_parameters(book, stem):
         assert f">{field_name}<" in html
     assert "running…" not in html, "box.finish() did not update the provenance box"
     injected = [c for c in notebook.cells if "injected-parameters" in c.metadata.get("tags", [])]
-    assert injected and "demo.yaml" in injected[0].source
+    assert injected and "demo.yaml" in injected[0].source and str(book.runs) in injected[0].source
+
+
+@pytest.mark.book
+@pytest.mark.slow
+def test_the_notebooks_trained_every_run_in_the_session_run_folder(book):
+    """The run folder started empty: every run the book shows was trained by this build."""
+    study = Study.load(DEMO_PARAMS, overrides={"paths": {"runs": str(book.runs)}})
+    runs = sorted(p.name for p in book.runs.iterdir() if p.name != "units")
+    units = sorted(p.name for p in (book.runs / "units").iterdir())
+    assert len(runs) == len(study.planned_runs()) and len(units) == len(study.planned_units()), (runs, units)
+    for folder in [book.runs / name for name in runs] + [book.runs / "units" / name for name in units]:
+        assert (folder / "metrics.json").is_file(), f"{folder} is not a finished run"
+        assert not (folder / "checkpoint.pt").exists(), folder
 
 
 @pytest.mark.book
