@@ -10,7 +10,8 @@ and then asks the study for what it shows: ``study.data(dataset, task)`` for fac
 its configuration (dataset, task, fusion, preset, recipe, epochs, seeds, ...); the engine
 stores it under the run folder of the parameters and reuses it when the same
 configuration is asked for again, so each run is trained once and shared by every
-notebook (and by `make book`, `make reproduce` and the tests).
+notebook (and by `make book` and `make reproduce`; the book tests give the notebooks a run
+folder of their own, ``-y "overrides: {paths: {runs: ...}}"``, so they always train).
 
 Parameters files live in ``params/`` (``demo.yaml``, ``paper.yaml``); relative paths in
 them are relative to the project folder (the one holding ``pyproject.toml``).
