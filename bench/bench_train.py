@@ -5,7 +5,7 @@ CASME II-sized synthetic set (26 subjects, ~250 clips) and evaluate the held-out
 every epoch, fold after fold:
 
 * engine: tsfmicro.engine (crops held as uint8 tensors on the device, augmentation there,
-  bf16 autocast on CUDA, no DataLoader);
+  no DataLoader), in the precision given by ``--precision`` (fp32, the default, or bf16);
 * authors' style: a torch DataLoader (batch 32, shuffle, num_workers=0, as in their scripts)
   whose dataset decodes the pre-cropped onset and apex JPEGs with PIL on every step, applies
   torchvision's Resize/ToTensor/Normalize, then flip/rotation/padded crop on the stacked pair,
@@ -61,6 +61,7 @@ def main() -> int:
     parser.add_argument("--skip-authors", action="store_true", help="time the engine only")
     parser.add_argument("--repeats", type=int, default=1, help="time both loops N times, alternating; medians")
     parser.add_argument("--workdir", help="where to write the synthetic set and cache (default: a temporary folder)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="the engine's precision")
     parser.add_argument("--peak-tflops", type=float, help="the device's dense bf16 peak, if not in the table")
     args = parser.parse_args()
 
@@ -70,7 +71,8 @@ def main() -> int:
         data = prepared_set(workdir, args.subjects, args.clips_per_subject, PRESETS[args.preset].image_size)
         folds = loso_splits(data.samples)
         measured = folds[: args.folds] if args.folds else folds
-        recipe = get_recipe("paper", "casme2", "5class", epochs=args.epochs)
+        recipe = get_recipe("paper", "casme2", "5class", fusion="ts_late", epochs=args.epochs,
+                            precision=args.precision)
         print(f"{len(data.samples)} clips, {len(folds)} subjects; timing {len(measured)} folds x {args.epochs} "
               f"epochs of preset {args.preset} on {provenance.device_description(device)['name']}")
 

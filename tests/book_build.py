@@ -48,8 +48,6 @@ def build_book(scratch: Path) -> BookBuild:
     """Run every notebook with the demo parameters, then ``jupyter-book build book/ -W``."""
     if "book" in _BUILD:
         return _BUILD["book"]
-    import papermill
-
     folder = scratch / "project"
     shutil.copytree(ROOT / "book", folder / "book", symlinks=True,
                     ignore=shutil.ignore_patterns("_build", "notebooks"))
@@ -65,12 +63,10 @@ def build_book(scratch: Path) -> BookBuild:
     overrides = {"paths": {"runs": str(build.runs)}}
     for notebook in NOTEBOOKS:
         started = time.time()
-        try:
-            papermill.execute_notebook(str(notebook), str(build.executed(notebook.stem)),
-                                       parameters={"params_file": str(DEMO_PARAMS), "overrides": overrides},
-                                       kernel_name="python3", cwd=str(ROOT), progress_bar=False)
-        except Exception as error:  # recorded; each notebook's test reports its own failure
-            build.errors[notebook.stem] = f"{type(error).__name__}: {error}"
+        error = execute_notebook(notebook, build.executed(notebook.stem),
+                                 {"params_file": str(DEMO_PARAMS), "overrides": overrides})
+        if error:  # recorded; each notebook's test reports its own failure
+            build.errors[notebook.stem] = error
         build.seconds[notebook.stem] = time.time() - started
 
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
@@ -80,3 +76,46 @@ def build_book(scratch: Path) -> BookBuild:
     build.build_log = result.stdout + result.stderr
     _BUILD["book"] = build
     return build
+
+
+def execute_notebook(notebook: Path, out: Path, parameters: dict) -> str | None:
+    """Run one notebook under papermill from the repository root (as `make book` does) and
+    write the executed copy to ``out``; returns the error text, or None when it ran."""
+    import papermill
+
+    try:
+        papermill.execute_notebook(str(notebook), str(out), parameters=parameters,
+                                   kernel_name="python3", cwd=str(ROOT), progress_bar=False)
+    except Exception as error:  # papermill has written the failing cell, with its error, to out
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def outputs(executed: Path) -> list:
+    """Every output of an executed notebook, in cell order."""
+    import nbformat
+
+    notebook = nbformat.read(executed, as_version=4)
+    return [output for cell in notebook.cells for output in cell.get("outputs", [])]
+
+
+def error_outputs(executed: Path) -> list[str]:
+    """'ename: evalue' of each error output (a cell that raised) in an executed notebook."""
+    return [f"{o.get('ename')}: {o.get('evalue')}" for o in outputs(executed) if o.output_type == "error"]
+
+
+def glued(executed: Path) -> dict[str, str]:
+    """The values a notebook glued (myst_nb.glue), as their plain-text form without quotes."""
+    import ast
+
+    values = {}
+    for output in outputs(executed):
+        key = output.get("metadata", {}).get("scrapbook", {}).get("name")
+        if key:
+            text = next(v for k, v in output["data"].items() if k.endswith("text/plain"))
+            try:
+                text = str(ast.literal_eval(text))
+            except (SyntaxError, ValueError):
+                pass
+            values[key] = text
+    return values

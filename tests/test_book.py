@@ -14,7 +14,7 @@ import nbformat
 import pytest
 import yaml
 
-from book_build import DEMO_PARAMS, NOTEBOOKS, ROOT, build_book
+from book_build import DEMO_PARAMS, NOTEBOOKS, ROOT, build_book, glued
 from tsfmicro import study as study_module
 from tsfmicro.study import DatasetRootMissing, Study
 
@@ -128,6 +128,23 @@ def test_overrides_and_unknown_source_are_checked():
         Study.load(DEMO_PARAMS, overrides={"data_source": "maybe"})
 
 
+def test_errata_parameter_reaches_the_samples_the_runs_and_the_label(synthetic_casme3_root):
+    paper = ROOT / "params" / "paper.yaml"
+    for params in (DEMO_PARAMS, paper):  # both say it, both keep the owners' occluded clips (the authors' choice)
+        assert yaml.safe_load(params.read_text())["errata"] == "keep"
+    roots = {"casme3": str(synthetic_casme3_root)}
+    keep = Study.load(paper, roots=roots)
+    owners = Study.load(paper, roots=roots, overrides={"errata": "owners"})
+    assert keep.run_config("casme3", "7class").errata == "keep"
+    assert owners.run_config("casme3", "7class").errata == "owners"
+    assert "errata" not in keep.label() and "errata: owners" in owners.label()
+    kept, left = keep.samples("casme3", "7class"), owners.samples("casme3", "7class")
+    assert len(kept.samples) == len(left.samples) + 1
+    assert left.excluded["reason"].str.contains("errata: owners").sum() == 1
+    with pytest.raises(ValueError, match="errata: unknown value 'yes'; valid: keep, owners"):
+        Study.load(paper, overrides={"errata": "yes"})
+
+
 def _fake_run(dataset, mean, low=None, high=None, seeds=2):
     """An engine Run with only the metrics the tables read (no training)."""
     import pandas as pd
@@ -236,12 +253,5 @@ def test_book_builds_with_warnings_as_errors(book):
 def test_prose_numbers_are_glued_from_the_notebooks(book):
     intro = (book.html / "intro.html").read_text(encoding="utf-8")
     assert "SYNTHETIC" in intro
-    notebook = nbformat.read(book.executed("01_main_results"), as_version=4)
-    glued = {}
-    for cell in notebook.cells:
-        for output in cell.get("outputs", []):
-            key = output.get("metadata", {}).get("scrapbook", {}).get("name")
-            if key:
-                glued[key] = next(v for k, v in output["data"].items() if k.endswith("text/plain"))
-    fixed = glued["headline_uf1_fixed"].strip("'")
+    fixed = glued(book.executed("01_main_results"))["headline_uf1_fixed"]
     assert fixed in intro, f"the intro does not show the glued UF1 {fixed}"

@@ -46,6 +46,8 @@ def test_the_documented_train_command_then_evaluate_and_report(synthetic_casme2_
         ("--fusion", "middle", "invalid choice: 'middle'"),
         ("--preset", "huge", "invalid choice: 'huge'"),
         ("--recipe", "fast", "invalid choice: 'fast'"),
+        ("--precision", "fp16", "invalid choice: 'fp16'"),
+        ("--rotary", "spiral", "invalid choice: 'spiral'"),
     ],
 )
 def test_unknown_names_are_usage_errors(flag, value, message, tmp_path, capsys):
@@ -87,7 +89,7 @@ def one_error_line(capsys, command: str) -> str:
         (["preprocess", "--dataset", "casme2", "--root", "{tmp}/occupied"],
          "{tmp}/occupied is not a CASME II root: no annotation file matching casme2-coding-*.xlsx in it"),
         (["preprocess", "--dataset", "casme2", "--root", "{casme2}", "--task", "7class"],
-         "unknown task '7class' for casme2; choose from 5class, 3class"),
+         "unknown task '7class' for casme2; choose from {casme2_tasks}"),
         (["preprocess", "--dataset", "casme2", "--root", "{casme2}", "--crop-size", "4"],
          "crop_size must be at least 8 pixels, got 4"),
         (["preprocess", "--dataset", "casme2", "--root", "{casme2}", "--margin", "-0.5"], "margin must be >= 0, got -0.5"),
@@ -114,7 +116,10 @@ def test_user_errors_exit_2_with_one_line(arguments, message, synthetic_casme2_s
     monkeypatch.setenv("TSFMICRO_CACHE", str(tmp_path / "cache"))
     (tmp_path / "occupied").mkdir()
     (tmp_path / "occupied" / "notes.txt").write_text("someone's files")
-    places = {"tmp": str(tmp_path), "casme2": str(synthetic_casme2_small_root), "samm": str(synthetic_samm_root)}
+    from tsfmicro.data import TASKS
+
+    places = {"tmp": str(tmp_path), "casme2": str(synthetic_casme2_small_root), "samm": str(synthetic_samm_root),
+              "casme2_tasks": ", ".join(TASKS["casme2"])}
     fill = lambda text: text.format(**places)  # noqa: E731
     assert main([fill(a) for a in arguments]) == 2
     assert one_error_line(capsys, arguments[0]) == fill(message)

@@ -114,7 +114,7 @@ def test_cache_rebuilt_when_a_frame_file_changes(synthetic_casme2_small_root, tm
 def test_prepare_refuses_bad_arguments_before_any_work(synthetic_casme2_small_root, tmp_path, monkeypatch):
     monkeypatch.setattr(FaceDetector, "detect", lambda *a, **k: pytest.fail("detector ran"))
     cache = tmp_path / "cache"
-    with pytest.raises(KeyError, match="unknown task '4class' for casme2; known: 5class, 3class"):
+    with pytest.raises(KeyError, match="unknown task '4class' for casme2; known: 5class"):
         prepare("casme2", synthetic_casme2_small_root, "4class", cache_dir=cache, progress=False)
     with pytest.raises(ValueError, match="crop_size must be at least 8 pixels, got 7"):
         prepare("casme2", synthetic_casme2_small_root, "5class", crop_size=7, cache_dir=cache, progress=False)
@@ -171,6 +171,11 @@ def mean_abs_difference(a, b):
     return np.abs(a.astype(np.float64) - b.astype(np.float64)).mean()
 
 
+def l2_difference(onset, apex):
+    """The re-selection score as defined: L2 norm of the signed difference apex - onset."""
+    return np.linalg.norm(apex.astype(np.float64) - onset.astype(np.float64))
+
+
 def test_frame_reselection_picks_the_most_different_pair_in_the_window(synthetic_casme2_root, tmp_path,
                                                                        monkeypatch):
     from pathlib import Path
@@ -193,8 +198,9 @@ def test_frame_reselection_picks_the_most_different_pair_in_the_window(synthetic
     assert paper.samples["train_onset_frame"].tolist() == paper.samples["onset_frame"].tolist()
     assert paper.samples["train_apex_frame"].tolist() == paper.samples["apex_frame"].tolist()
 
-    # A wider window (fraction 2: i, j up to (apex - onset) / 2) so that there is a choice.
-    monkeypatch.setattr(cache_module, "RESELECT_FRACTION", 2.0)
+    # A wider window (fraction 2: i, j up to (apex - onset) / 2) so that there is a choice;
+    # the window rule is part of the cache key, so this builds a third cache.
+    monkeypatch.setitem(cache_module.RESELECT_WINDOWS, "casme2", (2.0, 4))
     wide = prepare("casme2", synthetic_casme2_root, "5class", crop_size=size, cache_dir=cache, progress=False,
                    reselect_frames=True)
     assert wide.cache_path not in (default.cache_path, paper.cache_path)
@@ -216,10 +222,10 @@ def test_frame_reselection_picks_the_most_different_pair_in_the_window(synthetic
         crops = {number: crop(read_frame(frames[number]), square, size)
                  for number in range(onset, apex + 1) if number in frames}
         assert np.array_equal(train_onset, crops[onset + i]) and np.array_equal(train_apex, crops[apex - j])
-        scores = {(a, b): mean_abs_difference(crops[onset + a], crops[apex - b])
+        scores = {(a, b): l2_difference(crops[onset + a], crops[apex - b])
                   for a in range(shift + 1) for b in range(shift + 1) if onset + a < apex - b}
-        chosen = mean_abs_difference(train_onset, train_apex)
-        assert chosen >= mean_abs_difference(wide.onset[row.Index], wide.apex[row.Index])
+        chosen = l2_difference(train_onset, train_apex)
+        assert chosen >= l2_difference(wide.onset[row.Index], wide.apex[row.Index])
         assert chosen == max(scores.values())
         windows += len(scores) > 1
     assert windows >= len(wide.samples) // 2  # most clips had a real choice
@@ -229,7 +235,7 @@ def test_frame_reselection_moves_away_from_a_still_apex(synthetic_casme2_small_r
     from tsfmicro.data import cache as cache_module
 
     monkeypatch.setattr(FaceDetector, "detect", fixed_face)
-    monkeypatch.setattr(cache_module, "RESELECT_FRACTION", 2.0)
+    monkeypatch.setitem(cache_module.RESELECT_WINDOWS, "casme2", (2.0, 4))
     root = tmp_path / "casme2"
     shutil.copytree(synthetic_casme2_small_root, root)
     samples = load_samples("casme2", root, "5class").samples
@@ -243,3 +249,38 @@ def test_frame_reselection_moves_away_from_a_still_apex(synthetic_casme2_small_r
     chosen = data.samples.loc[k, ["train_onset_frame", "train_apex_frame"]].tolist()
     assert chosen != [row["onset_frame"], row["apex_frame"]]
     assert mean_abs_difference(data.train_onset[k], data.train_apex[k]) > 0
+
+
+def test_reselection_window_follows_the_authors_per_dataset():
+    from tsfmicro.data.cache import reselect_shift
+
+    # SAMM: floor(0.10 * (apex - onset)), no / 4 (the authors' samm_difference)
+    assert reselect_shift("samm", 5000, 5040) == 4
+    assert reselect_shift("samm", 5000, 5027) == 2
+    assert reselect_shift("samm", 5000, 5009) == 0
+    # CASME II and CAS(ME)^3: floor(0.15 * (apex - onset) / 4)
+    assert reselect_shift("casme2", 100, 140) == 1
+    assert reselect_shift("casme2", 100, 200) == 3
+    assert reselect_shift("casme3", 100, 200) == 3
+    # SMIC (no authors' script): CASME II's rule, ours; a MEGC2019 row uses its part's rule
+    assert reselect_shift("smic", 100, 200) == 3
+    assert reselect_shift("megc2019", 100, 200) == 3
+    assert reselect_shift("samm", 10, 10) == 0 and reselect_shift("casme2", 10, 10) == 0  # apex = onset
+
+
+def test_reselection_scores_the_signed_difference_not_the_wrapped_uint8_one():
+    from tsfmicro.data.cache import best_pair, pair_score
+
+    onset = np.full((4, 4, 3), 5, np.uint8)
+    darker_apex = np.full((4, 4, 3), 3, np.uint8)     # apex - onset = -2 everywhere
+    brighter_apex = np.full((4, 4, 3), 50, np.uint8)  # apex - onset = +45 everywhere
+    starts, ends = {0: onset}, {0: darker_apex, 1: brighter_apex}
+    # The authors' score, np.linalg.norm(apex_img - onset_img) on uint8 images, wraps
+    # 3 - 5 around to 254 and would pick the barely changed apex:
+    wrapped = {j: np.linalg.norm(end - onset) for j, end in ends.items()}
+    assert (darker_apex - onset)[0, 0, 0] == 254 and max(wrapped, key=wrapped.get) == 0
+    # ours: the L2 norm of the true difference picks the real movement
+    assert pair_score(onset, darker_apex) == 48 * 2 ** 2 and pair_score(onset, brighter_apex) == 48 * 45 ** 2
+    assert best_pair(starts, ends, gap=10) == (0, 1)
+    # the window still bounds the choice: with apex - onset = 1 only the annotated pair is allowed
+    assert best_pair(starts, ends, gap=1) == (0, 0)

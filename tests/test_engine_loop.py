@@ -74,6 +74,30 @@ def test_recipes_follow_the_paper_and_the_authors_code():
         get_recipe("fast", "casme2", "5class")
 
 
+@pytest.mark.parametrize("dataset, task, fusion, epochs", [
+    ("casme2", "5class", "ts_late", 174),        # classes/cas2/train_c5.py
+    ("casme2", "5class", "ts_early", 199),       # fusion/cas2/train_c5.py, 5-class included
+    ("casme2", "5class", "t_to_s", 199),
+    ("casme2", "5class", "spatial_only", 199),
+    ("casme2", "3class", "ts_late", 199),
+    ("casme2", "3class", "s_to_t", 199),         # fusion/cas2/train_c3.py
+    ("samm", "5class", "ts_late", 199),          # classes/samm/train_c5.py
+    ("samm", "3class", "temporal_only", 199),    # fusion/samm/train_c3.py
+    ("casme3", "7class", "ts_late", 199),        # classes/cas3/train_c7.py
+    ("casme3", "4class", "ts_early", 199),       # no authors' script
+    ("smic", "3class", "ts_late", 199),
+])
+def test_authors_code_epochs_follow_the_script_of_each_model(dataset, task, fusion, epochs):
+    recipe = get_recipe("authors_code", dataset, task, fusion=fusion)
+    assert (recipe.epochs, recipe.decay_epochs) == (epochs, 50)
+    assert get_recipe("paper", dataset, task, fusion=fusion).epochs == 50  # the paper's text: one length
+
+
+def test_recipe_rejects_an_unknown_fusion():
+    with pytest.raises(ValueError, match="unknown fusion 'ts_middle'"):
+        get_recipe("authors_code", "casme2", "5class", fusion="ts_middle")
+
+
 def test_batch_size_override_changes_only_the_batch_and_is_validated():
     small = get_recipe("paper", "casme2", "5class", epochs=12, batch_size=8)
     assert (small.batch_size, small.epochs, small.learning_rate) == (8, 12, 8e-4)
@@ -357,6 +381,114 @@ def test_frame_reselection_enters_the_run_key_and_config(tmp_path, monkeypatch):
         with pytest.raises(Stop):
             args.handler(args)
     assert [c.frame_reselection for c in seen] == [False, True]
+
+
+def test_errata_choice_reaches_the_data_and_enters_the_run_key_only_when_not_the_default(tmp_path, monkeypatch):
+    import yaml
+
+    import tsfmicro.data
+    from tsfmicro.cli import build_parser
+    from tsfmicro.engine import _cli, runs
+
+    calls = []
+
+    def fake_prepare(dataset, root, task, *, errata="keep", **kwargs):
+        calls.append(errata)
+        return random_prepared()
+
+    monkeypatch.setattr(tsfmicro.data, "prepare", fake_prepare)
+    config = runs.RunConfig(dataset="casme3", root=str(tmp_path), task="7class", preset="tiny", device="cpu")
+    keep = runs._resolve(config, progress=False)
+    owners = runs._resolve(dataclasses.replace(config, errata="owners"), progress=False)
+    assert calls == ["keep", "owners"]
+    assert "errata" not in keep.identity  # the default keeps the keys of runs made before the option
+    assert owners.identity["errata"] == "owners"
+    assert runs._unit_key(keep, 0) != runs._unit_key(owners, 0)
+    assert yaml.safe_load(runs._config_yaml(owners, [0], ["."], "key"))["errata"] == "owners"
+    with pytest.raises(ValueError, match="unknown errata choice 'all'"):
+        runs.validate(dataclasses.replace(config, errata="all"))
+
+    class Stop(Exception):
+        pass
+
+    def record(config, progress):
+        seen.append(config)
+        raise Stop
+
+    seen = []
+    monkeypatch.setattr(_cli, "train", record)
+    for flags in ([], ["--errata", "owners"]):
+        args = build_parser().parse_args(["train", "--dataset", "casme3", "--root", str(tmp_path), "--task", "7class",
+                                          *flags])
+        with pytest.raises(Stop):
+            args.handler(args)
+    assert [c.errata for c in seen] == ["keep", "owners"]
+    assert build_parser().parse_args(["preprocess", "--dataset", "casme3", "--root", str(tmp_path),
+                                      "--errata", "owners"]).errata == "owners"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["preprocess", "--dataset", "casme3", "--root", str(tmp_path), "--errata", "x"])
+
+
+def test_precision_and_rotary_enter_the_run_key_and_nothing_else_does(tmp_path, monkeypatch):
+    import tsfmicro.data
+    from tsfmicro.engine import runs
+
+    monkeypatch.setattr(tsfmicro.data, "prepare", lambda *args, **kwargs: random_prepared())
+    base = runs.RunConfig(dataset="casme2", root=str(tmp_path), task="5class", preset="tiny", device="cpu")
+
+    def key(**changes):
+        return runs._unit_key(runs._resolve(dataclasses.replace(base, **changes), progress=False), 0)
+
+    default = key()
+    # fp32 is the recipes' default: naming it, or the presets' flat rotary, is the same run
+    assert key(precision="fp32") == key(rotary="flat") == default
+    assert len({default, key(precision="bf16"), key(rotary="axial")}) == 3
+    # where results are written and how often checkpoints are taken do not change the numbers
+    assert key(out=str(tmp_path / "elsewhere"), checkpoint_every=2, checkpoint_seconds=1.0) == default
+    resolved = runs._resolve(dataclasses.replace(base, precision="bf16", rotary="axial"), progress=False)
+    assert resolved.recipe.precision == "bf16" and resolved.identity["rotary"] == "axial"
+    with pytest.raises(ValueError, match="precision 'fp16'.*fp32, bf16"):
+        runs.validate(dataclasses.replace(base, precision="fp16"))
+    with pytest.raises(ValueError, match="rotary 'spiral'.*flat, axial"):
+        runs.validate(dataclasses.replace(base, rotary="spiral"))
+
+
+def test_fp32_is_the_default_and_bf16_mode_trains_under_autocast(one_torch_thread):
+    assert get_recipe("paper", "casme2", "5class").precision == "fp32"
+    assert get_recipe("authors_code", "samm", "3class").precision == "fp32"
+    data = random_prepared(subjects=2, clips=4)
+    fp32 = make_trainer(data, epochs=1)
+    assert not torch.is_autocast_enabled("cpu")
+    with fp32.autocast():
+        assert not torch.is_autocast_enabled("cpu")  # the authors train without autocast
+    bf16 = dataclasses.replace(fp32, recipe=dataclasses.replace(fp32.recipe, precision="bf16"))
+    with bf16.autocast():
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    fold = subject_folds(data)[0]
+    outcomes = [t.run(0, fold, None, lambda state: None, ckpt.CheckpointPolicy(5, 60.0), False)[0]
+                for t in (fp32, bf16)]
+    for outcome in outcomes:
+        assert np.isfinite(outcome.probabilities).all()
+    # the same start, other arithmetic: close but not identical
+    assert not np.array_equal(outcomes[0].probabilities, outcomes[1].probabilities)
+    with pytest.raises(ValueError, match="precision"):
+        get_recipe("paper", "casme2", "5class", precision="half")
+
+
+def test_temporal_branch_enters_the_run_key_only_when_not_the_papers(tmp_path, monkeypatch):
+    import tsfmicro.data
+    from tsfmicro.engine import runs
+
+    monkeypatch.setattr(tsfmicro.data, "prepare", lambda *args, **kwargs: random_prepared())
+    base = runs.RunConfig(dataset="casme2", root=str(tmp_path), task="5class", preset="tiny", device="cpu")
+    default = runs._resolve(base, progress=False)
+    named = runs._resolve(dataclasses.replace(base, temporal_branch="retention"), progress=False)
+    ablation = runs._resolve(dataclasses.replace(base, temporal_branch="transformer"), progress=False)
+    assert "temporal_branch" not in default.identity and "temporal_branch" not in named.identity
+    assert runs._unit_key(default, 0) == runs._unit_key(named, 0) != runs._unit_key(ablation, 0)
+    assert runs._model_overrides(ablation.config) == {"temporal_branch": "transformer"}
+    with pytest.raises(ValueError, match="temporal_branch 'mamba'.*retention, retention_no_decay"):
+        runs.validate(dataclasses.replace(base, temporal_branch="mamba"))
 
 
 # --- settings: device and run settings ---------------------------------------------------------

@@ -49,6 +49,8 @@ def test_train_writes_a_run_reuses_finished_seeds_and_serves_fold_models(
     assert set(first.predictions["epoch_fixed"]) == {2}
     assert len(first.curves) == 2 * first.predictions["fold"].nunique()
     assert first.provenance["data"]["synthetic"] and first.provenance["data"]["cache_key"]
+    assert first.provenance["numerics"] == {"precision": "fp32"}  # the default; TF32 switches only on CUDA
+    assert first.config["resolved"]["recipe"]["precision"] == "fp32" and first.config["precision"] is None
     assert first.config["data_source"] == "SYNTHETIC" and first.config["resolved"]["recipe"]["epochs"] == 2
     assert set(first.metrics["protocols"]) == {"fixed", "oracle"}
 

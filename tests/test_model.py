@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from tsfmicro.model import (
     FUSIONS,
     PRESETS,
+    TEMPORAL_BRANCHES,
     ManhattanSelfAttention,
     build_model,
     count_flops,
@@ -21,7 +22,7 @@ from tsfmicro.model import (
     decay_gammas,
     manhattan_decay_2d,
 )
-from tsfmicro.model.retention import apply_rotary, rotary_2d
+from tsfmicro.model.retention import ROTARY, apply_rotary, attention_tables, rotary_axial, rotary_flat
 
 BOTH_BRANCHES = ("ts_late", "ts_early", "t_to_s", "s_to_t")
 
@@ -180,8 +181,8 @@ def test_decay_1d_matches_definition(length):
                 assert math.isclose(math.exp(mask[h, i, j].item()), gamma ** abs(i - j), rel_tol=1e-5)
 
 
-def test_rotary_depends_only_on_the_2d_offset():
-    sin, cos = rotary_2d(6, 7, 8)
+def test_axial_rotary_depends_only_on_the_2d_offset():
+    sin, cos = rotary_axial(6, 7, 8)
     q = apply_rotary(torch.randn(8).expand(6, 7, 8), sin, cos)
     k = apply_rotary(torch.randn(8).expand(6, 7, 8), sin, cos)
     # the same (row, column) offset from different places gives the same score
@@ -190,12 +191,119 @@ def test_rotary_depends_only_on_the_2d_offset():
     assert not torch.allclose(q[1, 2] @ k[3, 1], q[1, 2] @ k[1, 3])  # row and column are distinct
 
 
+@pytest.mark.parametrize("height,width,head_dim", [(3, 4, 8), (5, 2, 6), (1, 7, 4)])
+def test_flat_rotary_matches_the_authors_definition(height, width, head_dim):
+    """RMT's theta_shift, written out: index i = r * W + c, head_dim / 2 frequencies
+    1 / 10000 ** linspace(0, 1, head_dim / 2), pair (2p, 2p + 1) turned by i * freq[p]."""
+    x = torch.randn(2, height, width, head_dim, dtype=torch.float64)
+    sin, cos = rotary_flat(height, width, head_dim)
+    got = apply_rotary(x, sin.double(), cos.double())
+    half = head_dim // 2
+    freqs = [1.0 / 10000 ** (p / (half - 1)) if half > 1 else 1.0 for p in range(half)]
+    want = torch.empty_like(x)
+    for b in range(2):
+        for r in range(height):
+            for c in range(width):
+                i = r * width + c
+                for p in range(half):
+                    angle = i * freqs[p]
+                    x1, x2 = x[b, r, c, 2 * p].item(), x[b, r, c, 2 * p + 1].item()
+                    want[b, r, c, 2 * p] = x1 * math.cos(angle) - x2 * math.sin(angle)
+                    want[b, r, c, 2 * p + 1] = x2 * math.cos(angle) + x1 * math.sin(angle)
+    # the tables are fp32, as in the authors' code
+    torch.testing.assert_close(got, want, atol=2e-6, rtol=1e-5)
+
+
+def test_flat_rotary_scores_depend_on_the_flattened_offset():
+    sin, cos = rotary_flat(4, 5, 8)
+    q = apply_rotary(torch.randn(8).expand(4, 5, 8), sin, cos)
+    k = apply_rotary(torch.randn(8).expand(4, 5, 8), sin, cos)
+    # (0, 4) -> (1, 0) is one step in the flattened order, like (2, 1) -> (2, 2)
+    torch.testing.assert_close(q[0, 4] @ k[1, 0], q[2, 1] @ k[2, 2])
+
+
+def test_presets_use_the_authors_rotary_and_axial_is_an_option():
+    assert PRESETS["paper"].rotary == PRESETS["tiny"].rotary == "flat"
+    model = build_model("tiny", 5, "ts_late", rotary="axial")
+    assert {m.rotary for m in model.modules() if isinstance(m, ManhattanSelfAttention)} == {"axial"}
+    x = frames(2, 64)
+    flat = build_model("tiny", 5, "ts_late").eval()
+    axial = build_model("tiny", 5, "ts_late", rotary="axial").eval()
+    axial.load_state_dict(flat.state_dict())  # same parameters, only the position encoding differs
+    with torch.no_grad():
+        assert not torch.allclose(flat(*x), axial(*x))
+    with pytest.raises(ValueError, match="flat, axial"):
+        build_model("tiny", rotary="spiral")
+    assert ROTARY == ("flat", "axial")
+
+
+def test_decay_and_rotary_tables_are_built_once_per_grid(monkeypatch):
+    import tsfmicro.model.retention as retention
+
+    seen = []
+    real = F.scaled_dot_product_attention
+
+    def spy(q, k, v, attn_mask=None, **kwargs):
+        seen.append(attn_mask)
+        return real(q, k, v, attn_mask=attn_mask, **kwargs)
+
+    monkeypatch.setattr(retention.F, "scaled_dot_product_attention", spy)
+    model = tiny("temporal_only").eval()
+    with torch.no_grad():
+        model(*frames(1, 64))
+        first = list(seen)
+        seen.clear()
+        model(*frames(2, 64, seed=1))
+    assert len(first) == len(seen) > 0
+    assert all(a is b for a, b in zip(first, seen, strict=True))  # the same tensors, not rebuilt
+    # both blocks of stage 3 (same grid and heads) share one mask too
+    stage3 = [m for m in model.modules() if isinstance(m, ManhattanSelfAttention)][2:4]
+    tables = [attention_tables(8, 8, s.head_dim, s.gammas, s.decomposed, s.rotary, torch.device("cpu"),
+                               torch.float32) for s in stage3]
+    assert tables[0] is tables[1]
+    assert any(mask is tables[0].masks[0] for mask in seen)
+
+
+def _attention_weights_in_bf16(height: int, width: int) -> torch.Tensor:
+    """The decayed softmax weights of one head (HW, HW) as ManhattanSelfAttention applies them under
+    bf16 autocast on the CPU: q = k = 0 and v = identity make the attention output the weights."""
+    tokens = height * width
+    attn = ManhattanSelfAttention(2 * tokens, 2, decay_init=2, decay_range=4, decomposed=True)
+    with torch.no_grad():
+        attn.qkv.weight.zero_()
+        attn.qkv.bias.zero_()
+        attn.qkv.weight[2 * 2 * tokens :] = torch.eye(2 * tokens)  # v = x
+        attn.lepe.weight.zero_()
+        attn.lepe.bias.zero_()
+    captured = []
+    attn.proj.register_forward_pre_hook(lambda module, args: captured.append(args[0]))
+    x = torch.eye(tokens).repeat(1, 2).reshape(1, height, width, 2 * tokens)  # token j = e_j in both heads
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        attn(x)
+    out = captured[0]  # (1, H, W, 2 * tokens), the input of the output projection
+    assert out.dtype == torch.float32  # the attention result reaches the projection unrounded
+    return out[0].reshape(tokens, 2, tokens)[:, 1]  # head 1 (gamma 0.9375, the slowest decay)
+
+
+@pytest.mark.parametrize("height,width", [(1, 112), (112, 1)])
+def test_bf16_mode_applies_the_decay_with_fp32_accuracy(height, width):
+    """At 112 tokens along one axis (stage 1 of the paper preset), the decay reaching the softmax in
+    bf16 mode is within 1e-3 relative of gamma ** distance computed in fp64 (a bf16 mask: ~6 %)."""
+    weights = _attention_weights_in_bf16(height, width).double()
+    gamma = 1 - 2 ** (-2 - 4 * 1 / 2)
+    index = torch.arange(height * width, dtype=torch.float64)
+    decay = gamma ** (index[:, None] - index[None, :]).abs()
+    want = decay / decay.sum(dim=1, keepdim=True)  # q.k = 0: the softmax of the log decay alone
+    relative = ((weights - want).abs() / want).max().item()
+    assert relative < 1e-3, relative
+
+
 def projections(attn: ManhattanSelfAttention, x: torch.Tensor):
     """q, k (rotated), v as lists per head of (H, W, d) tensors, batch element 0."""
     H, W, C = x.shape[1:]
     n, d = attn.num_heads, attn.head_dim
     q, k, v = attn.qkv(x)[0].view(H, W, 3, n, d).unbind(2)  # each (H, W, n, d)
-    sin, cos = rotary_2d(H, W, d)
+    sin, cos = (rotary_flat if attn.rotary == "flat" else rotary_axial)(H, W, d)
     q = [apply_rotary(q[:, :, h], sin, cos) for h in range(n)]
     k = [apply_rotary(k[:, :, h], sin, cos) for h in range(n)]
     return q, k, [v[:, :, h] for h in range(n)]
@@ -208,9 +316,10 @@ def finish(attn: ManhattanSelfAttention, out: torch.Tensor, v_heads) -> torch.Te
     return attn.proj(out + lepe)
 
 
-def test_full_2d_attention_matches_explicit_decayed_softmax():
+@pytest.mark.parametrize("rotary", ROTARY)
+def test_full_2d_attention_matches_explicit_decayed_softmax(rotary):
     torch.manual_seed(0)
-    attn = ManhattanSelfAttention(16, 2, decay_init=2, decay_range=6, decomposed=False)
+    attn = ManhattanSelfAttention(16, 2, decay_init=2, decay_range=6, decomposed=False, rotary=rotary)
     x = torch.randn(1, 3, 4, 16)
     with torch.no_grad():
         got = attn(x)[0]
@@ -235,9 +344,10 @@ def test_full_2d_attention_matches_explicit_decayed_softmax():
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
 
 
-def test_decomposed_attention_is_rows_then_columns():
+@pytest.mark.parametrize("rotary", ROTARY)
+def test_decomposed_attention_is_rows_then_columns(rotary):
     torch.manual_seed(0)
-    attn = ManhattanSelfAttention(16, 2, decay_init=2, decay_range=4, decomposed=True)
+    attn = ManhattanSelfAttention(16, 2, decay_init=2, decay_range=4, decomposed=True, rotary=rotary)
     x = torch.randn(1, 3, 4, 16)
     with torch.no_grad():
         got = attn(x)[0]
@@ -262,7 +372,88 @@ def test_decomposed_attention_is_rows_then_columns():
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
 
 
+# ---------------------------------------------------------------- temporal-branch ablation
+
+
+@pytest.mark.parametrize("branch", TEMPORAL_BRANCHES)
+def test_every_temporal_branch_has_the_paper_shapes_and_gradients(branch):
+    torch.manual_seed(0)
+    model = build_model("tiny", 3, "ts_late", temporal_branch=branch)
+    onset, apex = frames(2, 64)
+    logits = model(onset, apex)
+    assert logits.shape == (2, 3)
+    logits.sum().backward()
+    stage1 = model.temporal.stages[0].blocks[0].attn
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in stage1.parameters())
+    with torch.no_grad():
+        features = model.temporal(apex - onset)
+    assert features.shape == (2, 64, 4, 4)  # same widths and resolutions for every branch
+
+
+def test_retention_no_decay_is_retention_with_every_gamma_one():
+    torch.manual_seed(0)
+    retention = build_model("tiny", 3, "ts_late").eval()
+    no_decay = build_model("tiny", 3, "ts_late", temporal_branch="retention_no_decay").eval()
+    no_decay.load_state_dict(retention.state_dict())  # the same parameters: only the decay differs
+    x = frames(2, 64)
+    with torch.no_grad():
+        assert not torch.allclose(retention(*x), no_decay(*x))
+        for module in retention.modules():
+            if isinstance(module, ManhattanSelfAttention):
+                module.gammas = (1.0,) * module.num_heads  # log(1) = 0: a zero mask
+        torch.testing.assert_close(retention(*x), no_decay(*x), atol=1e-6, rtol=1e-5)
+
+
+def test_ablation_branches_are_what_they_say():
+    from tsfmicro.model.token_mixers import DepthwiseConvMixer, PlainMlp, PlainSelfAttention
+    from tsfmicro.model.temporal import ConvFFN
+
+    def blocks(branch):
+        return [b for s in build_model("tiny", 3, "ts_late", temporal_branch=branch).temporal.stages for b in s.blocks]
+
+    assert all(isinstance(b.attn, PlainSelfAttention) and isinstance(b.ffn, PlainMlp) for b in blocks("transformer"))
+    assert all(isinstance(b.attn, DepthwiseConvMixer) and isinstance(b.ffn, ConvFFN) for b in blocks("conv"))
+    assert all(not b.attn.decay for b in blocks("retention_no_decay"))
+    assert all(b.attn.decay for b in blocks("retention"))
+    assert PRESETS["paper"].temporal_branch == "retention"
+    with pytest.raises(ValueError, match="retention, retention_no_decay, transformer, conv"):
+        build_model("tiny", temporal_branch="mamba")
+
+
+def test_transformer_branch_attends_globally_and_conv_branch_locally():
+    from tsfmicro.model.token_mixers import DepthwiseConvMixer, PlainSelfAttention
+
+    torch.manual_seed(0)
+    x = torch.randn(1, 16, 16, 32)
+    y = x.clone()
+    y[0, 15, 15] += 1.0  # change one far corner token
+    for module, reaches_far in ((PlainSelfAttention(32, 2), True), (DepthwiseConvMixer(32), False)):
+        with torch.no_grad():
+            changed = (module(x) - module(y))[0, 0, 0].abs().max().item()
+        assert (changed > 1e-6) == reaches_far, (module, changed)
+
+
 # ---------------------------------------------------------------- reproducibility and training
+
+
+def test_t_to_s_head_keeps_pytorch_default_init_like_the_authors():
+    """Every Linear starts truncated-normal with a zero bias, except the T-to-S head (the authors'
+    T-to-S model never re-initialises it): PyTorch's uniform(+-1/sqrt(fan_in)) weights and bias."""
+    for fusion in ("ts_late", "t_to_s"):
+        model = tiny(fusion)
+        others = [m for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)
+                  and not name.startswith("head.")]
+        assert others and all(torch.count_nonzero(m.bias) == 0 for m in others)
+        assert all(abs(m.weight.std().item() - 0.02) < 0.004 for m in others if m.weight.numel() >= 1000)
+        for layer in (model.head.fc, model.head.classifier):
+            bound = 1 / math.sqrt(layer.in_features)
+            if fusion == "t_to_s":
+                assert torch.count_nonzero(layer.bias) == layer.out_features
+                assert layer.bias.abs().max() <= bound and layer.weight.abs().max() <= bound
+                assert layer.weight.abs().max() > 0.9 * bound  # uniform over the whole range, not N(0, 0.02)
+            else:
+                assert torch.count_nonzero(layer.bias) == 0
+                assert abs(layer.weight.std().item() - 0.02) < 0.004
 
 
 def test_same_seed_same_outputs():

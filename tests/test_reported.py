@@ -61,3 +61,19 @@ def test_wide_table_keeps_missing_cells_missing():
     samm = wide.set_index(["dataset", "task", "fusion"]).loc[("samm", "3class", "ts_late")]
     assert samm[["acc", "uf1", "uar"]].isna().all()
     assert samm["source"] == "not in our copy of the paper"
+
+
+def test_field_numbers_are_sourced_and_say_how_epochs_were_chosen():
+    table = reported.field_reported()
+    assert list(table.columns) == list(reported.FIELD_COLUMNS)
+    assert not table.duplicated(["method", "part", "metric", "selection"]).any()
+    assert table.value.between(0, 100).all() and (table.source.str.len() > 0).all()
+    assert table.selects_on_test.isin([True, False]).all()
+    # the facts of field.md, spot-checked: MEB's same network with and without test-set selection
+    ststnet = table[(table.method.str.startswith("STSTNet")) & (table.part == "composite")]
+    assert dict(zip(ststnet.selects_on_test, ststnet.value)) == {False: 71.27, True: 77.40}
+    causal = table[(table.method.str.startswith("CausalNet")) & (table.part == "composite")]
+    assert dict(zip(causal.metric, causal.value)) == {"uf1": 89.76, "uar": 90.20, "acc": 91.18}
+    assert causal.selects_on_test.all()
+    rough = table[table.note.str.len() > 0]
+    assert list(rough.value) == [59.0] and "about" in rough.note.iloc[0]

@@ -1,4 +1,4 @@
-"""The paper's own numbers, read from one file with a source for every value.
+"""Published numbers, read from sourced data files: the paper's own and other methods'.
 
 ``tsfmicro/data/paper_reported.csv`` has one row per (dataset, task, fusion, metric) cell
 that the paper reports, with the value in percent and where it comes from. Only values
@@ -60,6 +60,31 @@ def reported_wide(datasets_tasks=None, fusions=("ts_late",)) -> pd.DataFrame:
                .agg(lambda s: "; ".join(sorted(set(s)))))
     wide["source"] = sources.reindex(wide.index).fillna("not in our copy of the paper")
     return wide.reset_index()
+
+
+FIELD_COLUMNS = ("method", "part", "metric", "value", "selection", "selects_on_test", "source", "note")
+FIELD_PARTS = ("composite", "casme2", "samm", "smic")
+
+
+def field_reported() -> pd.DataFrame:
+    """Other methods' published MEGC2019 composite results (``tsfmicro/data/field_reported.csv``).
+
+    One row per (method, part, metric, selection): the value in percent, how each held-out
+    subject's epoch was chosen (``selection``; ``selects_on_test`` True when it was chosen on
+    that subject's own test clips, which makes the value an upper bound), the source (public
+    repository and commit) and a note (e.g. a value the source gives only roughly).
+    """
+    with resources.files("tsfmicro.data").joinpath("field_reported.csv").open("r", encoding="utf-8") as handle:
+        table = pd.read_csv(handle, dtype={"value": "float64", "selects_on_test": str}, keep_default_na=False,
+                            na_values={"value": [""]})
+    missing_columns = set(FIELD_COLUMNS) - set(table.columns)
+    if missing_columns:
+        raise ValueError(f"field_reported.csv lacks columns {sorted(missing_columns)}")
+    bad_parts = sorted(set(table.part) - set(FIELD_PARTS))
+    if bad_parts:
+        raise ValueError(f"field_reported.csv: unknown part(s) {bad_parts}; valid: {', '.join(FIELD_PARTS)}")
+    table["selects_on_test"] = table.selects_on_test.map({"true": True, "false": False})
+    return table.loc[:, list(FIELD_COLUMNS)]
 
 
 def format_value(value: float, digits: int = 2) -> str:

@@ -18,7 +18,6 @@ them are relative to the project folder (the one holding ``pyproject.toml``).
 """
 from __future__ import annotations
 
-import copy
 import datetime as _dt
 import html
 import json
@@ -32,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tsfmicro import params as parameters
 
 # tqdm.auto (used while building caches) warns in kernels without ipywidgets; the notebooks
 # run with progress bars off, so the warning would only add a stderr cell to the book.
@@ -96,20 +97,6 @@ def find_project_root(start: str | os.PathLike | None = None) -> Path:
     return start
 
 
-def _merge(base: dict, changes: dict) -> dict:
-    """``base`` updated by ``changes``, recursing into nested dicts."""
-    merged = copy.deepcopy(base)
-    for key, value in (changes or {}).items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-REQUIRED_KEYS = ("data_source", "datasets", "preset", "recipe", "seeds", "device", "paths")
-
-
 @dataclass
 class Study:
     """Parameters plus the project folder; creates data and runs on demand."""
@@ -126,7 +113,10 @@ class Study:
              roots: dict[str, str | None] | None = None,
              overrides: dict[str, Any] | None = None) -> "Study":
         """Read a parameters file; ``roots`` (dataset -> folder, None = not given) and
-        ``overrides`` (any parameter key) come from the notebook's parameters cell."""
+        ``overrides`` (any parameter key) come from the notebook's parameters cell.
+        Overrides replace lists and the ``datasets:`` mapping, ``null`` removes a key, other
+        mappings merge; every parameter is checked before any work starts (ValueError naming
+        the key and its valid values; see tsfmicro.params)."""
         project_root = find_project_root()
         path = Path(params_file)
         if not path.is_absolute() and not path.exists():
@@ -136,15 +126,11 @@ class Study:
                                     f"(looked in {os.getcwd()} and {project_root})")
         project_root = find_project_root(path.parent)
         params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        params = _merge(params, overrides or {})
-        missing = [key for key in REQUIRED_KEYS if key not in params]
-        if missing:
-            raise ValueError(f"{path}: missing parameter(s) {missing}")
-        if params["data_source"] not in ("synthetic", "real"):
-            raise ValueError(f"{path}: data_source must be 'synthetic' or 'real', "
-                             f"got {params['data_source']!r}")
+        # overrides replace lists and `datasets:`, null removes a key (tsfmicro.params)
+        params = parameters.apply_overrides(params, overrides)
         given_roots = {name: folder for name, folder in (roots or {}).items() if folder}
         params["roots"] = {**(params.get("roots") or {}), **given_roots}
+        parameters.check(params, f"{path}" + (" with overrides" if overrides else ""))
         params["seeds"] = [int(seed) for seed in params["seeds"]]
         if params.get("cpu_threads"):
             # PyTorch's intra-op threads in this process (training runs in it). On a small
@@ -195,6 +181,8 @@ class Study:
                  f"seeds: {', '.join(map(str, seeds))}", "LOSO"]
         if protocol:
             parts.insert(1, f"protocol: {protocol}")
+        if self.errata != "keep":  # the default (the authors' choice) goes unsaid
+            parts.append(f"errata: {self.errata}")
         return " | ".join(parts)
 
     # ------------------------------------------------------------------ data
@@ -255,11 +243,16 @@ class Study:
 
         return PRESETS[self.params["preset"]].image_size
 
+    @property
+    def errata(self) -> str:
+        """``errata:`` of the parameters: keep (default, as the authors' code) or owners."""
+        return str(self.params.get("errata") or "keep")
+
     def samples(self, dataset: str, task: str):
         """The sample table (with the excluded-rows report) read from the official files."""
         from tsfmicro.data import load_samples
 
-        return load_samples(dataset, self.root(dataset), task)
+        return load_samples(dataset, self.root(dataset), task, errata=self.errata)
 
     def data(self, dataset: str, task: str):
         """Face crops of one task (tsfmicro.data.prepare; cached on disk and in memory)."""
@@ -270,7 +263,8 @@ class Study:
             self._data[key] = prepare(dataset, self.root(dataset), task,
                                       crop_size=self._crop_size(),
                                       cache_dir=self.path("prepared"),
-                                      progress=bool(self.params.get("progress", False)))
+                                      progress=bool(self.params.get("progress", False)),
+                                      errata=self.errata)
         return self._data[key]
 
     def all_data(self) -> dict[tuple[str, str], Any]:
@@ -278,7 +272,8 @@ class Study:
         return {pair: self.data(*pair) for pair in self.dataset_tasks()}
 
     def dataset_overview(self):
-        """One row per (dataset, task): source, clips, subjects, classes, excluded rows."""
+        """One row per (dataset, task): source, clips, subjects, classes, excluded rows, and the
+        clips whose apex is the onset (all-zero difference frame) or that carry an owners' erratum."""
         import pandas as pd
 
         rows = []
@@ -290,6 +285,9 @@ class Study:
                 "classes": len(prepared.class_names),
                 "class names": ", ".join(prepared.class_names),
                 "excluded rows": len(prepared.excluded),
+                "apex = onset": int(prepared.samples["apex_is_onset"].sum()),
+                "owners' errata": int((prepared.samples["erratum"] != "").sum()),
+                "corrected rows": len(prepared.corrections),
             })
         return pd.DataFrame(rows)
 
@@ -317,6 +315,17 @@ class Study:
         first = [c for c in ("dataset", "task", "file", "row", "reason") if c in table.columns]
         return table[first + [c for c in table.columns if c not in first]]
 
+    def corrected_rows(self):
+        """Every annotation value corrected while reading (the owners' published fixes), with
+        file, row and reason, once per dataset (the correction does not depend on the task)."""
+        import pandas as pd
+
+        parts = {dataset: prepared.corrections for (dataset, _), prepared in self.all_data().items()}
+        table = pd.concat(list(parts.values()), ignore_index=True) if parts else pd.DataFrame()
+        if "file" in table.columns:
+            table["file"] = [Path(str(f)).name for f in table["file"]]
+        return table
+
     def example_clips(self, dataset: str, task: str, per_class: int = 1):
         """The first ``per_class`` clips of each class: (onset, apex, titles) for
         :func:`tsfmicro.plots.example_crops`."""
@@ -338,10 +347,13 @@ class Study:
         return RunConfig(
             dataset=dataset, root=str(self.root(dataset)), task=task, fusion=fusion,
             preset=self.params["preset"], recipe=self.params["recipe"],
-            epochs=self.params.get("epochs"), batch_size=self.params.get("batch_size"), seeds=tuple(self.seeds if seeds is None else seeds),
+            epochs=self.params.get("epochs"), batch_size=self.params.get("batch_size"),
+            precision=self.params.get("precision"), rotary=self.params.get("rotary"),
+            seeds=tuple(self.seeds if seeds is None else seeds),
             device=self.params["device"], out=str(self.path("runs")),
             crop_size=self._crop_size(), cache_dir=str(self.path("prepared")),
             frame_reselection=bool(self.params.get("frame_reselection", False)),
+            errata=self.errata,
         )
 
     def run(self, dataset: str, task: str, fusion: str = "ts_late",

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .errata import ERRATA_CHOICES
 from .faces import DEFAULT_MARGIN
 from .registry import DATASETS, TASKS
 
@@ -35,6 +36,9 @@ def register(subparsers) -> None:
     preprocess.add_argument("--cache-dir", type=Path, default=None,
                             help="default: $TSFMICRO_CACHE or ~/.cache/tsfmicro")
     preprocess.add_argument("--precropped", action="store_true", help="use the dataset's pre-cropped frames")
+    preprocess.add_argument("--errata", default="keep", choices=ERRATA_CHOICES,
+                            help="the dataset owners' errata (CAS(ME)^3): keep the clips they would remove, as the "
+                            "authors' code does (default), or leave them out (owners); their corrections always apply")
     preprocess.set_defaults(handler=run_preprocess)
 
 
@@ -56,13 +60,18 @@ def run_preprocess(args: argparse.Namespace) -> int:
         raise ValueError(f"unknown task {task!r} for {args.dataset}; choose from {', '.join(TASKS[args.dataset])}")
     data = prepare(args.dataset, args.root, task, crop_size=args.crop_size,
                    margin=args.margin,
-                   use_precropped=args.precropped, cache_dir=args.cache_dir)
-    report = Path(str(data.cache_path).removesuffix(".npz") + f"_{task}_excluded.csv")
+                   use_precropped=args.precropped, cache_dir=args.cache_dir, errata=args.errata)
+    choice = "_errata-owners" if args.errata == "owners" else ""  # the reports differ by choice, the cache does not
+    stem = str(data.cache_path).removesuffix(".npz") + f"_{task}{choice}"
+    report = Path(stem + "_excluded.csv")
     write_csv(report, data.excluded)
+    corrections = Path(stem + "_corrections.csv")
+    write_csv(corrections, data.corrections)
     counts = data.samples["label"].str.lower().value_counts().to_dict()
     methods = data.samples["crop_method"].value_counts().to_dict()
     print(f"{data.source}: {len(data.samples)} clips for {args.dataset} {task}, "
           f"{data.samples['subject'].nunique()} subjects; labels {counts}")
-    print(f"crops: {methods}; excluded rows: {len(data.excluded)} (report: {report})")
+    print(f"crops: {methods}; excluded rows: {len(data.excluded)} (report: {report}); "
+          f"corrected rows: {len(data.corrections)} (report: {corrections})")
     print(f"cache: {data.cache_path}")
     return 0

@@ -12,6 +12,13 @@ Nothing is dropped silently: every annotation row left out gets a line in ``excl
 ValueError on the first malformed row instead; rows whose label is simply outside the task
 (CASME II fear in the 5-class task) are a choice, not an error, and never raise.
 
+The dataset owners' published errata (``tsfmicro.data.errata``, CAS(ME)^3) are applied while
+reading: a value the owners correct is corrected and listed in ``corrections`` (file, row,
+reason); a clip they would remove is marked in the ``erratum`` column, and left out (with a
+line in ``excluded``) only with ``errata="owners"``; the default, ``"keep"``, keeps it, as
+the authors' code does. Every table also has ``apex_is_onset``: True where the apex frame is
+the onset frame, so the apex - onset difference the temporal branch sees is all zero.
+
 ``root`` is the folder the dataset was unpacked into (the folder holding the annotation
 file and the frame folders). For ``megc2019`` it is a mapping
 ``{"casme2": dir, "samm": dir, "smic": dir, "list": path/to/combined_3class_gt.csv}`` or a
@@ -22,7 +29,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Union
 
@@ -36,17 +43,18 @@ from .frames import (
     find_dir,
     index_frames,
 )
+from .errata import ERRATA_DATASET, ERRATA_FILE, apply_choice, check_choice, clip_errata, damaged_note, erratum_text
 from .registry import MARKER_FILE, SYNTHETIC_SOURCE, dataset_info, normalise_label, task_info
-from .types import SampleTable
+from .types import REPORT_COLUMNS, SampleTable, empty_report
 
 Root = Union[str, os.PathLike, Mapping[str, Union[str, os.PathLike]]]
 
 SAMPLE_COLUMNS = [
     "dataset", "subject", "clip_id", "onset_frame", "apex_frame", "offset_frame",
     "onset_path", "apex_path", "label", "class_index", "apex_rule",
-    "precropped_onset_path", "precropped_apex_path", "file", "row",
+    "precropped_onset_path", "precropped_apex_path", "file", "row", "erratum", "apex_is_onset",
 ]
-EXCLUDED_COLUMNS = ["dataset", "file", "row", "subject", "clip_id", "reason"]
+EXCLUDED_COLUMNS = REPORT_COLUMNS  # also the columns of the corrections report
 APEX_ANNOTATED = "annotated"
 APEX_MIDDLE = "middle of onset..offset (apex not annotated)"
 
@@ -83,20 +91,28 @@ class ClipTable:
     dataset: str
     clips: pd.DataFrame  # SAMPLE_COLUMNS without class_index
     excluded: pd.DataFrame
-    input_files: list[Path]  # annotation files (hashed into the cache key)
+    input_files: list[Path]  # annotation files and the errata file (hashed into the cache key)
     source: str
     precropped_available: bool = False
+    corrections: pd.DataFrame = field(default_factory=empty_report)  # values corrected while reading
 
 
 # ----------------------------------------------------------------------------- public API
 
 
-def load_samples(dataset: str, root: Root, task: str, strict: bool = False) -> SampleTable:
-    """One task's sample table read from a dataset's official files (see module docstring)."""
+def load_samples(dataset: str, root: Root, task: str, strict: bool = False, errata: str = "keep") -> SampleTable:
+    """One task's sample table read from a dataset's official files (see module docstring).
+
+    ``errata``: ``"keep"`` (default) keeps the clips the dataset's owners would remove, marked
+    in the ``erratum`` column; ``"owners"`` leaves them out (see ``tsfmicro.data.errata``).
+    """
+    check_choice(errata)
     clips = load_clips(dataset, root, strict=strict)
-    samples, left_out = select_task(clips.clips, dataset, task)
-    excluded = pd.concat([clips.excluded, left_out], ignore_index=True)
-    return SampleTable(dataset, task, samples, excluded, list(task_info(dataset, task).class_names), clips.source)
+    kept, left_by_errata = apply_choice(clips.clips, errata, EXCLUDED_COLUMNS)
+    samples, left_out = select_task(kept, dataset, task)
+    excluded = pd.concat([clips.excluded, left_by_errata, left_out], ignore_index=True)
+    return SampleTable(dataset, task, samples, excluded, list(task_info(dataset, task).class_names), clips.source,
+                       corrections=clips.corrections)
 
 
 def load_clips(dataset: str, root: Root, strict: bool = False) -> ClipTable:
@@ -219,20 +235,45 @@ def _load_spreadsheet_dataset(dataset: str, root: Path, strict: bool) -> ClipTab
             subject = subject_id(record["subject"])
             check.subject = subject
             name = _text(record["clip"], "filename")
-            onset = _frame(record["onset"], "onset")
-            clip_id = f"{subject}_{name}_{onset}" if dataset == "casme3" else name
-            check.clip_id = clip_id
+            annotated_onset = _frame(record["onset"], "onset")
+            check.clip_id = _clip_id(dataset, subject, name, annotated_onset)
             offset = _frame(record["offset"], "offset")
-            apex, apex_rule = _apex(record["apex"], onset, offset)
+            apex, apex_rule = _apex(record["apex"], annotated_onset, offset)
             label = _known_label(dataset, record["label"])
+            onset, apex, correction = _owners_fix(dataset, subject, name, annotated_onset, apex)
+            clip_id = check.clip_id = _clip_id(dataset, subject, name, onset)
+            if correction:
+                check.correct(correction)
             check.claim_clip(subject, clip_id)
-            paths = locator.locate(subject, name, onset, apex)
+            needed = {"onset": onset, "apex": apex}
+            errata = clip_errata(dataset, subject, name, annotated_onset, needed)
+            try:
+                paths = locator.locate(subject, name, onset, apex, annotated_onset)
+            except RowProblem as problem:
+                note = damaged_note(errata, needed)
+                raise RowProblem(f"{problem}; {note}" if note else str(problem)) from None
             check.accept(dict(
                 subject=subject, clip_id=clip_id, onset_frame=onset, apex_frame=apex, offset_frame=offset,
                 label=str(record["label"]).strip(), apex_rule=apex_rule, action_units=_au_text(record["action_units"]),
-                **paths,
+                erratum=erratum_text(errata, needed), **paths,
             ))
-    return checker.result([annotation], locator.has_precropped, {dataset: root})
+    errata_files = [ERRATA_FILE] if dataset == ERRATA_DATASET else []
+    return checker.result([annotation, *errata_files], locator.has_precropped, {dataset: root})
+
+
+def _clip_id(dataset: str, subject: str, name: str, onset: int) -> str:
+    """CAS(ME)^3 videos hold several clips: its clip id needs the onset (spNO.1_a_355)."""
+    return f"{subject}_{name}_{onset}" if dataset == "casme3" else name
+
+
+def _owners_fix(dataset: str, subject: str, name: str, onset: int, apex: int) -> tuple[int, int, str]:
+    """(onset, apex, reason) after the owners' published correction when one concerns this row
+    (spNO.216 e: onset and apex written 0, frames from 1.jpg: +1 to both); reason '' if none."""
+    for erratum in clip_errata(dataset, subject, name, onset, {}):
+        if erratum.kind == "onset_apex_zero" and onset == 0 and apex == 0:
+            return onset + 1, apex + 1, (f"{erratum.description}: onset and apex corrected from 0 to 1 "
+                                         f"(the owners' fix: {erratum.owners_solution}; {erratum.where()})")
+    return onset, apex, ""
 
 
 # ----------------------------------------------------------------------------- SMIC (folders)
@@ -356,6 +397,8 @@ def _load_megc(root: Root, strict: bool) -> ClipTable:
     part_excluded = [table.excluded for table in parts.values()]
     result.excluded = pd.concat([result.excluded, *part_excluded, pd.DataFrame(unlisted, columns=EXCLUDED_COLUMNS)],
                                 ignore_index=True)
+    result.corrections = pd.concat([result.corrections, *(table.corrections for table in parts.values())],
+                                   ignore_index=True)
     return result
 
 
@@ -468,8 +511,11 @@ class _FrameLocator:
             raise FileNotFoundError(f"{root}: annotation file found but no frame folder (tried {tried})")
         self.has_precropped = self.precropped is not None
 
-    def locate(self, subject: str, clip: str, onset: int, apex: int) -> dict[str, str | None]:
-        folder = self._raw_clip_folder(subject, clip, onset)
+    def locate(self, subject: str, clip: str, onset: int, apex: int,
+               annotated_onset: int | None = None) -> dict[str, str | None]:
+        """``annotated_onset``: the onset as written, when an erratum corrected it (a clip
+        release folder may be named after either)."""
+        folder = self._raw_clip_folder(subject, clip, (onset, annotated_onset))
         paths = _frame_paths(index_frames(folder), folder, onset, apex)
         paths.update(_precropped_paths(self._precropped_clip_folder(subject, clip), onset, apex))
         return paths
@@ -480,7 +526,7 @@ class _FrameLocator:
         subject_dir = child_case_insensitive(self.precropped, subject)
         return subject_dir and child_case_insensitive(subject_dir, clip)
 
-    def _raw_clip_folder(self, subject: str, clip: str, onset: int) -> Path:
+    def _raw_clip_folder(self, subject: str, clip: str, onsets: tuple[int, int | None]) -> Path:
         if self.dataset == "casme3":
             if self.raw is not None:
                 subject_dir = child_case_insensitive(self.raw, subject)
@@ -488,9 +534,10 @@ class _FrameLocator:
                 if video is not None:
                     return video / "color"
             if self.clip_release is not None:
-                folder = child_case_insensitive(self.clip_release, f"{subject}_{clip}_{onset}")
-                if folder is not None:
-                    return folder
+                for onset in dict.fromkeys(number for number in onsets if number is not None):
+                    folder = child_case_insensitive(self.clip_release, f"{subject}_{clip}_{onset}")
+                    if folder is not None:
+                        return folder
         base = self.raw or self.precropped or self.clip_release
         return _subject_child(base, subject, clip)
 
@@ -534,6 +581,7 @@ class _RowChecker:
         self.dataset, self.file, self.root, self.strict = dataset, file, root, strict
         self.accepted: list[dict] = []
         self.excluded: list[dict] = []
+        self.corrections: list[dict] = []
         self.first_row: dict[tuple[str, str], object] = {}
 
     def row(self, number: int | None, file: Path | None = None) -> "_RowContext":
@@ -553,17 +601,26 @@ class _RowChecker:
         clips = pd.DataFrame(self.accepted)
         if clips.empty:
             clips = pd.DataFrame(columns=[c for c in SAMPLE_COLUMNS if c != "class_index"])
+        else:
+            clips["erratum"] = clips["erratum"].fillna("") if "erratum" in clips else ""
+            clips["apex_is_onset"] = clips["apex_frame"].astype(int) == clips["onset_frame"].astype(int)
         excluded = pd.DataFrame(self.excluded, columns=EXCLUDED_COLUMNS)
+        corrections = pd.DataFrame(self.corrections, columns=EXCLUDED_COLUMNS)
         source_roots = [Path(r) for k, r in roots.items() if k != "list"]
         synthetic = any(is_synthetic_root(r) for r in source_roots)
         source = SYNTHETIC_SOURCE if synthetic else dataset_info(self.dataset).display_name
-        return ClipTable(self.dataset, clips, excluded, input_files, source, precropped)
+        return ClipTable(self.dataset, clips, excluded, input_files, source, precropped, corrections)
 
 
 class _RowContext:
     def __init__(self, checker: _RowChecker, number: int | None, file: Path | None):
         self.checker, self.number, self.file = checker, number, file
         self.subject, self.clip_id = "", ""
+
+    def correct(self, reason: str) -> None:
+        """Record a value of this row corrected while reading (the clip is not left out)."""
+        self.checker.corrections.append(dict(dataset=self.checker.dataset, file=str(self.file), row=self.number,
+                                             subject=self.subject, clip_id=self.clip_id, reason=reason))
 
     def claim_clip(self, subject: str, clip_id: str) -> None:
         key = (subject, clip_id)

@@ -4,14 +4,30 @@ One ``.npz`` file per (dataset, crop settings, inputs). The inputs are hashed: t
 of the annotation file(s) and the list of frames used (name and size of every onset, apex
 and pre-cropped frame), so editing the annotation or replacing frames builds a new cache,
 while moving the dataset folder does not. The cache holds every valid clip of the dataset
-whatever its label; the task is selected after loading, so 5-class and 3-class share it.
+whatever its label and whatever the errata choice; the task and the clips the owners' errata
+remove (``errata="owners"``) are selected after loading, so every task and choice share it.
 
 With ``reselect_frames=True`` the cache also holds, per clip, a TRAINING pair (the authors'
 optional re-selection, paper.md "Inputs"): the (onset+i, apex-j) pair, i and j from 0 to
-``reselect_shift`` (floor(fraction * (apex - onset) / 4), fraction 0.15, SAMM 0.10), with
-onset+i < apex-j and both frames on disk, whose crops (cut with the onset's face box) differ
-most (mean absolute difference of the uint8 crops; ties: the smallest i + j, then i). Those
-caches are separate files with their own key; the default cache is not touched.
+``reselect_shift``, with onset+i < apex-j and both frames on disk, whose crops (cut with the
+onset's face box) differ most. The window, per dataset (``RESELECT_WINDOWS``):
+
+* CASME II and CAS(ME)^3: floor(0.15 * (apex - onset) / 4), as the authors' ``base.py``
+  (``flow_difference``, ``casme3_difference``);
+* SAMM: floor(0.10 * (apex - onset)), without the / 4 (the authors' ``samm_difference``);
+* SMIC (and SMIC clips of MEGC2019): the authors have no script; CASME II's rule is ours.
+
+The authors' SAMM 3-class script does not re-select; here the option, when on, applies to
+every dataset and task alike.
+
+Score: the L2 norm of the true signed difference apex - onset of the two crops. The authors'
+code takes ``np.linalg.norm(apex_img - onset_img)`` of two uint8 images, whose difference
+wraps around (3 - 5 = 254), so a small darkening counts as a large change: a bug we do not
+copy. Ties: the smallest i + j, then i. (The authors score whole frames, or CASME II's
+pre-cropped ones; we score the crops the network sees.)
+
+Re-selecting caches are separate files whose key covers the windows and the score; the
+default cache is not touched.
 
 Cache folder: ``cache_dir`` argument, else the TSFMICRO_CACHE environment variable, else
 ``~/.cache/tsfmicro``.
@@ -31,6 +47,7 @@ import pandas as pd
 
 from .._io import atomic_path
 from .annotations import EXCLUDED_COLUMNS, ClipTable, Root, load_clips, select_task
+from .errata import apply_choice, check_choice, damaged_note_from_text
 from .faces import (
     CROP_CENTRE,
     CROP_MTCNN,
@@ -48,8 +65,10 @@ from .types import PreparedData
 
 CACHE_FORMAT = 1  # bump when the crop procedure changes, so old caches are not reused
 DETECTION_BATCH = 8
-RESELECT_FRACTION = 0.15  # training-time re-selection window: fraction of (apex - onset), then / 4 ...
-RESELECT_FRACTION_BY_DATASET = {"samm": 0.10}  # ... SAMM's scripts use 10 %
+# Training-time re-selection window: i, j up to floor(fraction * (apex - onset) / divisor).
+RESELECT_WINDOWS = {"casme2": (0.15, 4), "casme3": (0.15, 4), "samm": (0.10, 1)}  # the authors' base.py
+OUR_RESELECT_WINDOW = (0.15, 4)  # datasets without an authors' script (SMIC): CASME II's rule
+RESELECT_SCORE = "l2 of the signed difference"  # enters the cache key: a new score builds new caches
 
 
 def default_cache_dir() -> Path:
@@ -58,7 +77,7 @@ def default_cache_dir() -> Path:
 
 def prepare(dataset: str, root: Root, task: str, *, crop_size: int = 224, margin: float = DEFAULT_MARGIN,
             use_precropped: bool = False, cache_dir: str | os.PathLike | None = None,
-            progress: bool = True, reselect_frames: bool = False) -> PreparedData:
+            progress: bool = True, reselect_frames: bool = False, errata: str = "keep") -> PreparedData:
     """Face crops (onset, apex) of one task, from the cache when it is up to date.
 
     ``use_precropped`` takes the dataset's pre-cropped frames (CASME II ``Cropped/``,
@@ -66,8 +85,11 @@ def prepare(dataset: str, root: Root, task: str, *, crop_size: int = 224, margin
     ``reselect_frames`` also fills ``train_onset``/``train_apex`` (and the sample columns
     ``train_onset_frame``, ``train_apex_frame``) with the re-selected training pair (see the
     module docstring); ``onset``/``apex`` stay the annotated frames, for testing.
+    ``errata``: ``"keep"`` (default, as the authors' code) or ``"owners"`` (leave out the clips
+    the dataset's owners would remove; see tsfmicro.data.errata).
     """
     task_info(dataset, task)  # unknown task: fail before any work
+    check_choice(errata)
     if crop_size < 8:
         raise ValueError(f"crop_size must be at least 8 pixels, got {crop_size}")
     if margin < 0:
@@ -77,8 +99,9 @@ def prepare(dataset: str, root: Root, task: str, *, crop_size: int = 224, margin
         raise ValueError(f"{dataset}: no pre-cropped release found under {root}; run without --precropped")
     settings = {"crop_size": int(crop_size), "margin": float(margin), "use_precropped": bool(use_precropped)}
     if reselect_frames:  # only then: the default settings, key and file name stay as they were
-        settings["reselect"] = {"fraction": float(RESELECT_FRACTION),
-                                "by_dataset": {k: float(v) for k, v in RESELECT_FRACTION_BY_DATASET.items()}}
+        settings["reselect"] = {"windows": {name: [float(f), int(d)] for name, (f, d) in RESELECT_WINDOWS.items()},
+                                "other_datasets": [float(OUR_RESELECT_WINDOW[0]), int(OUR_RESELECT_WINDOW[1])],
+                                "score": RESELECT_SCORE}
     key = cache_key(clips, settings)
     method = ("precropped" if use_precropped else "mtcnn") + ("_reselect" if reselect_frames else "")
     path = Path(cache_dir or default_cache_dir()) / f"{dataset}_{crop_size}px_{method}_{key[:16]}.npz"
@@ -87,7 +110,7 @@ def prepare(dataset: str, root: Root, task: str, *, crop_size: int = 224, margin
     else:
         crops = _build(clips, settings, progress)
         _write_cache(path, crops)
-    return _task_view(clips, crops, dataset, task, key, path)
+    return _task_view(clips, crops, dataset, task, key, path, errata)
 
 
 def cache_key(clips: ClipTable, settings: dict) -> str:
@@ -104,9 +127,19 @@ def cache_key(clips: ClipTable, settings: dict) -> str:
 
 
 def reselect_shift(dataset: str, onset_frame: int, apex_frame: int) -> int:
-    """Largest i (and j) of the training-time re-selection window: floor(fraction * (apex - onset) / 4)."""
-    fraction = RESELECT_FRACTION_BY_DATASET.get(dataset, RESELECT_FRACTION)
-    return max(0, math.floor(fraction * (int(apex_frame) - int(onset_frame)) / 4))
+    """Largest i (and j) of the training-time re-selection window of ``dataset`` (a MEGC2019
+    row's part): floor(fraction * (apex - onset) / divisor), see ``RESELECT_WINDOWS``."""
+    fraction, divisor = RESELECT_WINDOWS.get(dataset, OUR_RESELECT_WINDOW)
+    return max(0, math.floor(fraction * (int(apex_frame) - int(onset_frame)) / divisor))
+
+
+def pair_score(onset_crop: np.ndarray, apex_crop: np.ndarray) -> int:
+    """Squared L2 norm of the signed difference apex - onset (same order as the norm; exact integers).
+
+    Signed on purpose: the authors subtract uint8 images, which wraps around (3 - 5 = 254).
+    """
+    difference = (apex_crop.astype(np.int64) - onset_crop.astype(np.int64)).ravel()
+    return int(np.dot(difference, difference))
 
 
 def _frame_fingerprint(path: str | None) -> str:
@@ -181,7 +214,8 @@ def _read_pair(row: dict, use_precropped: bool, unreadable: list) -> tuple[np.nd
             raise FileNotFoundError(f"no pre-cropped frames for this clip (raw: {row['onset_path']})")
         return read_frame(row[names[0]]), read_frame(row[names[1]])
     except (FileNotFoundError, ValueError) as error:
-        unreadable.append(_report(row, str(error)))
+        note = damaged_note_from_text(row.get("erratum"))
+        unreadable.append(_report(row, f"{error}; {note}" if note else str(error)))
         return None
 
 
@@ -235,15 +269,21 @@ def _reselect(row: dict, onset_crop: np.ndarray, apex_crop: np.ndarray, method: 
                 candidate = _read_candidate(frames.get(number), shape)
                 if candidate is not None:
                     chosen[step] = cut(candidate)
-    pairs = sorted(((i, j) for i in starts for j in ends if onset_number + i < apex_number - j),
+    i, j = best_pair(starts, ends, apex_number - onset_number)
+    return starts[i], ends[j], (onset_number + i, apex_number - j)
+
+
+def best_pair(starts: dict[int, np.ndarray], ends: dict[int, np.ndarray], gap: int) -> tuple[int, int]:
+    """(i, j) whose crops ``ends[j]`` - ``starts[i]`` have the largest ``pair_score``, among the
+    pairs with i + j < ``gap`` (= apex - onset); ties: the smallest i + j, then i. (0, 0) must exist."""
+    pairs = sorted(((i, j) for i in starts for j in ends if i + j < gap or (i, j) == (0, 0)),
                    key=lambda pair: (pair[0] + pair[1], pair[0]))
     best, best_score = (0, 0), -1
-    for i, j in pairs:  # the sum of absolute differences: exact integers, same order as the mean
-        score = int(np.abs(starts[i].astype(np.int16) - ends[j].astype(np.int16)).sum())
+    for i, j in pairs:
+        score = pair_score(starts[i], ends[j])
         if score > best_score:
             best, best_score = (i, j), score
-    i, j = best
-    return starts[i], ends[j], (onset_number + i, apex_number - j)
+    return best
 
 
 def _read_candidate(path: Path | None, shape) -> np.ndarray | None:
@@ -292,8 +332,10 @@ def _read_cache(path: Path) -> _Crops:
                       unreadable, *train)
 
 
-def _task_view(clips: ClipTable, crops: _Crops, dataset: str, task: str, key: str, path: Path) -> PreparedData:
-    samples, outside_task = select_task(clips.clips, dataset, task)
+def _task_view(clips: ClipTable, crops: _Crops, dataset: str, task: str, key: str, path: Path,
+               errata: str) -> PreparedData:
+    kept, left_by_errata = apply_choice(clips.clips, errata, EXCLUDED_COLUMNS)
+    samples, outside_task = select_task(kept, dataset, task)
     position = {clip_key: index for index, clip_key in enumerate(crops.keys)}
     keys = [_clip_key(row) for row in samples.to_dict("records")]
     cropped = np.array([clip_key in position for clip_key in keys], dtype=bool)
@@ -305,9 +347,10 @@ def _task_view(clips: ClipTable, crops: _Crops, dataset: str, task: str, key: st
         train_onset, train_apex = crops.train_onset[index], crops.train_apex[index]
         samples["train_onset_frame"] = crops.train_frames[index, 0]
         samples["train_apex_frame"] = crops.train_frames[index, 1]
-    excluded = pd.concat([clips.excluded, crops.unreadable, outside_task], ignore_index=True)
+    excluded = pd.concat([clips.excluded, crops.unreadable, left_by_errata, outside_task], ignore_index=True)
     return PreparedData(
         dataset=dataset, task=task, samples=samples, onset=crops.onset[index], apex=crops.apex[index],
         class_names=list(task_info(dataset, task).class_names), excluded=excluded, source=clips.source,
         cache_key=key, cache_path=path, train_onset=train_onset, train_apex=train_apex,
+        corrections=clips.corrections,
     )

@@ -3,6 +3,10 @@
 Labels are compared after ``normalise_label`` (trimmed, lower case, dataset aliases applied),
 so SAMM's ``Other``/``Others`` and CAS(ME)^3's ``others``/``Others`` fall together.
 Three-class tasks always use the MEGC order negative, positive, surprise (0, 1, 2).
+
+``3class_megc`` is the task every dataset shares, for training on one dataset and testing on
+another (cross-dataset, leave-one-dataset-out): the MEGC2019 grouping for CASME II, SAMM and
+SMIC, and the same grouping for CAS(ME)^3 with ``others`` dropped. Each task names its source.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ SYNTHETIC_SOURCE = "SYNTHETIC"
 class Task:
     class_names: tuple[str, ...]
     label_to_class: Mapping[str, str]  # normalised annotation label -> class name
+    source: str = ""  # where the grouping comes from
 
 
 @dataclass(frozen=True)
@@ -28,18 +33,23 @@ class DatasetInfo:
     aliases: Mapping[str, str] = field(default_factory=dict)
 
 
-def _identity_task(names: tuple[str, ...]) -> Task:
-    return Task(names, {name: name for name in names})
+def _identity_task(names: tuple[str, ...], source: str = "the dataset's own labels") -> Task:
+    return Task(names, {name: name for name in names}, source)
 
 
 def _three_class(negative: tuple[str, ...], positive: tuple[str, ...], surprise: tuple[str, ...],
-                 extra: tuple[str, ...] = ()) -> Task:
+                 extra: tuple[str, ...] = (), source: str = "") -> Task:
     """Group emotions into MEGC-style classes; ``extra`` classes keep their own name."""
     mapping = {label: "negative" for label in negative}
     mapping.update({label: "positive" for label in positive})
     mapping.update({label: "surprise" for label in surprise})
     mapping.update({label: label for label in extra})
-    return Task(("negative", "positive", "surprise") + extra, mapping)
+    return Task(("negative", "positive", "surprise") + extra, mapping, source)
+
+
+MEGC2019_SOURCE = ("MEGC2019 composite 3-class grouping (See et al., FG 2019; the official "
+                   "combined_3class_gt.csv)")
+SHARED_TASK = "3class_megc"  # the task every dataset has, for cross-dataset protocols
 
 
 _REGISTRY: dict[str, DatasetInfo] = {
@@ -50,7 +60,10 @@ _REGISTRY: dict[str, DatasetInfo] = {
         tasks={
             "5class": _identity_task(("happiness", "surprise", "disgust", "repression", "others")),
             # The authors' code puts fear and sadness into negative (the MEGC list does not).
-            "3class": _three_class(("disgust", "repression", "fear", "sadness"), ("happiness",), ("surprise",)),
+            "3class": _three_class(("disgust", "repression", "fear", "sadness"), ("happiness",), ("surprise",),
+                                   source="the TSFmicro authors' code (Cross-Innovation-Lab/TSFmicro)"),
+            # MEGC2019: negative = disgust + repression; fear, sadness and others dropped
+            SHARED_TASK: _three_class(("disgust", "repression"), ("happiness",), ("surprise",), source=MEGC2019_SOURCE),
         },
     ),
     "samm": DatasetInfo(
@@ -60,7 +73,10 @@ _REGISTRY: dict[str, DatasetInfo] = {
         aliases={"others": "other"},
         tasks={
             "5class": _identity_task(("anger", "contempt", "happiness", "surprise", "other")),
-            "3class": _three_class(("anger", "contempt", "disgust", "fear", "sadness"), ("happiness",), ("surprise",)),
+            "3class": _three_class(("anger", "contempt", "disgust", "fear", "sadness"), ("happiness",), ("surprise",),
+                                   source="the TSFmicro authors' code, equal to MEGC2019's"),
+            SHARED_TASK: _three_class(("anger", "contempt", "disgust", "fear", "sadness"), ("happiness",),
+                                      ("surprise",), source=MEGC2019_SOURCE),
         },
     ),
     "casme3": DatasetInfo(
@@ -69,14 +85,19 @@ _REGISTRY: dict[str, DatasetInfo] = {
         labels=("anger", "disgust", "fear", "happy", "sad", "surprise", "others"),
         tasks={
             "7class": _identity_task(("anger", "disgust", "fear", "happy", "sad", "surprise", "others")),
-            "4class": _three_class(("anger", "disgust", "fear", "sad"), ("happy",), ("surprise",), extra=("others",)),
+            "4class": _three_class(("anger", "disgust", "fear", "sad"), ("happy",), ("surprise",), extra=("others",),
+                                   source="the TSFmicro authors' code (CAS(ME)^3 4-class)"),
+            # the MEGC grouping applied to CAS(ME)^3's labels, ``others`` dropped (our choice, stated)
+            SHARED_TASK: _three_class(("anger", "disgust", "fear", "sad"), ("happy",), ("surprise",),
+                                      source="MEGC2019 grouping applied to CAS(ME)^3 by tsfmicro (others dropped)"),
         },
     ),
     "smic": DatasetInfo(
         name="smic",
         display_name="SMIC-HS",
         labels=("negative", "positive", "surprise"),
-        tasks={"3class": _identity_task(("negative", "positive", "surprise"))},
+        tasks={"3class": _identity_task(("negative", "positive", "surprise"), source="SMIC-HS folders"),
+               SHARED_TASK: _identity_task(("negative", "positive", "surprise"), source=MEGC2019_SOURCE)},
     ),
     "megc2019": DatasetInfo(
         name="megc2019",

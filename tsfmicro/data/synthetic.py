@@ -19,7 +19,10 @@ frame naming, known quirks) and behaves like them for a model:
 ``write_synthetic`` writes into a fresh folder (atomically: a temporary folder renamed at
 the end) with a marker file, ``TSFMICRO_SYNTHETIC.txt``, so every result computed from it
 says SYNTHETIC, and a manifest (``TSFMICRO_SYNTHETIC_manifest.csv``) of what was written.
-CAS(ME)^3 depth frames are not written (nothing reads them).
+CAS(ME)^3 depth frames are not written (nothing reads them). A CAS(ME)^3 tree of 2 or more
+subjects holds a row of the owners' errata (``tsfmicro.data.errata``), spNO.2 e (apex
+occluded), and one of 3 or more subjects also spNO.216 e (onset and apex written 0, frames
+from 1.jpg): each is the last clip of its participant, so the sizes do not change.
 """
 from __future__ import annotations
 
@@ -363,13 +366,14 @@ class _Writer:
                            planned.apex_index, self.rng, self.noise)
 
     def record(self, planned: _Planned, subject: str, clip_id: str, onset: int, apex: int, offset: int,
-               clip: Clip | None, expected: str = "valid") -> None:
+               clip: Clip | None, expected: str = "valid", erratum: str = "") -> None:
+        """One manifest row; ``erratum``: the owners' erratum the row carries (CAS(ME)^3), '' if none."""
         face = self.faces[planned.subject_index]
         self.manifest.append(dict(
             layout=self.layout, subject=subject, clip_id=clip_id, label=planned.label, movement=planned.movement,
             onset=onset, apex=apex, offset=offset, n_frames=planned.n_frames,
             intensity=round(clip.intensity, 3) if clip else None, photo=face.photo, mirrored=face.mirrored,
-            expected=expected,
+            expected=expected, erratum=erratum,
         ))
 
 
@@ -482,7 +486,10 @@ def _write_samm(writer: _Writer) -> None:
     _write_sheet(writer.root / "SAMM_Micro_FACS_Codes_v2.xlsx", {"FACS_Movement_Only": rows})
 
 
-CASME3_SUBJECTS = [1, 2, 3, 4, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16, 17, 18, 40, 149, 216]
+# spNO.2 and spNO.216 come early so that small trees hold rows of the owners' errata
+# (tsfmicro.data.errata): spNO.2 e (apex occluded) and spNO.216 e (onset and apex written 0).
+CASME3_SUBJECTS = [1, 2, 216, 3, 4, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16, 17, 18, 40, 149]
+CASME3_ERRATA_VIDEO = {2: "occluded", 216: "onset_apex_zero"}  # participant -> its last clip goes to video e
 CASME3_ROMAN = {"happy": "I", "disgust": "II", "fear": "III", "anger": "IV", "sad": "V", "surprise": "VI",
                 "others": "VII"}
 
@@ -501,9 +508,15 @@ def _write_casme3(writer: _Writer) -> None:
             video = "abcdefghijklm"[(c // 2) % 13]
             if s == 0 and c // 2 == (len(clips) - 1) // 2:
                 video = "j"  # labelled 'J' (the one uppercase Filename), folder j
+            erratum = CASME3_ERRATA_VIDEO.get(number) if c == len(clips) - 1 else None
+            if erratum:
+                video = "e"
             cell_video = "J" if video == "j" else video  # one uppercase J in the labels
             if planned.label == "others" and s < 2:
                 planned.label = "Others"  # 'Others' appears beside 'others'
+            if erratum == "onset_apex_zero":
+                _write_casme3_zero_onset(writer, planned, rows, frames_dir / folder / video / "color", subject)
+                continue
             clip = writer.render(planned)
             offset, apex = onset + planned.n_frames - 1, onset + planned.apex_index
             for index, frame in enumerate(clip.frames):
@@ -511,7 +524,8 @@ def _write_casme3(writer: _Writer) -> None:
             # every cell is text in the official file, frame numbers included
             rows.append([subject, cell_video, str(onset), str(apex), str(offset), "4+7",
                          CASME3_ROMAN[planned.label.lower()], planned.label])
-            writer.record(planned, subject, f"{subject}_{cell_video}_{onset}", onset, apex, offset, clip)
+            writer.record(planned, subject, f"{subject}_{cell_video}_{onset}", onset, apex, offset, clip,
+                          erratum="apex_occluded" if erratum == "occluded" else "")
             onset = offset + int(writer.rng.integers(20, 60))
     # Known bad rows: apex before onset; onset after offset; a clip listed twice with offset 0.
     bad = [([f"spNO.{CASME3_SUBJECTS[0]}", "d", "900", "890", "920", "4", "II", "disgust"], "apex outside"),
@@ -524,6 +538,18 @@ def _write_casme3(writer: _Writer) -> None:
         writer.record(planned, row[0], f"{row[0]}_{row[1]}_{row[2]}", int(row[2]), int(row[3]), int(row[4]),
                       None, expected=reason)
     _write_sheet(writer.root / "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx", {"label": rows, "Sheet2": [], "Sheet3": []})
+
+
+def _write_casme3_zero_onset(writer: _Writer, planned: _Planned, rows: list, folder: Path, subject: str) -> None:
+    """spNO.216 e as the owners list it: onset and apex written 0, frames from 1.jpg (their fix: +1)."""
+    planned.apex_index = 0  # after the fix the apex is the onset: an all-zero difference frame
+    clip = writer.render(planned)
+    for index, frame in enumerate(clip.frames):
+        _save(folder / f"{index + 1}.jpg", frame)
+    offset = planned.n_frames
+    rows.append([subject, "e", "0", "0", str(offset), "4+7", CASME3_ROMAN[planned.label.lower()], planned.label])
+    # the clip id is the reader's, after the fix (onset 1); onset and apex as written
+    writer.record(planned, subject, f"{subject}_e_1", 0, 0, offset, clip, erratum="onset_apex_zero")
 
 
 SMIC_SUBJECTS = [n for n in range(1, 21) if n not in (7, 10, 16, 17)]

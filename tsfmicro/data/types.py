@@ -1,11 +1,18 @@
 """The two tables every later stage consumes: the sample table and the prepared face crops."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+# Columns of the excluded-rows and the corrections reports: where the row is and why.
+REPORT_COLUMNS = ["dataset", "file", "row", "subject", "clip_id", "reason"]
+
+
+def empty_report() -> pd.DataFrame:
+    return pd.DataFrame(columns=REPORT_COLUMNS)
 
 
 @dataclass
@@ -14,8 +21,11 @@ class SampleTable:
 
     ``samples`` has one row per clip: dataset, subject, clip_id, onset_frame, apex_frame,
     offset_frame, onset_path, apex_path, label (as written in the annotation), class_index,
-    apex_rule (how the apex frame was chosen). ``excluded`` has one row per annotation row
-    left out, with at least the columns file, row, reason.
+    apex_rule (how the apex frame was chosen), erratum (the dataset owners' errata that concern
+    the clip, '' for none; see tsfmicro.data.errata), apex_is_onset (all-zero difference frame).
+    ``excluded`` has one row per annotation row left out, ``corrections`` one per annotation
+    value corrected while reading (the owners' published fixes), both with the columns
+    dataset, file, row, subject, clip_id, reason.
     """
 
     dataset: str
@@ -24,6 +34,7 @@ class SampleTable:
     excluded: pd.DataFrame
     class_names: list[str]
     source: str  # "SYNTHETIC" for data written by tsfmicro.data.synthetic, else the dataset's name
+    corrections: pd.DataFrame = field(default_factory=empty_report)
 
 
 @dataclass
@@ -44,6 +55,7 @@ class PreparedData:
     # onset/apex; None otherwise. Only training reads them; evaluation uses onset/apex.
     train_onset: np.ndarray | None = None
     train_apex: np.ndarray | None = None
+    corrections: pd.DataFrame = field(default_factory=empty_report)  # as SampleTable.corrections
 
     def __post_init__(self) -> None:
         if self.onset.shape != self.apex.shape or len(self.onset) != len(self.samples):

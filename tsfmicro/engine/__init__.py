@@ -2,12 +2,14 @@
 
 Public API:
     RunConfig(dataset, root, task, fusion="ts_late", preset="paper", recipe="paper", seeds=(0,),
-              epochs=None, device="auto", out="runs", crop_size=None, cache_dir=None,
-              checkpoint_every=5, checkpoint_seconds=60.0)
+              epochs=None, batch_size=None, precision=None, rotary=None, temporal_branch=None,
+              device="auto", out="runs", crop_size=None, cache_dir=None, checkpoint_every=5,
+              checkpoint_seconds=60.0, frame_reselection=False, errata="keep")
     train(config, progress=True) -> Run      reuses a finished run with the same identity
     load_run(path) -> Run                    .predictions .metrics .curves .provenance .config .path
                                              .class_names .fold_model(subject)
-    RECIPES, get_recipe(name, dataset, task, epochs=None) -> Recipe
+    RECIPES, get_recipe(name, dataset, task, fusion="ts_late", epochs=None, batch_size=None,
+                        precision=None) -> Recipe
     PROTOCOLS = ("fixed", "oracle")
 """
 from tsfmicro.metrics import PROTOCOLS

@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from tsfmicro.engine.recipes import RECIPES
+from tsfmicro.engine.recipes import PRECISIONS, RECIPES
+from tsfmicro.model.config import TEMPORAL_BRANCHES
+from tsfmicro.model.retention import ROTARY
 from tsfmicro.engine.runs import DEVICES, RunConfig, train
 from tsfmicro.metrics import PROTOCOLS
 
@@ -18,7 +20,7 @@ def register(subparsers) -> None:
 
 
 def _add_train(subparsers) -> None:
-    from tsfmicro.data import DATASETS
+    from tsfmicro.data import DATASETS, ERRATA_CHOICES
     from tsfmicro.model import FUSIONS, PRESETS
 
     parser = subparsers.add_parser(
@@ -36,6 +38,13 @@ def _add_train(subparsers) -> None:
     parser.add_argument("--recipe", default="paper", choices=RECIPES, help="training recipe; default: paper")
     parser.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
     parser.add_argument("--batch-size", type=int, help="override the recipe's batch size (32)")
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        help="fp32 (the recipes' default, as the authors) or bf16 (autocast speed mode; the "
+                        "attention's decay and rotary stay fp32)")
+    parser.add_argument("--rotary", choices=ROTARY,
+                        help="rotary position encoding: flat (the presets', the authors') or axial (our option)")
+    parser.add_argument("--temporal-branch", choices=TEMPORAL_BRANCHES,
+                        help="the temporal branch's token mixer: retention (the paper's) or an ablation")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one or more seeds; default: 0")
     parser.add_argument("--device", default="auto", choices=DEVICES, help="default: auto (cuda, mps, cpu)")
     parser.add_argument("--out", default="runs", help="folder holding run directories; default: runs")
@@ -48,6 +57,9 @@ def _add_train(subparsers) -> None:
     parser.add_argument("--frame-reselection", action="store_true",
                         help="train on the (onset+i, apex-j) pair with the largest frame difference (the "
                         "authors' optional re-selection; test clips keep the annotated frames); default: off")
+    parser.add_argument("--errata", default="keep", choices=ERRATA_CHOICES,
+                        help="the dataset owners' errata (CAS(ME)^3): keep the clips they would remove, as the "
+                        "authors' code does (default), or leave them out (owners); their corrections always apply")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=run_train)
 
@@ -85,6 +97,9 @@ def run_train(args: argparse.Namespace) -> int:
         seeds=tuple(args.seeds),
         epochs=args.epochs,
         batch_size=args.batch_size,
+        precision=args.precision,
+        rotary=args.rotary,
+        temporal_branch=args.temporal_branch,
         device=args.device,
         out=args.out,
         crop_size=args.crop_size,
@@ -92,6 +107,7 @@ def run_train(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         checkpoint_seconds=args.checkpoint_seconds,
         frame_reselection=args.frame_reselection,
+        errata=args.errata,
     )
     from tsfmicro import report
 

@@ -96,8 +96,9 @@ class FoldTrainer:
     seed: int
 
     def autocast(self):
+        """bf16 autocast in the recipe's ``bf16`` mode; fp32 (no autocast) otherwise, as the authors train."""
         device = self.data.device
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=self.recipe.precision == "bf16")
 
     def run(
         self,

@@ -62,13 +62,24 @@ def _cpu_model() -> str | None:
     return None
 
 
-def collect(device: torch.device, seeds: list[int], data, started: str, finished: str, seconds: float) -> dict:
+def numerics(device: torch.device, precision: str) -> dict:
+    """The arithmetic a run used: its precision mode and PyTorch's TF32 switches on CUDA."""
+    record = {"precision": precision}
+    if device.type == "cuda":
+        record["cudnn_allow_tf32"] = torch.backends.cudnn.allow_tf32  # convolutions (default on)
+        record["matmul_allow_tf32"] = torch.backends.cuda.matmul.allow_tf32  # matrix products (default off)
+    return record
+
+
+def collect(device: torch.device, seeds: list[int], data, started: str, finished: str, seconds: float,
+            precision: str = "fp32") -> dict:
     """The provenance record of one training unit (``data``: the PreparedData trained on)."""
     return {
         "git": git_state(),
         "packages": package_versions(),
         "platform": platform.platform(),
         "device": device_description(device),
+        "numerics": numerics(device, precision),
         "started": started,
         "finished": finished,
         "duration_seconds": round(seconds, 3),
@@ -81,5 +92,6 @@ def collect(device: torch.device, seeds: list[int], data, started: str, finished
             "cache_key": data.cache_key,
             "samples": len(data.samples),
             "excluded": len(data.excluded),
+            "corrected": len(data.corrections),
         },
     }

@@ -4,9 +4,44 @@ Both share the optimiser (AdamW, lr 8e-4, batch 32, cross-entropy) and the value
 leaves out but the authors' code sets: weight decay 0.6 (0.7 for the 3-class scripts) and
 ExponentialLR gamma 0.987. They differ in length:
 
-* ``paper``: 50 epochs, the learning rate decays every epoch (the paper's text).
-* ``authors_code``: 174 epochs for CASME II 5-class and 199 for every other script, with the
-  decay stepped only during the first 50 epochs (then the rate stays at 8e-4 * 0.987**50).
+* ``paper``: 50 epochs, the learning rate decays every epoch (the paper's text), for every
+  dataset, task and fusion.
+* ``authors_code``: the number of epochs of the script the authors run for that model, with
+  the decay stepped only during the first 50 epochs (then the rate stays at 8e-4 * 0.987**50).
+  The ``classes/`` scripts train T-S late (``ts_late``, the paper's method); the ``fusion/``
+  scripts train the other fusion variants (the model is chosen inside the script):
+
+  ==========  ========  ==================  ==============================  ======
+  dataset     task      fusion              authors' script                 epochs
+  ==========  ========  ==================  ==============================  ======
+  casme2      5class    ts_late             ``classes/cas2/train_c5.py``    174
+  casme2      5class    any other           ``fusion/cas2/train_c5.py``     199
+  casme2      3class    ts_late             none in ``classes/``; the only  199
+                                            CASME II 3-class script is
+                                            ``fusion/cas2/train_c3.py``
+  casme2      3class    any other           ``fusion/cas2/train_c3.py``     199
+  samm        5class    ts_late             ``classes/samm/train_c5.py``    199
+  samm        3class    ts_late             ``classes/samm/train_c3.py``    199
+  samm        5class    any other           ``fusion/samm/train_c5.py``     199
+  samm        3class    any other           ``fusion/samm/train_c3.py``     199
+  casme3      7class    ts_late             ``classes/cas3/train_c7.py``    199
+  casme3      4class    ts_late             ``classes/cas3/train_c4.py``    199
+  casme3      any       any other           none (``fusion/`` has no        199
+                                            CAS(ME)^3 script)
+  smic,       3class    any                 none                            199
+  megc2019
+  ==========  ========  ==================  ==============================  ======
+
+  Scripts are those of github Cross-Innovation-Lab/TSFmicro. Where the authors have no
+  script, 199 (the count of all their scripts but one) is our choice.
+
+Precision: ``fp32`` in both (the authors train without autocast). PyTorch's defaults stay
+as they are: on Ampere and newer GPUs cuDNN may run convolutions in TF32
+(``torch.backends.cudnn.allow_tf32``, on by default) while matrix products stay full fp32
+(``torch.backends.cuda.matmul.allow_tf32``, off by default); both flags are recorded in each
+run's provenance. ``bf16`` is an opt-in speed mode (``precision="bf16"``): bf16 autocast for
+projections and convolutions, with the decay, rotary and softmax of the attention still in
+fp32 (tsfmicro/model/retention.py), so the Manhattan decay keeps fp32 accuracy.
 
 Augmentation (same for both, from the authors' scripts): horizontal flip p=0.5, rotation up
 to 3 degrees, random crop with 15 px padding at 224 px; the 3-class scripts use 4 degrees and
@@ -16,8 +51,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+from tsfmicro.model import FUSIONS
+
 RECIPES = ("paper", "authors_code")
+PRECISIONS = ("fp32", "bf16")
 REFERENCE_SIZE = 224  # the image size the authors' augmentation numbers refer to
+AUTHORS_LATE_FUSION = "ts_late"  # the model of the authors' ``classes/`` scripts
 
 
 @dataclass(frozen=True)
@@ -32,6 +71,7 @@ class Recipe:
     flip_probability: float
     rotation_degrees: float
     crop_padding: int  # pixels at REFERENCE_SIZE
+    precision: str = "fp32"  # "fp32" (the authors') or "bf16" (autocast; attention decay kept in fp32)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -41,10 +81,24 @@ class Recipe:
         return round(self.crop_padding * image_size / REFERENCE_SIZE)
 
 
+def authors_epochs(dataset: str, task: str, fusion: str) -> int:
+    """Epochs of the authors' script for this model (module docstring table): 174 only in
+    ``classes/cas2/train_c5.py`` (T-S late, CASME II 5-class), 199 in every other script."""
+    return 174 if (dataset, task, fusion) == ("casme2", "5class", AUTHORS_LATE_FUSION) else 199
+
+
 def get_recipe(
-    name: str, dataset: str, task: str, epochs: int | None = None, batch_size: int | None = None
+    name: str,
+    dataset: str,
+    task: str,
+    fusion: str = "ts_late",
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    precision: str | None = None,
 ) -> Recipe:
-    """The recipe ``name`` for one dataset and task; ``epochs`` and ``batch_size`` override it.
+    """The recipe ``name`` for one dataset, task and fusion variant; ``epochs``, ``batch_size``
+    and ``precision`` override it. ``fusion`` matters only for ``authors_code`` (see the table
+    in the module docstring).
 
     A smaller batch gives more optimiser steps per epoch: on the tiny CPU demo sets (a couple
     of dozen training clips) batch 32 means one step an epoch, too few for BatchNorm's running
@@ -55,11 +109,10 @@ def get_recipe(
     """
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
+    if fusion not in FUSIONS:
+        raise ValueError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
     three_class = task == "3class"
-    if name == "paper":
-        default_epochs = 50
-    else:
-        default_epochs = 174 if (dataset, task) == ("casme2", "5class") else 199
+    default_epochs = 50 if name == "paper" else authors_epochs(dataset, task, fusion)
     recipe = Recipe(
         name=name,
         epochs=default_epochs,
@@ -81,4 +134,8 @@ def get_recipe(
         if batch_size < 2:
             raise ValueError(f"batch_size must be at least 2 (BatchNorm needs two clips), got {batch_size}")
         recipe = replace(recipe, batch_size=batch_size)
+    if precision is not None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        recipe = replace(recipe, precision=precision)
     return recipe

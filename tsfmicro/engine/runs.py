@@ -11,8 +11,10 @@ Layout under ``config.out``::
 
 A unit's key hashes everything that changes its numbers: the engine version, dataset, task,
 fusion, preset, the resolved recipe (epochs included), crop size, the seed, the prepared data's
-cache key, the device type (bf16 on CUDA gives other numbers than fp32 on the CPU) and, when on,
-the training-time frame re-selection (absent when off, so keys made before it existed hold). Paths,
+cache key, the device type (GPU and CPU arithmetic differ), the precision (in the recipe) and,
+when not the preset's or the default, the model options (rotary form, temporal branch), the
+training-time frame re-selection and the owners' errata choice (absent when default, so keys made
+before they existed hold). Paths,
 progress bars and checkpoint timing are not part of it. A request's key hashes the same
 without the seed, plus its list of seeds. A finished unit or request (``metrics.json`` written
 last) is loaded instead of retrained, so a multi-seed request reuses seeds trained before.
@@ -32,10 +34,13 @@ import yaml
 from tsfmicro import _io, metrics
 from tsfmicro.engine import checkpoint as ckpt
 from tsfmicro.engine import loso, provenance
-from tsfmicro.engine.recipes import RECIPES, get_recipe
+from tsfmicro.engine.recipes import PRECISIONS, RECIPES, get_recipe
 
-ENGINE_VERSION = 2  # bump when a code change alters results, so older runs are not reused
+# bump when a code change alters results, so older runs are not reused
+# 3: the authors' flat rotary in the presets, fp32 by default on CUDA, T-to-S head init
+ENGINE_VERSION = 3
 DEVICES = ("auto", "cuda", "mps", "cpu")
+MODEL_OPTIONS = ("rotary", "temporal_branch")  # ModelConfig fields a RunConfig may change from its preset
 FILES = ("config.yaml", "provenance.json", "predictions.csv", "curves.csv", "metrics.json")
 
 
@@ -52,6 +57,9 @@ class RunConfig:
     seeds: tuple[int, ...] = (0,)
     epochs: int | None = None  # None: the recipe's own length
     batch_size: int | None = None  # None: the recipe's own (32)
+    precision: str | None = None  # None: the recipe's own (fp32); "bf16": autocast speed mode
+    rotary: str | None = None  # None: the preset's (flat, the authors'); "axial": our option
+    temporal_branch: str | None = None  # None: the preset's (retention, the paper's); else an ablation
     device: str = "auto"  # auto = cuda, then mps, then cpu
     out: str = "runs"
     crop_size: int | None = None  # size of the cached crops; None: the preset's image size
@@ -59,6 +67,7 @@ class RunConfig:
     checkpoint_every: int = 5  # epochs between mid-fold checkpoints (a checkpoint also ends each fold) ...
     checkpoint_seconds: float = 60.0  # ... and at least this long after the previous one
     frame_reselection: bool = False  # train on the re-selected (onset+i, apex-j) pair (paper.md); tests: annotated
+    errata: str = "keep"  # "owners": leave out the clips the dataset's owners would remove (tsfmicro.data.errata)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", str(self.root))
@@ -111,7 +120,9 @@ class Run:
         from tsfmicro.model import build_model
 
         state = ckpt.load_checkpoint(path, f"weights:{fold}")
-        model = build_model(self.config["preset"], num_classes=len(self.class_names), fusion=self.config["fusion"])
+        overrides = {name: self.config[name] for name in MODEL_OPTIONS if self.config.get(name) is not None}
+        model = build_model(self.config["preset"], num_classes=len(self.class_names), fusion=self.config["fusion"],
+                            **overrides)
         model.load_state_dict(state["model"])
         return model.eval()
 
@@ -134,14 +145,23 @@ def resolve_device(name: str) -> torch.device:
 
 def validate(config: RunConfig) -> None:
     """Clear errors for unknown names and missing folders, before any work starts."""
-    from tsfmicro.data import DATASETS, TASKS
+    from tsfmicro.data import DATASETS, ERRATA_CHOICES, TASKS
     from tsfmicro.model import FUSIONS, PRESETS
+    from tsfmicro.model.config import TEMPORAL_BRANCHES
+    from tsfmicro.model.retention import ROTARY
 
     _check_choice("dataset", config.dataset, DATASETS)
     _check_choice(f"task for {config.dataset}", config.task, TASKS[config.dataset])
     _check_choice("fusion", config.fusion, FUSIONS)
     _check_choice("preset", config.preset, PRESETS)
     _check_choice("recipe", config.recipe, RECIPES)
+    if config.precision is not None:
+        _check_choice("precision", config.precision, PRECISIONS)
+    if config.rotary is not None:
+        _check_choice("rotary", config.rotary, ROTARY)
+    if config.temporal_branch is not None:
+        _check_choice("temporal_branch", config.temporal_branch, TEMPORAL_BRANCHES)
+    _check_choice("errata choice", config.errata, ERRATA_CHOICES)
     if not Path(config.root).exists():
         raise FileNotFoundError(f"dataset root {config.root} does not exist")
     if config.epochs is not None and config.epochs < 1:
@@ -200,8 +220,9 @@ def _resolve(config: RunConfig, progress: bool) -> _Request:
     image_size = PRESETS[config.preset].image_size
     crop_size = config.crop_size or image_size
     data = prepare(config.dataset, config.root, config.task, crop_size=crop_size, cache_dir=config.cache_dir,
-                   progress=progress, reselect_frames=config.frame_reselection)
-    recipe = get_recipe(config.recipe, config.dataset, config.task, config.epochs, config.batch_size)
+                   progress=progress, reselect_frames=config.frame_reselection, errata=config.errata)
+    recipe = get_recipe(config.recipe, config.dataset, config.task, fusion=config.fusion, epochs=config.epochs,
+                        batch_size=config.batch_size, precision=config.precision)
     identity = {
         "engine_version": ENGINE_VERSION,
         "dataset": config.dataset,
@@ -216,7 +237,17 @@ def _resolve(config: RunConfig, progress: bool) -> _Request:
     }
     if config.frame_reselection:  # only when on: runs trained before the option existed keep their keys
         identity["frame_reselection"] = True
+    for name, value in _model_overrides(config).items():  # only when not the preset's: earlier keys hold
+        if value != getattr(PRESETS[config.preset], name):
+            identity[name] = value
+    if config.errata != "keep":  # likewise: the default keeps the keys of earlier runs
+        identity["errata"] = config.errata
     return _Request(config, device, image_size, data, recipe, identity)
+
+
+def _model_overrides(config: RunConfig) -> dict:
+    """ModelConfig fields the request sets (``MODEL_OPTIONS`` that are not None)."""
+    return {name: getattr(config, name) for name in MODEL_OPTIONS if getattr(config, name) is not None}
 
 
 def _unit_key(request: _Request, seed: int) -> str:
@@ -233,7 +264,8 @@ def _train_unit(request: _Request, device_data, folds, seed: int, unit_dir: Path
     started, clock = provenance.now(), time.perf_counter()
     trainer = loso.FoldTrainer(
         data=device_data,
-        build_model=lambda: build_model(config.preset, num_classes=len(data.class_names), fusion=config.fusion),
+        build_model=lambda: build_model(config.preset, num_classes=len(data.class_names), fusion=config.fusion,
+                                        **_model_overrides(config)),
         recipe=request.recipe,
         image_size=request.image_size,
         seed=seed,
@@ -253,7 +285,8 @@ def _train_unit(request: _Request, device_data, folds, seed: int, unit_dir: Path
     _io.write_csv(unit_dir / "predictions.csv", predictions)
     _io.write_csv(unit_dir / "curves.csv", loso.curves_table(outcomes, seed))
     _io.write_text(unit_dir / "config.yaml", _config_yaml(request, [seed], ["."], unit_key))
-    record = provenance.collect(request.device, [seed], data, started, provenance.now(), time.perf_counter() - clock)
+    record = provenance.collect(request.device, [seed], data, started, provenance.now(), time.perf_counter() - clock,
+                                precision=request.recipe.precision)
     record["resumed"] = resumed  # if so, started/duration cover only the process that finished it
     _io.write_json(unit_dir / "provenance.json", record)
     _io.write_json(unit_dir / "metrics.json", metrics.summarize(predictions, data.class_names))  # last: marks done
@@ -272,6 +305,7 @@ def _write_run(run_dir: Path, run_key: str, request: _Request, unit_dirs: list[P
         "git": provenance.git_state(),
         "seeds": list(config.seeds),
         "data": units[0].provenance["data"],
+        "numerics": units[0].provenance["numerics"],
         "units": {str(s): u.provenance for s, u in zip(config.seeds, units)},
         "duration_seconds": sum(u.provenance["duration_seconds"] for u in units),
     }

@@ -1,13 +1,14 @@
 """The TSFmicro network (temporal retention branch + spatial transformer + fusion + head)."""
 
 from .complexity import count_flops, count_parameters
-from .config import FUSIONS, PRESETS, ModelConfig, make_config
+from .config import FUSIONS, PRESETS, TEMPORAL_BRANCHES, ModelConfig, make_config
 from .network import TSFmicro, build_model
 from .retention import ManhattanSelfAttention, decay_1d, decay_gammas, manhattan_decay_2d
 
 __all__ = [
     "FUSIONS",
     "PRESETS",
+    "TEMPORAL_BRANCHES",
     "ManhattanSelfAttention",
     "ModelConfig",
     "TSFmicro",

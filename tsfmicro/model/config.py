@@ -11,6 +11,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from .retention import ROTARY
+
+# The temporal branch's token mixer (token_mixers.py): the paper's retention, and three ablations.
+TEMPORAL_BRANCHES = ("retention", "retention_no_decay", "transformer", "conv")
 FUSIONS = ("ts_late", "ts_early", "t_to_s", "s_to_t", "temporal_only", "spatial_only")
 
 # The stem halves the input once and each of the three downsamples halves it again.
@@ -30,6 +34,8 @@ class ModelConfig:
     decay_init: tuple[float, ...] = (2.0, 2.0, 2.0, 2.0)  # gamma_h = 1 - 2**(-init - range*h/heads)
     decay_range: tuple[float, ...] = (4.0, 4.0, 6.0, 6.0)
     decomposed: tuple[bool, ...] = (True, True, False, False)  # row/column form vs full 2-D
+    rotary: str = "flat"  # "flat": the authors' (RMT's) rotary on r * W + c; "axial": ours, row and column
+    temporal_branch: str = "retention"  # the paper's; others are ablations (TEMPORAL_BRANCHES)
     # spatial branch (shallow transformer on the onset frame); its width is embed_dims[-1]
     spatial_depth: int = 2
     spatial_heads: int = 4
@@ -52,10 +58,19 @@ class ModelConfig:
             raise ValueError(f"the network has 4 stages, got embed_dims={self.embed_dims}")
         if self.image_size % STRIDE:
             raise ValueError(f"image_size must be a multiple of {STRIDE}, got {self.image_size}")
+        if self.temporal_branch not in TEMPORAL_BRANCHES:
+            raise ValueError(
+                f"unknown temporal_branch {self.temporal_branch!r}; valid: {', '.join(TEMPORAL_BRANCHES)}"
+            )
+        if self.rotary not in ROTARY:
+            raise ValueError(f"unknown rotary {self.rotary!r}; valid: {', '.join(ROTARY)}")
+        # rotary turns pairs of channels; the axial form splits the pairs into row and column halves
+        multiple = 4 if self.rotary == "axial" else 2
         for dim, heads in zip(self.embed_dims, self.num_heads, strict=True):
-            # the 2-D rotary encoding splits each head into row and column halves of pairs
-            if dim % heads or (dim // heads) % 4:
-                raise ValueError(f"width {dim} with {heads} heads: head dim must be a multiple of 4")
+            if dim % heads or (dim // heads) % multiple:
+                raise ValueError(
+                    f"width {dim} with {heads} heads: head dim must be a multiple of {multiple} ({self.rotary} rotary)"
+                )
         if self.embed_dims[-1] % self.spatial_heads:
             raise ValueError(f"spatial width {self.embed_dims[-1]} not divisible by {self.spatial_heads} heads")
         if self.num_classes < 1:
@@ -74,7 +89,7 @@ class ModelConfig:
 
 PRESETS: dict[str, ModelConfig] = {
     # The authors' code: 224 px, widths 64/128/256/512, depths 1/1/2/1, 2 heads per stage,
-    # spatial branch 2 blocks x 4 heads x 512, head 512 -> 1024 -> classes.
+    # flat (RMT) rotary, spatial branch 2 blocks x 4 heads x 512, head 512 -> 1024 -> classes.
     "paper": ModelConfig(),
     # Same structure, small: a 64 px face crop still shows a few-pixel local motion;
     # grids 32 -> 16 -> 8 -> 4.

@@ -11,6 +11,10 @@ Fusion variants (``ModelConfig.fusion``), each a different network:
   blocks, before the spatial final LayerNorm; the head reads that normed sum.
 - ``temporal_only`` / ``spatial_only``: one branch only (ablations); the other branch is
   not built, so it has no parameters.
+
+Initialisation follows the authors' code: every Linear truncated-normal (std 0.02), except
+the classifier head of ``t_to_s``, which their T-to-S model never re-initialises, so it keeps
+PyTorch's default (Kaiming-uniform weights, uniform bias).
 """
 
 from __future__ import annotations
@@ -45,7 +49,9 @@ class TSFmicro(nn.Module):
         # T-to-S: the spatial branch's final norm, applied after the temporal tokens join
         self.fusion_norm = nn.LayerNorm(config.spatial_dim, eps=1e-6) if f == "t_to_s" else None
         self.head = ClassifierHead(config.embed_dims[-1], config.head_hidden, config.num_classes)
-        self.apply(_init_weights)
+        for name, module in self.named_children():
+            if not (f == "t_to_s" and name == "head"):  # the authors' T-to-S head keeps PyTorch's init
+                module.apply(_init_weights)
 
     def forward(self, onset: torch.Tensor, apex: torch.Tensor) -> torch.Tensor:
         f = self.config.fusion

@@ -12,6 +12,7 @@ from torch import nn
 
 from .config import ModelConfig
 from .retention import ManhattanSelfAttention
+from .token_mixers import DepthwiseConvMixer, PlainMlp, PlainSelfAttention
 
 
 class ConvStem(nn.Module):
@@ -85,25 +86,33 @@ class ConvFFN(nn.Module):
 
 
 class RetentionBlock(nn.Module):
-    """x += dwconv3x3(x); x += drop_path(MaSA(LN(x))); x += drop_path(FFN(LN(x)))."""
+    """x += dwconv3x3(x); x += drop_path(mixer(LN(x))); x += drop_path(FFN(LN(x))).
 
-    def __init__(
-        self,
-        dim: int,
-        num_heads: int,
-        mlp_ratio: float,
-        decay_init: float,
-        decay_range: float,
-        decomposed: bool,
-        drop_path: float,
-    ):
+    The mixer is Manhattan self-attention and the FFN RMT's ConvFFN (the paper), unless
+    ``config.temporal_branch`` names an ablation (token_mixers.py): ``retention_no_decay``
+    switches the decay off; ``transformer`` uses plain global attention and a plain MLP;
+    ``conv`` replaces the attention by a depthwise conv. Every variant keeps the 3x3
+    depthwise positional term, the only position code the plain transformer has.
+    """
+
+    def __init__(self, config: ModelConfig, stage: int, drop_path: float):
         super().__init__()
+        dim, heads, branch = config.embed_dims[stage], config.num_heads[stage], config.temporal_branch
+        hidden = int(dim * config.mlp_ratio)
         self.pos = DWConv(dim, 3)  # conditional positional term, as in RMT
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = ManhattanSelfAttention(dim, num_heads, decay_init, decay_range, decomposed)
+        if branch in ("retention", "retention_no_decay"):
+            self.attn = ManhattanSelfAttention(
+                dim, heads, config.decay_init[stage], config.decay_range[stage], config.decomposed[stage],
+                config.rotary, decay=branch == "retention",
+            )
+        elif branch == "transformer":
+            self.attn = PlainSelfAttention(dim, heads)
+        else:  # conv
+            self.attn = DepthwiseConvMixer(dim)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.ffn = ConvFFN(dim, int(dim * mlp_ratio))
+        self.ffn = PlainMlp(dim, hidden) if branch == "transformer" else ConvFFN(dim, hidden)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.pos(x)  # (B, H, W, C)
@@ -118,20 +127,7 @@ class RetentionStage(nn.Module):
     def __init__(self, config: ModelConfig, index: int, drop_paths: list[float]):
         super().__init__()
         c, i = config, index
-        self.blocks = nn.Sequential(
-            *(
-                RetentionBlock(
-                    dim=c.embed_dims[i],
-                    num_heads=c.num_heads[i],
-                    mlp_ratio=c.mlp_ratio,
-                    decay_init=c.decay_init[i],
-                    decay_range=c.decay_range[i],
-                    decomposed=c.decomposed[i],
-                    drop_path=dp,
-                )
-                for dp in drop_paths
-            )
-        )
+        self.blocks = nn.Sequential(*(RetentionBlock(c, i, dp) for dp in drop_paths))
         last = i == len(c.embed_dims) - 1
         self.downsample = nn.Identity() if last else Downsample(c.embed_dims[i], c.embed_dims[i + 1])
 

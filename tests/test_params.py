@@ -1,0 +1,126 @@
+"""Parameters: how overrides narrow a plan, and the checks Study.load runs before any work."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tsfmicro.params import apply_overrides
+from tsfmicro.study import Study
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_PARAMS = ROOT / "params" / "demo.yaml"
+PAPER_PARAMS = ROOT / "params" / "paper.yaml"
+
+
+# ------------------------------------------------------------------------------ overrides
+def test_lists_and_the_datasets_mapping_are_replaced_other_mappings_merge():
+    base = yaml.safe_load(DEMO_PARAMS.read_text())
+    merged = apply_overrides(base, {"datasets": {"samm": ["3class"]}, "seeds": [7],
+                                    "ablation": {"dataset": "samm", "fusions": ["ts_late"]},
+                                    "synthetic": {"subjects": 3}})
+    assert merged["datasets"] == {"samm": ["3class"]}  # not merged with casme2, casme3
+    assert merged["seeds"] == [7]
+    assert merged["ablation"] == {**base["ablation"], "dataset": "samm", "fusions": ["ts_late"]}
+    assert merged["synthetic"] == {**base["synthetic"], "subjects": 3}
+    assert base["datasets"] == {"casme2": ["5class"], "samm": ["5class"], "casme3": ["7class"]}
+
+
+def test_null_removes_a_key_at_any_level():
+    base = yaml.safe_load(DEMO_PARAMS.read_text())
+    merged = apply_overrides(base, {"epochs": None, "ablation": {"seeds": None}})
+    assert "epochs" not in merged and "seeds" not in merged["ablation"]
+    assert merged["ablation"]["fusions"] == base["ablation"]["fusions"]
+    study = Study.load(DEMO_PARAMS, overrides={"ablation": {"seeds": None}, "seeds": [3, 4]})
+    assert study.ablation_seeds == [3, 4]  # without its own seeds the ablation uses seeds:
+
+
+def test_overrides_narrow_the_paper_plan_without_editing_a_file(monkeypatch):
+    for dataset in ("casme2", "samm", "casme3"):
+        monkeypatch.delenv(f"TSFMICRO_{dataset.upper()}_ROOT", raising=False)
+    study = Study.load(PAPER_PARAMS, overrides={"datasets": {"casme2": ["5class"]}, "seeds": [0],
+                                                "ablation": {"fusions": ["ts_late", "spatial_only"]}})
+    assert study.dataset_tasks() == [("casme2", "5class")]
+    assert study.planned_units() == [("casme2", "5class", "ts_late", 0),
+                                     ("casme2", "5class", "spatial_only", 0)]
+    assert study.params["preset"] == "paper" and study.params["recipe"] == "paper"
+
+
+def test_overrides_must_be_a_mapping():
+    with pytest.raises(ValueError, match="overrides must be a mapping"):
+        Study.load(DEMO_PARAMS, overrides=["epochs", 2])
+
+
+def test_shipped_parameters_files_are_valid():
+    for path in (DEMO_PARAMS, PAPER_PARAMS):
+        Study.load(path)
+
+
+# ------------------------------------------------------------------------------ validation
+DATASETS = "valid: casme2, samm, casme3, smic, megc2019"
+FUSIONS = "valid: ts_late, ts_early, t_to_s, s_to_t, temporal_only, spatial_only"
+INVALID = {
+    "unknown top-level key": ({"seed": [0]}, ["seed: unknown key (did you mean 'seeds'?)", "valid: data_source, datasets"]),
+    "unknown ablation key": ({"ablation": {"fusion": ["ts_late"]}}, ["ablation.fusion: unknown key", "valid: dataset, task, fusions, seeds"]),
+    "unknown gradcam key": ({"gradcam": {"example": 1}}, ["gradcam.example: unknown key", "valid: dataset, task, examples"]),
+    "unknown synthetic key": ({"synthetic": {"subject": 2}}, ["synthetic.subject: unknown key", "valid: subjects, clips_per_subject, seed"]),
+    "unknown paths key": ({"paths": {"run": "x"}}, ["paths.run: unknown key (did you mean 'runs'?)", "valid: synthetic, prepared, runs"]),
+    "unknown dataset": ({"datasets": {"casme": ["5class"]}}, ["datasets.casme: unknown dataset", DATASETS]),
+    "unknown task": ({"datasets": {"casme2": ["7class"], "samm": ["5class"], "casme3": ["7class"]}},
+                     ["datasets.casme2: unknown '7class'", "valid: 5class, 3class"]),
+    "unknown fusion": ({"ablation": {"fusions": ["late"]}}, ["ablation.fusions: unknown 'late' (did you mean 'ts_late'?)", FUSIONS]),
+    "unknown preset": ({"preset": "small"}, ["preset: unknown value 'small'", "valid: paper, tiny"]),
+    "unknown recipe": ({"recipe": "authors"}, ["recipe: unknown value 'authors'", "valid: paper, authors_code"]),
+    "unknown device": ({"device": "gpu"}, ["device: unknown value 'gpu'", "valid: auto, cuda, mps, cpu"]),
+    "unknown precision": ({"precision": "fp16"}, ["precision: unknown value 'fp16' (did you mean 'bf16'?)", "valid: fp32, bf16"]),
+    "unknown rotary": ({"rotary": "axis"}, ["rotary: unknown value 'axis'", "valid: flat, axial"]),
+    "unknown errata choice": ({"errata": "yes"}, ["errata: unknown value 'yes'", "valid: keep, owners"]),
+    "unknown data source": ({"data_source": "maybe"}, ["data_source: unknown value 'maybe'", "valid: synthetic, real"]),
+    "ablation dataset not in datasets": (
+        {"datasets": {"samm": ["5class"]}, "gradcam": {"dataset": "samm"}},
+        ["ablation: casme2 5class is not in datasets: (samm: 5class)"]),
+    "gradcam task not in datasets": ({"gradcam": {"task": "3class"}},
+                                     ["gradcam: casme2 3class is not in datasets: (casme2: 5class; samm: 5class; casme3: 7class)"]),
+    "empty datasets": ({"datasets": {}}, ["datasets: {} must map at least one dataset to its tasks", DATASETS]),
+    "empty tasks": ({"datasets": {"casme2": [], "samm": ["5class"]}},
+                    ["datasets.casme2: [] must be a non-empty list; valid: 5class, 3class"]),
+    "empty fusions": ({"ablation": {"fusions": []}}, ["ablation.fusions: [] must be a non-empty list", FUSIONS]),
+    "empty seeds": ({"seeds": []}, ["seeds: [] must be a non-empty list of whole numbers"]),
+    "empty ablation seeds": ({"ablation": {"seeds": []}}, ["ablation.seeds: [] must be a non-empty list"]),
+    "repeated seed": ({"seeds": [0, 0]}, ["seeds: [0, 0] lists a seed more than once"]),
+    "repeated fusion": ({"ablation": {"fusions": ["ts_late", "ts_late"]}}, ["ablation.fusions: ts_late listed more than once"]),
+    "removed required section": ({"ablation": None}, ["ablation: missing (a required key)"]),
+    "negative examples": ({"gradcam": {"examples": -1}}, ["gradcam.examples: -1 is not a whole number >= 0"]),
+    "zero epochs": ({"epochs": 0}, ["epochs: 0 is not a positive whole number or null"]),
+    "flag not a boolean": ({"progress": "yes"}, ["progress: 'yes' is not true or false"]),
+}
+
+
+@pytest.mark.parametrize("overrides, expected", INVALID.values(), ids=INVALID.keys())
+def test_invalid_parameters_are_named_with_their_valid_values(overrides, expected):
+    with pytest.raises(ValueError) as error:
+        Study.load(DEMO_PARAMS, overrides=overrides)
+    message = str(error.value)
+    assert message.startswith(f"{DEMO_PARAMS} with overrides: invalid parameters (nothing was run)")
+    for text in expected:
+        assert text in message
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(ValueError) as error:
+        Study.load(DEMO_PARAMS, overrides={"seeds": [], "preset": "small", "colour": "red"})
+    problems = [line for line in str(error.value).splitlines() if line.startswith("  - ")]
+    assert [line.split(":")[0] for line in problems] == ["  - colour", "  - preset", "  - seeds"]
+
+
+def test_unknown_dataset_root_and_unknown_key_in_a_file(tmp_path):
+    with pytest.raises(ValueError, match=r"roots\.casme4: unknown dataset .*" + DATASETS):
+        Study.load(DEMO_PARAMS, roots={"casme4": str(tmp_path)})
+    params = yaml.safe_load(DEMO_PARAMS.read_text())
+    params["gradcam"]["colourmap"] = "jet"
+    written = tmp_path / "mine.yaml"
+    written.write_text(yaml.safe_dump(params))
+    with pytest.raises(ValueError, match=r"mine\.yaml: invalid parameters .*\n  - gradcam\.colourmap: unknown key"):
+        Study.load(written)
+
