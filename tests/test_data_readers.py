@@ -36,8 +36,9 @@ def written(root, dataset, task) -> Counter:
 
 def test_registry_lists_every_task():
     assert DATASETS == ("casme2", "samm", "casme3", "smic", "megc2019")
-    assert TASKS == {"casme2": ("5class", "3class"), "samm": ("5class", "3class"), "casme3": ("7class", "4class"),
-                     "smic": ("3class",), "megc2019": ("3class",)}
+    assert TASKS == {"casme2": ("5class", "3class", "3class_megc"), "samm": ("5class", "3class", "3class_megc"),
+                     "casme3": ("7class", "4class", "3class_megc"), "smic": ("3class", "3class_megc"),
+                     "megc2019": ("3class",)}
     assert class_names("casme2", "5class") == ["happiness", "surprise", "disgust", "repression", "others"]
     assert class_names("samm", "5class") == ["anger", "contempt", "happiness", "surprise", "other"]
     assert class_names("casme3", "4class") == ["negative", "positive", "surprise", "others"]
