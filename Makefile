@@ -60,6 +60,7 @@ _book:
 	@test -f "$(PARAMS)" || { echo "make: parameters file $(PARAMS) not found" >&2; exit 2; }
 	@mkdir -p $(EXECUTED)
 	@$(BIN)/tsfmicro run "$(PARAMS)" $(if $(OVERRIDES),--overrides "$(OVERRIDES)") --executor $(EXECUTOR) $(RUN_ARGS) || { \
+	  rm -rf _build/html; \
 	  echo "make: tsfmicro run $(PARAMS) did not finish; finished folds are kept (run make again to continue)." >&2; \
 	  echo "make: the notebooks were not run and the book was not built." >&2; exit 1; }
 	@$(BIN)/python book/figures/architecture.py >/dev/null

@@ -1,14 +1,18 @@
 """Shared by test_book.py and test_browser.py: execute every notebook and build the book once.
 
-Like `make book`, ``tsfmicro run params/demo.yaml`` trains every run first; the notebooks then
-only read. The build happens in a temporary copy of the book's sources (``book/`` plus the top-level
+The build happens in a temporary copy of the book's sources (``book/`` plus the top-level
 ``_config.yml`` and ``_toc.yml``), so tests never touch the working tree's ``book/notebooks``
-or ``_build``. The notebooks run with ``params/demo.yaml`` from the repository root, so they
-share the run store ``.cache/tsfmicro/runs`` with ``make book``: a run trained by either is
-reused by the other. Done once per test session, whichever test asks first.
+or ``_build``. The notebooks run with ``params/demo.yaml`` from the repository root, its
+``paths: runs:`` overridden (papermill ``overrides``) by an empty folder of the test session:
+like `make book`, ``tsfmicro run params/demo.yaml`` (with the same folder) trains every run
+first, and the notebooks then only read; nothing is reused from ``.cache/tsfmicro/runs``
+(where a run trained by an earlier ``make book`` would hide a training that now fails). The
+synthetic data and face-crop caches are shared. Done once per test session, whichever test
+asks first.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -25,6 +29,7 @@ SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 @dataclass
 class BookBuild:
     folder: Path  # the temporary project copy; the book is folder / "_build" / "html"
+    runs: Path  # the run folder the notebooks trained into (empty before the build)
     errors: dict[str, str] = field(default_factory=dict)  # notebook stem -> error text
     seconds: dict[str, float] = field(default_factory=dict)
     build_returncode: int | None = None
@@ -59,19 +64,24 @@ def build_book(scratch: Path) -> BookBuild:
                    capture_output=True)
     shutil.copy2(ROOT / "book" / "figures" / "architecture.svg", folder / "book" / "figures")
 
-    build = BookBuild(folder=folder)
-    # As `make book`: every run is trained first, so the notebooks only read finished runs.
-    result = subprocess.run([sys.executable, "-m", "tsfmicro", "run", str(DEMO_PARAMS), "--no-progress"], cwd=ROOT,
-                            capture_output=True, text=True)
+    build = BookBuild(folder=folder, runs=scratch / "runs")
+    build.runs.mkdir()
+    overrides = {"paths": {"runs": str(build.runs)}}
+    # As `make book`: `tsfmicro run` trains every run first (into the session's run folder), so
+    # the notebooks only read finished runs. PYTHONPATH: the tsfmicro under test.
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    result = subprocess.run([sys.executable, "-m", "tsfmicro", "run", str(DEMO_PARAMS), "-p", f"paths.runs={build.runs}",
+                             "--no-progress"], cwd=ROOT, env=environment, capture_output=True, text=True)
     build.run_returncode, build.run_log = result.returncode, result.stdout + result.stderr
-    build.units_after_run = _finished_units()
+    build.units_after_run = _finished_units(build.runs)
     for notebook in NOTEBOOKS:
         started = time.time()
-        error = execute_notebook(notebook, build.executed(notebook.stem), {"params_file": str(DEMO_PARAMS)})
+        error = execute_notebook(notebook, build.executed(notebook.stem),
+                                 {"params_file": str(DEMO_PARAMS), "overrides": overrides})
         if error:  # recorded; each notebook's test reports its own failure
             build.errors[notebook.stem] = error
         build.seconds[notebook.stem] = time.time() - started
-    build.units_after_notebooks = _finished_units()
+    build.units_after_notebooks = _finished_units(build.runs)
 
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
     result = subprocess.run([str(jupyter_book), "build", "book/", "-W", "--keep-going"], cwd=folder,
@@ -125,9 +135,6 @@ def glued(executed: Path) -> dict[str, str]:
     return values
 
 
-def _finished_units() -> list[str]:
-    """Finished training units in the demo's run folder (paths: in the parameters are relative to ROOT)."""
-    import yaml
-
-    units = ROOT / yaml.safe_load(DEMO_PARAMS.read_text())["paths"]["runs"] / "units"
-    return sorted(p.parent.name for p in units.glob("*/metrics.json"))
+def _finished_units(runs: Path) -> list[str]:
+    """Finished training units in a run folder."""
+    return sorted(p.parent.name for p in (runs / "units").glob("*/metrics.json"))

@@ -2,8 +2,10 @@
 build with warnings as errors.
 
 The notebook and build tests share one execution (tests/book_build.py) with the demo
-parameters; the first test that needs it pays for it, the runs it trains are reused by
-`make book` and later sessions (.cache/tsfmicro/runs).
+parameters; the first test that needs it pays for it. As in `make book`, `tsfmicro run` trains
+every run first, into a run folder of the test session that the notebooks then read: runs of
+an earlier `make book` (.cache/tsfmicro/runs) are not reused, so they cannot hide a training
+failure.
 """
 from __future__ import annotations
 
@@ -21,9 +23,19 @@ EXPECTED_NOTEBOOKS = ["00_datasets", "01_main_results", "02_fusion_ablation",
                       "03_confusion_matrices", "04_gradcam", "05_compute"]
 
 
+USER_RUNS = ROOT / ".cache" / "tsfmicro" / "runs"  # params/demo.yaml's paths: runs:
+
+
+def _listing(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
+
+
 @pytest.fixture(scope="session")
 def book(tmp_path_factory):
-    return build_book(tmp_path_factory.mktemp("book"))
+    before = _listing(USER_RUNS)
+    build = build_book(tmp_path_factory.mktemp("book"))
+    assert _listing(USER_RUNS) == before, f"the book's notebooks wrote into {USER_RUNS}"
+    return build
 
 
 # --------------------------------------------------------------------------- sources
@@ -73,17 +85,28 @@ def test_study_plans_each_run_once_and_shares_ts_late():
     assert "SYNTHETIC" in label and "fixed" in label and "seeds: 0, 1" in label
 
 
-def test_missing_real_root_says_how_to_obtain_the_dataset(monkeypatch, tmp_path):
-    monkeypatch.delenv("TSFMICRO_CASME2_ROOT", raising=False)
+@pytest.mark.parametrize("dataset, name, layout_file", [
+    ("casme2", "CASME II", "CASME2-coding"),
+    ("samm", "SAMM", "SAMM_Micro_FACS_Codes_v2.xlsx"),
+    ("casme3", "CAS(ME)^3", "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"),
+])
+def test_missing_real_root_says_how_to_obtain_the_dataset(dataset, name, layout_file, monkeypatch, tmp_path):
+    variable = f"TSFMICRO_{dataset.upper()}_ROOT"
+    monkeypatch.delenv(variable, raising=False)
     study = Study.load(ROOT / "params" / "paper.yaml")
     with pytest.raises(DatasetRootMissing) as error:
-        study.root("casme2")
+        study.root(dataset)
     message = str(error.value)
-    for needed in ("CASME II", "-p casme2_root", "TSFMICRO_CASME2_ROOT", "licence", "CASME2-coding"):
-        assert needed in message
+    assert message.startswith(f"no folder given for {name}.")
+    for needed in (f"-p {dataset}_root", variable, "paper.yaml", "licence", layout_file, "params/demo.yaml"):
+        assert needed in message, needed
     # a folder that does not exist is named
-    with pytest.raises(DatasetRootMissing, match="does not exist"):
-        Study.load(ROOT / "params" / "paper.yaml", roots={"casme2": str(tmp_path / "nope")}).root("casme2")
+    missing = tmp_path / "nope"
+    with pytest.raises(DatasetRootMissing, match=re.escape(f"the {name} folder {missing} does not exist")):
+        Study.load(ROOT / "params" / "paper.yaml", roots={dataset: str(missing)}).root(dataset)
+    monkeypatch.setenv(variable, str(missing))  # the same from the environment variable
+    with pytest.raises(DatasetRootMissing, match=re.escape(f"the {name} folder {missing} does not exist")):
+        Study.load(ROOT / "params" / "paper.yaml").root(dataset)
 
 
 def test_root_precedence_parameter_then_environment(monkeypatch, tmp_path):
@@ -185,8 +208,9 @@ def test_gradcam_maps_each_branch_of_every_fusion():
 @pytest.mark.slow
 def test_tsfmicro_run_trains_every_run_before_the_notebooks_which_only_read(book, one_torch_thread):
     assert book.run_returncode == 0, "tsfmicro run params/demo.yaml failed:\n" + book.run_log[-6000:]
-    planned = {unit.path.name for unit in Study.load(DEMO_PARAMS).engine_plan().units}
-    assert len(planned) == 11 and planned <= set(book.units_after_run)
+    study = Study.load(DEMO_PARAMS, overrides={"paths": {"runs": str(book.runs)}})
+    planned = {unit.path.name for unit in study.engine_plan().units}
+    assert len(planned) == 11 and planned == set(book.units_after_run)
     assert book.units_after_notebooks == book.units_after_run  # papermill trained nothing
 
 
@@ -208,7 +232,21 @@ def test_notebook_runs_under_papermill_with_demo_parameters(book, stem):
         assert f">{field_name}<" in html
     assert "running…" not in html, "box.finish() did not update the provenance box"
     injected = [c for c in notebook.cells if "injected-parameters" in c.metadata.get("tags", [])]
-    assert injected and "demo.yaml" in injected[0].source
+    assert injected and "demo.yaml" in injected[0].source and str(book.runs) in injected[0].source
+
+
+@pytest.mark.book
+@pytest.mark.slow
+def test_the_notebooks_trained_every_run_in_the_session_run_folder(book):
+    """The run folder started empty: every run the book shows was trained by this build
+    (`tsfmicro run`, before the notebooks)."""
+    study = Study.load(DEMO_PARAMS, overrides={"paths": {"runs": str(book.runs)}})
+    runs = sorted(p.name for p in book.runs.iterdir() if p.name != "units")
+    units = sorted(p.name for p in (book.runs / "units").iterdir())
+    assert len(runs) == len(study.planned_runs()) and len(units) == len(study.planned_units()), (runs, units)
+    for folder in [book.runs / name for name in runs] + [book.runs / "units" / name for name in units]:
+        assert (folder / "metrics.json").is_file(), f"{folder} is not a finished run"
+        assert not (folder / "checkpoint.pt").exists(), folder
 
 
 @pytest.mark.book

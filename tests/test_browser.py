@@ -1,7 +1,8 @@
 """A real browser opens the built book: headless Chromium (Debian `chromium` +
 `chromium-driver`, installed by `make browser`) loads each results page and checks that
-its tables and images render, that no cell shows an error, and that the provenance box is
-there; it saves a full-page screenshot of each as a test artefact in
+its tables and images render (every image has a non-zero natural size), that no cell shows
+an error, and that the provenance box is there with SYNTHETIC in large type (at least 1.5
+times the body text); it saves a full-page screenshot of each as a test artefact in
 artifacts/screenshots/.
 """
 from __future__ import annotations
@@ -74,10 +75,15 @@ def html(tmp_path_factory):
 
 PAGE_STATE = """
 const images = Array.from(document.querySelectorAll('main img, article img, .bd-article img'));
+const fontPixels = element => element ? parseFloat(getComputedStyle(element).fontSize) : null;
 return {
   title: document.title,
   images: images.length,
   broken: images.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute('src')),
+  unsized: Array.from(document.images).filter(i => !(i.naturalWidth > 0 && i.naturalHeight > 0))
+                .map(i => (i.getAttribute('src') || '').slice(0, 80)),
+  source_font: fontPixels(document.querySelector('.tsfmicro-source')),
+  body_font: fontPixels(document.querySelector('article p, .bd-article p')),
   tables: Array.from(document.querySelectorAll('article table')).map(t => t.querySelectorAll('tr').length),
   errors: document.querySelectorAll('.output.traceback, .output.error, .output.stderr').length,
   traceback: document.body.innerText.includes('Traceback (most recent call last)'),
@@ -108,8 +114,11 @@ def test_results_page_renders_in_chromium(browser, html, page, min_tables):
     shot = _screenshot(browser, page, state["height"])
     where = f"{page}.html (screenshot {shot})"
     assert state["source"] == "SYNTHETIC", f"{where}: provenance box missing or wrong: {state['source']!r}"
+    assert state["body_font"] and state["source_font"] >= 1.5 * state["body_font"], (
+        f"{where}: SYNTHETIC is set in {state['source_font']} px, the body text in {state['body_font']} px")
     assert state["images"] >= 1, f"{where}: no figure"
     assert not state["broken"], f"{where}: broken images {state['broken']}"
+    assert not state["unsized"], f"{where}: images of zero natural size {state['unsized']}"
     assert len(state["tables"]) >= min_tables, f"{where}: {len(state['tables'])} tables, expected {min_tables}+"
     assert all(rows >= 2 for rows in state["tables"][:min_tables]), f"{where}: empty table {state['tables']}"
     assert state["errors"] == 0 and not state["traceback"], f"{where}: an output cell shows an error"
@@ -120,6 +129,7 @@ def test_text_pages_render_in_chromium(browser, html, page):
     state = _open(browser, html / f"{page}.html")
     shot = _screenshot(browser, page, state["height"])
     assert not state["broken"], f"{page}.html: broken images {state['broken']} (screenshot {shot})"
+    assert not state["unsized"], f"{page}.html: images of zero natural size {state['unsized']} (screenshot {shot})"
     assert state["errors"] == 0 and not state["traceback"]
     if page == "method":
         assert state["images"] >= 1, "the architecture diagram is missing"

@@ -67,3 +67,60 @@ def test_unknown_task_missing_root_and_missing_run_are_clear_errors(tmp_path, ca
     assert "not a finished run directory" in capsys.readouterr().err
     assert main(["train", "--dataset", "casme2", "--root", str(tmp_path), "--task", "5class", "--epochs", "0"]) == 2
     assert "epochs must be at least 1" in capsys.readouterr().err
+
+
+def one_error_line(capsys, command: str) -> str:
+    """The command's stderr: exactly one line, ``tsfmicro <command>: error: ...``; its message."""
+    err = capsys.readouterr().err
+    assert err.endswith("\n") and err.count("\n") == 1, f"not one line: {err!r}"
+    prefix = f"tsfmicro {command}: error: "
+    assert err.startswith(prefix), err
+    return err[len(prefix):].strip()
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["synth", "--layout", "casme2", "--out", "{tmp}/new", "--subjects", "0"],
+         "synthetic casme2: need at least 1 subject and 1 clip per subject"),
+        (["synth", "--layout", "samm", "--out", "{tmp}/occupied"],
+         "{tmp}/occupied is not empty and not a synthetic dataset; refusing to overwrite it"),
+        (["preprocess", "--dataset", "casme2", "--root", "{tmp}/nowhere"], "casme2 root {tmp}/nowhere is not a folder"),
+        (["preprocess", "--dataset", "casme2", "--root", "{tmp}/occupied"],
+         "{tmp}/occupied is not a CASME II root: no annotation file matching casme2-coding-*.xlsx in it"),
+        (["preprocess", "--dataset", "casme2", "--root", "{casme2}", "--task", "7class"],
+         "unknown task '7class' for casme2; choose from {casme2_tasks}"),
+        (["preprocess", "--dataset", "casme2", "--root", "{casme2}", "--crop-size", "4"],
+         "crop_size must be at least 8 pixels, got 4"),
+        (["preprocess", "--dataset", "casme2", "--root", "{casme2}", "--margin", "-0.5"], "margin must be >= 0, got -0.5"),
+        (["preprocess", "--dataset", "samm", "--root", "{samm}", "--precropped"],
+         "samm: no pre-cropped release found under {samm}; run without --precropped"),
+        (["evaluate", "{tmp}/occupied"], "{tmp}/occupied is not a finished run directory (missing config.yaml, "
+                                         "provenance.json, predictions.csv, curves.csv, metrics.json)"),
+        (["train", "--dataset", "casme2", "--root", "{casme2}", "--task", "5class", "--seeds", "0", "1", "0"],
+         "seeds repeat: [0, 1, 0]"),
+        (["train", "--dataset", "casme2", "--root", "{casme2}", "--task", "5class", "--checkpoint-seconds", "-1"],
+         "checkpoint_every must be at least 1 and checkpoint_seconds at least 0"),
+        (["train", "--dataset", "casme2", "--root", "{casme2}", "--task", "5class", "--device", "cuda"],
+         "device cuda requested but torch sees no CUDA device"),
+    ],
+    ids=["synth-no-subjects", "synth-occupied-folder", "preprocess-missing-root", "preprocess-not-a-root",
+         "preprocess-unknown-task", "preprocess-crop-size", "preprocess-margin", "preprocess-no-precropped",
+         "evaluate-not-a-run", "train-repeated-seeds", "train-checkpoint-seconds", "train-no-cuda"],
+)
+def test_user_errors_exit_2_with_one_line(arguments, message, synthetic_casme2_small_root, synthetic_samm_root,
+                                          tmp_path, monkeypatch, capsys):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same answer on a GPU machine
+    monkeypatch.setenv("TSFMICRO_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "occupied").mkdir()
+    (tmp_path / "occupied" / "notes.txt").write_text("someone's files")
+    from tsfmicro.data import TASKS
+
+    places = {"tmp": str(tmp_path), "casme2": str(synthetic_casme2_small_root), "samm": str(synthetic_samm_root),
+              "casme2_tasks": ", ".join(TASKS["casme2"])}
+    fill = lambda text: text.format(**places)  # noqa: E731
+    assert main([fill(a) for a in arguments]) == 2
+    assert one_error_line(capsys, arguments[0]) == fill(message)
+    assert not (tmp_path / "new").exists() and not (tmp_path / "cache").exists()  # refused before any work

@@ -88,6 +88,43 @@ def test_cache_rebuilt_when_the_annotation_changes(synthetic_casme2_small_root, 
     assert len(list(cache.glob("*.npz"))) == 2
 
 
+def test_cache_rebuilt_when_a_frame_file_changes(synthetic_casme2_small_root, tmp_path, monkeypatch):
+    from PIL import Image
+
+    root = tmp_path / "casme2"
+    shutil.copytree(synthetic_casme2_small_root, root)
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(FaceDetector, "detect", fixed_face)  # no MTCNN: the test is about the cache
+    first = prepare("casme2", root, "5class", crop_size=32, cache_dir=cache, progress=False)
+    changed = first.samples.index[0]
+    apex = first.samples.loc[changed, "apex_path"]
+    size = (root / apex).stat().st_size
+    Image.fromarray(read_frame(apex)[::-1].copy()).save(apex, quality=60)  # a replaced frame: new bytes and size
+    assert (root / apex).stat().st_size != size
+    calls = []
+    monkeypatch.setattr(FaceDetector, "detect", lambda self, frames: calls.append(len(frames)) or fixed_face(self, frames))
+    second = prepare("casme2", root, "5class", crop_size=32, cache_dir=cache, progress=False)
+    assert calls, "the cache was not rebuilt after a frame file changed"
+    assert second.cache_key != first.cache_key and len(list(cache.glob("*.npz"))) == 2
+    assert not np.array_equal(second.apex[changed], first.apex[changed])  # the new frame was cropped
+    others = np.arange(len(first.samples)) != changed
+    assert np.array_equal(second.apex[others], first.apex[others]) and np.array_equal(second.onset, first.onset)
+
+
+def test_prepare_refuses_bad_arguments_before_any_work(synthetic_casme2_small_root, tmp_path, monkeypatch):
+    monkeypatch.setattr(FaceDetector, "detect", lambda *a, **k: pytest.fail("detector ran"))
+    cache = tmp_path / "cache"
+    with pytest.raises(KeyError, match="unknown task '4class' for casme2; known: 5class"):
+        prepare("casme2", synthetic_casme2_small_root, "4class", cache_dir=cache, progress=False)
+    with pytest.raises(ValueError, match="crop_size must be at least 8 pixels, got 7"):
+        prepare("casme2", synthetic_casme2_small_root, "5class", crop_size=7, cache_dir=cache, progress=False)
+    with pytest.raises(ValueError, match="margin must be >= 0, got -0.1"):
+        prepare("casme2", synthetic_casme2_small_root, "5class", margin=-0.1, cache_dir=cache, progress=False)
+    with pytest.raises(FileNotFoundError, match="is not a folder"):
+        prepare("casme2", tmp_path / "nowhere", "5class", cache_dir=cache, progress=False)
+    assert not cache.exists()
+
+
 def test_no_face_falls_back_to_precropped_then_centre(synthetic_casme2_small_root, synthetic_samm_root, tmp_path,
                                                       monkeypatch):
     monkeypatch.setattr(FaceDetector, "detect", lambda self, frames: [[] for _ in frames])

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from tsfmicro.data import DATASETS, TASKS, class_names, load_samples
-from tsfmicro.data.annotations import APEX_ANNOTATED, APEX_MIDDLE, read_sheet
+from tsfmicro.data.annotations import APEX_ANNOTATED, APEX_MIDDLE, load_clips, read_sheet
 from tsfmicro.data.frames import frame_number, read_frame
 from tsfmicro.data.registry import normalise_label, task_info
 from tsfmicro.data.synthetic import MANIFEST_FILE
@@ -36,8 +36,9 @@ def written(root, dataset, task) -> Counter:
 
 def test_registry_lists_every_task():
     assert DATASETS == ("casme2", "samm", "casme3", "smic", "megc2019")
-    assert TASKS == {"casme2": ("5class", "3class"), "samm": ("5class", "3class"), "casme3": ("7class", "4class"),
-                     "smic": ("3class",), "megc2019": ("3class",)}
+    assert TASKS == {"casme2": ("5class", "3class", "3class_megc"), "samm": ("5class", "3class", "3class_megc"),
+                     "casme3": ("7class", "4class", "3class_megc"), "smic": ("3class", "3class_megc"),
+                     "megc2019": ("3class",)}
     assert class_names("casme2", "5class") == ["happiness", "surprise", "disgust", "repression", "others"]
     assert class_names("samm", "5class") == ["anger", "contempt", "happiness", "surprise", "other"]
     assert class_names("casme3", "4class") == ["negative", "positive", "surprise", "others"]
@@ -72,8 +73,8 @@ def test_casme2_quirks(synthetic_casme2_root):
     row = middle.iloc[0]
     assert row.apex_frame == (row.onset_frame + row.offset_frame) // 2
     assert (samples["apex_rule"] == APEX_ANNOTATED).sum() == len(samples) - 1
-    # irregular clip names and text subjects '01' -> folder sub01
-    assert {"EP01_2", "EP06_02_01", "EP09f"} & set(samples["clip_id"])
+    # irregular clip names (each on its own: test_casme2_irregular_clip_name) and text subjects '01' -> sub01
+    assert {"EP01_2", "EP06_02_01", "EP09f"} <= set(load_clips("casme2", synthetic_casme2_root).clips["clip_id"])
     assert set(samples["subject"]) == {"sub01", "sub02", "sub03", "sub04"}
     # apex equal to offset is a valid row
     assert (samples["apex_frame"] == samples["offset_frame"]).any()
@@ -82,6 +83,32 @@ def test_casme2_quirks(synthetic_casme2_root):
     assert samples["precropped_onset_path"].str.contains("reg_img").all()
     # action units: numbers in some rows, text in others; kept as text
     assert {"12", "4+7+L10"} <= set(samples["action_units"])
+
+
+@pytest.mark.parametrize("name", ["EP01_2", "EP08_1", "EP06_02_01", "EP09f"])  # datasets.md: irregular names
+def test_casme2_irregular_clip_name(name, synthetic_casme2_small_root, tmp_path):
+    """The clip is read under its own name, from its own raw and pre-cropped folders."""
+    root = tmp_path / "casme2"
+    shutil.copytree(synthetic_casme2_small_root, root)
+    sheet_path = root / "CASME2-coding-20190701.xlsx"
+    book = openpyxl.load_workbook(sheet_path)
+    rows = list(book["Sheet1"].iter_rows(min_row=2))
+    if name not in [row[1].value for row in rows if row[0].value == "01"]:  # give sub01's clip EP03_01f that name
+        (row,) = [row for row in rows if row[0].value == "01" and row[1].value == "EP03_01f"]
+        row[1].value = name
+        book.save(sheet_path)
+        for release in ("CASME2_RAW_selected", "Cropped"):
+            (root / release / "sub01" / "EP03_01f").rename(root / release / "sub01" / name)
+    (row,) = [row for row in rows if row[0].value == "01" and row[1].value == name]
+    onset, apex = row[3].value, row[4].value
+
+    clips = load_clips("casme2", root)
+    (clip,) = clips.clips[(clips.clips["subject"] == "sub01") & (clips.clips["clip_id"] == name)].itertuples()
+    assert (clip.onset_frame, clip.apex_frame) == (onset, apex)
+    assert clip.onset_path == str(root / "CASME2_RAW_selected" / "sub01" / name / f"img{onset}.jpg")
+    assert clip.apex_path == str(root / "CASME2_RAW_selected" / "sub01" / name / f"img{apex}.jpg")
+    assert clip.precropped_onset_path == str(root / "Cropped" / "sub01" / name / f"reg_img{onset}.jpg")
+    assert clips.excluded.empty, clips.excluded
 
 
 def test_casme2_numeric_subjects_and_missing_apex_of_older_release(synthetic_casme2_root, tmp_path):

@@ -214,51 +214,112 @@ def test_loso_loop_gives_both_protocols_and_curves(tmp_path, one_torch_thread):
     probabilities = table[[f"prob_fixed_{c}" for c in CLASSES]].to_numpy()
     np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-5)
     np.testing.assert_array_equal(probabilities.argmax(axis=1), table["pred_fixed"])
-    curves = loso.curves_table(outcomes, seed=0, start_epochs=[r.start_epoch for r in reports])
+    curves = loso.curves_table(outcomes, seed=0)
     assert len(curves) == 6 and curves["learning_rate"].tolist()[:3] == pytest.approx([8e-4, 8e-4 * 0.987, 8e-4])
-    assert list(curves.columns[:3]) == ["seed", "fold", "start_epoch"] and (curves["start_epoch"] == 0).all()
+    assert (curves["start_epoch"] == 0).all()
     assert sorted(p.name for p in (tmp_path / "weights").iterdir()) == ["s0.pt", "s1.pt", "s2.pt"]
     # Every fold left its result and nothing else: no checkpoint, no lock.
     assert sorted(p.name for p in (tmp_path / "folds").iterdir()) == ["s0.pt", "s1.pt", "s2.pt"]
 
 
-def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path, one_torch_thread):
+def interrupted_at_save(data, folds, unit_dir, save_number: int) -> None:
+    """Train until the ``save_number``-th checkpoint or fold result is written, then stop as a kill would."""
+    saves = []
+    original = ckpt.save_checkpoint
+
+    def crash_after_save(*args, **kwargs):
+        original(*args, **kwargs)
+        saves.append(1)
+        if len(saves) == save_number:
+            raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ckpt, "save_checkpoint", crash_after_save)
+        with pytest.raises(KeyboardInterrupt):
+            train_folds(make_trainer(data, epochs=3), folds, unit_dir, ckpt.CheckpointPolicy(1, 0))
+
+
+def resume_counting_work(data, folds, unit_dir, monkeypatch):
+    """Resume in ``unit_dir``; the fold reports, the folds ``FoldTrainer.run`` was called for and the epochs trained."""
+    runs, epochs = [], []
+    run, train_epoch = loso.FoldTrainer.run, loso.FoldTrainer.train_epoch
+
+    def counted_run(self, fold_index, *args, **kwargs):
+        runs.append(fold_index)
+        return run(self, fold_index, *args, **kwargs)
+
+    def counted_epoch(self, *args, **kwargs):
+        epochs.append(runs[-1])
+        return train_epoch(self, *args, **kwargs)
+
+    monkeypatch.setattr(loso.FoldTrainer, "run", counted_run)
+    monkeypatch.setattr(loso.FoldTrainer, "train_epoch", counted_epoch)
+    torch.manual_seed(1234)  # whatever the process did since must not matter
+    reports = train_folds(make_trainer(data, epochs=3), folds, unit_dir, ckpt.CheckpointPolicy(1, 0))
+    monkeypatch.undo()
+    return reports, runs, epochs
+
+
+# With 3 epochs and a checkpoint after every epoch, the saves of fold s0 are: epoch 1, epoch 2,
+# its result (3); those of fold s1: epoch 1 (4), epoch 2 (5), its result (6).
+@pytest.mark.parametrize(
+    "save_number, finished, current_epochs, expected_runs, expected_epochs, start_epochs",
+    [
+        (3, 1, None, [1], [1, 1, 1], [0, 0]),  # killed between folds: s0 is not retrained
+        (4, 1, 1, [1], [1, 1], [0, 1]),  # killed inside s1 after its first epoch: s1 continues at epoch 2
+        (2, 0, 2, [0, 1], [0] + [1, 1, 1], [2, 0]),  # killed inside s0 after 2 epochs
+    ],
+    ids=["between-folds", "mid-fold", "mid-first-fold"],
+)
+def test_resume_skips_finished_work_and_matches_an_uninterrupted_run(
+    tmp_path, one_torch_thread, monkeypatch, save_number, finished, current_epochs, expected_runs, expected_epochs,
+    start_epochs,
+):
+    # Every fold re-seeds from (seed, fold index): retraining from scratch would give the same
+    # numbers, so the test counts the work done after the interruption, not only the results.
     data = random_prepared(subjects=2, clips=5)
     folds = subject_folds(data)
     train_folds(make_trainer(data, epochs=3), folds, tmp_path / "a", ckpt.CheckpointPolicy(1, 0))
     reference = read_outcomes(tmp_path / "a", folds)
+    assert [o.start_epoch for o in reference] == [0, 0]
 
-    saves = []
-    original = ckpt.save_checkpoint
+    interrupted_at_save(data, folds, tmp_path / "b", save_number)
+    assert [fold_store.is_done(tmp_path / "b", f.name) for f in folds] == [k < finished for k in range(2)]
+    current = fold_store.checkpoint_path(tmp_path / "b", folds[finished].name)
+    if current_epochs is None:
+        assert not current.exists()
+    else:
+        state = ckpt.load_checkpoint(current, f"unit/fold/{folds[finished].name}")
+        assert state["fold_index"] == finished and len(state["curves"]) == current_epochs
 
-    def crash_on_fourth_save(*args, **kwargs):
-        original(*args, **kwargs)
-        saves.append(1)
-        if len(saves) == 4:  # s0: epochs 1 and 2, then its result; s1: after epoch 1, crash part-way
-            raise KeyboardInterrupt
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ckpt, "save_checkpoint", crash_on_fourth_save)
-        with pytest.raises(KeyboardInterrupt):
-            train_folds(make_trainer(data, epochs=3), folds, tmp_path / "b", ckpt.CheckpointPolicy(1, 0))
-    assert fold_store.is_done(tmp_path / "b", "s0") and not fold_store.is_done(tmp_path / "b", "s1")
-    state = ckpt.load_checkpoint(fold_store.checkpoint_path(tmp_path / "b", "s1"), "unit/fold/s1")
-    assert state["fold_index"] == 1 and len(state["curves"]) == 1
-
-    torch.manual_seed(1234)  # whatever the process did since must not matter
-    trained = []
-    with pytest.MonkeyPatch.context() as patch:
-        original_run = loso.FoldTrainer.run
-        patch.setattr(loso.FoldTrainer, "run", lambda self, index, *a, **k: trained.append(index)
-                      or original_run(self, index, *a, **k))
-        reports = train_folds(make_trainer(data, epochs=3), folds, tmp_path / "b", ckpt.CheckpointPolicy(1, 0))
-    assert trained == [1]  # s0 was finished: not trained again
-    assert [(r.trained, r.start_epoch) for r in reports] == [(False, 0), (True, 1)]
-    assert fold_store.read_result(tmp_path / "b", "unit", "s1").start_epoch == 1
-    assert not fold_store.checkpoint_path(tmp_path / "b", "s1").exists()
-    for left, right in zip(reference, read_outcomes(tmp_path / "b", folds)):
+    reports, runs, epochs = resume_counting_work(data, folds, tmp_path / "b", monkeypatch)
+    assert runs == expected_runs, "FoldTrainer.run was called for a fold that was finished"
+    assert epochs == expected_epochs, "epochs the checkpoint held were trained again"
+    assert [r.trained for r in reports] == [k in expected_runs for k in range(2)]
+    resumed = read_outcomes(tmp_path / "b", folds)
+    assert [o.start_epoch for o in resumed] == [r.start_epoch for r in reports] == start_epochs
+    assert not list((tmp_path / "b" / "folds").glob("*.checkpoint.pt"))
+    for left, right in zip(reference, resumed):
         np.testing.assert_array_equal(left.probabilities, right.probabilities)
         pd.testing.assert_frame_equal(left.curves, right.curves)
+    table = loso.curves_table(resumed, seed=0)
+    assert table.groupby("fold")["start_epoch"].first().tolist() == start_epochs
+
+
+def test_a_checkpoint_of_another_fold_or_another_format_version_is_refused(tmp_path, one_torch_thread):
+    data = random_prepared(subjects=2, clips=5)
+    folds = subject_folds(data)
+    interrupted_at_save(data, folds, tmp_path, 4)  # s0 finished, s1 checkpointed after its first epoch
+    s0_checkpoint, s1_checkpoint = (fold_store.checkpoint_path(tmp_path, f.name) for f in folds)
+    s1_checkpoint.rename(s0_checkpoint)  # s1's state where s0's would be
+    (tmp_path / "folds" / "s0.pt").unlink()
+    with pytest.raises(ValueError, match="belongs to another run"):
+        train_folds(make_trainer(data, epochs=3), folds, tmp_path, ckpt.CheckpointPolicy(1, 0))
+    s0_checkpoint.rename(s1_checkpoint)
+    payload = torch.load(s1_checkpoint, weights_only=True)
+    torch.save({**payload, "version": ckpt.VERSION - 1}, s1_checkpoint)
+    with pytest.raises(ValueError, match=f"has format version {ckpt.VERSION - 1}, expected {ckpt.VERSION}"):
+        train_folds(make_trainer(data, epochs=3), folds, tmp_path, ckpt.CheckpointPolicy(1, 0))
 
 
 def test_frame_reselection_trains_on_the_train_pair_and_tests_on_the_annotated_pair(tmp_path, one_torch_thread):
@@ -445,3 +506,38 @@ def test_temporal_branch_enters_the_run_key_only_when_not_the_papers(tmp_path, m
     assert runs.model_overrides(ablation.config) == {"temporal_branch": "transformer"}
     with pytest.raises(ValueError, match="temporal_branch 'mamba'.*retention, retention_no_decay"):
         runs.validate(dataclasses.replace(base, temporal_branch="mamba"))
+
+
+# --- settings: device and run settings ---------------------------------------------------------
+
+
+def test_resolve_device_says_when_the_requested_device_is_missing(monkeypatch):
+    from tsfmicro.engine import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="^device cuda requested but torch sees no CUDA device$"):
+        resolve_device("cuda")
+    with pytest.raises(ValueError, match="^device mps requested but it is not available$"):
+        resolve_device("mps")
+    with pytest.raises(ValueError, match="unknown device 'gpu'; choose one of auto, cuda, mps, cpu"):
+        resolve_device("gpu")
+    assert resolve_device("auto") == resolve_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # auto prefers CUDA when there is one
+    assert resolve_device("auto") == resolve_device("cuda") == torch.device("cuda")
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"seeds": ()}, "give at least one seed"),
+        ({"seeds": (0, 1, 0)}, r"seeds repeat: \[0, 1, 0\]"),
+        ({"checkpoint_every": 0}, "checkpoint_every must be at least 1"),
+        ({"checkpoint_seconds": -1.0}, "checkpoint_seconds at least 0"),
+    ],
+)
+def test_bad_run_settings_are_refused_when_the_config_is_made(changes, message, tmp_path):
+    from tsfmicro.engine import RunConfig
+
+    with pytest.raises(ValueError, match=message):
+        RunConfig(dataset="casme2", root=str(tmp_path), task="5class", **changes)

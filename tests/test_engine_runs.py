@@ -14,11 +14,9 @@ import torch
 import yaml
 
 import tsfmicro
+from independent_metrics import assert_summary_matches, expected_summary
 from tsfmicro.engine import RunConfig, load_run, loso, train
 from tsfmicro.engine.augment import to_model_input
-
-
-PACKAGE_ROOT = str(Path(tsfmicro.__file__).resolve().parents[1])
 
 
 def tiny_config(root, out, cache_dir, **changes) -> RunConfig:
@@ -70,6 +68,9 @@ def test_train_writes_a_run_reuses_finished_seeds_and_serves_fold_models(
     assert len(both.predictions) == 2 * clips and both.path != first.path
     pd.testing.assert_frame_equal(both.predictions[both.predictions["seed"] == 0], first.predictions)
     assert both.metrics["protocols"]["fixed"]["seed_ci95"]["accuracy"][0] is not None
+    # metrics.json, recomputed independently from predictions.csv (the bootstrap: see test_metrics.py)
+    for run in (first, both):
+        assert_summary_matches(run.metrics, expected_summary(run.predictions, run.class_names, resamples=None))
 
     # The same request again is loaded, not trained.
     trained_seeds.clear()
@@ -133,18 +134,42 @@ from tsfmicro.cli import main
 sys.exit(main(sys.argv[2:]))
 """
 
+# The real CLI, counting the work done: the folds FoldTrainer.run trains and their epochs.
+COUNTING_TRAINER = """
+import json, pathlib, sys
+from tsfmicro.engine import loso
+
+work = {"folds": [], "epochs": []}
+run, train_epoch = loso.FoldTrainer.run, loso.FoldTrainer.train_epoch
+
+def counted_run(self, fold_index, *args, **kwargs):
+    work["folds"].append(fold_index)
+    return run(self, fold_index, *args, **kwargs)
+
+def counted_epoch(self, *args, **kwargs):
+    work["epochs"].append(work["folds"][-1])
+    return train_epoch(self, *args, **kwargs)
+
+loso.FoldTrainer.run, loso.FoldTrainer.train_epoch = counted_run, counted_epoch
+from tsfmicro.cli import main
+code = main(sys.argv[2:])
+pathlib.Path(sys.argv[1]).write_text(json.dumps(work))
+sys.exit(code)
+"""
+
 
 def test_kill_9_and_rerun_gives_the_same_results_as_an_uninterrupted_run(
     first_run, synthetic_casme2_root, engine_cache_dir, tmp_path
 ):
     # Same settings as first_run (the checkpoint frequency is not part of a run's identity),
     # in fresh processes on one thread like first_run.
+    # PYTHONPATH: the scripts below import the tsfmicro under test, whatever the virtualenv's install points to.
+    package_root = str(Path(tsfmicro.__file__).resolve().parents[1])
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "TSFMICRO_CACHE": str(engine_cache_dir),
-                   "PYTHONPATH": PACKAGE_ROOT}  # the script imports this checkout's tsfmicro, not an installed one
+                   "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
     command = ["train", "--dataset", "casme2", "--root", str(synthetic_casme2_root), "--task", "5class",
                "--fusion", "ts_late", "--preset", "tiny", "--recipe", "paper", "--epochs", "2", "--seeds", "0",
                "--device", "cpu", "--checkpoint-every", "1", "--checkpoint-seconds", "0", "--no-progress"]
-    cli = [sys.executable, "-m", "tsfmicro"]
 
     flag = tmp_path / "stalled"
     script = tmp_path / "stalling_trainer.py"
@@ -168,18 +193,25 @@ def test_kill_9_and_rerun_gives_the_same_results_as_an_uninterrupted_run(
     assert (unit / "folds" / f"{folds[0]}.pt").exists() and (unit / "folds" / f"{folds[1]}.checkpoint.pt").exists()
     assert not (unit / "metrics.json").exists()
 
-    subprocess.run([*cli, *command, "--out", str(tmp_path / "killed")], env=environment, check=True,
-                   capture_output=True, timeout=300)
+    counter, work = tmp_path / "counting_trainer.py", tmp_path / "work.json"
+    counter.write_text(COUNTING_TRAINER)
+    subprocess.run([sys.executable, str(counter), str(work), *command, "--out", str(tmp_path / "killed")],
+                   env=environment, check=True, capture_output=True, timeout=300)
+    # Only what the checkpoint did not hold was trained: the second of the four folds from its
+    # second epoch on, then the last two folds (2 epochs each); the first fold not at all.
+    assert json.loads(work.read_text()) == {"folds": [1, 2, 3], "epochs": [1, 2, 2, 3, 3]}
 
     straight = first_run.path
     (resumed,) = [p for p in (tmp_path / "killed").iterdir() if p.name != "units"]
     assert resumed.name == straight.name
     for name in ("predictions.csv", "metrics.json"):
         assert (straight / name).read_text() == (resumed / name).read_text(), name
-    # The same curves; only the start epoch says the second fold continued its checkpoint.
-    curves = pd.read_csv(resumed / "curves.csv", dtype={"fold": str})
-    pd.testing.assert_frame_equal(curves.drop(columns="start_epoch"), first_run.curves.drop(columns="start_epoch"))
-    assert curves.groupby("fold")["start_epoch"].first().to_dict() == {f: int(f == folds[1]) for f in folds}
+    # The same curves; start_epoch says the second fold was continued after its first epoch.
+    straight_curves, resumed_curves = pd.read_csv(straight / "curves.csv"), pd.read_csv(resumed / "curves.csv")
+    assert set(straight_curves["start_epoch"]) == {0}
+    assert resumed_curves.groupby("fold", sort=False)["start_epoch"].first().tolist() == [0, 1, 0, 0]
+    pd.testing.assert_frame_equal(straight_curves.drop(columns="start_epoch"),
+                                  resumed_curves.drop(columns="start_epoch"), check_exact=True)
     assert not list((unit / "folds").glob("*.checkpoint.pt"))
     provenance = json.loads((unit / "provenance.json").read_text())
     assert provenance["resumed"] is True and provenance["folds"][folds[1]]["start_epoch"] == 1

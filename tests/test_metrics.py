@@ -118,3 +118,65 @@ def test_bootstrap_interval_equals_resampling_subjects_one_by_one():
 def test_mismatched_lengths_are_rejected():
     with pytest.raises(ValueError, match="3 true labels but 2 predictions"):
         metrics.accuracy([0, 1, 2], [0, 1])
+
+
+# --- metrics.json: summarize, field by field, against an independent computation ----------------
+
+
+def three_seed_predictions() -> pd.DataFrame:
+    """5 subjects x 12 clips, 4 classes (class 3 rare and never predicted), 3 seeds far apart (about
+    95 %, 10 % and 70 % of the fixed predictions right, so the raw t interval crosses both 0 and 1),
+    and the oracle ahead of fixed by +2, -5 and +6 clips: a positive mean whose interval reaches below 0."""
+    generator = np.random.default_rng(7)
+    subjects = np.repeat([f"sub{k:02d}" for k in range(5)], 12)
+    true = generator.choice(4, len(subjects), p=[0.3, 0.3, 0.34, 0.06])
+    frames = []
+    for seed, right, oracle_gain in ((0, 0.95, 2), (1, 0.1, -5), (2, 0.7, 6)):
+        wrong = (true + generator.integers(1, 3, len(true))) % 3  # never class 3, never the truth
+        candidates = generator.permutation(np.flatnonzero(true != 3))
+        fixed = wrong.copy()
+        chosen = candidates[: round(right * len(candidates))]
+        fixed[chosen] = true[chosen]
+        oracle = fixed.copy()
+        if oracle_gain > 0:  # the oracle epoch got some wrong ones right
+            index = [k for k in candidates if fixed[k] != true[k]][:oracle_gain]
+            oracle[index] = true[index]
+        else:  # ... or spoilt some right ones
+            index = chosen[:-oracle_gain]
+            oracle[index] = wrong[index]
+        frames.append(pd.DataFrame({"seed": seed, "subject": subjects, "true": true, "pred_fixed": fixed,
+                                    "pred_oracle": oracle}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_summarize_matches_an_independent_computation_of_every_field():
+    import json
+
+    from independent_metrics import assert_summary_matches, expected_summary
+
+    predictions = three_seed_predictions()
+    names = ["negative", "positive", "surprise", "others"]
+    summary = metrics.summarize(predictions, names, resamples=40)
+    assert json.loads(json.dumps(summary, allow_nan=False)) == summary  # what metrics.json holds
+    expected = expected_summary(predictions, names, resamples=40)
+    assert_summary_matches(summary, expected)
+    # what the construction promises, so the comparison above covers the awkward cases
+    fixed, oracle = summary["protocols"]["fixed"], summary["protocols"]["oracle"]
+    assert fixed["per_class"][3]["predicted"] == 0 and fixed["per_class"][3]["f1"] == 0
+    assert fixed["seed_ci95"]["accuracy"] == [0.0, 1.0]  # clipped at both ends
+    gain = summary["oracle_minus_fixed"]
+    assert gain["mean"]["accuracy"] == pytest.approx((2 - 5 + 6) / 3 / 60)  # oracle minus fixed, not the reverse
+    assert gain["mean"]["accuracy"] == pytest.approx(oracle["mean"]["accuracy"] - fixed["mean"]["accuracy"])
+    assert gain["seed_ci95"]["accuracy"][0] < 0 < gain["seed_ci95"]["accuracy"][1]  # not clipped to 0..1
+
+
+def test_summarize_of_one_seed_has_no_seed_interval():
+    from independent_metrics import assert_summary_matches, expected_summary
+
+    predictions = three_seed_predictions().query("seed == 2")
+    names = ["a", "b", "c", "d"]
+    summary = metrics.summarize(predictions, names, resamples=30)
+    assert_summary_matches(summary, expected_summary(predictions, names, resamples=30))
+    assert summary["seeds"] == [2] and summary["clips"] == 60
+    assert summary["protocols"]["fixed"]["seed_ci95"]["uf1"] == [None, None]
+    assert summary["oracle_minus_fixed"]["seed_ci95"]["uar"] == [None, None]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+import re
 
 import pytest
 import torch
@@ -482,12 +484,46 @@ def test_a_few_adamw_steps_reduce_the_loss():
 # ---------------------------------------------------------------- size, entry point, errors
 
 
-def test_paper_size_and_flops():
-    model = build_model("paper", 5, "ts_late")
-    params, flops = count_parameters(model), count_flops(model)
-    # our estimate from the spec: ~13 M parameters, ~13 GFLOPs (multiply-add = 2 FLOPs)
-    assert 8e6 < params < 20e6, params
-    assert 8e9 < flops < 20e9, flops
+def readme_size_table() -> dict[tuple[str, str], dict[str, str]]:
+    """README's "Network size" table: (preset, fusion) -> {"parameters": "12.79 M", "GFLOPs": "13.44"}."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    after = text[text.index("Network size"):].splitlines()
+    start = next(k for k, line in enumerate(after) if line.startswith("|"))
+    lines = list(itertools.takewhile(lambda line: line.startswith("|"), after[start:]))
+    split = lambda line: [cell.strip() for cell in line.strip("|").split("|")]  # noqa: E731
+    header, rows = split(lines[0]), [split(line) for line in lines[2:]]
+    columns = []  # (preset, quantity) of each column after the first; the header says the input size too
+    for cell in header[1:]:
+        preset, size, quantity = re.fullmatch(r"`(\w+)`(?: \((\d+) px\))? (parameters|GFLOPs)", cell).groups()
+        if size:
+            assert int(size) == PRESETS[preset].image_size, cell
+        columns.append((preset, quantity))
+    table = {}
+    for row in rows:
+        fusion = re.match(r"`(\w+)`", row[0]).group(1)
+        for (preset, quantity), value in zip(columns, row[1:]):
+            table.setdefault((preset, fusion), {})[quantity] = value
+    return table
+
+
+README_SIZES = readme_size_table()
+
+
+def test_readme_size_table_covers_every_preset_and_fusion():
+    assert set(README_SIZES) == {(preset, fusion) for preset in PRESETS for fusion in FUSIONS}
+
+
+@pytest.mark.parametrize("preset, fusion", sorted(README_SIZES))
+def test_size_and_flops_match_the_readme_table(preset, fusion):
+    model = build_model(preset, 5, fusion)
+    shown = README_SIZES[(preset, fusion)]
+    parameters = float(shown["parameters"].removesuffix(" M")) * 1e6
+    assert count_parameters(model) == pytest.approx(parameters, rel=0.01), shown
+    # GFLOPs within 1 %, or within the rounding of the printed digits (0.004 stands for 0.0035 to 0.0045)
+    rounding = 0.5 * 10 ** -len(shown["GFLOPs"].partition(".")[2])
+    assert abs(count_flops(model) / 1e9 - float(shown["GFLOPs"])) <= max(0.01 * float(shown["GFLOPs"]), rounding), shown
     assert model.training  # count_flops restores the mode
 
 

@@ -12,7 +12,8 @@ trained. A run is identified by its configuration (dataset, task, fusion, preset
 epochs, seeds, ...); the engine stores it under the run folder of the parameters, so each run is
 trained once and shared by every notebook. Under `make book` and `make reproduce`, `tsfmicro run`
 has trained them all before the notebooks start; a notebook opened with a run missing trains it
-on demand (in this process, fold by fold).
+on demand (in this process, fold by fold). The book tests give the training step and the
+notebooks a run folder of their own (``overrides: {paths: {runs: ...}}``), so they always train.
 
 The data flow and the module of each step: parameters (tsfmicro.params) -> plan
 (tsfmicro.engine.plan) -> run (tsfmicro.engine.execute) -> read (tsfmicro.results) -> display

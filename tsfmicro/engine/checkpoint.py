@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from tsfmicro._io import TAGGED_FORMAT as FORMAT  # noqa: F401 (the tag every checkpoint carries)
+from tsfmicro._io import TAGGED_VERSION as VERSION  # noqa: F401 (its format version)
 from tsfmicro._io import load_tagged, save_tagged
 
 

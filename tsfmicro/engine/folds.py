@@ -136,15 +136,14 @@ def _fold_key(unit_key: str, fold_name: str) -> str:
 
 
 # ----------------------------------------------------------------------------- results
-def write_result(unit_dir, unit_key: str, fold_index: int, outcome: loso.FoldOutcome, *, start_epoch: int,
-                 seconds: float, device: dict, run_id: str, executor: str, started: str) -> Path:
+def write_result(unit_dir, unit_key: str, fold_index: int, outcome: loso.FoldOutcome, *, seconds: float, device: dict, run_id: str, executor: str, started: str) -> Path:
     state = {
         "name": outcome.name,
         "fold_index": fold_index,
         "test_index": torch.from_numpy(np.asarray(outcome.test_index)),
         "probabilities": torch.from_numpy(np.asarray(outcome.probabilities)),
         "curves": outcome.curves.to_dict(orient="list"),
-        "start_epoch": int(start_epoch),
+        "start_epoch": int(outcome.start_epoch),
         "seconds": float(seconds),
         "device": device,
         "host": socket.gethostname(),
@@ -163,6 +162,7 @@ def read_result(unit_dir, unit_key: str, fold_name: str) -> FoldResult:
         test_index=state["test_index"].numpy(),
         probabilities=state["probabilities"].numpy(),
         curves=pd.DataFrame(state["curves"]),
+        start_epoch=int(state["start_epoch"]),
     )
     return FoldResult(outcome, int(state["fold_index"]), int(state["start_epoch"]), float(state["seconds"]),
                       dict(state["device"]), str(state["host"]), str(state["run_id"]), str(state["executor"]),
@@ -222,6 +222,7 @@ def train_fold(trainer: loso.FoldTrainer, fold_index: int, fold, unit_dir, unit_
     clock = time.perf_counter()
     with fold_lock(unit_dir, name, wait=wait, on_wait=on_wait):
         if is_done(unit_dir, name):
+            checkpoint_path(unit_dir, name).unlink(missing_ok=True)  # left if a kill came right after the result
             previous = read_result(unit_dir, unit_key, name)
             return FoldReport(str(unit_dir), name, False, previous.start_epoch, 0.0, previous.host)
         started = now()
@@ -229,7 +230,6 @@ def train_fold(trainer: loso.FoldTrainer, fold_index: int, fold, unit_dir, unit_
         resume = ckpt.load_checkpoint(checkpoint, _fold_key(unit_key, name)) if checkpoint.exists() else None
         if resume is not None and resume.get("fold_index") != fold_index:
             raise ValueError(f"checkpoint {checkpoint} was written for another fold; delete it")
-        start_epoch = len(resume["curves"]) if resume is not None else 0
 
         def save(state: dict) -> None:
             ckpt.save_checkpoint(checkpoint, _fold_key(unit_key, name), state)
@@ -239,12 +239,12 @@ def train_fold(trainer: loso.FoldTrainer, fold_index: int, fold, unit_dir, unit_
         if keep_weights:  # before the result: a finished fold always has its weights
             loso.save_fold_weights(Path(unit_dir) / "weights", name, model)
         seconds = time.perf_counter() - clock
-        write_result(unit_dir, unit_key, fold_index, outcome, start_epoch=start_epoch, seconds=seconds,
+        write_result(unit_dir, unit_key, fold_index, outcome, seconds=seconds,
                      device=device_description(trainer.data.device), run_id=run_id, executor=executor,
                      started=started)
         checkpoint.unlink(missing_ok=True)
         lock_path(unit_dir, name).unlink(missing_ok=True)  # still held: a waiter then finds the result
-    return FoldReport(str(unit_dir), name, True, start_epoch, seconds, socket.gethostname())
+    return FoldReport(str(unit_dir), name, True, outcome.start_epoch, seconds, socket.gethostname())
 
 
 _DEVICE_DATA: dict = {}  # one prepared set on the device per worker process, reused by its next folds

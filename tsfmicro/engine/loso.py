@@ -44,6 +44,10 @@ class FoldOutcome:
     test_index: np.ndarray  # (n,) rows of PreparedData
     probabilities: np.ndarray  # (epochs, n, classes) softmax after each epoch
     curves: pd.DataFrame  # one row per epoch
+    # Epochs already done when the process that finished this fold started it: 0 = trained from
+    # scratch, k = continued from a mid-fold checkpoint after k epochs. Resumed runs give the same
+    # numbers as uninterrupted ones, so this is what shows that finished work was not redone.
+    start_epoch: int = 0
 
     @property
     def oracle_epoch(self) -> int:
@@ -130,10 +134,11 @@ class FoldTrainer:
             ckpt.restore_rng_state(resume["rng"], generator)
             probabilities = list(resume["probabilities"])
             curves = list(resume["curves"])
+        start_epoch = len(curves)
 
         epochs = tqdm(
-            range(len(curves), self.recipe.epochs),
-            initial=len(curves),
+            range(start_epoch, self.recipe.epochs),
+            initial=start_epoch,
             total=self.recipe.epochs,
             desc=f"  fold {fold.name} epochs",
             leave=False,
@@ -167,6 +172,7 @@ class FoldTrainer:
             test_index=test_index.numpy(),
             probabilities=torch.stack(probabilities).numpy(),
             curves=pd.DataFrame(curves),
+            start_epoch=start_epoch,
         )
         return outcome, model
 
@@ -258,15 +264,9 @@ def predictions_table(data: PreparedData, outcomes: list[FoldOutcome], seed: int
     return pd.concat(frames, ignore_index=True)
 
 
-def curves_table(outcomes: list[FoldOutcome], seed: int, start_epochs: list[int] | None = None) -> pd.DataFrame:
-    """One row per fold and epoch. ``start_epochs``: per fold, the epoch the process that finished it
-    started from (0 = from the start; k = it continued a checkpoint saved after epoch k)."""
-    first = ["seed", "fold"] + (["start_epoch"] if start_epochs is not None else [])
-    frames = []
-    for position, outcome in enumerate(outcomes):
-        frame = outcome.curves.assign(seed=seed, fold=outcome.name)
-        if start_epochs is not None:
-            frame = frame.assign(start_epoch=int(start_epochs[position]))
-        frames.append(frame)
+def curves_table(outcomes: list[FoldOutcome], seed: int) -> pd.DataFrame:
+    """One row per fold and epoch; ``start_epoch``: see :class:`FoldOutcome`."""
+    frames = [o.curves.assign(seed=seed, fold=o.name, start_epoch=o.start_epoch) for o in outcomes]
     table = pd.concat(frames, ignore_index=True)
-    return table[[*first, *[c for c in table.columns if c not in first]]]
+    return table[["seed", "fold", *[c for c in table.columns if c not in ("seed", "fold")]]]
+

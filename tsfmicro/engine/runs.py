@@ -34,6 +34,7 @@ import yaml
 
 from tsfmicro import _io, metrics
 from tsfmicro.engine import loso, provenance
+from tsfmicro.engine import folds as fold_files
 from tsfmicro.engine.folds import FoldResult
 from tsfmicro.engine.recipes import PRECISIONS, RECIPES, get_recipe
 from tsfmicro.results import MODEL_OPTIONS, load_run
@@ -220,7 +221,7 @@ def write_unit(request: Request, seed: int, results: list[FoldResult]) -> Path:
     outcomes = [r.outcome for r in results]
     predictions = loso.predictions_table(data, outcomes, seed)
     _io.write_csv(unit_dir / "predictions.csv", predictions)
-    _io.write_csv(unit_dir / "curves.csv", loso.curves_table(outcomes, seed, [r.start_epoch for r in results]))
+    _io.write_csv(unit_dir / "curves.csv", loso.curves_table(outcomes, seed))
     _io.write_text(unit_dir / "config.yaml", _config_yaml(request, [seed], ["."], unit_key))
     seconds = sum(r.seconds for r in results)  # training time summed over folds (parallel folds overlap)
     record = provenance.collect(request.device, [seed], data, min(r.started for r in results),
@@ -234,6 +235,8 @@ def write_unit(request: Request, seed: int, results: list[FoldResult]) -> Path:
     _io.write_json(unit_dir / "provenance.json", record)
     _io.write_json(unit_dir / "metrics.json", metrics.summarize(predictions, data.class_names))  # last: marks done
     (unit_dir / "checkpoint.pt").unlink(missing_ok=True)  # left by an interrupted run of engine version < 3
+    for result in results:  # a kill between a fold's result and the removal of its checkpoint leaves one
+        fold_files.checkpoint_path(unit_dir, result.outcome.name).unlink(missing_ok=True)
     return unit_dir
 
 
