@@ -215,8 +215,9 @@ def test_forward_flops_per_number_of_classes_match_a_count_of_that_network():
     from tsfmicro.engine.plan import forward_flops
     from tsfmicro.model import FUSIONS, build_model, count_flops
 
-    for fusion in FUSIONS:
-        for classes in (3, 4, 7):
+    for fusion in ("ts_late", "s_to_t", "spatial_only"):  # the head is the same module in every fusion
+        assert fusion in FUSIONS
+        for classes in (3, 7):
             assert forward_flops("tiny", fusion, classes) == count_flops(build_model("tiny", classes, fusion)), fusion
 
 
@@ -231,7 +232,7 @@ def test_the_paper_plan_without_its_datasets_uses_their_published_sizes(capsys, 
                         ("samm", "3class"): 28, ("casme3", "7class"): 94, ("casme3", "4class"): 94}
     assert all(u["epochs"] == 50 and u["preset"] == "paper" for u in units)
     assert plan["totals"]["estimated_seconds"] is None  # cuda was never measured: not invented
-    assert any("cuda, paper: unknown" in line for line in plan["throughput"])
+    assert any("cuda, paper, fp32: unknown" in line for line in plan["throughput"])
 
 
 # ---------------------------------------------------------------------------------------- the run
