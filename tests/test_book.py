@@ -20,7 +20,7 @@ from tsfmicro import report
 from tsfmicro.study import DatasetRootMissing, Study
 
 EXPECTED_NOTEBOOKS = ["00_datasets", "01_main_results", "02_fusion_ablation",
-                      "03_confusion_matrices", "04_gradcam", "05_compute"]
+                      "03_confusion_matrices", "04_gradcam", "10_compute"]
 
 
 USER_RUNS = ROOT / ".cache" / "tsfmicro" / "runs"  # params/demo.yaml's paths: runs:
@@ -77,7 +77,7 @@ def test_study_plans_each_run_once_and_shares_ts_late():
     planned = study.planned_runs()
     assert len(planned) == len(set(planned)) == 3 + 6
     units = study.planned_units()
-    assert ("casme2", "5class", "ts_late", 0) in units
+    assert ("casme2", "5class", "ts_late", 0, ()) in units
     # 3 main results x 2 seeds, plus 5 more fusions x 1 seed: ts_late seed 0 is shared
     assert len(units) == 3 * 2 + 5
     assert study.source == "SYNTHETIC"

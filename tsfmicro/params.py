@@ -26,7 +26,7 @@ import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, NamedTuple
 
 import yaml
 
@@ -288,6 +288,32 @@ def find_project_root(start: str | os.PathLike | None = None) -> Path:
 
 
 # --------------------------------------------------------------------------------- resolved
+class PlannedRun(NamedTuple):
+    """One training request a chapter needs. ``options``: RunConfig fields it sets beyond the
+    parameters, as sorted (name, value) pairs (hashable, so shared runs are listed once)."""
+
+    dataset: str
+    task: str
+    fusion: str = "ts_late"
+    seeds: tuple[int, ...] = (0,)
+    options: tuple[tuple[str, Any], ...] = ()
+
+
+class PlannedUnit(NamedTuple):
+    """One seed of a PlannedRun: what is trained once."""
+
+    dataset: str
+    task: str
+    fusion: str
+    seed: int
+    options: tuple[tuple[str, Any], ...] = ()
+
+
+def run_options(**options) -> tuple[tuple[str, Any], ...]:
+    """``options`` as PlannedRun.options: sorted pairs, None values left out (None = the default)."""
+    return tuple(sorted((name, value) for name, value in options.items() if value is not None))
+
+
 @dataclass
 class Params:
     """A checked parameters file and the project folder: where each dataset is, where runs go,
@@ -418,28 +444,34 @@ class Params:
         """Seeds of the fusion ablation: ``ablation: seeds:`` if given, else ``seeds``."""
         return [int(s) for s in self.params["ablation"].get("seeds") or self.seeds]
 
-    def planned_runs(self) -> list[tuple[str, str, str, tuple[int, ...]]]:
-        """Every (dataset, task, fusion, seeds) the notebooks of these parameters ask for."""
-        planned = [(dataset, task, "ts_late", tuple(self.seeds))
-                   for dataset, task in self.dataset_tasks()]
-        ablation = self.params.get("ablation")
-        if ablation:
-            planned += [(ablation["dataset"], ablation["task"], fusion, tuple(self.ablation_seeds))
-                        for fusion in ablation["fusions"]]
-        return list(dict.fromkeys(planned))
+    def planned_runs(self) -> list["PlannedRun"]:
+        """Every run the notebooks of these parameters ask for, each once (a run two chapters
+        share, such as T-S late seed 0 of the main results and the fusion ablation, is listed
+        once). Each section of the parameters adds its runs in :meth:`_section_runs`."""
+        return list(dict.fromkeys(run for section in self._section_runs() for run in section))
 
-    def planned_units(self) -> list[tuple[str, str, str, int]]:
-        """Every (dataset, task, fusion, seed) trained once: the real amount of training."""
-        return list(dict.fromkeys((d, t, f, seed) for d, t, f, seeds in self.planned_runs()
-                                  for seed in seeds))
+    def _section_runs(self) -> list[list["PlannedRun"]]:
+        """The runs of each section of the parameters, in book order."""
+        main = [PlannedRun(dataset, task, "ts_late", tuple(self.seeds)) for dataset, task in self.dataset_tasks()]
+        ablation = self.params.get("ablation")
+        fusions = [PlannedRun(ablation["dataset"], ablation["task"], fusion, tuple(self.ablation_seeds))
+                   for fusion in ablation["fusions"]] if ablation else []
+        return [main, fusions]
+
+    def planned_units(self) -> list["PlannedUnit"]:
+        """Every (dataset, task, fusion, seed, options) trained once: the real amount of training."""
+        return list(dict.fromkeys(PlannedUnit(run.dataset, run.task, run.fusion, seed, run.options)
+                                  for run in self.planned_runs() for seed in run.seeds))
 
     def run_config(self, dataset: str, task: str, fusion: str = "ts_late",
-                   seeds: list[int] | None = None, root: str | None = None):
+                   seeds: list[int] | None = None, root: str | None = None, **options):
         """The engine's RunConfig for one (dataset, task, fusion) under these parameters
-        (``seeds``: default the parameters' ``seeds``; ``root``: default :meth:`root`)."""
+        (``seeds``: default the parameters' ``seeds``; ``root``: default :meth:`root`;
+        ``options``: RunConfig fields a chapter sets beyond the parameters, e.g.
+        ``temporal_branch="transformer"``)."""
         from tsfmicro.engine import RunConfig
 
-        return RunConfig(
+        settings = dict(
             dataset=dataset, root=str(self.root(dataset)) if root is None else root, task=task, fusion=fusion,
             preset=self.params["preset"], recipe=self.params["recipe"],
             epochs=self.params.get("epochs"), batch_size=self.params.get("batch_size"),
@@ -454,17 +486,21 @@ class Params:
             checkpoint_seconds=float(60.0 if self.params.get("checkpoint_seconds") is None
                                      else self.params["checkpoint_seconds"]),
         )
+        return RunConfig(**{**settings, **options})
+
+    def _planned_config(self, run: "PlannedRun", root: str | None = None):
+        return self.run_config(run.dataset, run.task, run.fusion, list(run.seeds), root=root, **dict(run.options))
 
     def run_configs(self, missing_roots: bool = False) -> tuple[list, list]:
         """The RunConfig of every run of :meth:`planned_runs`, as (runs whose data is there,
         runs of real datasets whose folder was not given, with root ""). Without
         ``missing_roots`` a missing folder raises DatasetRootMissing instead."""
         available, missing = [], []
-        for dataset, task, fusion, seeds in self.planned_runs():
+        for run in self.planned_runs():
             try:
-                available.append(self.run_config(dataset, task, fusion, list(seeds)))
+                available.append(self._planned_config(run))
             except DatasetRootMissing:
                 if not missing_roots:
                     raise
-                missing.append(self.run_config(dataset, task, fusion, list(seeds), root=""))
+                missing.append(self._planned_config(run, root=""))
         return available, missing

@@ -284,7 +284,8 @@ def plan_table(plan: pd.DataFrame) -> pd.DataFrame:
     unit, compute in TFLOPs, times in words; how finished units were trained (time summed over
     folds, device, executor)."""
     shown = pd.DataFrame({
-        "dataset": plan["dataset"], "task": plan["task"], "fusion": plan["fusion"], "preset": plan["preset"],
+        "dataset": plan["dataset"], "task": plan["task"], "fusion": plan["fusion"],
+        "options": plan["options"].fillna(""), "preset": plan["preset"],
         "recipe": plan["recipe"], "precision": plan["precision"], "seed": plan["seed"], "folds": plan["folds"],
         "train clips/fold": plan["train_clips_per_fold"].map(lambda v: f"{v:g}"),
         "epochs": plan["epochs"], "TFLOPs": plan["tflops"].map(format_tflops),
@@ -317,7 +318,7 @@ def plan_summary(plan: pd.DataFrame) -> dict[str, str]:
 def plan_text(plan: pd.DataFrame, totals: dict) -> str:
     """The ``plan`` command's output: a row per unit, then the totals (``totals``:
     tsfmicro.engine.plan.totals of the same table)."""
-    columns = ["dataset", "task", "fusion", "preset", "recipe", "precision", "seed", "folds", "train clips/fold",
+    columns = ["dataset", "task", "fusion", "options", "preset", "recipe", "precision", "seed", "folds", "train clips/fold",
                "epochs", "TFLOPs", "est. time", "state", "trained in"]
     states = ", ".join(f"{totals[key]} {name}" for key, name in
                        (("done", "done"), ("partial", "partial"), ("to_do", "to do"), ("no_data", "no data"))

@@ -51,10 +51,24 @@ class Study(Params):
         synthetic writer (it carries a marker file) makes the source SYNTHETIC whatever
         the parameters say."""
         if self.synthetic or any(str(data.source).upper().startswith(SYNTHETIC)
-                                 for data in self._data.values()):
+                                 for data in self._data.values()) or self._synthetic_roots():
             return SYNTHETIC
         used = list(dict.fromkeys(dataset for dataset, _ in self._data)) or list(self.params["datasets"])
         return ", ".join(DATASET_INFO.get(name, {"name": name})["name"] for name in used)
+
+    def _synthetic_roots(self) -> bool:
+        """Whether a given dataset folder was written by the synthetic writer (a page that reads
+        no data, such as the compute appendix, still says SYNTHETIC over a synthetic root)."""
+        from tsfmicro.data.annotations import is_synthetic_root
+
+        for dataset in self.params["datasets"]:
+            try:
+                root = self.root(dataset)
+            except DatasetRootMissing:
+                continue
+            if is_synthetic_root(root) or any(is_synthetic_root(part) for part in root.iterdir() if part.is_dir()):
+                return True
+        return False
 
     def label(self, protocol: str | None = None, seeds: list[int] | None = None) -> str:
         """One line for the foot of every table and figure: data, protocol, seeds."""
@@ -161,17 +175,20 @@ class Study(Params):
 
     # ------------------------------------------------------------------ runs
     def run(self, dataset: str, task: str, fusion: str = "ts_late",
-            seeds: list[int] | None = None):
+            seeds: list[int] | None = None, **options):
         """A finished run (tsfmicro.results.Run): reused from the run folder, or trained now when
         missing. The engine trains each seed as its own unit, so a run with seeds [0] reuses seed 0
-        of a run with seeds [0, 1] and the other way round."""
+        of a run with seeds [0, 1] and the other way round. ``options``: RunConfig fields a
+        chapter sets beyond the parameters (None: the default), as in :meth:`planned_runs`."""
         from tsfmicro.engine import train
+        from tsfmicro.params import run_options
 
         seeds = tuple(self.seeds if seeds is None else seeds)
-        key = (dataset, task, fusion, seeds)
+        options = run_options(**options)
+        key = (dataset, task, fusion, seeds, options)
         if key not in self._runs:
             self.data(dataset, task)  # builds the face-crop cache quietly; train() reuses it
-            self._runs[key] = train(self.run_config(dataset, task, fusion, list(seeds)),
+            self._runs[key] = train(self.run_config(dataset, task, fusion, list(seeds), **dict(options)),
                                     progress=bool(self.params.get("progress", False)))
         return self._runs[key]
 

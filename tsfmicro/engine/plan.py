@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from tsfmicro.engine import folds as fold_files
-from tsfmicro.engine.runs import Request, RunConfig, resolve_request
+from tsfmicro.engine.runs import Request, RunConfig, config_options, resolve_request
 from tsfmicro.results import is_finished
 
 THROUGHPUT_FILE = Path(__file__).with_name("throughput.csv")
@@ -50,7 +50,8 @@ class UnitPlan:
     @property
     def label(self) -> str:
         c = self.request.config
-        return f"{c.dataset} {c.task} {c.fusion} {c.preset} {c.recipe} seed {self.seed}"
+        options = options_text(c)
+        return f"{c.dataset} {c.task} {c.fusion} {c.preset} {c.recipe}{' ' + options if options else ''} seed {self.seed}"
 
     @property
     def finished(self) -> bool:
@@ -105,7 +106,7 @@ def make_plan(configs: list[RunConfig], progress: bool = False, device=None) -> 
 
 
 # ----------------------------------------------------------------------------- estimates
-COLUMNS = ["dataset", "task", "fusion", "preset", "recipe", "precision", "seed", "folds", "train_clips_per_fold",
+COLUMNS = ["dataset", "task", "fusion", "options", "preset", "recipe", "precision", "seed", "folds", "train_clips_per_fold",
            "epochs", "tflops", "estimated_seconds", "state", "folds_done", "trained_seconds", "device", "executor",
            "started", "finished"]
 
@@ -170,6 +171,11 @@ def throughput_basis(device_type: str, preset: str, precision: str = "fp32") -> 
             f"({measured['threads']} thread(s), {measured['machine']}, {measured['measured']}, {measured['source']})")
 
 
+def options_text(config: RunConfig) -> str:
+    """The request's options beyond the parameters' run, e.g. "temporal_branch=transformer"; "" for none."""
+    return ", ".join(f"{name}={value}" for name, value in config_options(config).items())
+
+
 def unit_row(unit: UnitPlan) -> dict:
     request, config = unit.request, unit.request.config
     train_clips = [len(f.train_index) for f in unit.folds]
@@ -177,6 +183,7 @@ def unit_row(unit: UnitPlan) -> dict:
     row = cost_row(config.dataset, config.task, config.fusion, config.preset, config.recipe, request.recipe.precision,
                    unit.seed, len(request.data.class_names), request.recipe.epochs, train_clips, test_clips,
                    request.device.type, unit.state())
+    row["options"] = options_text(config)
     row["folds_done"] = len(unit.done_folds())
     if unit.finished:
         provenance = _read_provenance(unit.path)
@@ -193,7 +200,8 @@ def plan_table(configs: list[RunConfig], unavailable: list[RunConfig] = (), devi
     table = make_plan(configs, device=device).table()
     rows = [published_row(config, seed, device.type if device is not None else "cpu")
             for config in unavailable for seed in config.seeds]
-    rows = list({tuple(row[c] for c in ("dataset", "task", "fusion", "seed")): row for row in rows}.values())
+    rows = list({tuple(row[c] for c in ("dataset", "task", "fusion", "options", "seed")): row
+                 for row in rows}.values())
     return pd.concat([table, pd.DataFrame(rows, columns=COLUMNS)], ignore_index=True) if rows else table
 
 
@@ -211,7 +219,7 @@ def published_row(config: RunConfig, seed: int, device_type: str) -> dict:
                         batch_size=config.batch_size, precision=config.precision)
     return cost_row(config.dataset, config.task, config.fusion, config.preset, config.recipe, recipe.precision,
                     seed, len(class_names(config.dataset, config.task)), recipe.epochs, train, test, device_type,
-                    STATE_NO_DATA)
+                    STATE_NO_DATA) | {"options": options_text(config)}
 
 
 def cost_row(dataset: str, task: str, fusion: str, preset: str, recipe: str, precision: str, seed: int,
@@ -219,7 +227,7 @@ def cost_row(dataset: str, task: str, fusion: str, preset: str, recipe: str, pre
              state: str) -> dict:
     """A plan row from fold sizes (also used with published dataset sizes when the data is missing)."""
     return {
-        "dataset": dataset, "task": task, "fusion": fusion, "preset": preset, "recipe": recipe,
+        "dataset": dataset, "task": task, "fusion": fusion, "options": "", "preset": preset, "recipe": recipe,
         "precision": precision, "seed": seed,
         "folds": len(train_clips),
         "train_clips_per_fold": round(sum(train_clips) / max(len(train_clips), 1), 1),

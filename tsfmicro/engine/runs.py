@@ -205,6 +205,18 @@ def resolve_request(config: RunConfig, progress: bool, device: torch.device | No
     return Request(config, device, image_size, data, recipe, identity)
 
 
+# RunConfig fields that make a request a variant of the parameters' run (a chapter's option);
+# shown in the plan's "options" column when they differ from RunConfig's default.
+OPTION_FIELDS = ("rotary", "temporal_branch", "frame_reselection", "errata")
+
+
+def config_options(config: RunConfig) -> dict:
+    """The OPTION_FIELDS of ``config`` that differ from RunConfig's defaults."""
+    defaults = RunConfig.__dataclass_fields__
+    return {name: getattr(config, name) for name in OPTION_FIELDS
+            if getattr(config, name) != defaults[name].default}
+
+
 def model_overrides(config: RunConfig) -> dict:
     """ModelConfig fields the request sets (``MODEL_OPTIONS`` that are not None)."""
     return {name: getattr(config, name) for name in MODEL_OPTIONS if getattr(config, name) is not None}
