@@ -124,3 +124,17 @@ def test_unknown_dataset_root_and_unknown_key_in_a_file(tmp_path):
     with pytest.raises(ValueError, match=r"mine\.yaml: invalid parameters .*\n  - gradcam\.colourmap: unknown key"):
         Study.load(written)
 
+
+
+def test_a_chapter_option_is_one_planned_run_and_shows_in_the_plan_options():
+    from tsfmicro.engine.runs import config_options
+    from tsfmicro.params import PlannedRun, run_options
+
+    study = Study.load(DEMO_PARAMS)
+    plain = study.run_config("casme2", "5class")
+    assert config_options(plain) == {}  # rotary: flat in the parameters is the preset's own
+    variant = study._planned_config(PlannedRun("casme2", "5class", "ts_late", (0,),
+                                               run_options(temporal_branch="transformer", rotary=None)))
+    assert config_options(variant) == {"temporal_branch": "transformer"}
+    assert variant.seeds == (0,) and variant.dataset == "casme2"
+    assert run_options(b=1, a=None, c="x") == (("b", 1), ("c", "x"))

@@ -211,10 +211,19 @@ OPTION_FIELDS = ("rotary", "temporal_branch", "frame_reselection", "errata")
 
 
 def config_options(config: RunConfig) -> dict:
-    """The OPTION_FIELDS of ``config`` that differ from RunConfig's defaults."""
-    defaults = RunConfig.__dataclass_fields__
-    return {name: getattr(config, name) for name in OPTION_FIELDS
-            if getattr(config, name) != defaults[name].default}
+    """The OPTION_FIELDS of ``config`` that differ from their default: the preset's value for a
+    model option (rotary, temporal branch), RunConfig's default for the others."""
+    from tsfmicro.model import PRESETS
+
+    defaults = {name: field.default for name, field in RunConfig.__dataclass_fields__.items()}
+    options = {}
+    for name in OPTION_FIELDS:
+        value = getattr(config, name)
+        default = getattr(PRESETS[config.preset], name) if name in MODEL_OPTIONS and value is not None \
+            else defaults[name]
+        if value != default:
+            options[name] = value
+    return options
 
 
 def model_overrides(config: RunConfig) -> dict:
