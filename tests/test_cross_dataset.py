@@ -186,3 +186,107 @@ def test_plans_without_the_data_use_the_published_sizes(tmp_path):
     assert len(train) == 3 and sum(test) == pytest.approx(442) and sum(train) == pytest.approx(2 * 442)
     train, test = published_folds(config(tmp_path, tmp_path, dataset="casme2", root=""))
     assert len(train) == 26 and sum(test) == pytest.approx(150)
+
+
+# --------------------------------------------------------------------------- the chapters' tables
+def fake_run(subjects, true, predicted, oracle=None, seeds=(0,)):
+    """A finished run as the engine writes it (predictions, metrics.json), without training."""
+    from tsfmicro import metrics
+    from tsfmicro.results import Run
+
+    rows = [pd.DataFrame({"seed": seed, "fold": [s.split("/")[0] for s in subjects], "subject": subjects,
+                          "clip_id": [f"c{i}" for i in range(len(subjects))], "true": true,
+                          "pred_fixed": predicted, "pred_oracle": predicted if oracle is None else oracle})
+            for seed in seeds]
+    predictions = pd.concat(rows, ignore_index=True)
+    names = ["negative", "positive", "surprise"]
+    config = {"dataset": "megc2019", "task": "3class", "fusion": "ts_late", "preset": "tiny", "recipe": "paper",
+              "resolved": {"recipe": {"epochs": 1}}, "seeds": list(seeds), "data_source": "SYNTHETIC",
+              "class_names": names}
+    return Run(path=None, config=config, predictions=predictions, metrics=metrics.summarize(predictions, names),
+               curves=pd.DataFrame(), provenance={})
+
+
+SUBJECTS = ["casme2/sub01"] * 3 + ["casme2/sub02"] * 3 + ["samm/006"] * 3 + ["smic/s1"] * 3
+TRUE = [0, 1, 2, 0, 1, 2, 0, 0, 1, 2, 2, 1]
+FIXED = [0, 1, 2, 0, 0, 2, 1, 0, 1, 0, 2, 1]
+ORACLE = [0, 1, 2, 0, 1, 2, 0, 0, 1, 2, 2, 1]
+
+
+def test_part_scores_pool_each_parts_clips_over_every_class():
+    from sklearn.metrics import f1_score, recall_score
+
+    from tsfmicro import report
+
+    run = fake_run(SUBJECTS, TRUE, FIXED, ORACLE)
+    parts = report.part_scores(run)
+    assert list(dict.fromkeys(parts["part"])) == ["composite", "casme2", "samm", "smic"]
+    frame = pd.DataFrame({"subject": SUBJECTS, "true": TRUE, "fixed": FIXED})
+    for part, rows in [("composite", frame), *((p, frame[frame.subject.str.startswith(p)])
+                                                for p in ("casme2", "samm", "smic"))]:
+        got = parts[(parts.part == part) & (parts.protocol == "fixed")].set_index("metric")["mean"]
+        assert got["uf1"] == pytest.approx(f1_score(rows.true, rows.fixed, labels=[0, 1, 2], average="macro",
+                                                    zero_division=0))
+        assert got["uar"] == pytest.approx(recall_score(rows.true, rows.fixed, labels=[0, 1, 2], average="macro",
+                                                        zero_division=0))
+    oracle = parts[(parts.part == "composite") & (parts.protocol == "oracle") & (parts.metric == "uf1")]
+    assert oracle["mean"].iloc[0] == 1.0 and set(parts["interval"]) == {"subject bootstrap 95%"}
+    assert parts.loc[parts.part == "casme2", "subjects"].iloc[0] == 2
+    confusions = report.part_confusions(run)
+    assert confusions["composite"].sum() == 12 and confusions["samm"].tolist() == [[1, 1, 0], [0, 1, 0], [0, 0, 0]]
+    # two seeds: a t interval over seeds
+    assert set(report.part_scores(fake_run(SUBJECTS, TRUE, FIXED, seeds=(0, 1)))["interval"]) == {"t over 2 seeds 95%"}
+
+
+def test_field_table_puts_ours_beside_the_published_numbers_with_their_selection():
+    from tsfmicro import report
+    from tsfmicro.reported import field_reported
+
+    parts = report.part_scores(fake_run(SUBJECTS, TRUE, FIXED, ORACLE))
+    table = report.field_table(parts, field_reported(), "TSFmicro (ts_late)")
+    assert table.columns.tolist() == ["method", "selection", "selects on test", "composite UF1 %", "CASME II UF1 %",
+                                      "SAMM UF1 %", "SMIC-HS UF1 %", "composite UAR %", "source"]
+    ours = table[table.method == "TSFmicro (ts_late)"].set_index("selection")
+    assert ours["selects on test"].tolist() == [False, True]
+    assert ours["composite UF1 %"].iloc[1].startswith("100.0")
+    ststnet = table[table.method == "STSTNet (MEB toolkit)"].set_index("selects on test")
+    assert ststnet.loc[False, "composite UF1 %"] == "71.27" and ststnet.loc[True, "CASME II UF1 %"] == "86.92"
+    assert ststnet.loc[False, "composite UAR %"] == "n/a"  # MEB gives F1 only
+    causal = table[table.method == "CausalNet (ICCV 2025)"].iloc[0]
+    assert causal["composite UAR %"] == "90.20" and causal["selects on test"]
+    assert len(table) == 2 + len(field_reported().groupby(["method", "selection"]))
+
+
+def test_cross_dataset_matrix_lodo_table_and_the_generated_sentences():
+    from tsfmicro import report
+
+    good = fake_run(["casme2/sub01"] * 3, [0, 1, 2], [0, 1, 2])
+    poor = fake_run(["samm/006"] * 3, [0, 1, 2], [0, 0, 0])
+    middling = fake_run(["casme2/sub01"] * 3, [0, 1, 2], [0, 1, 1])
+    runs = {("casme2", "casme2"): good, ("casme2", "samm"): poor, ("samm", "casme2"): middling,
+            ("samm", "samm"): good}
+    matrix = report.cross_dataset_matrix(runs)
+    assert matrix[["train", "test", "own"]].values.tolist() == [
+        ["casme2", "casme2", True], ["casme2", "samm", False], ["samm", "casme2", False], ["samm", "samm", True]]
+    assert matrix.set_index(["train", "test"]).loc[("casme2", "samm"), "mean"] == pytest.approx(1 / 6)
+    sentence = report.transfer_sentence(matrix)
+    assert sentence.startswith("The direction that transfers worst here is trained on CASME II, tested on SAMM: "
+                               "UF1 16.7 %, against 100.0 % when SAMM is trained on its own subjects (LOSO), "
+                               "83.3 points less.")
+    assert "The best of the 2 directions is SAMM to CASME II (55.6 %)." in sentence
+    assert report.transfer_sentence(matrix[matrix.own]) == ""
+
+    lodo = report.part_scores(fake_run(SUBJECTS, TRUE, FIXED), protocols=("fixed",))
+    loso = report.part_scores(fake_run(SUBJECTS, TRUE, ORACLE))
+    table = report.lodo_table(lodo, loso)
+    assert table["held-out part"].tolist() == ["all parts (pooled)", "CASME II", "SAMM", "SMIC-HS"]
+    assert table["clips"].tolist() == [12, 6, 3, 3]
+    assert table["LOSO on the composite UF1 %"].iloc[0].startswith("100.0")
+    assert "LOSO on the composite UF1 %" not in report.lodo_table(lodo).columns
+
+    text = report.composite_sentence(report.part_scores(fake_run(SUBJECTS, TRUE, FIXED, ORACLE)))
+    fixed = report.part_scores(fake_run(SUBJECTS, TRUE, FIXED)).query("part == 'composite' and metric == 'uf1'")
+    assert text.startswith(f"On the MEGC2019 composite, TSFmicro (ts_late) reaches UF1 "
+                           f"{100 * fixed['mean'].iloc[0]:.1f} % under the fixed protocol (CASME II ")
+    assert "gives 100.0 % (+" in text and text.endswith("an upper bound, not an estimate.")
+    assert report.composite_sentence(lodo.iloc[0:0]) == ""
