@@ -47,7 +47,7 @@ OVERRIDES ?=
 PAPERMILL_ARGS ?=
 EXECUTOR ?= local
 RUN_ARGS ?=
-NOTEBOOKS := 00_datasets 01_main_results 02_fusion_ablation 03_confusion_matrices 04_gradcam 10_compute
+NOTEBOOKS := 00_datasets 01_main_results 02_fusion_ablation 03_confusion_matrices 04_gradcam 05_composite 06_cross_dataset 10_compute
 EXECUTED := book/notebooks
 
 book: install

@@ -271,10 +271,14 @@ def test_cross_dataset_matrix_lodo_table_and_the_generated_sentences():
     assert matrix.set_index(["train", "test"]).loc[("casme2", "samm"), "mean"] == pytest.approx(1 / 6)
     sentence = report.transfer_sentence(matrix)
     assert sentence.startswith("The direction that transfers worst here is trained on CASME II, tested on SAMM: "
-                               "UF1 16.7 %, against 100.0 % when SAMM is trained on its own subjects (LOSO), "
+                               "UF1 16.7 %, against 100.0 % when SAMM is trained on its own subjects (LOSO): "
                                "83.3 points less.")
     assert "The best of the 2 directions is SAMM to CASME II (55.6 %)." in sentence
     assert report.transfer_sentence(matrix[matrix.own]) == ""
+    # a direction that beats the test dataset's own LOSO score says so
+    better = matrix.assign(mean=[0.3, 0.5, 0.6, 0.4])
+    assert "trained on CASME II, tested on SAMM: UF1 50.0 %, against 40.0 % when SAMM is trained on its own " \
+        "subjects (LOSO): 10.0 points more." in report.transfer_sentence(better)
 
     lodo = report.part_scores(fake_run(SUBJECTS, TRUE, FIXED), protocols=("fixed",))
     loso = report.part_scores(fake_run(SUBJECTS, TRUE, ORACLE))

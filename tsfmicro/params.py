@@ -503,7 +503,7 @@ class Params:
                    for fusion in ablation["fusions"]] if ablation else []
         return [main, fusions, self._composite_runs(), self._cross_dataset_runs()]
 
-    def _section_seeds(self, section: str) -> tuple[int, ...]:
+    def section_seeds(self, section: str) -> tuple[int, ...]:
         """``seeds`` of a chapter section, else the parameters' ``seeds``."""
         return tuple(int(s) for s in (self.params.get(section) or {}).get("seeds") or self.seeds)
 
@@ -513,7 +513,7 @@ class Params:
         if settings is None:
             return []
         dataset, task = COMPOSITE
-        return [PlannedRun(dataset, task, fusion, self._section_seeds("composite"))
+        return [PlannedRun(dataset, task, fusion, self.section_seeds("composite"))
                 for fusion in settings.get("fusions") or ["ts_late"]]
 
     def cross_dataset_pairs(self) -> list[tuple[str, str]]:
@@ -526,7 +526,7 @@ class Params:
         """The run of one cell of the cross-dataset matrix (the diagonal: LOSO on ``train``)."""
         from tsfmicro.data.registry import SHARED_TASK
 
-        return PlannedRun(train, SHARED_TASK, "ts_late", self._section_seeds("cross_dataset"),
+        return PlannedRun(train, SHARED_TASK, "ts_late", self.section_seeds("cross_dataset"),
                           run_options(test_dataset=test if test != train else None))
 
     def lodo_planned(self) -> "PlannedRun | None":
@@ -534,7 +534,7 @@ class Params:
         if not (self.params.get("cross_dataset") or {}).get("lodo"):
             return None
         dataset, task = COMPOSITE
-        return PlannedRun(dataset, task, "ts_late", self._section_seeds("cross_dataset"), run_options(split="lodo"))
+        return PlannedRun(dataset, task, "ts_late", self.section_seeds("cross_dataset"), run_options(split="lodo"))
 
     def _cross_dataset_runs(self) -> list["PlannedRun"]:
         runs = [self.cross_dataset_planned(train, test) for train, test in self.cross_dataset_pairs()]

@@ -202,15 +202,17 @@ def confusion(matrix: np.ndarray, class_names: Sequence[str], title: str, label:
     return footer(fig, label)
 
 
-def transfer_heatmap(matrix: pd.DataFrame, label: str, names: dict[str, str] | None = None) -> plt.Figure:
-    """Cross-dataset scores: rows = trained on, columns = tested on, each cell the mean and its
-    interval in percent; the diagonal (each dataset's own LOSO) is outlined.
+def transfer_heatmap(matrix: pd.DataFrame, label: str) -> plt.Figure:
+    """Cross-dataset scores: rows = trained on, columns = tested on (datasets by their display
+    names), each cell the mean and its interval in percent; the diagonal (each dataset's own
+    LOSO) is outlined and marked.
 
-    ``matrix``: tsfmicro.report.cross_dataset_matrix (columns train, test, own, metric, mean,
-    low, high); ``names``: display names of the datasets.
+    ``matrix``: tsfmicro.report.cross_dataset_matrix (columns train, test, own, metric,
+    protocol, mean, low, high).
     """
+    from tsfmicro.data.registry import dataset_info
+
     order = list(dict.fromkeys([*matrix["train"], *matrix["test"]]))
-    names = names or {}
     cells = matrix.set_index(["train", "test"])
     values = np.full((len(order), len(order)), np.nan)
     text = np.full((len(order), len(order)), "", dtype=object)
@@ -222,11 +224,12 @@ def transfer_heatmap(matrix: pd.DataFrame, label: str, names: dict[str, str] | N
         text[i, j] = f"{100 * row['mean']:.1f}{interval}" + ("\nLOSO" if row["own"] else "")
     size = 1.6 * len(order) + 2.2
     fig, ax = plt.subplots(figsize=(size + 0.8, size))
-    labels = [names.get(d, d) for d in order]
+    labels = [dataset_info(d).display_name for d in order]
     sns.heatmap(values, annot=text, fmt="", cmap="viridis", vmin=0, vmax=100, ax=ax, square=True,
                 xticklabels=labels, yticklabels=labels, cbar_kws={"label": f"{matrix['metric'].iloc[0].upper()} %"},
                 annot_kws={"fontsize": 9})
-    for k in range(len(order)):  # the diagonal is a different protocol: outline it
+    ax.grid(False)
+    for k in range(len(order)):  # the diagonal is a different evaluation (LOSO): outline it
         ax.add_patch(plt.Rectangle((k, k), 1, 1, fill=False, edgecolor="white", lw=2.5))
     ax.set_xlabel("tested on")
     ax.set_ylabel("trained on")

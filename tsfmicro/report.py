@@ -299,6 +299,14 @@ def part_scores(run: RunLike, protocols: Sequence[str] = PROTOCOLS) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
+def composite_scores(runs: dict[tuple[str, str, str], Run], protocols: Sequence[str] = PROTOCOLS) -> pd.DataFrame:
+    """:func:`part_scores` of each run (keyed by (dataset, task, fusion), as
+    tsfmicro.study.Study.composite_runs), with its ``fusion``."""
+    parts = [part_scores(run, protocols).assign(fusion=fusion) for (_, _, fusion), run in runs.items()]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        columns=["part", "protocol", "metric", "mean", "low", "high", "interval", "clips", "subjects", "fusion"])
+
+
 def part_confusions(run: RunLike, protocol: str = "fixed") -> dict[str, np.ndarray]:
     """Confusion matrix (rows true, columns predicted; every seed pooled) of each part of
     :func:`clip_parts`, the whole run first."""
@@ -355,6 +363,59 @@ def field_table(ours: pd.DataFrame, field: pd.DataFrame, method: str, digits: in
     return pd.DataFrame(rows)
 
 
+def selection_effect_sentence(field: pd.DataFrame) -> str:
+    """What test-set epoch selection adds to the same network in the field's own measurements
+    (tsfmicro.reported.field_reported: methods measured both ways, composite UF1)."""
+    composite = field[(field["part"] == WHOLE) & (field["metric"] == "uf1")]
+    effects = []
+    for method, rows in composite.groupby("method", sort=False):
+        values = rows.set_index("selects_on_test")["value"]
+        if {True, False} <= set(values.index):
+            effects.append(f"{method}: {values[False]:.2f} % without, {values[True]:.2f} % with "
+                           f"({values[True] - values[False]:+.2f} points)")
+    if not effects:
+        return ""
+    return ("Measured on the same network with and without choosing each subject's epoch on its own test "
+            "clips, the composite UF1 is " + "; ".join(effects) + ".")
+
+
+def class_maps(datasets: Sequence[str], task: str) -> pd.DataFrame:
+    """One row per dataset and class of ``task``: the dataset's labels grouped into that class,
+    the labels the task leaves out, and the map's source (tsfmicro/data/registry.py)."""
+    from tsfmicro.data.registry import dataset_info, task_info
+
+    rows = []
+    for dataset in datasets:
+        info, mapping = dataset_info(dataset), task_info(dataset, task)
+        dropped = [label for label in info.labels if label not in mapping.label_to_class]
+        for name in mapping.class_names:
+            rows.append({"dataset": info.display_name, "class": name,
+                         "labels": ", ".join(label for label, target in mapping.label_to_class.items()
+                                             if target == name),
+                         "left out": ", ".join(dropped) or "none", "source": mapping.source})
+    return pd.DataFrame(rows)
+
+
+def cross_dataset_table(runs: dict[tuple[str, str], Run], protocol: str = "fixed", digits: int = 1) -> pd.DataFrame:
+    """The cross-dataset matrix as a table: one row per (trained on, tested on), UF1 and UAR in
+    percent with their interval; the diagonal rows (LOSO on the dataset) say so."""
+    from tsfmicro.data.registry import dataset_info
+
+    matrices = {metric: cross_dataset_matrix(runs, metric, protocol) for metric in ("uf1", "uar")}
+    first = matrices["uf1"]
+    table = pd.DataFrame({
+        "trained on": [dataset_info(d).display_name for d in first["train"]],
+        "tested on": [dataset_info(d).display_name for d in first["test"]],
+        "evaluation": ["LOSO on the dataset" if own else "all of one dataset, tested on all of the other"
+                       for own in first["own"]]})
+    for metric, matrix in matrices.items():
+        table[f"{METRIC_NAMES[metric]} %"] = [format_interval(m, lo, hi, digits)
+                                              for m, lo, hi in zip(matrix["mean"], matrix["low"], matrix["high"])]
+    table["interval"] = first["interval"].to_numpy()
+    table["test clips"] = first["test clips"].to_numpy()
+    return table
+
+
 def _part_name(part: str) -> str:
     from tsfmicro.data.registry import dataset_info
 
@@ -372,7 +433,8 @@ def cross_dataset_matrix(runs: dict[tuple[str, str], Run], metric: str = "uf1",
         rows.append({"train": train, "test": test, "own": train == test, "metric": metric, "protocol": protocol,
                      "mean": scores[metric], "low": scores[f"{metric}_low"], "high": scores[f"{metric}_high"],
                      "interval": scores["interval"], "test clips": run.metrics["clips"]})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["train", "test", "own", "metric", "protocol", "mean", "low", "high", "interval",
+                                       "test clips"])
 
 
 def lodo_table(lodo: pd.DataFrame, loso: pd.DataFrame | None = None, digits: int = 1) -> pd.DataFrame:
@@ -433,7 +495,7 @@ def transfer_sentence(matrix: pd.DataFrame) -> str:
     if worst["test"] in own.index:
         drop = own[worst["test"]] - worst["mean"]
         text += (f", against {100 * own[worst['test']]:.1f} % when {name[worst['test']]} is trained on its own "
-                 f"subjects (LOSO), {100 * drop:.1f} points {'less' if drop >= 0 else 'more'}")
+                 f"subjects (LOSO): {100 * abs(drop):.1f} points {'less' if drop >= 0 else 'more'}")
     text += "."
     if len(pairs) > 1:
         best = pairs.iloc[-1]
