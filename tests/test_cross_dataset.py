@@ -74,6 +74,8 @@ def test_keys_differ_when_either_dataset_differs_and_loso_keys_hold(requests):
     assert len({r.unit_key(0) for r in (samm_to_casme2, samm_to_casme3, casme2_to_samm, samm_loso)}) == 4
     assert set(samm_loso.identity) == LOSO_IDENTITY
     assert requests("samm", split="loso").key == samm_loso.key  # loso named or not: one run
+    assert requests("samm", "casme2", split="cross_dataset").key == samm_to_casme2.key
+    assert requests("samm", split="loso").config == samm_loso.config
     assert samm_to_casme2.identity["test_dataset"] == "casme2" and samm_to_casme2.identity["split"] == "cross_dataset"
     # A's own crops enter the key as in its LOSO run; B's as the test side's
     assert samm_to_casme2.identity["data_cache_key"] == samm_loso.identity["data_cache_key"]

@@ -83,6 +83,8 @@ class RunConfig:
         object.__setattr__(self, "out", str(self.out))
         if self.test_root is not None:
             object.__setattr__(self, "test_root", str(self.test_root))
+        if self.split == ("cross_dataset" if self.test_dataset is not None else "loso"):
+            object.__setattr__(self, "split", None)  # the default split, named or not, is one request
         if self.cache_dir is not None:
             object.__setattr__(self, "cache_dir", str(self.cache_dir))
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
