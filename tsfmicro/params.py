@@ -13,8 +13,11 @@ so that they can narrow a plan as well as change it:
 - the ``datasets:`` mapping is replaced whole: ``{datasets: {casme2: [5class]}}`` runs
   CASME II 5-class only;
 - ``null`` removes the key (``{ablation: {seeds: null}}``: the ablation uses ``seeds``);
-- any other mapping (``ablation``, ``gradcam``, ``synthetic``, ``roots``, ``paths``) merges
-  key by key with the file's.
+- any other mapping (``ablation``, ``gradcam``, ``temporal_branch``, ``imbalance``,
+  ``synthetic``, ``roots``, ``paths``) merges key by key with the file's.
+
+The chapters beyond the paper have optional sections (``temporal_branch:``, ``imbalance:``);
+a section left out or ``null`` plans no runs and its chapter says it is not configured.
 
 Every problem found is reported at once, in one ValueError naming the key and its valid
 values.
@@ -35,11 +38,13 @@ REQUIRED = ("data_source", "datasets", "ablation", "gradcam", "preset", "recipe"
             "device", "paths")
 OPTIONAL = ("epochs", "batch_size", "precision", "rotary", "cpu_threads", "crop_size",
             "frame_reselection", "errata", "progress", "synthetic", "roots", "checkpoint_every",
-            "checkpoint_seconds")
+            "checkpoint_seconds", "temporal_branch", "imbalance")
 # Keys of the nested mappings: (required, optional).
 NESTED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "ablation": (("dataset", "task", "fusions"), ("seeds",)),
     "gradcam": (("dataset", "task", "examples"), ()),
+    "temporal_branch": (("dataset", "task", "variants"), ("seeds",)),
+    "imbalance": (("tasks", "options"), ("seeds",)),
     "synthetic": ((), ("subjects", "clips_per_subject", "seed")),
     "paths": (("synthetic", "prepared", "runs"), ()),
 }
@@ -95,7 +100,7 @@ def _problems(params: Any) -> list[str]:
 
     problems = _key_problems(params, "", REQUIRED, OPTIONAL)
     for key, (required, optional) in NESTED.items():
-        if key in params:
+        if key in params and not (key in OPTIONAL and params[key] is None):  # null: an optional section left out
             problems += _key_problems(params[key], f"{key}.", required, optional)
 
     problems += _choice(params, "data_source", DATA_SOURCES)
@@ -126,6 +131,9 @@ def _problems(params: Any) -> list[str]:
         problems.append(f"gradcam.examples: {gradcam['examples']!r} is not a whole number >= 0 "
                         f"(examples per class and outcome; 0 draws no Grad-CAM)")
 
+    problems += _temporal_branch_problems(params.get("temporal_branch"), datasets)
+    problems += _imbalance_problems(params.get("imbalance"), datasets)
+
     for key in POSITIVE_OR_NULL:
         value = params.get(key)
         if value is not None and not (_is_int(value) and value > 0):
@@ -148,6 +156,57 @@ def _problems(params: Any) -> list[str]:
     elif roots:
         problems += [f"roots.{name}: unknown dataset{_valid(name, DATASETS)}"
                      for name in roots if name not in DATASETS]
+    return problems
+
+
+def _temporal_branch_problems(settings: Any, datasets: Mapping) -> list[str]:
+    """``temporal_branch:``: one dataset/task of ``datasets:``, token mixers, seeds."""
+    from tsfmicro.model.config import TEMPORAL_BRANCHES
+
+    if not isinstance(settings, Mapping):
+        return []  # absent or null; a non-mapping is reported with the keys
+    problems = []
+    if "dataset" in settings and "task" in settings:
+        problems += [f"{problem}, or leave the chapter out: temporal_branch: null" for problem in
+                     _in_main_results("temporal_branch", settings["dataset"], settings["task"], datasets)]
+    if "variants" in settings:
+        problems += _name_list(settings["variants"], "temporal_branch.variants", TEMPORAL_BRANCHES)
+    if "seeds" in settings:
+        problems += _seed_list(settings["seeds"], "temporal_branch.seeds")
+    return problems
+
+
+def _imbalance_problems(settings: Any, datasets: Mapping) -> list[str]:
+    """``imbalance:``: "dataset/task" entries of ``datasets:``, option names, seeds."""
+    from tsfmicro.engine.imbalance import OPTIONS
+
+    if not isinstance(settings, Mapping):
+        return []
+    problems = []
+    tasks = settings.get("tasks")
+    if "tasks" in settings:
+        if not isinstance(tasks, list) or not tasks:
+            problems.append(f"imbalance.tasks: {tasks!r} must be a non-empty list of dataset/task, e.g. [samm/5class]")
+        else:
+            for entry in tasks:
+                dataset, _, task = str(entry).partition("/")
+                if not (isinstance(entry, str) and dataset and task):
+                    problems.append(f"imbalance.tasks: {entry!r} is not dataset/task, e.g. samm/5class")
+                elif isinstance(datasets.get(dataset), list) and task in datasets[dataset]:
+                    continue
+                else:
+                    planned = ", ".join(f"{name}/{t}" for name, ts in datasets.items() if isinstance(ts, list)
+                                        for t in ts) or "none"
+                    problems.append(f"imbalance.tasks: {entry} is not in datasets: ({planned}); list only tasks "
+                                    f"of datasets: (the paper's option is their main-results run), add it there, "
+                                    f"or leave the chapter out: imbalance: null")
+            repeated = sorted({str(entry) for entry in tasks if tasks.count(entry) > 1})
+            if repeated:
+                problems.append(f"imbalance.tasks: {', '.join(repeated)} listed more than once")
+    if "options" in settings:
+        problems += _name_list(settings["options"], "imbalance.options", tuple(OPTIONS))
+    if "seeds" in settings:
+        problems += _seed_list(settings["seeds"], "imbalance.seeds")
     return problems
 
 
@@ -444,6 +503,31 @@ class Params:
         """Seeds of the fusion ablation: ``ablation: seeds:`` if given, else ``seeds``."""
         return [int(s) for s in self.params["ablation"].get("seeds") or self.seeds]
 
+    def section_seeds(self, section: str) -> list[int]:
+        """Seeds of an optional chapter's section: its ``seeds:`` if given, else ``seeds``."""
+        return [int(s) for s in (self.params.get(section) or {}).get("seeds") or self.seeds]
+
+    def temporal_branch_variants(self) -> dict[str, dict]:
+        """``temporal_branch: variants:`` -> the RunConfig options of each (the preset's own
+        token mixer, the paper's retention, sets none: its run is the main results' run)."""
+        from tsfmicro.model import PRESETS
+
+        settings = self.params.get("temporal_branch") or {}
+        preset = PRESETS[self.params["preset"]].temporal_branch
+        return {variant: {"temporal_branch": None if variant == preset else variant}
+                for variant in settings.get("variants", [])}
+
+    def imbalance_tasks(self) -> list[tuple[str, str]]:
+        """``imbalance: tasks:`` as (dataset, task) pairs; [] when the section is absent."""
+        return [tuple(str(entry).split("/", 1)) for entry in (self.params.get("imbalance") or {}).get("tasks", [])]
+
+    def imbalance_options(self) -> dict[str, dict]:
+        """``imbalance: options:`` -> the RunConfig options (loss, sampling) of each; the paper's
+        (cross_entropy) sets none: its run is the main results' run."""
+        from tsfmicro.engine.imbalance import option_settings
+
+        return {name: option_settings(name) for name in (self.params.get("imbalance") or {}).get("options", [])}
+
     def planned_runs(self) -> list["PlannedRun"]:
         """Every run the notebooks of these parameters ask for, each once (a run two chapters
         share, such as T-S late seed 0 of the main results and the fusion ablation, is listed
@@ -456,7 +540,22 @@ class Params:
         ablation = self.params.get("ablation")
         fusions = [PlannedRun(ablation["dataset"], ablation["task"], fusion, tuple(self.ablation_seeds))
                    for fusion in ablation["fusions"]] if ablation else []
-        return [main, fusions]
+        return [main, fusions, self._temporal_branch_runs(), self._imbalance_runs()]
+
+    def _temporal_branch_runs(self) -> list["PlannedRun"]:
+        """``temporal_branch:``: each token mixer on its one dataset/task (T-S late)."""
+        settings = self.params.get("temporal_branch")
+        if not settings:
+            return []
+        seeds = tuple(self.section_seeds("temporal_branch"))
+        return [PlannedRun(settings["dataset"], settings["task"], "ts_late", seeds, run_options(**options))
+                for options in self.temporal_branch_variants().values()]
+
+    def _imbalance_runs(self) -> list["PlannedRun"]:
+        """``imbalance:``: each option on each of its tasks (T-S late)."""
+        seeds = tuple(self.section_seeds("imbalance"))
+        return [PlannedRun(dataset, task, "ts_late", seeds, run_options(**options))
+                for dataset, task in self.imbalance_tasks() for options in self.imbalance_options().values()]
 
     def planned_units(self) -> list["PlannedUnit"]:
         """Every (dataset, task, fusion, seed, options) trained once: the real amount of training."""
