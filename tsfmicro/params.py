@@ -507,13 +507,25 @@ class Params:
         """Seeds of an optional chapter's section: its ``seeds:`` if given, else ``seeds``."""
         return [int(s) for s in (self.params.get(section) or {}).get("seeds") or self.seeds]
 
+    @property
+    def temporal_branch_reference(self) -> str:
+        """The preset's temporal branch: the paper's retention, the one the others are compared with."""
+        from tsfmicro.model import PRESETS
+
+        return PRESETS[self.params["preset"]].temporal_branch
+
+    @property
+    def imbalance_reference(self) -> str:
+        """The class-imbalance option of the paper's training (plain cross-entropy, shuffled epochs)."""
+        from tsfmicro.engine.imbalance import OPTIONS
+
+        return next(iter(OPTIONS))
+
     def temporal_branch_variants(self) -> dict[str, dict]:
         """``temporal_branch: variants:`` -> the RunConfig options of each (the preset's own
         token mixer, the paper's retention, sets none: its run is the main results' run)."""
-        from tsfmicro.model import PRESETS
-
         settings = self.params.get("temporal_branch") or {}
-        preset = PRESETS[self.params["preset"]].temporal_branch
+        preset = self.temporal_branch_reference
         return {variant: {"temporal_branch": None if variant == preset else variant}
                 for variant in settings.get("variants", [])}
 
