@@ -20,7 +20,8 @@ from tsfmicro import report
 from tsfmicro.study import DatasetRootMissing, Study
 
 EXPECTED_NOTEBOOKS = ["00_datasets", "01_main_results", "02_fusion_ablation",
-                      "03_confusion_matrices", "04_gradcam", "10_compute"]
+                      "03_confusion_matrices", "04_gradcam", "07_temporal_branch", "09_class_imbalance",
+                      "10_compute"]
 
 
 USER_RUNS = ROOT / ".cache" / "tsfmicro" / "runs"  # params/demo.yaml's paths: runs:
@@ -75,11 +76,13 @@ def test_params_files_describe_the_demo_and_the_paper_run():
 def test_study_plans_each_run_once_and_shares_ts_late():
     study = Study.load(DEMO_PARAMS)
     planned = study.planned_runs()
-    assert len(planned) == len(set(planned)) == 3 + 6
+    # main results, fusion ablation, 2 temporal branches beside retention, 1 imbalance option beside
+    # cross-entropy: retention and cross-entropy (seed 0) are main-results runs
+    assert len(planned) == len(set(planned)) == 3 + 6 + 2 + 1
     units = study.planned_units()
     assert ("casme2", "5class", "ts_late", 0, ()) in units
-    # 3 main results x 2 seeds, plus 5 more fusions x 1 seed: ts_late seed 0 is shared
-    assert len(units) == 3 * 2 + 5
+    # 3 main results x 2 seeds, plus 5 more fusions, 2 temporal branches, 1 imbalance option x 1 seed
+    assert len(units) == 3 * 2 + 5 + 2 + 1
     assert study.source == "SYNTHETIC"
     label = study.label("fixed")
     assert "SYNTHETIC" in label and "fixed" in label and "seeds: 0, 1" in label
@@ -210,7 +213,7 @@ def test_tsfmicro_run_trains_every_run_before_the_notebooks_which_only_read(book
     assert book.run_returncode == 0, "tsfmicro run params/demo.yaml failed:\n" + book.run_log[-6000:]
     study = Study.load(DEMO_PARAMS, overrides={"paths": {"runs": str(book.runs)}})
     planned = {unit.path.name for unit in study.engine_plan().units}
-    assert len(planned) == 11 and planned == set(book.units_after_run)
+    assert len(planned) == 14 and planned == set(book.units_after_run)
     assert book.units_after_notebooks == book.units_after_run  # papermill trained nothing
 
 

@@ -148,5 +148,7 @@ def test_rare_class_sentence_names_the_rarest_class_and_its_recall_per_option():
         for option, shift in (("cross_entropy", 0.0), ("focal", 0.2))
         for name, support, mean in (("anger", 9, 0.5), ("contempt", 2, 0.1 + shift), ("other", 2, 0.4))])
     assert report.rare_class_sentence(recall, "option") == (
-        "The rarest class of samm 5class, contempt (2 of 13 clips), is recalled 10.0 [0.0, 20.0] % with "
-        "cross_entropy, 30.0 [20.0, 40.0] % with focal.")
+        "The rarest class of samm 5class, contempt (2 of 13 clips; as few as other), is recalled 10.0 [0.0, 20.0] % "
+        "with cross_entropy, 30.0 [20.0, 40.0] % with focal.")
+    alone = recall[recall["class_name"] != "other"]
+    assert report.rare_class_sentence(alone, "option").startswith("The rarest class of samm 5class, contempt (2 of 11 clips), ")

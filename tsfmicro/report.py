@@ -383,11 +383,13 @@ def rare_class_sentence(recall: pd.DataFrame, column: str) -> str:
     for (dataset, task), part in recall.groupby(["dataset", "task"], sort=False):
         support = part.groupby("class_name", sort=False)["support"].first()
         rarest = support.idxmin()
+        tied = [name for name in support.index if support[name] == support[rarest] and name != rarest]
         rows = part[part["class_name"] == rarest]
         scores = ", ".join(f"{format_interval(r['mean'], r['low'], r['high'])} % with {r[column]}"
                            for _, r in rows.iterrows())
+        ties = f"; as few as {', '.join(tied)}" if tied else ""
         sentences.append(f"The rarest class of {dataset} {task}, {rarest} ({support[rarest]} of "
-                         f"{support.sum()} clips), is recalled {scores}.")
+                         f"{support.sum()} clips{ties}), is recalled {scores}.")
     return " ".join(sentences)
 
 
