@@ -76,12 +76,13 @@ def test_params_files_describe_the_demo_and_the_paper_run():
 def test_study_plans_each_run_once_and_shares_ts_late():
     study = Study.load(DEMO_PARAMS)
     planned = study.planned_runs()
-    # main results, fusion ablation, 2 temporal branches beside retention, 1 imbalance option beside
-    # cross-entropy: retention and cross-entropy (seed 0) are main-results runs
-    assert len(planned) == len(set(planned)) == 3 + 6 + 2 + 1
+    # main results, fusion ablation, 2 temporal branches beside retention (its seed-0 run is the
+    # ablation's ts_late), cross-entropy's seed-0 request and 1 more imbalance option
+    assert len(planned) == len(set(planned)) == 3 + 6 + 2 + 2
     units = study.planned_units()
     assert ("casme2", "5class", "ts_late", 0, ()) in units
-    # 3 main results x 2 seeds, plus 5 more fusions, 2 temporal branches, 1 imbalance option x 1 seed
+    # 3 main results x 2 seeds, plus 5 more fusions, 2 temporal branches, 1 imbalance option x 1 seed:
+    # retention and cross-entropy seed 0 are units of the main results
     assert len(units) == 3 * 2 + 5 + 2 + 1
     assert study.source == "SYNTHETIC"
     label = study.label("fixed")
