@@ -226,7 +226,10 @@ def test_the_paper_plan_without_its_datasets_uses_their_published_sizes(capsys, 
         monkeypatch.delenv(f"TSFMICRO_{dataset}_ROOT", raising=False)
     plan = plan_json(Path(PACKAGE_ROOT) / "params" / "paper.yaml", Path(PACKAGE_ROOT) / ".cache" / "none", capsys)
     units = plan["units"]
-    assert len(units) == 6 * 3 + 5 * 3 and all(u["state"] == "no data" for u in units)
+    # main results and fusion ablation, then the temporal branches (3 beside retention) and the
+    # class-imbalance options (3 beside cross-entropy on 2 tasks), 3 seeds each
+    assert len(units) == 6 * 3 + 5 * 3 + 3 * 3 + 2 * 3 * 3 and all(u["state"] == "no data" for u in units)
+    assert sum(bool(u["options"]) for u in units) == 3 * 3 + 2 * 3 * 3
     folds_of = {(u["dataset"], u["task"]): u["folds"] for u in units}
     assert folds_of == {("casme2", "5class"): 26, ("casme2", "3class"): 26, ("samm", "5class"): 27,
                         ("samm", "3class"): 28, ("casme3", "7class"): 94, ("casme3", "4class"): 94}
