@@ -139,6 +139,43 @@ def bootstrap_interval(
     correlated), so each resample draws subjects with replacement and pools all their clips.
     Returns ``{"accuracy": (low, high), "uf1": ..., "uar": ...}``.
     """
+    pooled = _resampled_counts(y_true, y_pred, groups, num_classes, resamples, seed)
+    values = _scores_from_counts(pooled[:, 0], pooled[:, 1], pooled[:, 2])
+    tail = (1 - confidence) / 2 * 100
+    return {
+        name: tuple(float(v) for v in np.percentile(values[name], [tail, 100 - tail])) for name in METRICS
+    }
+
+
+def bootstrap_class_recall(
+    y_true,
+    y_pred,
+    groups,
+    num_classes: int,
+    *,
+    resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> np.ndarray:
+    """``(K, 2)``: percentile interval of each class's pooled recall when whole subjects are
+    resampled (as :func:`bootstrap_interval`). A resample without a clip of the class does not
+    count for it; NaN for a class with no clip at all."""
+    pooled = _resampled_counts(y_true, y_pred, groups, num_classes, resamples, seed)
+    hits, support = pooled[:, 0], pooled[:, 1]  # (R, K)
+    recall = np.full_like(hits, np.nan)
+    np.divide(hits, support, out=recall, where=support > 0)
+    tail = (1 - confidence) / 2 * 100
+    intervals = np.full((num_classes, 2), np.nan)
+    for k in range(num_classes):
+        drawn = recall[:, k][~np.isnan(recall[:, k])]
+        if len(drawn):
+            intervals[k] = np.percentile(drawn, [tail, 100 - tail])
+    return intervals
+
+
+def _resampled_counts(y_true, y_pred, groups, num_classes: int, resamples: int, seed: int) -> np.ndarray:
+    """``(R, 3, K)``: pooled per-class counts (true positives, support, predictions) of ``resamples``
+    draws of whole subjects with replacement."""
     y_true, y_pred = _as_labels(y_true, y_pred)
     groups = np.asarray(groups)
     names = np.unique(groups)
@@ -148,12 +185,7 @@ def bootstrap_interval(
     draws = np.random.default_rng(seed).integers(0, len(names), size=(resamples, len(names)))
     times_drawn = np.zeros((resamples, len(names)))
     np.add.at(times_drawn, (np.arange(resamples)[:, None], draws), 1)
-    pooled = np.einsum("rg,gck->rck", times_drawn, per_subject)  # (R, 3, K)
-    values = _scores_from_counts(pooled[:, 0], pooled[:, 1], pooled[:, 2])
-    tail = (1 - confidence) / 2 * 100
-    return {
-        name: tuple(float(v) for v in np.percentile(values[name], [tail, 100 - tail])) for name in METRICS
-    }
+    return np.einsum("rg,gck->rck", times_drawn, per_subject)
 
 
 def _class_counts(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:

@@ -134,8 +134,12 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def _run_name(run) -> str:
-    """Run folder name and how long its training took (when it was trained, maybe earlier)."""
+    """Run folder name, its options beyond the parameters (a chapter's variant) and how long its
+    training took (when it was trained, maybe earlier)."""
     path = getattr(run, "path", None)
     name = Path(path).name if path else repr(run)
+    options = getattr(run, "options", None) or {}
+    if options:
+        name += " [" + ", ".join(f"{key}={value}" for key, value in options.items()) + "]"
     seconds = (getattr(run, "provenance", None) or {}).get("duration_seconds")
     return f"{name} (trained in {seconds:.0f} s)" if isinstance(seconds, (int, float)) else name
