@@ -5,7 +5,7 @@ edited), as a user with a subset of the datasets would:
 
 - ``samm_alone``: one dataset (SAMM, without CASME II beside it), one seed, a fusion
   ablation of two variants that are neither ``spatial_only`` nor ``ts_late`` nor
-  ``ts_early``, and ``gradcam: examples: 0``;
+  ``ts_early``, ``gradcam: examples: 0``, and no ``annotation:`` section;
 - ``megc2019``: the MEGC2019 composite (CASME II + SAMM + SMIC parts, 3 classes), an
   "ablation" of ``ts_late`` alone (nothing more to train), one Grad-CAM example per class
   and outcome;
@@ -35,12 +35,14 @@ PARAMETER_SETS = {
         "datasets": {"samm": ["5class"]},
         "ablation": {"dataset": "samm", "fusions": ["t_to_s", "s_to_t"], "seeds": None},
         "gradcam": {"dataset": "samm", "examples": 0},
+        "annotation": None,  # no onset and apex sensitivity chapter
     }),
     "megc2019": (DEMO_PARAMS, {
         **TINY,
         "datasets": {"megc2019": ["3class"]},
         "ablation": {"dataset": "megc2019", "task": "3class", "fusions": ["ts_late"], "seeds": None},
         "gradcam": {"dataset": "megc2019", "task": "3class", "examples": 1},
+        "annotation": None,
     }),
     "paper": (ROOT / "params" / "paper.yaml", {
         "datasets": {"casme2": ["5class"]},

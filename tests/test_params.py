@@ -43,7 +43,9 @@ def test_overrides_narrow_the_paper_plan_without_editing_a_file(monkeypatch):
                                                 "ablation": {"fusions": ["ts_late", "spatial_only"]}})
     assert study.dataset_tasks() == [("casme2", "5class")]
     assert [unit[:4] for unit in study.planned_units()] == [("casme2", "5class", "ts_late", 0),
-                                                            ("casme2", "5class", "spatial_only", 0)]
+                                                            ("casme2", "5class", "spatial_only", 0),
+                                                            ("casme2", "5class", "ts_late", 0)]
+    assert study.planned_units()[-1].options == (("apex", "automatic"),)  # annotation: automatic_apex
     assert study.params["preset"] == "paper" and study.params["recipe"] == "paper"
 
 

@@ -13,8 +13,8 @@ so that they can narrow a plan as well as change it:
 - the ``datasets:`` mapping is replaced whole: ``{datasets: {casme2: [5class]}}`` runs
   CASME II 5-class only;
 - ``null`` removes the key (``{ablation: {seeds: null}}``: the ablation uses ``seeds``);
-- any other mapping (``ablation``, ``gradcam``, ``synthetic``, ``roots``, ``paths``) merges
-  key by key with the file's.
+- any other mapping (``ablation``, ``gradcam``, ``annotation``, ``synthetic``, ``roots``,
+  ``paths``) merges key by key with the file's.
 
 Every problem found is reported at once, in one ValueError naming the key and its valid
 values.
@@ -35,11 +35,12 @@ REQUIRED = ("data_source", "datasets", "ablation", "gradcam", "preset", "recipe"
             "device", "paths")
 OPTIONAL = ("epochs", "batch_size", "precision", "rotary", "cpu_threads", "crop_size",
             "frame_reselection", "errata", "progress", "synthetic", "roots", "checkpoint_every",
-            "checkpoint_seconds")
+            "checkpoint_seconds", "annotation")
 # Keys of the nested mappings: (required, optional).
 NESTED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "ablation": (("dataset", "task", "fusions"), ("seeds",)),
     "gradcam": (("dataset", "task", "examples"), ()),
+    "annotation": (("dataset", "task", "shifts"), ("automatic_apex", "seeds")),
     "synthetic": ((), ("subjects", "clips_per_subject", "seed")),
     "paths": (("synthetic", "prepared", "runs"), ()),
 }
@@ -95,7 +96,7 @@ def _problems(params: Any) -> list[str]:
 
     problems = _key_problems(params, "", REQUIRED, OPTIONAL)
     for key, (required, optional) in NESTED.items():
-        if key in params:
+        if key in params and not (key in OPTIONAL and params[key] is None):  # an optional section may be null
             problems += _key_problems(params[key], f"{key}.", required, optional)
 
     problems += _choice(params, "data_source", DATA_SOURCES)
@@ -110,7 +111,7 @@ def _problems(params: Any) -> list[str]:
     problems += _datasets(params.get("datasets"), DATASETS, TASKS) if "datasets" in params else []
 
     datasets = params.get("datasets") if isinstance(params.get("datasets"), Mapping) else {}
-    for section in ("ablation", "gradcam"):
+    for section in ("ablation", "gradcam", "annotation"):
         settings = params.get(section)
         if isinstance(settings, Mapping) and "dataset" in settings and "task" in settings:
             problems += _in_main_results(section, settings["dataset"], settings["task"], datasets)
@@ -126,6 +127,7 @@ def _problems(params: Any) -> list[str]:
         problems.append(f"gradcam.examples: {gradcam['examples']!r} is not a whole number >= 0 "
                         f"(examples per class and outcome; 0 draws no Grad-CAM)")
 
+    problems += _annotation_problems(params.get("annotation"))
     for key in POSITIVE_OR_NULL:
         value = params.get(key)
         if value is not None and not (_is_int(value) and value > 0):
@@ -148,6 +150,31 @@ def _problems(params: Any) -> list[str]:
     elif roots:
         problems += [f"roots.{name}: unknown dataset{_valid(name, DATASETS)}"
                      for name in roots if name not in DATASETS]
+    return problems
+
+
+def _annotation_problems(annotation: Any) -> list[str]:
+    """``annotation:`` (optional; ``null`` or left out: no such chapter): shifts are a non-empty
+    list of distinct percentages in [-100, 100], automatic_apex true or false, seeds a list."""
+    from tsfmicro.data.moved_frames import MAX_SHIFT_PERCENT
+
+    if not isinstance(annotation, Mapping):
+        return []  # absent or null; a non-mapping is reported by the key checks
+    problems = []
+    shifts = annotation.get("shifts")
+    if "shifts" in annotation:
+        numbers = isinstance(shifts, list) and shifts and all(
+            isinstance(p, (int, float)) and not isinstance(p, bool) and abs(p) <= MAX_SHIFT_PERCENT for p in shifts)
+        if not numbers:
+            problems.append(f"annotation.shifts: {shifts!r} must be a non-empty list of percentages of the "
+                            f"onset-offset length in [-{MAX_SHIFT_PERCENT:g}, {MAX_SHIFT_PERCENT:g}], "
+                            "e.g. [-5, -2, -1, 1, 2, 5] (0 is always evaluated)")
+        elif len(set(shifts)) != len(shifts):
+            problems.append(f"annotation.shifts: {shifts!r} lists a shift more than once")
+    if "automatic_apex" in annotation and not isinstance(annotation["automatic_apex"], bool):
+        problems.append(f"annotation.automatic_apex: {annotation['automatic_apex']!r} is not true or false")
+    if annotation.get("seeds") is not None:
+        problems += _seed_list(annotation["seeds"], "annotation.seeds")
     return problems
 
 
@@ -207,7 +234,7 @@ def _seed_list(seeds: Any, key: str) -> list[str]:
 
 
 def _in_main_results(section: str, dataset: Any, task: Any, datasets: Mapping) -> list[str]:
-    """The ablation and Grad-CAM use one dataset/task of ``datasets:`` (shared runs)."""
+    """The ablation, Grad-CAM and annotation sections use one dataset/task of ``datasets:`` (shared runs)."""
     if isinstance(datasets.get(dataset), list) and task in datasets[dataset]:
         return []
     planned = "; ".join(f"{name}: {', '.join(map(str, tasks)) if isinstance(tasks, list) else tasks}"
@@ -444,6 +471,11 @@ class Params:
         """Seeds of the fusion ablation: ``ablation: seeds:`` if given, else ``seeds``."""
         return [int(s) for s in self.params["ablation"].get("seeds") or self.seeds]
 
+    @property
+    def annotation_seeds(self) -> list[int]:
+        """Seeds of the annotation chapter's runs: ``annotation: seeds:`` if given, else ``seeds``."""
+        return [int(s) for s in (self.params.get("annotation") or {}).get("seeds") or self.seeds]
+
     def planned_runs(self) -> list["PlannedRun"]:
         """Every run the notebooks of these parameters ask for, each once (a run two chapters
         share, such as T-S late seed 0 of the main results and the fusion ablation, is listed
@@ -456,7 +488,19 @@ class Params:
         ablation = self.params.get("ablation")
         fusions = [PlannedRun(ablation["dataset"], ablation["task"], fusion, tuple(self.ablation_seeds))
                    for fusion in ablation["fusions"]] if ablation else []
-        return [main, fusions]
+        return [main, fusions, self._annotation_runs()]
+
+    def _annotation_runs(self) -> list["PlannedRun"]:
+        """``annotation:``: T-S late with the annotated apex (shared with the main results) and,
+        with ``automatic_apex: true``, with the automatic apex, on the same seeds."""
+        annotation = self.params.get("annotation")
+        if not annotation:
+            return []
+        dataset, task, seeds = annotation["dataset"], annotation["task"], tuple(self.annotation_seeds)
+        runs = [PlannedRun(dataset, task, "ts_late", seeds)]
+        if annotation.get("automatic_apex", False):
+            runs.append(PlannedRun(dataset, task, "ts_late", seeds, run_options(apex="automatic")))
+        return runs
 
     def planned_units(self) -> list["PlannedUnit"]:
         """Every (dataset, task, fusion, seed, options) trained once: the real amount of training."""

@@ -4,7 +4,9 @@ Public API:
     DATASETS, TASKS, class_names(dataset, task)
     load_samples(dataset, root, task, strict=False, errata="keep") -> SampleTable
     prepare(dataset, root, task, *, crop_size=224, margin=0.1, use_precropped=False,
-            cache_dir=None, progress=True, reselect_frames=False, errata="keep") -> PreparedData
+            cache_dir=None, progress=True, reselect_frames=False, errata="keep",
+            apex="annotated", shifts=()) -> PreparedData
+    APEX_CHOICES = ("annotated", "automatic"): the apex frame (tsfmicro.data.moved_frames)
     ERRATA_CHOICES = ("keep", "owners"): the dataset owners' errata (tsfmicro.data.errata)
     loso_splits(samples), lodo_splits(samples) -> list[Fold]
     write_synthetic(layout, out, subjects=8, clips_per_subject=10, seed=0) -> Path
@@ -15,12 +17,13 @@ folder holding casme2/, samm/, smic/ and combined_3class_gt.csv.
 from .annotations import load_samples
 from .cache import default_cache_dir, prepare
 from .errata import ERRATA_CHOICES
+from .moved_frames import APEX_CHOICES
 from .registry import DATASETS, TASKS, class_names
 from .splits import Fold, lodo_splits, loso_splits
 from .synthetic import write_synthetic
 from .types import PreparedData, SampleTable
 
 __all__ = [
-    "DATASETS", "ERRATA_CHOICES", "TASKS", "class_names", "load_samples", "prepare", "default_cache_dir",
+    "APEX_CHOICES", "DATASETS", "ERRATA_CHOICES", "TASKS", "class_names", "load_samples", "prepare", "default_cache_dir",
     "loso_splits", "lodo_splits", "Fold", "write_synthetic", "PreparedData", "SampleTable",
 ]

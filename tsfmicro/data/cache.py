@@ -29,6 +29,15 @@ pre-cropped ones; we score the crops the network sees.)
 Re-selecting caches are separate files whose key covers the windows and the score; the
 default cache is not touched.
 
+The cache also keeps how each clip was cut (the square box of its onset, or a whole pre-cropped
+frame), so that other frames of the clip can be cut alike later, in files beside it that are keyed
+by its key, their rule and the fingerprints of the frames they read (tsfmicro.data.moved_frames):
+``..._autoapex_<key>.npz`` (``apex="automatic"``: the frame differing most from the onset) and
+``..._frames_<key>.npz`` (``shifts=``: the frames that the annotated apex and onset moved by a
+percentage of the clip land on; its key covers the SET of those frames, so another list of
+shifts that needs the same frames reuses it). A cache written before the boxes were kept is
+built again once, with the same crops, when one of these files is asked for.
+
 Cache folder: ``cache_dir`` argument, else the TSFMICRO_CACHE environment variable, else
 ``~/.cache/tsfmicro``.
 """

@@ -149,13 +149,16 @@ class ShiftedFrames:
         mask[blocked.astype(int)] = False
         return mask
 
-    def inputs(self, kind: str, percent: float, onset: np.ndarray, apex: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The (onset, apex) crops of every sample at this shift; ``onset``/``apex`` are the
-        PreparedData's own (annotated) crops, kept where the frame did not move. A clip without
-        an input at this shift keeps its annotated crops: leave it out with :meth:`usable`."""
-        part = self.rows(kind, percent)
-        moved = part[(part["crop"] >= 0) & (part["reason"] == "")]
-        onset, apex = onset.copy(), apex.copy()
+    def inputs(self, kind: str, percent: float, onset: np.ndarray, apex: np.ndarray,
+               rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The (onset, apex) crops at this shift of the samples ``rows`` (default: all), as new
+        arrays; ``onset``/``apex`` are the PreparedData's own (annotated) crops, kept where the
+        frame did not move. A clip without an input at this shift keeps its annotated crops:
+        leave it out with :meth:`usable`."""
+        rows = np.arange(len(onset)) if rows is None else np.asarray(rows, dtype=int)
+        part = self.rows(kind, percent).set_index("sample").loc[rows]
+        take = ((part["crop"] >= 0) & (part["reason"] == "")).to_numpy()
+        onset, apex = onset[rows], apex[rows]  # copies (fancy indexing)
         target = apex if kind == "apex" else onset
-        target[moved["sample"].to_numpy(dtype=int)] = self.crops[moved["crop"].to_numpy(dtype=int)]
+        target[take] = self.crops[part["crop"].to_numpy(dtype=int)[take]]
         return onset, apex

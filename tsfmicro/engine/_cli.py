@@ -21,7 +21,7 @@ def register(subparsers) -> None:
 
 
 def _add_train(subparsers) -> None:
-    from tsfmicro.data import DATASETS, ERRATA_CHOICES
+    from tsfmicro.data import APEX_CHOICES, DATASETS, ERRATA_CHOICES
     from tsfmicro.model import FUSIONS, PRESETS
 
     parser = subparsers.add_parser(
@@ -61,6 +61,9 @@ def _add_train(subparsers) -> None:
     parser.add_argument("--errata", default="keep", choices=ERRATA_CHOICES,
                         help="the dataset owners' errata (CAS(ME)^3): keep the clips they would remove, as the "
                         "authors' code does (default), or leave them out (owners); their corrections always apply")
+    parser.add_argument("--apex", default="annotated", choices=APEX_CHOICES,
+                        help="the apex frame: the annotated one (default), or automatic: the frame between onset "
+                        "and offset whose face crop differs most from the onset's, for training and testing")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=run_train)
 
@@ -109,6 +112,7 @@ def run_train(args: argparse.Namespace) -> int:
         checkpoint_seconds=args.checkpoint_seconds,
         frame_reselection=args.frame_reselection,
         errata=args.errata,
+        apex=args.apex,
     )
     from tsfmicro import report
 

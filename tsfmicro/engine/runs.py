@@ -14,7 +14,7 @@ A unit's key hashes everything that changes its numbers: the engine version, dat
 fusion, preset, the resolved recipe (epochs included), crop size, the seed, the prepared data's
 cache key, the device type (GPU and CPU arithmetic differ), the precision (in the recipe) and,
 when not the preset's or the default, the model options (rotary form, temporal branch), the
-training-time frame re-selection and the owners' errata choice (absent when default, so keys made
+training-time frame re-selection, the owners' errata choice and the automatic apex (absent when default, so keys made
 before they existed hold). Paths, progress bars, checkpoint timing, the executor and the number of
 workers are not part of it. A request's key hashes the same without the seed, plus its list of
 seeds. A finished unit or request (``metrics.json`` written last) is loaded instead of retrained,
@@ -69,6 +69,7 @@ class RunConfig:
     checkpoint_seconds: float = 60.0  # ... and at least this long after the previous one
     frame_reselection: bool = False  # train on the re-selected (onset+i, apex-j) pair (paper.md); tests: annotated
     errata: str = "keep"  # "owners": leave out the clips the dataset's owners would remove (tsfmicro.data.errata)
+    apex: str = "annotated"  # "automatic": train and test on the frame differing most from the onset (moved_frames)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", str(self.root))
@@ -103,7 +104,7 @@ def resolve_device(name: str) -> torch.device:
 
 def validate(config: RunConfig) -> None:
     """Clear errors for unknown names and missing folders, before any work starts."""
-    from tsfmicro.data import DATASETS, ERRATA_CHOICES, TASKS
+    from tsfmicro.data import APEX_CHOICES, DATASETS, ERRATA_CHOICES, TASKS
     from tsfmicro.model import FUSIONS, PRESETS
     from tsfmicro.model.config import TEMPORAL_BRANCHES
     from tsfmicro.model.retention import ROTARY
@@ -120,6 +121,10 @@ def validate(config: RunConfig) -> None:
     if config.temporal_branch is not None:
         _check_choice("temporal_branch", config.temporal_branch, TEMPORAL_BRANCHES)
     _check_choice("errata choice", config.errata, ERRATA_CHOICES)
+    _check_choice("apex", config.apex, APEX_CHOICES)
+    if config.apex != "annotated" and config.frame_reselection:
+        raise ValueError("frame_reselection re-selects frames around the annotated apex; it cannot be combined "
+                         f"with apex {config.apex!r}")
     if not Path(config.root).exists():
         raise FileNotFoundError(f"dataset root {config.root} does not exist")
     if config.epochs is not None and config.epochs < 1:
@@ -174,12 +179,13 @@ def resolve_request(config: RunConfig, progress: bool, device: torch.device | No
     image_size = PRESETS[config.preset].image_size
     crop_size = config.crop_size or image_size
     data_key = (config.dataset, config.root, config.task, crop_size, config.cache_dir, config.frame_reselection,
-                config.errata)
+                config.errata, config.apex)
     prepared = {} if prepared is None else prepared
     if data_key not in prepared:
         prepared[data_key] = prepare(config.dataset, config.root, config.task, crop_size=crop_size,
                                      cache_dir=config.cache_dir, progress=progress,
-                                     reselect_frames=config.frame_reselection, errata=config.errata)
+                                     reselect_frames=config.frame_reselection, errata=config.errata,
+                                     apex=config.apex)
     data = prepared[data_key]
     recipe = get_recipe(config.recipe, config.dataset, config.task, fusion=config.fusion, epochs=config.epochs,
                         batch_size=config.batch_size, precision=config.precision)
@@ -202,12 +208,14 @@ def resolve_request(config: RunConfig, progress: bool, device: torch.device | No
             identity[name] = value
     if config.errata != "keep":  # likewise: the default keeps the keys of earlier runs
         identity["errata"] = config.errata
+    if config.apex != "annotated":  # likewise
+        identity["apex"] = config.apex
     return Request(config, device, image_size, data, recipe, identity)
 
 
 # RunConfig fields that make a request a variant of the parameters' run (a chapter's option);
 # shown in the plan's "options" column when they differ from RunConfig's default.
-OPTION_FIELDS = ("rotary", "temporal_branch", "frame_reselection", "errata")
+OPTION_FIELDS = ("rotary", "temporal_branch", "frame_reselection", "errata", "apex")
 
 
 def config_options(config: RunConfig) -> dict:
