@@ -3,6 +3,7 @@ models (a shift of 0 is the run itself), the comparisons' numbers and sentences,
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -119,8 +120,11 @@ def test_shift_sentence_follows_the_numbers():
     assert "changes UF1 by -12.0 to +2.0 pp" in text and "UF1 50.0 %" in text
     assert "the largest drop, at -20 %" in text and "lies below zero" in text and "[-20.0, -5.0] pp" in text
     assert "No onset shift moved any clip" in text
+    assert "(median 2 frames)" in text
     noisy = scores.assign(delta_uf1_high=0.01)
     assert "includes zero" in sensitivity.shift_sentence(noisy, "casme2", "5class")
+    flat = scores.assign(delta_uf1=0.0, delta_uf1_low=0.0, delta_uf1_high=0.0)
+    assert "changes UF1 by +0.0 pp at every shift" in sensitivity.shift_sentence(flat, "casme2", "5class")
 
 
 # ------------------------------------------------------------------------------ automatic apex
@@ -294,3 +298,14 @@ def test_annotation_parameters_are_checked_and_plan_the_automatic_apex_run(tmp_p
         with pytest.raises(ValueError) as error:
             Study.load(DEMO_PARAMS, overrides=overrides)
         assert expected in str(error.value), (expected, str(error.value))
+
+
+def test_the_provenance_box_names_a_runs_options():
+    from tsfmicro.provenance_box import _run_name
+    from tsfmicro.results import Run
+
+    config = {"dataset": "casme2", "root": "/x", "task": "5class", "preset": "tiny", "seeds": [0]}
+    automatic = Run(path=Path("/runs/r1"), config={**config, "apex": "automatic"}, predictions=pd.DataFrame(), metrics={},
+                    curves=pd.DataFrame(), provenance={"duration_seconds": 12.0})
+    assert _run_name(automatic).endswith("[apex=automatic] (trained in 12 s)")
+    assert "[" not in _run_name(dataclasses.replace(automatic, config={**config, "apex": "annotated"}))

@@ -20,7 +20,7 @@ from tsfmicro import report
 from tsfmicro.study import DatasetRootMissing, Study
 
 EXPECTED_NOTEBOOKS = ["00_datasets", "01_main_results", "02_fusion_ablation",
-                      "03_confusion_matrices", "04_gradcam", "10_compute"]
+                      "03_confusion_matrices", "04_gradcam", "08_annotation_sensitivity", "10_compute"]
 
 
 USER_RUNS = ROOT / ".cache" / "tsfmicro" / "runs"  # params/demo.yaml's paths: runs:

@@ -24,6 +24,7 @@ RESULT_PAGES = {
     "notebooks/02_fusion_ablation": 1,
     "notebooks/03_confusion_matrices": 1,
     "notebooks/04_gradcam": 0,
+    "notebooks/08_annotation_sensitivity": 3,
     "notebooks/10_compute": 1,
 }
 OTHER_PAGES = ("intro", "method", "reproduce")

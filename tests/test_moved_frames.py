@@ -75,8 +75,11 @@ def test_shifts_must_be_percentages_and_zero_is_always_evaluated():
     for bad in ([150], [-101], ["5"], [True], [float("nan")]):
         with pytest.raises(ValueError, match="not percentages of the onset-offset length in \\[-100, 100\\]"):
             check_shifts(bad)
+    assert check_shifts([]) == ()  # no shifts
     with pytest.raises(ValueError, match="must be a list of percentages"):
         check_shifts("5")
+    with pytest.raises(ValueError, match="must be a list of percentages"):
+        check_shifts(5)
 
 
 def test_automatic_apex_is_the_crop_differing_most_from_the_onset_earliest_on_ties():

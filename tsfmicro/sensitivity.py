@@ -181,6 +181,26 @@ def zero_shift_differences(evaluation: ShiftEvaluation, run: Run) -> int:
     return int((zero["pred"].to_numpy() != table.loc[zero["clip_id"], "pred_fixed"].to_numpy()).sum())
 
 
+def evaluation_note(evaluation: ShiftEvaluation, run: Run) -> str:
+    """Whether shift 0 reproduced the run, and which clips were left out, in words."""
+    zero = evaluation.predictions[evaluation.predictions["percent"] == 0].drop_duplicates("clip_id")
+    differing = zero_shift_differences(evaluation, run)
+    text = (f"At shift 0 the evaluation reproduces the run's own fixed-protocol predictions for all {len(zero)} "
+            "clips." if differing == 0 else
+            f"At shift 0 the evaluation differs from the run's own predictions for {differing} of {len(zero)} "
+            "clips (another device or thread count than training; the scores below are the evaluation's).")
+    for kind, rows in evaluation.excluded.groupby("kind", sort=False):
+        text += (f" {len(rows)} clip(s) have no input at some {kind} shift and are left out of every {kind} shift "
+                 f"(e.g. {rows['subject'].iloc[0]} {rows['clip_id'].iloc[0]}: {rows['reason'].iloc[0]}).")
+    return text
+
+
+def synthetic_caveat() -> str:
+    return ("These numbers come from SYNTHETIC data: its clips are a few frames long and its movement peaks at "
+            "the annotated apex by construction, so they show the method running, not how sensitive TSFmicro "
+            "is to real annotations.")
+
+
 # ----------------------------------------------------------------------------- scores
 def shift_scores(predictions: pd.DataFrame, num_classes: int, resamples: int = 1000) -> pd.DataFrame:
     """One row per (kind, percent): clips, clips whose frame moved, the median frames moved,
@@ -221,11 +241,14 @@ def shift_sentence(scores: pd.DataFrame, dataset: str, task: str) -> str:
             continue
         worst = part.loc[part["delta_uf1"].idxmin()]
         outside = worst["delta_uf1_high"] < 0
+        low, high = 100 * part["delta_uf1"].min(), 100 * part["delta_uf1"].max()
+        change = f"by {low:+.1f} pp at every shift" if f"{low:+.1f}" == f"{high:+.1f}" else \
+            f"by {low:+.1f} to {high:+.1f} pp"
+        frames = worst["median_frames_moved"]
         sentences.append(
-            f"Moving the {kind} by {_percent_range(part)} of the onset-offset length changes UF1 by "
-            f"{100 * part['delta_uf1'].min():+.1f} to {100 * part['delta_uf1'].max():+.1f} pp "
+            f"Moving the {kind} by {_percent_range(part)} of the onset-offset length changes UF1 {change} "
             f"(UF1 {base:.1f} % with the annotated {kind}); the largest drop, at {worst['percent']:+g} % "
-            f"(median {worst['median_frames_moved']:g} frames), "
+            f"(median {frames:g} frame{'' if frames == 1 else 's'}), "
             + ("lies below zero in its paired subject-bootstrap interval "
                f"[{100 * worst['delta_uf1_low']:+.1f}, {100 * worst['delta_uf1_high']:+.1f}] pp."
                if outside else
@@ -339,6 +362,16 @@ def apex_onset_sentence(counts: dict[str, int], predictions: dict[str, pd.DataFr
     return (f"{total} clip(s) have their annotated apex on the onset frame, so the temporal branch sees an "
             "all-zero difference frame; they stay in the test sets and count in UF1 and UAR like every other "
             "clip. " + "; ".join(parts) + ".")
+
+
+def apex_onset_table(predictions: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """:func:`apex_onset_predictions` of several runs ("dataset task" -> table) stacked, with a
+    ``run`` column first."""
+    parts = [table.assign(run=name) for name, table in predictions.items() if len(table)]
+    if not parts:
+        return pd.DataFrame(columns=["run", "seed", "subject", "clip_id", "true", "predicted", "correct"])
+    table = pd.concat(parts, ignore_index=True)
+    return table[["run", *[c for c in table.columns if c != "run"]]]
 
 
 def _hash(document: dict) -> str:

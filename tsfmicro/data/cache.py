@@ -119,7 +119,7 @@ def prepare(dataset: str, root: Root, task: str, *, crop_size: int = 224, margin
     task_info(dataset, task)  # unknown task: fail before any work
     check_choice(errata)
     check_apex(apex)
-    percents = check_shifts(shifts) if len(shifts) else ()
+    percents = check_shifts(shifts)
     if crop_size < 8:
         raise ValueError(f"crop_size must be at least 8 pixels, got {crop_size}")
     if margin < 0:

@@ -54,10 +54,12 @@ def check_apex(apex: str) -> None:
 
 
 def check_shifts(percents: Sequence[float]) -> tuple[float, ...]:
-    """The shifts as sorted distinct floats with 0 (the annotated frames) included; a clear
-    error for anything that is not a percentage in [-100, 100]."""
+    """The shifts as sorted distinct floats with 0 (the annotated frames) included, () for no
+    shifts; a clear error for anything that is not a percentage in [-100, 100]."""
     if isinstance(percents, (str, bytes)) or not isinstance(percents, Sequence):
         raise ValueError(f"shifts must be a list of percentages of the onset-offset length, got {percents!r}")
+    if len(percents) == 0:
+        return ()
     bad = [p for p in percents if isinstance(p, bool) or not isinstance(p, Real) or not math.isfinite(p)
            or abs(p) > MAX_SHIFT_PERCENT]
     if bad:
