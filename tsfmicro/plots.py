@@ -333,8 +333,10 @@ def apex_distance_histogram(distances: pd.DataFrame, label: str) -> plt.Figure:
     bins = np.arange(frames.min(initial=0) - 0.5, frames.max(initial=0) + 1.5)
     colour = sns.color_palette(PALETTE)[0]
     axes[0].hist(frames, bins=bins if len(bins) <= 80 else 40, color=colour)
+    axes[0].xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     axes[0].set_xlabel("automatic − annotated apex (frames)")
-    axes[1].hist(distances["distance_percent"].to_numpy(dtype=float), bins=20, range=(-100, 100), color=colour)
+    # 5 % bins centred on whole multiples of 5 %, so that 0 (the annotated frame) has a bin of its own
+    axes[1].hist(distances["distance_percent"].to_numpy(dtype=float), bins=np.arange(-102.5, 103, 5), color=colour)
     axes[1].set_xlabel("automatic − annotated apex (% of onset–offset)")
     for ax in axes:
         ax.axvline(0, color="#888888", lw=1, ls=":")
