@@ -4,14 +4,15 @@ The build happens in a temporary copy of the book's sources (``book/`` plus the 
 ``_config.yml`` and ``_toc.yml``), so tests never touch the working tree's ``book/notebooks``
 or ``_build``. The notebooks run with ``params/demo.yaml`` from the repository root, its
 ``paths: runs:`` overridden (papermill ``overrides``) by an empty folder of the test session:
-like `make book`, ``tsfmicro run params/demo.yaml`` (with the same folder) trains every run
-first, and the notebooks then only read; nothing is reused from ``.cache/tsfmicro/runs``
+like `make book`, ``tsfmicro run params/demo.yaml`` (with the same folder and
+BOOK_TEST_OVERRIDES) trains every run first, and the notebooks then only read; nothing is reused from ``.cache/tsfmicro/runs``
 (where a run trained by an earlier ``make book`` would hide a training that now fails). The
 synthetic data and face-crop caches are shared. Done once per test session, whichever test
 asks first.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -24,6 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 DEMO_PARAMS = ROOT / "params" / "demo.yaml"
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+# The book tests run the demo parameters with fewer epochs (the same runs, sections, pages and
+# code paths; a fraction of the training), so that CI stays within its time. What `make book`
+# itself takes is measured by bench/bench_book.sh, not here; that training learns is
+# tests/test_engine_learnability.py's job.
+BOOK_TEST_OVERRIDES = {"epochs": 3}
 
 
 @dataclass
@@ -66,12 +72,13 @@ def build_book(scratch: Path) -> BookBuild:
 
     build = BookBuild(folder=folder, runs=scratch / "runs")
     build.runs.mkdir()
-    overrides = {"paths": {"runs": str(build.runs)}}
+    overrides = {**BOOK_TEST_OVERRIDES, "paths": {"runs": str(build.runs)}}
     # As `make book`: `tsfmicro run` trains every run first (into the session's run folder), so
     # the notebooks only read finished runs. PYTHONPATH: the tsfmicro under test.
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    result = subprocess.run([sys.executable, "-m", "tsfmicro", "run", str(DEMO_PARAMS), "-p", f"paths.runs={build.runs}",
-                             "--no-progress"], cwd=ROOT, env=environment, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "tsfmicro", "run", str(DEMO_PARAMS), "--overrides",
+                             json.dumps(BOOK_TEST_OVERRIDES), "-p", f"paths.runs={build.runs}", "--no-progress"],
+                            cwd=ROOT, env=environment, capture_output=True, text=True)
     build.run_returncode, build.run_log = result.returncode, result.stdout + result.stderr
     build.units_after_run = _finished_units(build.runs)
     for notebook in NOTEBOOKS:
