@@ -33,7 +33,7 @@ apex, and its ``apex_rule`` says so.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from numbers import Real
 from typing import Sequence
 
@@ -133,9 +133,8 @@ class ShiftedFrames:
     percents: tuple[float, ...]
     table: pd.DataFrame
     crops: np.ndarray
-    cache_key: str = ""
+    cache_key: str = ""  # the key of the file holding ``crops`` (tsfmicro.data.cache)
     cache_path: object = None
-    rule: dict = field(default_factory=dict)
 
     def rows(self, kind: str, percent: float) -> pd.DataFrame:
         part = self.table[(self.table["kind"] == kind) & (self.table["percent"] == float(percent))]
