@@ -4,11 +4,11 @@ it cut the clip's onset (same face box), on request.
 
 Shifted annotations (``prepare(..., shifts=...)``): a shift is a percentage p of the clip's
 onset-offset length L = offset - onset (clips of different datasets and frame rates are then
-moved by comparable amounts). It moves the annotated frame by
+moved by comparable amounts). It moves the annotated frame by ``steps`` frames, rounded half up
+and at least one frame, so that a small p still moves a short clip::
 
-    steps = sign(p) * max(1, floor(|p| / 100 * L + 0.5))   (0 for p = 0)
+    steps = sign(p) * max(1, floor(abs(p) / 100 * L + 0.5))   # 0 for p = 0
 
-frames: rounded half up, and at least one frame, so that a small p still moves a short clip.
 The moved frame is clamped to the annotated clip:
 
 * apex shifts: apex + steps within [onset, offset] (an apex moved onto the onset gives an all-zero
