@@ -123,8 +123,11 @@ def test_shift_sentence_follows_the_numbers():
     assert "(median 2 frames)" in text
     noisy = scores.assign(delta_uf1_high=0.01)
     assert "includes zero" in sensitivity.shift_sentence(noisy, "casme2", "5class")
+    same = scores.assign(delta_uf1=-0.02)
+    assert "changes UF1 by -2.0 pp at every shift" in sensitivity.shift_sentence(same, "casme2", "5class")
     flat = scores.assign(delta_uf1=0.0, delta_uf1_low=0.0, delta_uf1_high=0.0)
-    assert "changes UF1 by +0.0 pp at every shift" in sensitivity.shift_sentence(flat, "casme2", "5class")
+    assert "No apex shift of -20 % to +20 % of the onset-offset length lowers UF1 (50.0 % with the annotated " \
+           "apex; changes +0.0 to +0.0 pp)." in sensitivity.shift_sentence(flat, "casme2", "5class")
 
 
 # ------------------------------------------------------------------------------ automatic apex

@@ -241,6 +241,11 @@ def shift_sentence(scores: pd.DataFrame, dataset: str, task: str) -> str:
             continue
         worst = part.loc[part["delta_uf1"].idxmin()]
         outside = worst["delta_uf1_high"] < 0
+        if worst["delta_uf1"] >= 0:
+            sentences.append(f"No {kind} shift of {_percent_range(part)} of the onset-offset length lowers UF1 "
+                             f"({base:.1f} % with the annotated {kind}; changes "
+                             f"{100 * part['delta_uf1'].min():+.1f} to {100 * part['delta_uf1'].max():+.1f} pp).")
+            continue
         low, high = 100 * part["delta_uf1"].min(), 100 * part["delta_uf1"].max()
         change = f"by {low:+.1f} pp at every shift" if f"{low:+.1f}" == f"{high:+.1f}" else \
             f"by {low:+.1f} to {high:+.1f} pp"
