@@ -47,8 +47,8 @@ OVERRIDES ?=
 PAPERMILL_ARGS ?=
 EXECUTOR ?= local
 RUN_ARGS ?=
-NOTEBOOKS := 00_datasets 01_main_results 02_fusion_ablation 03_confusion_matrices 04_gradcam \
-             08_annotation_sensitivity 10_compute
+NOTEBOOKS := 00_datasets 01_main_results 02_fusion_ablation 03_confusion_matrices 04_gradcam 05_composite \
+             06_cross_dataset 08_annotation_sensitivity 10_compute
 EXECUTED := book/notebooks
 
 book: install

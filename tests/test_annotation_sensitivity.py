@@ -274,7 +274,7 @@ def test_annotation_parameters_are_checked_and_plan_the_automatic_apex_run(tmp_p
     assert automatic in study.planned_runs()
     assert study.run_config(*automatic[:3], list(automatic.seeds), apex="automatic").apex == "automatic"
     paper = Study.load(ROOT / "params" / "paper.yaml")
-    assert paper.annotation_seeds == paper.seeds and paper.annotation["automatic_apex"] is True
+    assert paper.section_seeds("annotation") == tuple(paper.seeds) and paper.annotation["automatic_apex"] is True
     # the section is optional: absent, null in a file, or without the automatic apex run
     for overrides in ({"annotation": None}, {"annotation": {"automatic_apex": False}}):
         narrowed = Study.load(DEMO_PARAMS, overrides=overrides)

@@ -20,7 +20,8 @@ from tsfmicro import report
 from tsfmicro.study import DatasetRootMissing, Study
 
 EXPECTED_NOTEBOOKS = ["00_datasets", "01_main_results", "02_fusion_ablation",
-                      "03_confusion_matrices", "04_gradcam", "08_annotation_sensitivity", "10_compute"]
+                      "03_confusion_matrices", "04_gradcam", "05_composite", "06_cross_dataset",
+                      "08_annotation_sensitivity", "10_compute"]
 
 
 USER_RUNS = ROOT / ".cache" / "tsfmicro" / "runs"  # params/demo.yaml's paths: runs:
@@ -70,18 +71,27 @@ def test_params_files_describe_the_demo_and_the_paper_run():
     for params in (demo, paper):
         assert set(params["ablation"]["fusions"]) == {"ts_early", "t_to_s", "s_to_t", "ts_late",
                                                       "temporal_only", "spatial_only"}
+        assert params["composite"]["fusions"] == ["ts_late"] and params["cross_dataset"]["lodo"] is True
+    # the demo's chapters are kept small (one seed, two datasets, a smaller composite); the paper's
+    # run every seed on the three datasets of the main results
+    assert demo["composite"]["seeds"] == demo["cross_dataset"]["seeds"] == [0]
+    assert demo["cross_dataset"]["datasets"] == ["casme2", "samm"]
+    assert demo["synthetic"]["composite_subjects"] < demo["synthetic"]["subjects"]
+    assert "seeds" not in paper["composite"] and "seeds" not in paper["cross_dataset"]
+    assert paper["cross_dataset"]["datasets"] == ["casme2", "samm", "casme3"]
 
 
 def test_study_plans_each_run_once_and_shares_ts_late():
     study = Study.load(DEMO_PARAMS)
     planned = study.planned_runs()
-    assert len(planned) == len(set(planned)) == 3 + 6 + 1
+    # main results, fusions, composite, cross-dataset (2 x 2 cells), LODO, automatic apex
+    assert len(planned) == len(set(planned)) == 3 + 6 + 1 + 4 + 1 + 1
     units = study.planned_units()
     assert ("casme2", "5class", "ts_late", 0, ()) in units
     assert ("casme2", "5class", "ts_late", 0, (("apex", "automatic"),)) in units
-    # 3 main results x 2 seeds, plus 5 more fusions x 1 seed: ts_late seed 0 is shared (also by
-    # the annotation chapter, whose one more unit is T-S late with the automatic apex)
-    assert len(units) == 3 * 2 + 5 + 1
+    # 3 main results x 2 seeds, plus 5 more fusions x 1 seed (ts_late seed 0 is shared, also by the
+    # annotation chapter), plus one seed of each run of the composite, cross-dataset and annotation chapters
+    assert len(units) == 3 * 2 + 5 + 1 + 4 + 1 + 1
     assert study.source == "SYNTHETIC"
     label = study.label("fixed")
     assert "SYNTHETIC" in label and "fixed" in label and "seeds: 0, 1" in label
@@ -212,7 +222,7 @@ def test_tsfmicro_run_trains_every_run_before_the_notebooks_which_only_read(book
     assert book.run_returncode == 0, "tsfmicro run params/demo.yaml failed:\n" + book.run_log[-6000:]
     study = Study.load(DEMO_PARAMS, overrides={**BOOK_TEST_OVERRIDES, "paths": {"runs": str(book.runs)}})
     planned = {unit.path.name for unit in study.engine_plan().units}
-    assert len(planned) == len(study.planned_units()) >= 12 and planned == set(book.units_after_run)
+    assert len(planned) == len(study.planned_units()) >= 18 and planned == set(book.units_after_run)
     assert book.units_after_notebooks == book.units_after_run  # papermill trained nothing
 
 

@@ -24,6 +24,8 @@ RESULT_PAGES = {
     "notebooks/02_fusion_ablation": 1,
     "notebooks/03_confusion_matrices": 1,
     "notebooks/04_gradcam": 0,
+    "notebooks/05_composite": 2,
+    "notebooks/06_cross_dataset": 3,
     "notebooks/08_annotation_sensitivity": 3,
     "notebooks/10_compute": 1,
 }

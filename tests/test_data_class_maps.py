@@ -43,3 +43,36 @@ def test_shared_task_counts_equal_what_was_written(dataset, request):
     # every written clip whose label the map drops is in the excluded report
     dropped = written["label"].str.lower().map(MEGC[dataset]).isna().sum()
     assert table.excluded["reason"].str.contains(f"is not in {dataset} {SHARED_TASK}").sum() == dropped
+
+
+def test_composite_counts_per_part_and_class_equal_what_was_written(synthetic_megc_root):
+    """The MEGC2019 composite merges three datasets' labels into negative/positive/surprise: per part
+    and class, the clips read equal the writer's valid clips of the MEGC map (the official list
+    names only those)."""
+    table = load_samples("megc2019", synthetic_megc_root, "3class")
+    got = table.samples.groupby(["dataset", "label"]).size().to_dict()
+    written = pd.read_csv(synthetic_megc_root / MANIFEST_FILE)  # every part's clips, with its layout
+    written = written[written["expected"] == "valid"]
+    want = {}
+    for part in ("casme2", "samm", "smic"):
+        labels = written.loc[written["layout"] == part, "label"].str.lower()
+        counts = labels.map(MEGC[part]).dropna().value_counts()
+        want.update({(part, name): int(count) for name, count in counts.items()})
+    assert got == want
+    assert table.class_names == ["negative", "positive", "surprise"]
+
+
+def test_every_class_map_fills_every_class_and_a_map_that_would_not_is_named(monkeypatch):
+    from tsfmicro.data import registry
+
+    for dataset, tasks in TASKS.items():
+        for task in tasks:
+            assert registry.unmapped_classes(dataset, task) == [], (dataset, task)
+    # a map that sends no label to "surprise" leaves that class empty whatever the data
+    broken = registry.Task(("negative", "positive", "surprise"), {"disgust": "negative", "happiness": "positive"})
+    info = registry.dataset_info("casme2")
+    monkeypatch.setitem(registry._REGISTRY, "casme2", registry.DatasetInfo(
+        info.name, info.display_name, info.labels, {**info.tasks, SHARED_TASK: broken}))
+    assert registry.unmapped_classes("casme2", SHARED_TASK) == ["surprise"]
+    assert registry.shared_tasks("casme2", "samm") == ["5class", "3class", SHARED_TASK]
+    assert registry.shared_tasks("casme3", "smic") == [SHARED_TASK]

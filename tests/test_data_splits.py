@@ -48,3 +48,23 @@ def test_lodo_needs_two_datasets(synthetic_casme2_root):
     samples = load_samples("casme2", synthetic_casme2_root, "5class").samples
     with pytest.raises(ValueError, match="at least 2 datasets"):
         lodo_splits(samples)
+
+
+def test_splits_by_name_and_the_cross_dataset_fold():
+    from tsfmicro.data import SPLITS, cross_dataset_splits
+
+    assert set(SPLITS) == {"loso", "lodo", "cross_dataset"}
+    samples = pd.DataFrame({"dataset": ["samm", "samm", "casme2", "samm", "casme2"],
+                            "subject": ["samm/006", "samm/007", "casme2/sub01", "samm/006", "casme2/sub02"],
+                            "role": ["train", "train", "test", "train", "test"]})
+    (fold,) = SPLITS["cross_dataset"](samples)
+    assert fold.name == "casme2"
+    assert fold.train_index.tolist() == [0, 1, 3] and fold.test_index.tolist() == [2, 4]
+    assert [f.name for f in SPLITS["loso"](samples)] == ["casme2/sub01", "casme2/sub02", "samm/006", "samm/007"]
+    assert [f.name for f in SPLITS["lodo"](samples)] == ["casme2", "samm"]
+    with pytest.raises(ValueError, match="no 'role' column"):
+        cross_dataset_splits(samples.drop(columns="role"))
+    with pytest.raises(ValueError, match="needs rows of both roles"):
+        cross_dataset_splits(samples.assign(role="train"))
+    with pytest.raises(ValueError, match=r"unknown role\(s\) \['valid'\]"):
+        cross_dataset_splits(samples.assign(role=["train", "valid", "test", "train", "test"]))

@@ -222,14 +222,23 @@ def test_forward_flops_per_number_of_classes_match_a_count_of_that_network():
 
 
 def test_the_paper_plan_without_its_datasets_uses_their_published_sizes(capsys, monkeypatch):
-    for dataset in ("CASME2", "SAMM", "CASME3"):
+    for dataset in ("CASME2", "SAMM", "CASME3", "SMIC", "MEGC2019"):
         monkeypatch.delenv(f"TSFMICRO_{dataset}_ROOT", raising=False)
     plan = plan_json(Path(PACKAGE_ROOT) / "params" / "paper.yaml", Path(PACKAGE_ROOT) / ".cache" / "none", capsys)
     units = plan["units"]
-    assert len(units) == 6 * 3 + 5 * 3 and all(u["state"] == "no data" for u in units)
-    folds_of = {(u["dataset"], u["task"]): u["folds"] for u in units}
-    assert folds_of == {("casme2", "5class"): 26, ("casme2", "3class"): 26, ("samm", "5class"): 27,
-                        ("samm", "3class"): 28, ("casme3", "7class"): 94, ("casme3", "4class"): 94}
+    # the paper's 6 + 5 runs, and the composite and cross-dataset chapters' 1 + 1 + 3 + 6, of 3 seeds
+    assert len(units) == (6 + 5 + 1 + 1 + 3 + 6) * 3 and all(u["state"] == "no data" for u in units)
+    folds_of = {(u["dataset"], u["task"], u["options"]): u["folds"] for u in units}
+    assert folds_of == {("casme2", "5class", ""): 26, ("casme2", "3class", ""): 26, ("samm", "5class", ""): 27,
+                        ("samm", "3class", ""): 28, ("casme3", "7class", ""): 94, ("casme3", "4class", ""): 94,
+                        ("megc2019", "3class", ""): 68, ("megc2019", "3class", "split=lodo"): 3,
+                        ("casme2", "3class_megc", ""): 26, ("samm", "3class_megc", ""): 28,
+                        ("casme3", "3class_megc", ""): 94,
+                        **{(a, "3class_megc", f"test_dataset={b}"): 1 for a in ("casme2", "samm", "casme3")
+                           for b in ("casme2", "samm", "casme3") if a != b}}
+    # a cross-dataset unit trains on all of one dataset: its published number of clips
+    samm_to_casme3 = next(u for u in units if u["options"] == "test_dataset=casme3" and u["dataset"] == "samm")
+    assert samm_to_casme3["train_clips_per_fold"] == 133
     assert all(u["epochs"] == 50 and u["preset"] == "paper" for u in units)
     assert plan["totals"]["estimated_seconds"] is None  # cuda was never measured: not invented
     assert any("cuda, paper, fp32: unknown" in line for line in plan["throughput"])

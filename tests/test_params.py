@@ -40,7 +40,8 @@ def test_overrides_narrow_the_paper_plan_without_editing_a_file(monkeypatch):
     for dataset in ("casme2", "samm", "casme3"):
         monkeypatch.delenv(f"TSFMICRO_{dataset.upper()}_ROOT", raising=False)
     study = Study.load(PAPER_PARAMS, overrides={"datasets": {"casme2": ["5class"]}, "seeds": [0],
-                                                "ablation": {"fusions": ["ts_late", "spatial_only"]}})
+                                                "ablation": {"fusions": ["ts_late", "spatial_only"]},
+                                                "composite": None, "cross_dataset": None})
     assert study.dataset_tasks() == [("casme2", "5class")]
     assert [unit[:4] for unit in study.planned_units()] == [("casme2", "5class", "ts_late", 0),
                                                             ("casme2", "5class", "spatial_only", 0),
@@ -96,6 +97,23 @@ INVALID = {
     "negative examples": ({"gradcam": {"examples": -1}}, ["gradcam.examples: -1 is not a whole number >= 0"]),
     "zero epochs": ({"epochs": 0}, ["epochs: 0 is not a positive whole number or null"]),
     "flag not a boolean": ({"progress": "yes"}, ["progress: 'yes' is not true or false"]),
+    "unknown composite key": ({"composite": {"fusion": ["ts_late"]}}, ["composite.fusion: unknown key", "valid: fusions, seeds"]),
+    "unknown composite fusion": ({"composite": {"fusions": ["late"]}}, ["composite.fusions: unknown 'late'", FUSIONS]),
+    "empty composite seeds": ({"composite": {"seeds": []}}, ["composite.seeds: [] must be a non-empty list"]),
+    "composite not a mapping": ({"composite": [1]}, ["composite: [1] is not a mapping; it holds the keys fusions, seeds"]),
+    "cross-dataset without datasets": ({"cross_dataset": {"datasets": None}},
+                                       ["cross_dataset.datasets: missing (a required key)"]),
+    "cross-dataset empty datasets": ({"cross_dataset": {"datasets": []}},
+                                     ["cross_dataset.datasets: [] must be a non-empty list; valid: casme2, samm, casme3, smic"]),
+    "cross-dataset one dataset": ({"cross_dataset": {"datasets": ["samm"]}},
+                                  ["cross_dataset.datasets: ['samm'] names one dataset; give at least two"]),
+    "cross-dataset dataset without the shared task": (
+        {"cross_dataset": {"datasets": ["samm", "megc2019"]}},
+        ["cross_dataset.datasets: unknown 'megc2019'", "valid: casme2, samm, casme3, smic"]),
+    "cross-dataset repeated dataset": ({"cross_dataset": {"datasets": ["samm", "samm"]}},
+                                       ["cross_dataset.datasets: samm listed more than once"]),
+    "cross-dataset lodo not a boolean": ({"cross_dataset": {"lodo": "yes"}}, ["cross_dataset.lodo: 'yes' is not true or false"]),
+    "unknown cross-dataset key": ({"cross_dataset": {"pairs": 2}}, ["cross_dataset.pairs: unknown key", "valid: datasets, lodo, seeds"]),
 }
 
 
@@ -140,3 +158,59 @@ def test_a_chapter_option_is_one_planned_run_and_shows_in_the_plan_options():
     assert config_options(variant) == {"temporal_branch": "transformer"}
     assert variant.seeds == (0,) and variant.dataset == "casme2"
     assert run_options(b=1, a=None, c="x") == (("b", 1), ("c", "x"))
+
+
+def test_the_chapter_sections_plan_their_runs_and_can_be_left_out(tmp_path):
+    from tsfmicro.params import PlannedRun, run_options
+
+    study = Study.load(DEMO_PARAMS, overrides={"cross_dataset": {"datasets": ["casme2", "samm", "casme3"]}})
+    planned = study.planned_runs()
+    assert PlannedRun("megc2019", "3class", "ts_late", (0,)) in planned  # composite: fusions [ts_late], seeds [0]
+    pairs = study.cross_dataset_pairs()
+    assert len(pairs) == 9 and pairs[:3] == [("casme2", "casme2"), ("casme2", "samm"), ("casme2", "casme3")]
+    assert study.cross_dataset_planned("samm", "samm") == PlannedRun("samm", "3class_megc", "ts_late", (0,))
+    assert study.cross_dataset_planned("samm", "casme3") == PlannedRun(
+        "samm", "3class_megc", "ts_late", (0,), run_options(test_dataset="casme3"))
+    assert study.lodo_planned() == PlannedRun("megc2019", "3class", "ts_late", (0,), run_options(split="lodo"))
+    for pair in pairs:
+        assert study.cross_dataset_planned(*pair) in planned
+    # a cross-dataset request gets both folders
+    (tmp_path / "SAMM").mkdir()
+    (tmp_path / "CASME3").mkdir()
+    paper = Study.load(PAPER_PARAMS, roots={"samm": str(tmp_path / "SAMM"), "casme3": str(tmp_path / "CASME3")})
+    variant = paper._planned_config(paper.cross_dataset_planned("samm", "casme3"))
+    assert (variant.dataset, variant.test_dataset, variant.task) == ("samm", "casme3", "3class_megc")
+    assert (variant.root, variant.test_root) == (str(tmp_path / "SAMM"), str(tmp_path / "CASME3"))
+    # the synthetic composite has its own (smaller) size per part
+    small = Study.load(DEMO_PARAMS, overrides={"paths": {"synthetic": str(tmp_path / "synthetic")}, "synthetic": {
+        "composite_subjects": 1, "composite_clips_per_subject": 3}})
+    assert small.root("megc2019").name == "megc2019-1x3-seed0"
+    assert (small.root("megc2019") / "combined_3class_gt.csv").is_file()
+    # a section left out (null) plans nothing; the seeds fall back to `seeds`
+    bare = Study.load(DEMO_PARAMS, overrides={"composite": None, "cross_dataset": None})
+    assert bare.cross_dataset_pairs() == [] and bare.lodo_planned() is None
+    assert all(run.dataset != "megc2019" and run.task != "3class_megc" for run in bare.planned_runs())
+    assert PlannedRun("megc2019", "3class", "ts_late", (4, 5)) in Study.load(
+        DEMO_PARAMS, overrides={"composite": {"seeds": None}, "seeds": [4, 5]}).planned_runs()
+
+
+def test_a_section_written_null_in_the_file_is_absent(tmp_path):
+    params = yaml.safe_load(DEMO_PARAMS.read_text())
+    params.update(composite=None, cross_dataset=None)
+    written = tmp_path / "mine.yaml"
+    written.write_text(yaml.safe_dump(params))
+    study = Study.load(written)
+    assert study._composite_runs() == [] and study._cross_dataset_runs() == []
+
+
+def test_the_paper_plan_names_the_chapters_runs_without_their_folders(monkeypatch):
+    for dataset in ("casme2", "samm", "casme3", "smic", "megc2019"):
+        monkeypatch.delenv(f"TSFMICRO_{dataset.upper()}_ROOT", raising=False)
+    study = Study.load(PAPER_PARAMS)
+    available, missing = study.run_configs(missing_roots=True)
+    assert available == []
+    cross = [c for c in missing if c.test_dataset is not None]
+    assert len(cross) == 6 and all(c.root == "" and c.test_root == "" for c in cross)
+    assert {(c.dataset, c.test_dataset) for c in cross} == {
+        (a, b) for a in ("casme2", "samm", "casme3") for b in ("casme2", "samm", "casme3") if a != b}
+    assert [c.split for c in missing if c.dataset == "megc2019"] == [None, "lodo"]

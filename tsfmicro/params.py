@@ -13,8 +13,20 @@ so that they can narrow a plan as well as change it:
 - the ``datasets:`` mapping is replaced whole: ``{datasets: {casme2: [5class]}}`` runs
   CASME II 5-class only;
 - ``null`` removes the key (``{ablation: {seeds: null}}``: the ablation uses ``seeds``);
-- any other mapping (``ablation``, ``gradcam``, ``annotation``, ``synthetic``, ``roots``,
-  ``paths``) merges key by key with the file's.
+- any other mapping (``ablation``, ``gradcam``, ``composite``, ``cross_dataset``,
+  ``annotation``, ``synthetic``, ``roots``, ``paths``) merges key by key with the file's.
+
+Optional chapter sections (absent or ``null``: the chapter has nothing to show):
+
+- ``composite:`` (MEGC2019 composite chapter): ``fusions`` trained leave-one-subject-out on
+  ``megc2019`` 3-class (default ``[ts_late]``), ``seeds`` (default ``seeds``).
+- ``cross_dataset:`` (cross-dataset chapter), on the shared 3-class task ``3class_megc``:
+  ``datasets`` (at least two; every ordered pair is trained on one and tested on the other, and
+  each is trained LOSO for the diagonal), ``lodo`` (also leave one dataset of the composite out;
+  default false), ``seeds`` (default ``seeds``).
+- ``annotation:`` (onset and apex sensitivity chapter): ``dataset`` and ``task`` (one of
+  ``datasets:``), ``shifts`` (percentages of the onset-offset length), ``automatic_apex``
+  (default false), ``seeds`` (default ``seeds``).
 
 Every problem found is reported at once, in one ValueError naming the key and its valid
 values.
@@ -35,15 +47,19 @@ REQUIRED = ("data_source", "datasets", "ablation", "gradcam", "preset", "recipe"
             "device", "paths")
 OPTIONAL = ("epochs", "batch_size", "precision", "rotary", "cpu_threads", "crop_size",
             "frame_reselection", "errata", "progress", "synthetic", "roots", "checkpoint_every",
-            "checkpoint_seconds", "annotation")
+            "checkpoint_seconds", "composite", "cross_dataset", "annotation")
 # Keys of the nested mappings: (required, optional).
 NESTED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "ablation": (("dataset", "task", "fusions"), ("seeds",)),
     "gradcam": (("dataset", "task", "examples"), ()),
     "annotation": (("dataset", "task", "shifts"), ("automatic_apex", "seeds")),
-    "synthetic": ((), ("subjects", "clips_per_subject", "seed")),
+    "synthetic": ((), ("subjects", "clips_per_subject", "seed", "composite_subjects", "composite_clips_per_subject")),
     "paths": (("synthetic", "prepared", "runs"), ()),
+    "composite": ((), ("fusions", "seeds")),
+    "cross_dataset": (("datasets",), ("lodo", "seeds")),
 }
+OPTIONAL_SECTIONS = ("synthetic", "composite", "cross_dataset", "annotation")  # null: as if absent
+COMPOSITE = ("megc2019", "3class")  # the composite chapter's dataset and task (and LODO's)
 REPLACED_MAPPINGS = ("datasets",)  # replaced whole by an override, so it can narrow the plan
 DATA_SOURCES = ("synthetic", "real")
 # Optional numbers: null (the default) or a positive integer.
@@ -96,7 +112,7 @@ def _problems(params: Any) -> list[str]:
 
     problems = _key_problems(params, "", REQUIRED, OPTIONAL)
     for key, (required, optional) in NESTED.items():
-        if key in params and not (key in OPTIONAL and params[key] is None):  # an optional section may be null
+        if key in params and not (key in OPTIONAL_SECTIONS and params[key] is None):
             problems += _key_problems(params[key], f"{key}.", required, optional)
 
     problems += _choice(params, "data_source", DATA_SOURCES)
@@ -127,6 +143,7 @@ def _problems(params: Any) -> list[str]:
         problems.append(f"gradcam.examples: {gradcam['examples']!r} is not a whole number >= 0 "
                         f"(examples per class and outcome; 0 draws no Grad-CAM)")
 
+    problems += _chapter_problems(params, FUSIONS)
     problems += _annotation_problems(params.get("annotation"))
     for key in POSITIVE_OR_NULL:
         value = params.get(key)
@@ -175,6 +192,33 @@ def _annotation_problems(annotation: Any) -> list[str]:
         problems.append(f"annotation.automatic_apex: {annotation['automatic_apex']!r} is not true or false")
     if annotation.get("seeds") is not None:
         problems += _seed_list(annotation["seeds"], "annotation.seeds")
+
+
+def _chapter_problems(params: Mapping, fusions: tuple[str, ...]) -> list[str]:
+    """The ``composite:`` and ``cross_dataset:`` sections (see the module docstring)."""
+    from tsfmicro.data import DATASETS, TASKS
+    from tsfmicro.data.registry import SHARED_TASK
+
+    problems = []
+    composite = params.get("composite")
+    if isinstance(composite, Mapping):
+        if "fusions" in composite:
+            problems += _name_list(composite["fusions"], "composite.fusions", fusions)
+        if "seeds" in composite:
+            problems += _seed_list(composite["seeds"], "composite.seeds")
+    cross = params.get("cross_dataset")
+    if isinstance(cross, Mapping):
+        if "datasets" in cross:
+            shared = tuple(name for name in DATASETS if SHARED_TASK in TASKS[name])
+            found = _name_list(cross["datasets"], "cross_dataset.datasets", shared)
+            if not found and len(cross["datasets"]) < 2:
+                found = [f"cross_dataset.datasets: {cross['datasets']!r} names one dataset; give at least two "
+                         f"(each is trained on and tested on the others, task {SHARED_TASK}); valid: {', '.join(shared)}"]
+            problems += found
+        if "lodo" in cross and not isinstance(cross["lodo"], bool):
+            problems.append(f"cross_dataset.lodo: {cross['lodo']!r} is not true or false")
+        if "seeds" in cross:
+            problems += _seed_list(cross["seeds"], "cross_dataset.seeds")
     return problems
 
 
@@ -442,9 +486,12 @@ class Params:
         if dataset not in SYNTHETIC_LAYOUTS:
             raise ValueError(f"no synthetic layout for {dataset!r}; "
                              f"synthetic layouts: {', '.join(SYNTHETIC_LAYOUTS)}")
-        settings = self.params.get("synthetic", {})
+        settings = self.params.get("synthetic") or {}
         subjects = int(settings.get("subjects", 6))
         clips = int(settings.get("clips_per_subject", 8))
+        if dataset == COMPOSITE[0]:  # its own size, per part (three parts: three times the folds)
+            subjects = int(settings.get("composite_subjects") or subjects)
+            clips = int(settings.get("composite_clips_per_subject") or clips)
         seed = int(settings.get("seed", 0))
         final = self.path("synthetic") / f"{dataset}-{subjects}x{clips}-seed{seed}"
         if not final.is_dir():
@@ -471,11 +518,6 @@ class Params:
         """Seeds of the fusion ablation: ``ablation: seeds:`` if given, else ``seeds``."""
         return [int(s) for s in self.params["ablation"].get("seeds") or self.seeds]
 
-    @property
-    def annotation_seeds(self) -> list[int]:
-        """Seeds of the annotation chapter's runs: ``annotation: seeds:`` if given, else ``seeds``."""
-        return [int(s) for s in (self.params.get("annotation") or {}).get("seeds") or self.seeds]
-
     def planned_runs(self) -> list["PlannedRun"]:
         """Every run the notebooks of these parameters ask for, each once (a run two chapters
         share, such as T-S late seed 0 of the main results and the fusion ablation, is listed
@@ -488,7 +530,45 @@ class Params:
         ablation = self.params.get("ablation")
         fusions = [PlannedRun(ablation["dataset"], ablation["task"], fusion, tuple(self.ablation_seeds))
                    for fusion in ablation["fusions"]] if ablation else []
-        return [main, fusions, self._annotation_runs()]
+        return [main, fusions, self._composite_runs(), self._cross_dataset_runs(), self._annotation_runs()]
+
+    def section_seeds(self, section: str) -> tuple[int, ...]:
+        """``seeds`` of a chapter section, else the parameters' ``seeds``."""
+        return tuple(int(s) for s in (self.params.get(section) or {}).get("seeds") or self.seeds)
+
+    def _composite_runs(self) -> list["PlannedRun"]:
+        """``composite:``: each fusion trained LOSO on the MEGC2019 composite (none without the section)."""
+        settings = self.params.get("composite")
+        if settings is None:
+            return []
+        dataset, task = COMPOSITE
+        return [PlannedRun(dataset, task, fusion, self.section_seeds("composite"))
+                for fusion in settings.get("fusions") or ["ts_late"]]
+
+    def cross_dataset_pairs(self) -> list[tuple[str, str]]:
+        """(trained on, tested on) for every ordered pair of ``cross_dataset: datasets``, the
+        diagonal (A, A: A's own LOSO) included, row by row; [] without the section."""
+        datasets = (self.params.get("cross_dataset") or {}).get("datasets") or []
+        return [(train, test) for train in datasets for test in datasets]
+
+    def cross_dataset_planned(self, train: str, test: str) -> "PlannedRun":
+        """The run of one cell of the cross-dataset matrix (the diagonal: LOSO on ``train``)."""
+        from tsfmicro.data.registry import SHARED_TASK
+
+        return PlannedRun(train, SHARED_TASK, "ts_late", self.section_seeds("cross_dataset"),
+                          run_options(test_dataset=test if test != train else None))
+
+    def lodo_planned(self) -> "PlannedRun | None":
+        """Leave-one-dataset-out on the composite, when ``cross_dataset: lodo`` is true."""
+        if not (self.params.get("cross_dataset") or {}).get("lodo"):
+            return None
+        dataset, task = COMPOSITE
+        return PlannedRun(dataset, task, "ts_late", self.section_seeds("cross_dataset"), run_options(split="lodo"))
+
+    def _cross_dataset_runs(self) -> list["PlannedRun"]:
+        runs = [self.cross_dataset_planned(train, test) for train, test in self.cross_dataset_pairs()]
+        lodo = self.lodo_planned()
+        return runs + ([lodo] if lodo else [])
 
     def _annotation_runs(self) -> list["PlannedRun"]:
         """``annotation:``: T-S late with the annotated apex (shared with the main results) and,
@@ -496,7 +576,7 @@ class Params:
         annotation = self.params.get("annotation")
         if not annotation:
             return []
-        dataset, task, seeds = annotation["dataset"], annotation["task"], tuple(self.annotation_seeds)
+        dataset, task, seeds = annotation["dataset"], annotation["task"], self.section_seeds("annotation")
         runs = [PlannedRun(dataset, task, "ts_late", seeds)]
         if annotation.get("automatic_apex", False):
             runs.append(PlannedRun(dataset, task, "ts_late", seeds, run_options(apex="automatic")))
@@ -512,9 +592,13 @@ class Params:
         """The engine's RunConfig for one (dataset, task, fusion) under these parameters
         (``seeds``: default the parameters' ``seeds``; ``root``: default :meth:`root`;
         ``options``: RunConfig fields a chapter sets beyond the parameters, e.g.
-        ``temporal_branch="transformer"``)."""
+        ``temporal_branch="transformer"``; with ``test_dataset``, ``test_root`` defaults to its
+        folder)."""
         from tsfmicro.engine import RunConfig
 
+        if options.get("test_dataset") and "test_root" not in options:
+            # root="" plans a run whose data is missing (published sizes): its test side is missing too
+            options["test_root"] = root if root == "" else str(self.root(options["test_dataset"]))
         settings = dict(
             dataset=dataset, root=str(self.root(dataset)) if root is None else root, task=task, fusion=fusion,
             preset=self.params["preset"], recipe=self.params["recipe"],

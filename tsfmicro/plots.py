@@ -202,6 +202,43 @@ def confusion(matrix: np.ndarray, class_names: Sequence[str], title: str, label:
     return footer(fig, label)
 
 
+def transfer_heatmap(matrix: pd.DataFrame, label: str) -> plt.Figure:
+    """Cross-dataset scores: rows = trained on, columns = tested on (datasets by their display
+    names), each cell the mean and its interval in percent; the diagonal (each dataset's own
+    LOSO) is outlined and marked.
+
+    ``matrix``: tsfmicro.report.cross_dataset_matrix (columns train, test, own, metric,
+    protocol, mean, low, high).
+    """
+    from tsfmicro.data.registry import dataset_info
+
+    order = list(dict.fromkeys([*matrix["train"], *matrix["test"]]))
+    cells = matrix.set_index(["train", "test"])
+    values = np.full((len(order), len(order)), np.nan)
+    text = np.full((len(order), len(order)), "", dtype=object)
+    for (train, test), row in cells.iterrows():
+        i, j = order.index(train), order.index(test)
+        values[i, j] = 100 * row["mean"]
+        interval = "" if pd.isna(row["low"]) or pd.isna(row["high"]) else \
+            f"\n[{100 * row['low']:.0f}, {100 * row['high']:.0f}]"
+        text[i, j] = f"{100 * row['mean']:.1f}{interval}" + ("\nLOSO" if row["own"] else "")
+    size = 1.6 * len(order) + 2.2
+    fig, ax = plt.subplots(figsize=(size + 0.8, size))
+    labels = [dataset_info(d).display_name for d in order]
+    sns.heatmap(values, annot=text, fmt="", cmap="viridis", vmin=0, vmax=100, ax=ax, square=True,
+                xticklabels=labels, yticklabels=labels, cbar_kws={"label": f"{matrix['metric'].iloc[0].upper()} %"},
+                annot_kws={"fontsize": 9})
+    ax.grid(False)
+    for k in range(len(order)):  # the diagonal is a different evaluation (LOSO): outline it
+        ax.add_patch(plt.Rectangle((k, k), 1, 1, fill=False, edgecolor="white", lw=2.5))
+    ax.set_xlabel("tested on")
+    ax.set_ylabel("trained on")
+    ax.tick_params(axis="x", rotation=0)
+    ax.tick_params(axis="y", rotation=0)
+    ax.set_title(f"{matrix['metric'].iloc[0].upper()}, protocol {matrix['protocol'].iloc[0]}", fontsize=11)
+    return footer(fig, label)
+
+
 def learning_curves(curves: pd.DataFrame, label: str, x: str = "epoch",
                     columns: Sequence[str] = ("train_loss", "test_accuracy")) -> plt.Figure:
     """Mean over folds (and seeds) of per-epoch curves, one panel per column present."""
@@ -350,7 +387,9 @@ def training_times(plan: pd.DataFrame, label: str) -> plt.Figure:
     """Per training unit (a row of a plan table: tsfmicro.engine.plan.Plan.table), the time it
     trained (summed over its folds) beside the time the plan estimated from the measured
     throughput; units not trained, or never estimated, show no bar."""
-    names = [f"{d} {t} {f} s{s}" for d, t, f, s in zip(plan["dataset"], plan["task"], plan["fusion"], plan["seed"])]
+    names = [f"{d} {t} {f}{' ' + o if o else ''} s{s}"  # options tell a chapter's variants apart
+             for d, t, f, o, s in zip(plan["dataset"], plan["task"], plan["fusion"], plan["options"].fillna(""),
+                                      plan["seed"])]
     times = pd.DataFrame({
         "unit": names * 2,
         "seconds": pd.to_numeric(pd.concat([plan["trained_seconds"], plan["estimated_seconds"]]),

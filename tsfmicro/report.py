@@ -47,16 +47,20 @@ def summary_table(runs, protocols: Sequence[str] = PROTOCOLS) -> pd.DataFrame:
     rows = []
     for run in as_runs(runs):
         for protocol in protocols:
-            summary = run.metrics["protocols"][protocol]
-            row = {**describe(run), "protocol": protocol}
-            one_seed = len(summary["per_seed"]) == 1
-            for name in METRICS:
-                low, high = (summary["per_seed"][0]["bootstrap95"][name] if one_seed
-                             else summary["seed_ci95"][name])
-                row.update({name: summary["mean"][name], f"{name}_low": _number(low), f"{name}_high": _number(high)})
-            row["interval"] = "subject bootstrap 95%" if one_seed else f"t over {len(summary['per_seed'])} seeds 95%"
-            rows.append(row)
+            rows.append({**describe(run), "protocol": protocol, **_scores_row(run.metrics["protocols"][protocol])})
     return pd.DataFrame(rows)
+
+
+def _scores_row(summary: dict) -> dict:
+    """One protocol's block of metrics.json (tsfmicro.metrics.summarize) as columns: each metric's
+    mean and interval (t over seeds, or the subject bootstrap with one seed) and which interval."""
+    one_seed = len(summary["per_seed"]) == 1
+    row = {}
+    for name in METRICS:
+        low, high = summary["per_seed"][0]["bootstrap95"][name] if one_seed else summary["seed_ci95"][name]
+        row.update({name: summary["mean"][name], f"{name}_low": _number(low), f"{name}_high": _number(high)})
+    row["interval"] = "subject bootstrap 95%" if one_seed else f"t over {len(summary['per_seed'])} seeds 95%"
+    return row
 
 
 def difference_table(runs) -> pd.DataFrame:
@@ -181,13 +185,14 @@ def scores_long(runs: dict[tuple[str, str, str], Run]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def scores_wide(long: pd.DataFrame, reported: pd.DataFrame | None = None, digits: int = 1) -> pd.DataFrame:
-    """Display table: one row per run and protocol, each metric as "mean [low, high]" in
-    percent; with ``reported`` (tsfmicro.reported.reported()), the paper's values beside,
+def scores_wide(long: pd.DataFrame, reported: pd.DataFrame | None = None, digits: int = 1,
+                keys: Sequence[str] = ("dataset", "task", "fusion", "protocol")) -> pd.DataFrame:
+    """Display table: one row per run and protocol (``keys``), each metric as "mean [low, high]"
+    in percent; with ``reported`` (tsfmicro.reported.reported()), the paper's values beside,
     "n/a" where the paper's value is not available."""
     table = long.assign(value=[format_interval(m, lo, hi, digits)
                                for m, lo, hi in zip(long["mean"], long["low"], long["high"])])
-    keys = ["dataset", "task", "fusion", "protocol"]
+    keys = list(keys)
     wide = table.pivot_table(index=keys, columns="metric", values="value", aggfunc="first",
                              sort=False)
     wide = wide[[m for m in METRIC_NAMES if m in wide.columns]]
@@ -293,6 +298,246 @@ def format_interval(mean, low, high, digits: int = 1, sign: str = "") -> str:
     text = f"{100 * mean:{sign}.{digits}f}"
     if not (low is None or high is None or pd.isna(low) or pd.isna(high)):
         text += f" [{100 * low:{sign}.{digits}f}, {100 * high:{sign}.{digits}f}]"
+    return text
+
+
+# ----------------------------------------------------------------------------- composite and cross-dataset
+# A composite's clips belong to the dataset their subject id names ("casme2/sub01"); so do a
+# cross-dataset run's test clips (tsfmicro.data.cross_dataset prefixes every subject).
+WHOLE = "composite"  # the part name of every clip of a run together (the field's name, tsfmicro.reported)
+
+
+def clip_parts(predictions: pd.DataFrame) -> pd.Series:
+    """The dataset of each prediction row, from its subject id ("casme2/sub01" -> "casme2");
+    WHOLE for subject ids without a dataset in front."""
+    subjects = predictions["subject"].astype(str)
+    return subjects.str.split("/").str[0].where(subjects.str.contains("/"), WHOLE)
+
+
+def part_scores(run: RunLike, protocols: Sequence[str] = PROTOCOLS) -> pd.DataFrame:
+    """One row per part, protocol and metric (``mean``, ``low``, ``high``: fractions; ``interval``):
+    first every clip of the run together (part WHOLE), then each dataset its clips come from
+    (:func:`clip_parts`). Pooled within the part over all the task's classes, as
+    tsfmicro.metrics.summarize; 95 % t interval over seeds, or a subject bootstrap with one seed."""
+    (run,) = as_runs(run)
+    predictions = run.predictions.reset_index(drop=True)
+    parts = clip_parts(predictions)
+    groups = [(WHOLE, predictions)] + [(name, predictions[parts == name]) for name in sorted(set(parts) - {WHOLE})]
+    rows = []
+    for name, part in groups:
+        summary = metrics.summarize(part, run.class_names)
+        for protocol in protocols:
+            scores = _scores_row(summary["protocols"][_check(protocol)])
+            for metric in METRIC_NAMES:
+                rows.append({"part": name, "protocol": protocol, "metric": metric, "mean": scores[metric],
+                             "low": scores[f"{metric}_low"], "high": scores[f"{metric}_high"],
+                             "interval": scores["interval"], "clips": summary["clips"],
+                             "subjects": part["subject"].nunique()})
+    return pd.DataFrame(rows)
+
+
+def composite_scores(runs: dict[tuple[str, str, str], Run], protocols: Sequence[str] = PROTOCOLS) -> pd.DataFrame:
+    """:func:`part_scores` of each run (keyed by (dataset, task, fusion), as
+    tsfmicro.study.Study.composite_runs), with its ``fusion``."""
+    parts = [part_scores(run, protocols).assign(fusion=fusion) for (_, _, fusion), run in runs.items()]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        columns=["part", "protocol", "metric", "mean", "low", "high", "interval", "clips", "subjects", "fusion"])
+
+
+def part_confusions(run: RunLike, protocol: str = "fixed") -> dict[str, np.ndarray]:
+    """Confusion matrix (rows true, columns predicted; every seed pooled) of each part of
+    :func:`clip_parts`, the whole run first."""
+    (run,) = as_runs(run)
+    predictions = run.predictions.reset_index(drop=True)
+    parts = clip_parts(predictions)
+    column, classes = f"pred_{_check(protocol)}", len(run.class_names)
+    matrices = {}
+    for name in [WHOLE] + sorted(set(parts) - {WHOLE}):
+        rows = predictions if name == WHOLE else predictions[parts == name]
+        matrices[name] = metrics.confusion_matrix(rows["true"], rows[column], classes)
+    return matrices
+
+
+OUR_SELECTION = {"fixed": ("last epoch (fixed protocol; no selection)", False),
+                 "oracle": ("best epoch per subject on its test data (oracle protocol)", True)}
+
+
+def field_table(ours: pd.DataFrame, field: pd.DataFrame, method: str, digits: int = 1) -> pd.DataFrame:
+    """Our composite scores (``ours``: :func:`part_scores` of a composite run) beside the field's
+    published ones (``field``: tsfmicro.reported.field_reported()): one row per method and epoch
+    selection, UF1 of the composite and of each part and the composite's UAR in percent, whether
+    the selection looks at the test subject's own clips, and the source. Ours carry their
+    interval; a value a source does not give is "n/a"."""
+    from tsfmicro.reported import FIELD_PARTS, format_value
+
+    def columns(value_of) -> dict:
+        row = {f"{_part_name(part)} UF1 %": value_of(part, "uf1") for part in FIELD_PARTS}
+        row["composite UAR %"] = value_of(WHOLE, "uar")
+        return row
+
+    rows = []
+    for protocol in [p for p in PROTOCOLS if p in set(ours["protocol"])]:
+        mine = ours[ours["protocol"] == protocol].set_index(["part", "metric"])
+
+        def ours_value(part, metric, mine=mine):
+            key = (part, metric)
+            if key not in mine.index:
+                return "n/a"
+            hit = mine.loc[key]
+            return format_interval(hit["mean"], hit["low"], hit["high"], digits)
+
+        selection, on_test = OUR_SELECTION[protocol]
+        rows.append({"method": method, "selection": selection, "selects on test": on_test, **columns(ours_value),
+                     "source": "this book (tsfmicro), runs of these parameters"})
+    for (name, selection), group in field.groupby(["method", "selection"], sort=False):
+        values = group.set_index(["part", "metric"])["value"]
+
+        def field_value(part, metric, values=values):
+            return format_value(values.get((part, metric), float("nan")))
+
+        rows.append({"method": name, "selection": selection, "selects on test": bool(group["selects_on_test"].iloc[0]),
+                     **columns(field_value), "source": "; ".join(dict.fromkeys(group["source"]))})
+    return pd.DataFrame(rows)
+
+
+def selection_effect_sentence(field: pd.DataFrame) -> str:
+    """What test-set epoch selection adds to the same network in the field's own measurements
+    (tsfmicro.reported.field_reported: methods measured both ways, composite UF1)."""
+    composite = field[(field["part"] == WHOLE) & (field["metric"] == "uf1")]
+    effects = []
+    for method, rows in composite.groupby("method", sort=False):
+        values = rows.set_index("selects_on_test")["value"]
+        if {True, False} <= set(values.index):
+            effects.append(f"{method}: {values[False]:.2f} % without, {values[True]:.2f} % with "
+                           f"({values[True] - values[False]:+.2f} points)")
+    if not effects:
+        return ""
+    return ("Measured on the same network with and without choosing each subject's epoch on its own test "
+            "clips, the composite UF1 is " + "; ".join(effects) + ".")
+
+
+def class_maps(datasets: Sequence[str], task: str) -> pd.DataFrame:
+    """One row per dataset and class of ``task``: the dataset's labels grouped into that class,
+    the labels the task leaves out, and the map's source (tsfmicro/data/registry.py)."""
+    from tsfmicro.data.registry import dataset_info, task_info
+
+    rows = []
+    for dataset in datasets:
+        info, mapping = dataset_info(dataset), task_info(dataset, task)
+        dropped = [label for label in info.labels if label not in mapping.label_to_class]
+        for name in mapping.class_names:
+            rows.append({"dataset": info.display_name, "class": name,
+                         "labels": ", ".join(label for label, target in mapping.label_to_class.items()
+                                             if target == name),
+                         "left out": ", ".join(dropped) or "none", "source": mapping.source})
+    return pd.DataFrame(rows)
+
+
+def cross_dataset_table(runs: dict[tuple[str, str], Run], protocol: str = "fixed", digits: int = 1) -> pd.DataFrame:
+    """The cross-dataset matrix as a table: one row per (trained on, tested on), UF1 and UAR in
+    percent with their interval; the diagonal rows (LOSO on the dataset) say so."""
+    from tsfmicro.data.registry import dataset_info
+
+    matrices = {metric: cross_dataset_matrix(runs, metric, protocol) for metric in ("uf1", "uar")}
+    first = matrices["uf1"]
+    table = pd.DataFrame({
+        "trained on": [dataset_info(d).display_name for d in first["train"]],
+        "tested on": [dataset_info(d).display_name for d in first["test"]],
+        "evaluation": ["LOSO on the dataset" if own else "all of one dataset, tested on all of the other"
+                       for own in first["own"]]})
+    for metric, matrix in matrices.items():
+        table[f"{METRIC_NAMES[metric]} %"] = [format_interval(m, lo, hi, digits)
+                                              for m, lo, hi in zip(matrix["mean"], matrix["low"], matrix["high"])]
+    table["interval"] = first["interval"].to_numpy()
+    table["test clips"] = first["test clips"].to_numpy()
+    return table
+
+
+def _part_name(part: str) -> str:
+    from tsfmicro.data.registry import dataset_info
+
+    return part if part == WHOLE else dataset_info(part).display_name
+
+
+def cross_dataset_matrix(runs: dict[tuple[str, str], Run], metric: str = "uf1",
+                         protocol: str = "fixed") -> pd.DataFrame:
+    """One row per (trained on, tested on) cell: ``mean``, ``low``, ``high`` of ``metric`` under
+    ``protocol`` (fractions; t over seeds or subject bootstrap), ``own``: the diagonal (A's own
+    LOSO). ``runs``: tsfmicro.study.Study.cross_dataset_runs()."""
+    rows = []
+    for (train, test), run in runs.items():
+        scores = _scores_row(run.metrics["protocols"][_check(protocol)])
+        rows.append({"train": train, "test": test, "own": train == test, "metric": metric, "protocol": protocol,
+                     "mean": scores[metric], "low": scores[f"{metric}_low"], "high": scores[f"{metric}_high"],
+                     "interval": scores["interval"], "test clips": run.metrics["clips"]})
+    return pd.DataFrame(rows, columns=["train", "test", "own", "metric", "protocol", "mean", "low", "high", "interval",
+                                       "test clips"])
+
+
+def lodo_table(lodo: pd.DataFrame, loso: pd.DataFrame | None = None, digits: int = 1) -> pd.DataFrame:
+    """Leave-one-dataset-out per held-out part (``lodo``: :func:`part_scores` of the LODO run;
+    the WHOLE row pools the three held-out parts) beside the same part's clips scored by the
+    composite's LOSO run (``loso``: its :func:`part_scores`), fixed protocol, in percent."""
+    rows = []
+    for part in dict.fromkeys(lodo["part"]):
+        row = {"held-out part": _part_name(part) if part != WHOLE else "all parts (pooled)"}
+        for label, table in (("LODO", lodo), ("LOSO on the composite", loso)):
+            if table is None:
+                continue
+            hits = table[(table["part"] == part) & (table["protocol"] == "fixed")].set_index("metric")
+            for metric in ("uf1", "uar"):
+                row[f"{label} {METRIC_NAMES[metric]} %"] = (
+                    format_interval(hits.loc[metric, "mean"], hits.loc[metric, "low"], hits.loc[metric, "high"],
+                                    digits) if metric in hits.index else "n/a")
+        row["clips"] = int(lodo.loc[lodo["part"] == part, "clips"].iloc[0])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def composite_sentence(parts: pd.DataFrame, fusion: str = "ts_late") -> str:
+    """What the composite chapter concludes, from :func:`part_scores` of the composite run."""
+    def uf1(part: str, protocol: str) -> float | None:
+        hit = parts[(parts["part"] == part) & (parts["protocol"] == protocol) & (parts["metric"] == "uf1")]
+        return float(hit["mean"].iloc[0]) if len(hit) else None
+
+    fixed = uf1(WHOLE, "fixed")
+    if fixed is None:
+        return ""
+    by_part = [f"{_part_name(part)} {100 * uf1(part, 'fixed'):.1f} %" for part in dict.fromkeys(parts["part"])
+               if part != WHOLE and uf1(part, "fixed") is not None]
+    text = (f"On the MEGC2019 composite, TSFmicro ({fusion}) reaches UF1 {100 * fixed:.1f} % under the fixed "
+            f"protocol" + (f" ({', '.join(by_part)})" if by_part else "") + ".")
+    oracle = uf1(WHOLE, "oracle")
+    if oracle is not None:
+        text += (f" Choosing each subject's epoch on its own test clips (the oracle protocol, as the authors' "
+                 f"code does) gives {100 * oracle:.1f} % ({100 * (oracle - fixed):+.1f} points): an upper bound, "
+                 "not an estimate.")
+    return text
+
+
+def transfer_sentence(matrix: pd.DataFrame) -> str:
+    """Which direction transfers worst, from :func:`cross_dataset_matrix`: the lowest score
+    off the diagonal, against the test dataset's own LOSO score; "" without two datasets."""
+    from tsfmicro.data.registry import dataset_info
+
+    pairs = matrix[~matrix["own"]].sort_values("mean", kind="stable")
+    if pairs.empty:
+        return ""
+    own = matrix[matrix["own"]].set_index("test")["mean"]
+    metric = METRIC_NAMES[str(pairs["metric"].iloc[0])]
+    name = {d: dataset_info(d).display_name for d in set(matrix["train"]) | set(matrix["test"])}
+    worst = pairs.iloc[0]
+    text = (f"The direction that transfers worst here is trained on {name[worst['train']]}, tested on "
+            f"{name[worst['test']]}: {metric} {100 * worst['mean']:.1f} %")
+    if worst["test"] in own.index:
+        drop = own[worst["test"]] - worst["mean"]
+        text += (f", against {100 * own[worst['test']]:.1f} % when {name[worst['test']]} is trained on its own "
+                 f"subjects (LOSO): {100 * abs(drop):.1f} points {'less' if drop >= 0 else 'more'}")
+    text += "."
+    if len(pairs) > 1:
+        best = pairs.iloc[-1]
+        text += (f" The best of the {len(pairs)} directions is {name[best['train']]} to {name[best['test']]} "
+                 f"({100 * best['mean']:.1f} %).")
     return text
 
 

@@ -70,13 +70,13 @@ class Study(Params):
                 return True
         return False
 
-    def label(self, protocol: str | None = None, seeds: list[int] | None = None) -> str:
-        """One line for the foot of every table and figure: data, protocol, seeds."""
+    def label(self, protocol: str | None = None, seeds: list[int] | None = None, split: str = "LOSO") -> str:
+        """One line for the foot of every table and figure: data, protocol, seeds, split."""
         seeds = self.seeds if seeds is None else seeds
         parts = [f"data: {self.source}", f"model: {self.params['preset']}",
                  f"recipe: {self.params['recipe']}"
                  + (f", {self.params['epochs']} epochs" if self.params.get("epochs") else ""),
-                 f"seeds: {', '.join(map(str, seeds))}", "LOSO"]
+                 f"seeds: {', '.join(map(str, seeds))}", split]
         if protocol:
             parts.insert(1, f"protocol: {protocol}")
         if self.errata != "keep":  # the default (the authors' choice) goes unsaid
@@ -188,6 +188,8 @@ class Study(Params):
         key = (dataset, task, fusion, seeds, options)
         if key not in self._runs:
             self.data(dataset, task)  # builds the face-crop cache quietly; train() reuses it
+            if dict(options).get("test_dataset"):
+                self.data(dict(options)["test_dataset"], task)
             self._runs[key] = train(self.run_config(dataset, task, fusion, list(seeds), **dict(options)),
                                     progress=bool(self.params.get("progress", False)))
         return self._runs[key]
@@ -203,6 +205,25 @@ class Study(Params):
         return {(ablation["dataset"], ablation["task"], fusion):
                 self.run(ablation["dataset"], ablation["task"], fusion, self.ablation_seeds)
                 for fusion in ablation["fusions"]}
+
+    def planned(self, run) -> Any:
+        """The finished run of a tsfmicro.params.PlannedRun (:meth:`run`)."""
+        return self.run(run.dataset, run.task, run.fusion, list(run.seeds), **dict(run.options))
+
+    def composite_runs(self) -> dict[tuple[str, str, str], Any]:
+        """Every fusion of ``composite:`` trained LOSO on the MEGC2019 composite; {} without the section."""
+        return {(run.dataset, run.task, run.fusion): self.planned(run) for run in self._composite_runs()}
+
+    def cross_dataset_runs(self) -> dict[tuple[str, str], Any]:
+        """(trained on, tested on) -> run, for every pair of ``cross_dataset: datasets``; the
+        diagonal (A, A) is A's own LOSO on the shared task. {} without the section."""
+        return {(train, test): self.planned(self.cross_dataset_planned(train, test))
+                for train, test in self.cross_dataset_pairs()}
+
+    def lodo_run(self):
+        """Leave-one-dataset-out on the composite (``cross_dataset: lodo``), or None."""
+        planned = self.lodo_planned()
+        return self.planned(planned) if planned else None
 
     # ------------------------------------------------------------------ annotation chapter
     @property
@@ -228,13 +249,9 @@ class Study(Params):
 
     def annotation_runs(self) -> dict[str, Any]:
         """T-S late on ``annotation:``'s dataset and task with the annotated apex and, with
-        ``automatic_apex: true``, the automatic apex (keys "annotated", "automatic")."""
-        settings = self.annotation
-        runs = {"annotated": self.run(settings["dataset"], settings["task"], "ts_late", self.annotation_seeds)}
-        if settings.get("automatic_apex", False):
-            runs["automatic"] = self.run(settings["dataset"], settings["task"], "ts_late", self.annotation_seeds,
-                                         apex="automatic")
-        return runs
+        ``automatic_apex: true``, the automatic apex (keys "annotated", "automatic"); {} without
+        the section."""
+        return {dict(run.options).get("apex", "annotated"): self.planned(run) for run in self._annotation_runs()}
 
     def runs_used(self) -> list:
         return list(self._runs.values())

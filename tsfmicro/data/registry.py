@@ -33,6 +33,7 @@ class DatasetInfo:
     labels: tuple[str, ...]  # every normalised label the official annotation may carry
     tasks: Mapping[str, Task]
     aliases: Mapping[str, str] = field(default_factory=dict)
+    parts: tuple[str, ...] = ()  # a composite's datasets (leave-one-dataset-out holds out each)
 
 
 def _identity_task(names: tuple[str, ...], source: str = "the dataset's own labels") -> Task:
@@ -105,7 +106,8 @@ _REGISTRY: dict[str, DatasetInfo] = {
         name="megc2019",
         display_name="MEGC2019 composite",
         labels=("negative", "positive", "surprise"),
-        tasks={"3class": _identity_task(("negative", "positive", "surprise"))},
+        tasks={"3class": _identity_task(("negative", "positive", "surprise"), source=MEGC2019_SOURCE)},
+        parts=("casme2", "samm", "smic"),
     ),
 }
 
@@ -131,6 +133,19 @@ def task_info(dataset: str, task: str) -> Task:
 def class_names(dataset: str, task: str) -> list[str]:
     """Class names of a task in class-index order."""
     return list(task_info(dataset, task).class_names)
+
+
+def unmapped_classes(dataset: str, task: str) -> list[str]:
+    """Classes of ``task`` that no label of ``dataset`` maps to: a class map that would leave
+    them empty whatever the data (a request that trains or tests on it is refused)."""
+    info, task_map = dataset_info(dataset), task_info(dataset, task)
+    reached = {task_map.label_to_class[label] for label in info.labels if label in task_map.label_to_class}
+    return [name for name in task_map.class_names if name not in reached]
+
+
+def shared_tasks(*datasets: str) -> list[str]:
+    """Tasks every one of ``datasets`` has (in the first one's order)."""
+    return [task for task in TASKS[datasets[0]] if all(task in TASKS[d] for d in datasets[1:])]
 
 
 def normalise_label(dataset: str, label: object) -> str:

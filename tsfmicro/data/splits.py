@@ -1,15 +1,24 @@
-"""Evaluation splits: leave one subject out (LOSO) and leave one dataset out (LODO).
+"""Evaluation splits, by name (``SPLITS``): how a request's samples become folds.
 
-Folds hold row positions (0..N-1) into the sample table, so they index the prepared
-arrays directly.
+* ``loso`` (the default, the paper's): one fold per subject, trained on every other subject.
+* ``lodo``: one fold per dataset of a composite (MEGC2019: CASME II, SAMM, SMIC), trained on
+  the other datasets.
+* ``cross_dataset``: one fold, trained on every clip of one dataset and tested on every clip of
+  another (samples joined by tsfmicro.data.cross_dataset, whose ``role`` column says which).
+
+Each maps a sample table to its folds. Folds hold row positions (0..N-1) into the sample
+table, so they index the prepared arrays directly.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pandas as pd
+
+from .cross_dataset import ROLE_COLUMN, TEST, TRAIN
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,31 @@ def lodo_splits(samples: pd.DataFrame) -> list[Fold]:
     if datasets.nunique() < 2:
         raise ValueError(f"leave-one-dataset-out needs at least 2 datasets; found {sorted(datasets.unique())}")
     return _leave_one_out(datasets)
+
+
+def cross_dataset_splits(samples: pd.DataFrame) -> list[Fold]:
+    """One fold named after the test dataset: train on the ``role == "train"`` rows (all of
+    dataset A), test on the ``role == "test"`` rows (all of dataset B)."""
+    if ROLE_COLUMN not in samples:
+        raise ValueError("cross-dataset split: the samples have no 'role' column; join the two datasets with "
+                         "tsfmicro.data.cross_dataset.join_for_cross_dataset")
+    roles = samples[ROLE_COLUMN].astype(str).to_numpy()
+    unknown = sorted(set(roles) - {TRAIN, TEST})
+    if unknown:
+        raise ValueError(f"cross-dataset split: unknown role(s) {unknown}; expected {TRAIN} or {TEST}")
+    test = roles == TEST
+    if test.all() or not test.any():
+        raise ValueError(f"cross-dataset split: needs rows of both roles; found {sorted(set(roles))}")
+    tested = sorted(set(samples["dataset"].astype(str).to_numpy()[test]))
+    return [Fold("+".join(tested), np.flatnonzero(~test), np.flatnonzero(test))]
+
+
+# The named splits a training request may ask for (RunConfig.split); each maps samples to folds.
+SPLITS: dict[str, Callable[[pd.DataFrame], list[Fold]]] = {
+    "loso": loso_splits,
+    "lodo": lodo_splits,
+    "cross_dataset": cross_dataset_splits,
+}
 
 
 def _leave_one_out(groups: pd.Series) -> list[Fold]:

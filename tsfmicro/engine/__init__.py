@@ -4,7 +4,8 @@ Public API:
     RunConfig(dataset, root, task, fusion="ts_late", preset="paper", recipe="paper", seeds=(0,),
               epochs=None, batch_size=None, precision=None, rotary=None, temporal_branch=None,
               device="auto", out="runs", crop_size=None, cache_dir=None, checkpoint_every=5,
-              checkpoint_seconds=60.0, frame_reselection=False, errata="keep")
+              checkpoint_seconds=60.0, frame_reselection=False, errata="keep", split=None,
+              test_dataset=None, test_root=None)
     train(config, progress=True) -> Run      reuses a finished run with the same identity
     load_run(path) -> Run                    (tsfmicro.results) .predictions .metrics .curves .provenance
                                              .config .path .class_names .fold_model(subject)

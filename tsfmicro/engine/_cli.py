@@ -21,7 +21,7 @@ def register(subparsers) -> None:
 
 
 def _add_train(subparsers) -> None:
-    from tsfmicro.data import APEX_CHOICES, DATASETS, ERRATA_CHOICES
+    from tsfmicro.data import APEX_CHOICES, DATASETS, ERRATA_CHOICES, SPLITS
     from tsfmicro.model import FUSIONS, PRESETS
 
     parser = subparsers.add_parser(
@@ -29,7 +29,9 @@ def _add_train(subparsers) -> None:
         help="leave-one-subject-out training and evaluation (both protocols)",
         description="Train with leave-one-subject-out folds and write a run directory "
         "(predictions.csv, metrics.json, curves.csv, config.yaml, provenance.json). A finished run "
-        "with the same settings is reused; an interrupted one resumes from its checkpoint.",
+        "with the same settings is reused; an interrupted one resumes from its checkpoint. "
+        "With --test-dataset: one fold trained on all of --dataset and tested on all of the test "
+        "dataset (cross-dataset, on a task both have, e.g. --task 3class_megc).",
     )
     parser.add_argument("--dataset", required=True, choices=DATASETS)
     parser.add_argument("--root", required=True, help="dataset folder (official layout, or written by `tsfmicro synth`)")
@@ -64,6 +66,12 @@ def _add_train(subparsers) -> None:
     parser.add_argument("--apex", default="annotated", choices=APEX_CHOICES,
                         help="the apex frame: the annotated one (default), or automatic: the frame between onset "
                         "and offset whose face crop differs most from the onset's, for training and testing")
+    parser.add_argument("--split", choices=list(SPLITS),
+                        help="how the data becomes folds: loso (default: one fold per subject), lodo (one fold "
+                        "per dataset of the megc2019 composite), cross_dataset (implied by --test-dataset)")
+    parser.add_argument("--test-dataset", choices=DATASETS,
+                        help="cross-dataset: train on all of --dataset, test on all of this dataset (same --task)")
+    parser.add_argument("--test-root", help="the test dataset's folder (with --test-dataset)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=run_train)
 
@@ -113,6 +121,9 @@ def run_train(args: argparse.Namespace) -> int:
         frame_reselection=args.frame_reselection,
         errata=args.errata,
         apex=args.apex,
+        split=args.split,
+        test_dataset=args.test_dataset,
+        test_root=args.test_root,
     )
     from tsfmicro import report
 

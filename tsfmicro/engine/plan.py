@@ -2,7 +2,10 @@
 
 A unit is one seed of one (dataset, task, fusion, preset, recipe) request; units shared by
 several requests (T-S late seed 0 is in the main results and in the fusion ablation) appear
-once. Each unit has one fold per held-out subject; the fold is what executors schedule.
+once. Each unit has the folds of its request's split (tsfmicro.data.SPLITS): one per held-out
+subject (LOSO, the default), one per held-out dataset of a composite (LODO), or one trained on
+all of a dataset and tested on all of another (cross-dataset); the fold is what executors
+schedule.
 
 Compute estimate per unit: forward FLOPs per clip (tsfmicro.model.count_flops) x 3 (forward
 and backward) x training clips x epochs, summed over folds, plus one forward pass over each
@@ -21,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from tsfmicro.engine import folds as fold_files
-from tsfmicro.engine.runs import Request, RunConfig, config_options, resolve_request
+from tsfmicro.engine.runs import Request, RunConfig, config_options, request_split, resolve_request
 from tsfmicro.results import is_finished
 
 THROUGHPUT_FILE = Path(__file__).with_name("throughput.csv")
@@ -86,22 +89,20 @@ class Plan:
 def make_plan(configs: list[RunConfig], progress: bool = False, device=None) -> Plan:
     """Resolve every request (this prepares its data: face crops are cached on first use) and
     list its units once each. A unit keeps its fold weights when it is the first seed of a request."""
-    from tsfmicro.data import loso_splits
-
     prepared: dict = {}
     requests = [resolve_request(config, progress, device=device, prepared=prepared) for config in configs]
     units: dict[Path, UnitPlan] = {}
-    splits: dict[int, list] = {}
+    splits: dict[tuple[int, str], list] = {}
     for request in requests:
-        data_id = id(request.data)
-        if data_id not in splits:
-            splits[data_id] = loso_splits(request.data.samples)
+        split_key = (id(request.data), request.split)
+        if split_key not in splits:
+            splits[split_key] = request.folds()
         for position, seed in enumerate(request.config.seeds):
             path = request.unit_path(seed)
             if path in units:
                 units[path].keep_weights |= position == 0
             else:
-                units[path] = UnitPlan(request, seed, splits[data_id], keep_weights=position == 0)
+                units[path] = UnitPlan(request, seed, splits[split_key], keep_weights=position == 0)
     return Plan(requests, list(units.values()))
 
 
@@ -205,16 +206,29 @@ def plan_table(configs: list[RunConfig], unavailable: list[RunConfig] = (), devi
     return pd.concat([table, pd.DataFrame(rows, columns=COLUMNS)], ignore_index=True) if rows else table
 
 
+def published_folds(config: RunConfig) -> tuple[list[float], list[float]]:
+    """Training and test clips of each fold of ``config``'s split, from the published sizes
+    (``published_sizes.csv``): LOSO, subjects of equal size; LODO, parts of equal size (the
+    totals are exact whatever the parts' sizes: each clip is tested once and trained on in
+    every other fold); cross-dataset, one fold, all of one dataset against all of the other."""
+    from tsfmicro.data.registry import dataset_info, published_size
+
+    size = published_size(config.dataset, config.task)
+    clips = size["clips"]
+    groups = {"loso": size["subjects"], "lodo": len(dataset_info(config.dataset).parts)}
+    split = request_split(config)
+    if split == "cross_dataset":
+        return [clips], [published_size(config.test_dataset, config.task)["clips"]]
+    test = [clips / groups[split]] * groups[split]
+    return [clips - t for t in test], test
+
+
 def published_row(config: RunConfig, seed: int, device_type: str) -> dict:
     """A plan row from the published size of ``config``'s dataset (its folder was not given)."""
     from tsfmicro.data import class_names
-    from tsfmicro.data.registry import published_size
     from tsfmicro.engine.recipes import get_recipe
 
-    size = published_size(config.dataset, config.task)
-    subjects, clips = size["subjects"], size["clips"]
-    test = [clips / subjects] * subjects
-    train = [clips - t for t in test]
+    train, test = published_folds(config)
     recipe = get_recipe(config.recipe, config.dataset, config.task, fusion=config.fusion, epochs=config.epochs,
                         batch_size=config.batch_size, precision=config.precision)
     return cost_row(config.dataset, config.task, config.fusion, config.preset, config.recipe, recipe.precision,

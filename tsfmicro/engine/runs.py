@@ -3,6 +3,8 @@
 Layout under ``config.out``::
 
     units/<dataset>_<task>_<fusion>_<preset>_<recipe>_seed<S>_<key>/   one seed, trained once
+                             (cross-dataset: <dataset>_to_<test dataset>_...; a split other than
+                             LOSO: <task>_<split>, e.g. megc2019_3class_lodo_...)
         config.yaml  provenance.json  predictions.csv  curves.csv  metrics.json
         folds/<fold>.pt      each fold's result, written as soon as the fold ends (tsfmicro.engine.folds);
                              the five files above are assembled from them when every fold is there
@@ -14,7 +16,8 @@ A unit's key hashes everything that changes its numbers: the engine version, dat
 fusion, preset, the resolved recipe (epochs included), crop size, the seed, the prepared data's
 cache key, the device type (GPU and CPU arithmetic differ), the precision (in the recipe) and,
 when not the preset's or the default, the model options (rotary form, temporal branch), the
-training-time frame re-selection, the owners' errata choice and the automatic apex (absent when default, so keys made
+training-time frame re-selection, the owners' errata choice, the evaluation split (when not LOSO)
+a cross-dataset request's test dataset and its cache key, and the automatic apex (absent when default, so keys made
 before they existed hold). Paths, progress bars, checkpoint timing, the executor and the number of
 workers are not part of it. A request's key hashes the same without the seed, plus its list of
 seeds. A finished unit or request (``metrics.json`` written last) is loaded instead of retrained,
@@ -70,10 +73,19 @@ class RunConfig:
     frame_reselection: bool = False  # train on the re-selected (onset+i, apex-j) pair (paper.md); tests: annotated
     errata: str = "keep"  # "owners": leave out the clips the dataset's owners would remove (tsfmicro.data.errata)
     apex: str = "annotated"  # "automatic": train and test on the frame differing most from the onset (moved_frames)
+    # How the data becomes folds (tsfmicro.data.SPLITS). None: LOSO, or cross_dataset when a test
+    # dataset is given; "lodo": leave one dataset of a composite out.
+    split: str | None = None
+    test_dataset: str | None = None  # cross-dataset: train on all of `dataset`, test on all of this one
+    test_root: str | None = None  # the test dataset's folder
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", str(self.root))
         object.__setattr__(self, "out", str(self.out))
+        if self.test_root is not None:
+            object.__setattr__(self, "test_root", str(self.test_root))
+        if self.split == ("cross_dataset" if self.test_dataset is not None else "loso"):
+            object.__setattr__(self, "split", None)  # the default split, named or not, is one request
         if self.cache_dir is not None:
             object.__setattr__(self, "cache_dir", str(self.cache_dir))
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
@@ -102,15 +114,28 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def request_split(config: RunConfig) -> str:
+    """The split a request uses: its ``split``, else cross_dataset with a test dataset, else loso."""
+    return config.split or ("cross_dataset" if config.test_dataset is not None else "loso")
+
+
 def validate(config: RunConfig) -> None:
     """Clear errors for unknown names and missing folders, before any work starts."""
-    from tsfmicro.data import APEX_CHOICES, DATASETS, ERRATA_CHOICES, TASKS
+    from tsfmicro.data import APEX_CHOICES, DATASETS, ERRATA_CHOICES, SPLITS, TASKS
     from tsfmicro.model import FUSIONS, PRESETS
     from tsfmicro.model.config import TEMPORAL_BRANCHES
     from tsfmicro.model.retention import ROTARY
 
     _check_choice("dataset", config.dataset, DATASETS)
+    _check_choice("split", request_split(config), SPLITS)
+    if config.test_dataset is not None or config.test_root is not None:
+        _validate_cross_dataset(config)
+    elif request_split(config) == "cross_dataset":
+        raise ValueError("split cross_dataset needs a test dataset and its folder (test_dataset and test_root; "
+                         "tsfmicro train --test-dataset NAME --test-root FOLDER)")
     _check_choice(f"task for {config.dataset}", config.task, TASKS[config.dataset])
+    if request_split(config) == "lodo":
+        _validate_lodo(config)
     _check_choice("fusion", config.fusion, FUSIONS)
     _check_choice("preset", config.preset, PRESETS)
     _check_choice("recipe", config.recipe, RECIPES)
@@ -131,6 +156,49 @@ def validate(config: RunConfig) -> None:
         raise ValueError(f"epochs must be at least 1, got {config.epochs}")
 
 
+def _validate_cross_dataset(config: RunConfig) -> None:
+    """A test dataset other than the training one, a task both have, a class map that fills
+    every class on both sides, and the test dataset's folder."""
+    from tsfmicro.data import DATASETS, TASKS
+    from tsfmicro.data.registry import shared_tasks, unmapped_classes
+
+    if config.test_dataset is None:
+        raise ValueError(f"test_root {config.test_root} given without a test dataset (test_dataset / --test-dataset)")
+    _check_choice("test dataset", config.test_dataset, DATASETS)
+    if config.test_dataset == config.dataset:
+        raise ValueError(f"test dataset {config.test_dataset} is the training dataset: a cross-dataset request trains "
+                         f"on all of one dataset and tests on all of another (for LOSO on {config.dataset}, give no "
+                         "test dataset)")
+    if config.split not in (None, "cross_dataset"):
+        raise ValueError(f"split {config.split} with a test dataset: a request with a test dataset uses the "
+                         "cross_dataset split (leave split unset)")
+    lacking = [name for name in (config.dataset, config.test_dataset) if config.task not in TASKS[name]]
+    if lacking:
+        shared = shared_tasks(config.dataset, config.test_dataset)
+        raise ValueError(f"task {config.task!r} is not a task of {' and '.join(lacking)} "
+                         f"({'; '.join(f'{name}: ' + ', '.join(TASKS[name]) for name in lacking)}); a cross-dataset "
+                         f"request needs a task both {config.dataset} and {config.test_dataset} have: "
+                         f"{', '.join(shared) if shared else 'they share none'}")
+    for name in (config.dataset, config.test_dataset):
+        empty = unmapped_classes(name, config.task)
+        if empty:
+            raise ValueError(f"the {config.task} class map of {name} maps no label to {', '.join(empty)}: that "
+                             "class would be empty (tsfmicro/data/registry.py)")
+    if not config.test_root:
+        raise ValueError(f"give the folder of the test dataset {config.test_dataset} (test_root / --test-root)")
+    if not Path(config.test_root).exists():
+        raise FileNotFoundError(f"test dataset root {config.test_root} does not exist")
+
+
+def _validate_lodo(config: RunConfig) -> None:
+    from tsfmicro.data.registry import DATASETS, dataset_info
+
+    if not dataset_info(config.dataset).parts:
+        composites = [name for name in DATASETS if dataset_info(name).parts]
+        raise ValueError(f"split lodo leaves one dataset of a composite out; {config.dataset} is one dataset "
+                         f"(composites: {', '.join(composites)})")
+
+
 @dataclass
 class Request:
     """A validated request with everything resolved: what the units of one train() call share."""
@@ -143,9 +211,22 @@ class Request:
     identity: dict  # what a unit's key hashes, without the seed
 
     @property
+    def split(self) -> str:
+        return request_split(self.config)
+
+    def folds(self) -> list:
+        """The request's folds (tsfmicro.data.Fold), by its split."""
+        from tsfmicro.data import SPLITS
+
+        return SPLITS[self.split](self.data.samples)
+
+    @property
     def stem(self) -> str:
         c = self.config
-        return f"{c.dataset}_{c.task}_{c.fusion}_{c.preset}_{c.recipe}"
+        dataset = f"{c.dataset}_to_{c.test_dataset}" if c.test_dataset else c.dataset
+        # LOSO is the default and a cross-dataset request is named by its two datasets: others show
+        task = c.task if self.split in ("loso", "cross_dataset") else f"{c.task}_{self.split}"
+        return f"{dataset}_{task}_{c.fusion}_{c.preset}_{c.recipe}"
 
     @property
     def key(self) -> str:
@@ -169,24 +250,37 @@ def resolve_request(config: RunConfig, progress: bool, device: torch.device | No
 
     ``device``: the training device when the caller resolved it (a Ray cluster's GPUs are not
     on this machine); by default ``config.device`` on this machine. ``prepared``: a dict in which
-    requests of one plan share their prepared data (one copy per dataset and task).
+    requests of one plan share their prepared data (one copy per dataset and task). A
+    cross-dataset request's data is its two datasets joined (tsfmicro.data.join_for_cross_dataset).
     """
-    from tsfmicro.data import prepare
+    from tsfmicro.data import join_for_cross_dataset, prepare
     from tsfmicro.model import PRESETS
 
     validate(config)
     device = device if device is not None else resolve_device(config.device)
     image_size = PRESETS[config.preset].image_size
     crop_size = config.crop_size or image_size
-    data_key = (config.dataset, config.root, config.task, crop_size, config.cache_dir, config.frame_reselection,
-                config.errata, config.apex)
     prepared = {} if prepared is None else prepared
-    if data_key not in prepared:
-        prepared[data_key] = prepare(config.dataset, config.root, config.task, crop_size=crop_size,
-                                     cache_dir=config.cache_dir, progress=progress,
-                                     reselect_frames=config.frame_reselection, errata=config.errata,
-                                     apex=config.apex)
-    data = prepared[data_key]
+
+    def prepared_data(dataset: str, root: str):
+        data_key = (dataset, root, config.task, crop_size, config.cache_dir, config.frame_reselection, config.errata,
+                    config.apex)
+        if data_key not in prepared:
+            prepared[data_key] = prepare(dataset, root, config.task, crop_size=crop_size,
+                                         cache_dir=config.cache_dir, progress=progress,
+                                         reselect_frames=config.frame_reselection, errata=config.errata,
+                                         apex=config.apex)
+        return prepared[data_key]
+
+    data = prepared_data(config.dataset, config.root)
+    own_cache_key = data.cache_key
+    test_data = None
+    if config.test_dataset is not None:
+        test_data = prepared_data(config.test_dataset, config.test_root)
+        join_key = ("cross_dataset", id(data), id(test_data))
+        if join_key not in prepared:
+            prepared[join_key] = join_for_cross_dataset(data, test_data)
+        data = prepared[join_key]
     recipe = get_recipe(config.recipe, config.dataset, config.task, fusion=config.fusion, epochs=config.epochs,
                         batch_size=config.batch_size, precision=config.precision)
     identity = {
@@ -198,7 +292,7 @@ def resolve_request(config: RunConfig, progress: bool, device: torch.device | No
         "recipe": recipe.as_dict(),
         "crop_size": crop_size,
         "image_size": image_size,
-        "data_cache_key": data.cache_key,
+        "data_cache_key": own_cache_key,
         "device_type": device.type,
     }
     if config.frame_reselection:  # only when on: runs trained before the option existed keep their keys
@@ -210,12 +304,18 @@ def resolve_request(config: RunConfig, progress: bool, device: torch.device | No
         identity["errata"] = config.errata
     if config.apex != "annotated":  # likewise
         identity["apex"] = config.apex
+    split = request_split(config)
+    if split != "loso":  # likewise: LOSO requests keep their keys
+        identity["split"] = split
+    if test_data is not None:
+        identity["test_dataset"] = config.test_dataset
+        identity["test_data_cache_key"] = test_data.cache_key
     return Request(config, device, image_size, data, recipe, identity)
 
 
 # RunConfig fields that make a request a variant of the parameters' run (a chapter's option);
 # shown in the plan's "options" column when they differ from RunConfig's default.
-OPTION_FIELDS = ("rotary", "temporal_branch", "frame_reselection", "errata", "apex")
+OPTION_FIELDS = ("rotary", "temporal_branch", "frame_reselection", "errata", "split", "test_dataset", "apex")
 
 
 def config_options(config: RunConfig) -> dict:
