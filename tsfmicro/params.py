@@ -192,6 +192,7 @@ def _annotation_problems(annotation: Any) -> list[str]:
         problems.append(f"annotation.automatic_apex: {annotation['automatic_apex']!r} is not true or false")
     if annotation.get("seeds") is not None:
         problems += _seed_list(annotation["seeds"], "annotation.seeds")
+    return problems
 
 
 def _chapter_problems(params: Mapping, fusions: tuple[str, ...]) -> list[str]:
