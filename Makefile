@@ -31,7 +31,7 @@ clean:
 # in NOTEBOOKS runs through papermill into book/notebooks/ (they only read the finished runs),
 # then `jupyter-book build book/` renders them (warnings are errors). `make reproduce
 # PARAMS=params/paper.yaml` does the same with other parameters.
-#   OVERRIDES='{datasets: {casme2: [5class]}, seeds: [0]}'  changes the parameters for both
+#   OVERRIDES='{datasets: {casme2: [5class]}, seeds: [0], imbalance: null}'  changes the parameters for both
 #       steps (the notebooks' `overrides`; lists and datasets: replace, null removes a key).
 #   Dataset folders: TSFMICRO_<DATASET>_ROOT (read by both steps), or
 #       OVERRIDES='{roots: {casme2: /data/CASME2}}'.
@@ -47,8 +47,9 @@ OVERRIDES ?=
 PAPERMILL_ARGS ?=
 EXECUTOR ?= local
 RUN_ARGS ?=
-NOTEBOOKS := 00_datasets 01_main_results 02_fusion_ablation 03_confusion_matrices 04_gradcam 05_composite \
-             06_cross_dataset 08_annotation_sensitivity 10_compute
+NOTEBOOKS := 00_datasets 01_main_results 02_fusion_ablation 03_confusion_matrices 04_gradcam \
+             05_composite 06_cross_dataset 07_temporal_branch 08_annotation_sensitivity 09_class_imbalance \
+             10_compute
 EXECUTED := book/notebooks
 
 book: install

@@ -303,12 +303,15 @@ def test_annotation_parameters_are_checked_and_plan_the_automatic_apex_run(tmp_p
         assert expected in str(error.value), (expected, str(error.value))
 
 
-def test_the_provenance_box_names_a_runs_options():
+def test_the_provenance_box_names_a_runs_apex_option():
     from tsfmicro.provenance_box import _run_name
     from tsfmicro.results import Run
 
-    config = {"dataset": "casme2", "root": "/x", "task": "5class", "preset": "tiny", "seeds": [0]}
-    automatic = Run(path=Path("/runs/r1"), config={**config, "apex": "automatic"}, predictions=pd.DataFrame(), metrics={},
-                    curves=pd.DataFrame(), provenance={"duration_seconds": 12.0})
+    config = {"dataset": "casme2", "task": "5class", "preset": "tiny", "seeds": [0]}
+    automatic = Run(path=Path("/runs/r1"), config={**config, "apex": "automatic", "resolved": {"apex": "automatic"}},
+                    predictions=pd.DataFrame(), metrics={}, curves=pd.DataFrame(),
+                    provenance={"duration_seconds": 12.0})
+    assert automatic.options == {"apex": "automatic"}
     assert _run_name(automatic).endswith("[apex=automatic] (trained in 12 s)")
-    assert "[" not in _run_name(dataclasses.replace(automatic, config={**config, "apex": "annotated"}))
+    annotated = dataclasses.replace(automatic, config={**config, "apex": "annotated", "resolved": {}})
+    assert annotated.options == {} and "[" not in _run_name(annotated)

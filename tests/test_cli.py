@@ -48,6 +48,8 @@ def test_the_documented_train_command_then_evaluate_and_report(synthetic_casme2_
         ("--recipe", "fast", "invalid choice: 'fast'"),
         ("--precision", "fp16", "invalid choice: 'fp16'"),
         ("--rotary", "spiral", "invalid choice: 'spiral'"),
+        ("--loss", "dice", "invalid choice: 'dice'"),
+        ("--sampling", "smote", "invalid choice: 'smote'"),
     ],
 )
 def test_unknown_names_are_usage_errors(flag, value, message, tmp_path, capsys):
@@ -56,6 +58,22 @@ def test_unknown_names_are_usage_errors(flag, value, message, tmp_path, capsys):
         main(["train", *[item for pair in arguments.items() for item in pair]])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_loss_and_sampling_flags_reach_the_run_config(tmp_path, monkeypatch):
+    from tsfmicro.engine import _cli
+
+    requested = []
+
+    def refuse(config, progress):  # records the request; raises as a missing dataset would
+        requested.append(config)
+        raise FileNotFoundError("stop here")
+
+    monkeypatch.setattr(_cli, "train", refuse)
+    base = ["train", "--dataset", "samm", "--root", str(tmp_path), "--task", "5class"]
+    assert main([*base, "--loss", "focal", "--sampling", "class_balanced"]) == 2
+    assert main(base) == 2
+    assert [(c.loss, c.sampling) for c in requested] == [("focal", "class_balanced"), (None, None)]
 
 
 def test_unknown_task_missing_root_and_missing_run_are_clear_errors(tmp_path, capsys):

@@ -226,16 +226,24 @@ def test_the_paper_plan_without_its_datasets_uses_their_published_sizes(capsys, 
         monkeypatch.delenv(f"TSFMICRO_{dataset}_ROOT", raising=False)
     plan = plan_json(Path(PACKAGE_ROOT) / "params" / "paper.yaml", Path(PACKAGE_ROOT) / ".cache" / "none", capsys)
     units = plan["units"]
-    # the paper's 6 + 5 runs, and the composite and cross-dataset chapters' 1 + 1 + 3 + 6, of 3 seeds
-    assert len(units) == (6 + 5 + 1 + 1 + 3 + 6) * 3 and all(u["state"] == "no data" for u in units)
+    # the paper's 6 + 5 runs, the composite and cross-dataset chapters' 1 + 1 + 3 + 6, the temporal
+    # branches (3 beside retention) and the class-imbalance options (3 beside cross-entropy on 2 tasks),
+    # 3 seeds each
+    assert len(units) == (6 + 5 + 1 + 1 + 3 + 6) * 3 + 3 * 3 + 2 * 3 * 3
+    assert all(u["state"] == "no data" for u in units)
     folds_of = {(u["dataset"], u["task"], u["options"]): u["folds"] for u in units}
-    assert folds_of == {("casme2", "5class", ""): 26, ("casme2", "3class", ""): 26, ("samm", "5class", ""): 27,
-                        ("samm", "3class", ""): 28, ("casme3", "7class", ""): 94, ("casme3", "4class", ""): 94,
+    loso_folds = {("casme2", "5class"): 26, ("casme2", "3class"): 26, ("samm", "5class"): 27,
+                  ("samm", "3class"): 28, ("casme3", "7class"): 94, ("casme3", "4class"): 94}
+    branches = {("casme2", "5class", f"temporal_branch={b}"): 26 for b in ("retention_no_decay", "transformer", "conv")}
+    options = {(d, t, o): loso_folds[(d, t)] for d, t in (("samm", "5class"), ("casme3", "7class"))
+               for o in ("loss=weighted_cross_entropy", "sampling=class_balanced", "loss=focal")}
+    assert folds_of == {**{(d, t, ""): n for (d, t), n in loso_folds.items()},
                         ("megc2019", "3class", ""): 68, ("megc2019", "3class", "split=lodo"): 3,
                         ("casme2", "3class_megc", ""): 26, ("samm", "3class_megc", ""): 28,
                         ("casme3", "3class_megc", ""): 94,
                         **{(a, "3class_megc", f"test_dataset={b}"): 1 for a in ("casme2", "samm", "casme3")
-                           for b in ("casme2", "samm", "casme3") if a != b}}
+                           for b in ("casme2", "samm", "casme3") if a != b},
+                        **branches, **options}
     # a cross-dataset unit trains on all of one dataset: its published number of clips
     samm_to_casme3 = next(u for u in units if u["options"] == "test_dataset=casme3" and u["dataset"] == "samm")
     assert samm_to_casme3["train_clips_per_fold"] == 133

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tsfmicro.params import apply_overrides
+from tsfmicro.params import _problems, apply_overrides
 from tsfmicro.study import Study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +41,8 @@ def test_overrides_narrow_the_paper_plan_without_editing_a_file(monkeypatch):
         monkeypatch.delenv(f"TSFMICRO_{dataset.upper()}_ROOT", raising=False)
     study = Study.load(PAPER_PARAMS, overrides={"datasets": {"casme2": ["5class"]}, "seeds": [0],
                                                 "ablation": {"fusions": ["ts_late", "spatial_only"]},
-                                                "composite": None, "cross_dataset": None})
+                                                "composite": None, "cross_dataset": None,
+                                                "temporal_branch": {"variants": ["retention"]}, "imbalance": None})
     assert study.dataset_tasks() == [("casme2", "5class")]
     assert [unit[:4] for unit in study.planned_units()] == [("casme2", "5class", "ts_late", 0),
                                                             ("casme2", "5class", "spatial_only", 0),
@@ -114,6 +115,29 @@ INVALID = {
                                        ["cross_dataset.datasets: samm listed more than once"]),
     "cross-dataset lodo not a boolean": ({"cross_dataset": {"lodo": "yes"}}, ["cross_dataset.lodo: 'yes' is not true or false"]),
     "unknown cross-dataset key": ({"cross_dataset": {"pairs": 2}}, ["cross_dataset.pairs: unknown key", "valid: datasets, lodo, seeds"]),
+    "unknown temporal branch": ({"temporal_branch": {"variants": ["retention", "mamba"]}},
+                                ["temporal_branch.variants: unknown 'mamba'",
+                                 "valid: retention, retention_no_decay, transformer, conv"]),
+    "empty temporal branch variants": ({"temporal_branch": {"variants": []}},
+                                       ["temporal_branch.variants: [] must be a non-empty list"]),
+    "temporal branch task not in datasets": (
+        {"temporal_branch": {"task": "3class"}},
+        ["temporal_branch: casme2 3class is not in datasets:", "or leave the chapter out: temporal_branch: null"]),
+    "unknown temporal branch key": ({"temporal_branch": {"variant": ["conv"]}},
+                                    ["temporal_branch.variant: unknown key (did you mean 'variants'?)"]),
+    "unknown imbalance option": ({"imbalance": {"options": ["focal", "smote"]}},
+                                 ["imbalance.options: unknown 'smote'",
+                                  "valid: cross_entropy, weighted_cross_entropy, focal, class_balanced"]),
+    "imbalance task not in datasets": (
+        {"imbalance": {"tasks": ["samm/5class", "casme2/3class"]}},
+        ["imbalance.tasks: casme2/3class is not in datasets: (casme2/5class, samm/5class, casme3/7class)",
+         "or leave the chapter out: imbalance: null"]),
+    "imbalance task not dataset/task": ({"imbalance": {"tasks": ["samm"]}},
+                                        ["imbalance.tasks: 'samm' is not dataset/task, e.g. samm/5class"]),
+    "empty imbalance tasks": ({"imbalance": {"tasks": []}}, ["imbalance.tasks: [] must be a non-empty list"]),
+    "repeated imbalance task": ({"imbalance": {"tasks": ["samm/5class", "samm/5class"]}},
+                                ["imbalance.tasks: samm/5class listed more than once"]),
+    "empty imbalance seeds": ({"imbalance": {"seeds": []}}, ["imbalance.seeds: [] must be a non-empty list"]),
 }
 
 
@@ -214,3 +238,39 @@ def test_the_paper_plan_names_the_chapters_runs_without_their_folders(monkeypatc
     assert {(c.dataset, c.test_dataset) for c in cross} == {
         (a, b) for a in ("casme2", "samm", "casme3") for b in ("casme2", "samm", "casme3") if a != b}
     assert [c.split for c in missing if c.dataset == "megc2019"] == [None, "lodo"]
+def test_the_temporal_branch_and_imbalance_sections_plan_their_variants_sharing_the_papers_run():
+    from tsfmicro.engine.runs import config_options
+    from tsfmicro.params import PlannedRun, run_options
+
+    study = Study.load(DEMO_PARAMS, overrides={
+        "composite": None, "cross_dataset": None,  # chapters 05 and 06: their own test
+        "temporal_branch": {"variants": ["retention", "conv", "transformer"], "seeds": [0]},
+        "imbalance": {"tasks": ["samm/5class", "casme3/7class"], "options": ["cross_entropy", "focal", "class_balanced"],
+                      "seeds": None}})
+    runs = study.planned_runs()
+    main = [PlannedRun(d, t, "ts_late", (0, 1)) for d, t in study.dataset_tasks()]
+    assert runs[:3] == main and len(runs) == len(set(runs))
+    # retention (the paper's) with seed 0 is the main results' run: no extra run, seed 0 shared
+    assert PlannedRun("casme2", "5class", "ts_late", (0,)) in runs  # also the fusion ablation's ts_late
+    branch = [r for r in runs if dict(r.options).get("temporal_branch")]
+    assert [(r.dataset, r.task, r.seeds, r.options) for r in branch] == [
+        ("casme2", "5class", (0,), run_options(temporal_branch=b)) for b in ("conv", "transformer")]
+    imbalance = [r for r in runs if set(dict(r.options)) & {"loss", "sampling"}]
+    assert [(r.dataset, r.task, r.seeds, r.options) for r in imbalance] == [
+        (d, t, (0, 1), o) for d, t in (("samm", "5class"), ("casme3", "7class"))
+        for o in (run_options(loss="focal"), run_options(sampling="class_balanced"))]
+    assert PlannedRun("samm", "5class", "ts_late", (0, 1)) in main  # the paper's option: the main run
+    assert [config_options(study._planned_config(r)) for r in imbalance[:2]] == [
+        {"loss": "focal"}, {"sampling": "class_balanced"}]
+    assert study.section_seeds("imbalance") == (0, 1) and study.section_seeds("temporal_branch") == (0,)
+    units = study.planned_units()
+    assert len(units) == 6 + 5 + 2 + 2 * 2 * 2  # main (3 tasks x 2 seeds), ablation's other 5 fusions, branches, imbalance
+
+    # left out or null: no runs, nothing to read
+    for overrides in ({"temporal_branch": None, "imbalance": None, "composite": None, "cross_dataset": None},):
+        bare = Study.load(DEMO_PARAMS, overrides=overrides)
+        assert bare.temporal_branch_variants() == {} and bare.imbalance_tasks() == []
+        assert all(not run.options for run in bare.planned_runs())
+    written = yaml.safe_load(DEMO_PARAMS.read_text())
+    written["temporal_branch"] = written["imbalance"] = None  # `null` in a file, as in an override
+    assert not _problems(written)

@@ -150,16 +150,7 @@ def bootstrap_scores(y_true, y_pred, groups, num_classes: int, *, resamples: int
     The draws depend only on the sorted subjects, ``resamples`` and ``seed``: two sets of
     predictions of the same clips are resampled alike (a paired bootstrap).
     """
-    y_true, y_pred = _as_labels(y_true, y_pred)
-    groups = np.asarray(groups)
-    names = np.unique(groups)
-    # Per subject: counts of true positives, true samples and predictions per class, (G, 3, K);
-    # a resample's pooled counts are then a sum of G rows, done for all resamples at once.
-    per_subject = np.stack([_class_counts(y_true[groups == g], y_pred[groups == g], num_classes) for g in names])
-    draws = np.random.default_rng(seed).integers(0, len(names), size=(resamples, len(names)))
-    times_drawn = np.zeros((resamples, len(names)))
-    np.add.at(times_drawn, (np.arange(resamples)[:, None], draws), 1)
-    pooled = np.einsum("rg,gck->rck", times_drawn, per_subject)  # (R, 3, K)
+    pooled = _resampled_counts(y_true, y_pred, groups, num_classes, resamples, seed)
     return _scores_from_counts(pooled[:, 0], pooled[:, 1], pooled[:, 2])
 
 
@@ -179,6 +170,47 @@ def paired_bootstrap_difference(y_true, pred_a, pred_b, groups, num_classes: int
 def _percentiles(values: np.ndarray, confidence: float) -> tuple[float, float]:
     tail = (1 - confidence) / 2 * 100
     return tuple(float(v) for v in np.percentile(values, [tail, 100 - tail]))
+
+
+def bootstrap_class_recall(
+    y_true,
+    y_pred,
+    groups,
+    num_classes: int,
+    *,
+    resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> np.ndarray:
+    """``(K, 2)``: percentile interval of each class's pooled recall when whole subjects are
+    resampled (as :func:`bootstrap_interval`). A resample without a clip of the class does not
+    count for it; NaN for a class with no clip at all."""
+    pooled = _resampled_counts(y_true, y_pred, groups, num_classes, resamples, seed)
+    hits, support = pooled[:, 0], pooled[:, 1]  # (R, K)
+    recall = np.full_like(hits, np.nan)
+    np.divide(hits, support, out=recall, where=support > 0)
+    tail = (1 - confidence) / 2 * 100
+    intervals = np.full((num_classes, 2), np.nan)
+    for k in range(num_classes):
+        drawn = recall[:, k][~np.isnan(recall[:, k])]
+        if len(drawn):
+            intervals[k] = np.percentile(drawn, [tail, 100 - tail])
+    return intervals
+
+
+def _resampled_counts(y_true, y_pred, groups, num_classes: int, resamples: int, seed: int) -> np.ndarray:
+    """``(R, 3, K)``: pooled per-class counts (true positives, support, predictions) of ``resamples``
+    draws of whole subjects with replacement."""
+    y_true, y_pred = _as_labels(y_true, y_pred)
+    groups = np.asarray(groups)
+    names = np.unique(groups)
+    # Per subject: counts of true positives, true samples and predictions per class, (G, 3, K);
+    # a resample's pooled counts are then a sum of G rows, done for all resamples at once.
+    per_subject = np.stack([_class_counts(y_true[groups == g], y_pred[groups == g], num_classes) for g in names])
+    draws = np.random.default_rng(seed).integers(0, len(names), size=(resamples, len(names)))
+    times_drawn = np.zeros((resamples, len(names)))
+    np.add.at(times_drawn, (np.arange(resamples)[:, None], draws), 1)
+    return np.einsum("rg,gck->rck", times_drawn, per_subject)
 
 
 def _class_counts(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:

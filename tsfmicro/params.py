@@ -14,9 +14,11 @@ so that they can narrow a plan as well as change it:
   CASME II 5-class only;
 - ``null`` removes the key (``{ablation: {seeds: null}}``: the ablation uses ``seeds``);
 - any other mapping (``ablation``, ``gradcam``, ``composite``, ``cross_dataset``,
-  ``annotation``, ``synthetic``, ``roots``, ``paths``) merges key by key with the file's.
+  ``temporal_branch``, ``annotation``, ``imbalance``, ``synthetic``, ``roots``, ``paths``) merges
+  key by key with the file's.
 
-Optional chapter sections (absent or ``null``: the chapter has nothing to show):
+Optional chapter sections (absent or ``null``: the chapter plans no runs and says it is not
+configured):
 
 - ``composite:`` (MEGC2019 composite chapter): ``fusions`` trained leave-one-subject-out on
   ``megc2019`` 3-class (default ``[ts_late]``), ``seeds`` (default ``seeds``).
@@ -24,9 +26,11 @@ Optional chapter sections (absent or ``null``: the chapter has nothing to show):
   ``datasets`` (at least two; every ordered pair is trained on one and tested on the other, and
   each is trained LOSO for the diagonal), ``lodo`` (also leave one dataset of the composite out;
   default false), ``seeds`` (default ``seeds``).
+- ``temporal_branch:`` (temporal-branch chapter): ``dataset``, ``task``, ``variants``, ``seeds``.
 - ``annotation:`` (onset and apex sensitivity chapter): ``dataset`` and ``task`` (one of
   ``datasets:``), ``shifts`` (percentages of the onset-offset length), ``automatic_apex``
   (default false), ``seeds`` (default ``seeds``).
+- ``imbalance:`` (class-imbalance chapter): ``tasks`` (dataset/task), ``options``, ``seeds``.
 
 Every problem found is reported at once, in one ValueError naming the key and its valid
 values.
@@ -47,18 +51,20 @@ REQUIRED = ("data_source", "datasets", "ablation", "gradcam", "preset", "recipe"
             "device", "paths")
 OPTIONAL = ("epochs", "batch_size", "precision", "rotary", "cpu_threads", "crop_size",
             "frame_reselection", "errata", "progress", "synthetic", "roots", "checkpoint_every",
-            "checkpoint_seconds", "composite", "cross_dataset", "annotation")
+            "checkpoint_seconds", "composite", "cross_dataset", "temporal_branch", "annotation", "imbalance")
 # Keys of the nested mappings: (required, optional).
 NESTED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "ablation": (("dataset", "task", "fusions"), ("seeds",)),
     "gradcam": (("dataset", "task", "examples"), ()),
+    "temporal_branch": (("dataset", "task", "variants"), ("seeds",)),
+    "imbalance": (("tasks", "options"), ("seeds",)),
     "annotation": (("dataset", "task", "shifts"), ("automatic_apex", "seeds")),
     "synthetic": ((), ("subjects", "clips_per_subject", "seed", "composite_subjects", "composite_clips_per_subject")),
     "paths": (("synthetic", "prepared", "runs"), ()),
     "composite": ((), ("fusions", "seeds")),
     "cross_dataset": (("datasets",), ("lodo", "seeds")),
 }
-OPTIONAL_SECTIONS = ("synthetic", "composite", "cross_dataset", "annotation")  # null: as if absent
+OPTIONAL_SECTIONS = ("synthetic", "composite", "cross_dataset", "temporal_branch", "annotation", "imbalance")  # null: as if absent
 COMPOSITE = ("megc2019", "3class")  # the composite chapter's dataset and task (and LODO's)
 REPLACED_MAPPINGS = ("datasets",)  # replaced whole by an override, so it can narrow the plan
 DATA_SOURCES = ("synthetic", "real")
@@ -144,7 +150,10 @@ def _problems(params: Any) -> list[str]:
                         f"(examples per class and outcome; 0 draws no Grad-CAM)")
 
     problems += _chapter_problems(params, FUSIONS)
+    problems += _temporal_branch_problems(params.get("temporal_branch"), datasets)
     problems += _annotation_problems(params.get("annotation"))
+    problems += _imbalance_problems(params.get("imbalance"), datasets)
+
     for key in POSITIVE_OR_NULL:
         value = params.get(key)
         if value is not None and not (_is_int(value) and value > 0):
@@ -220,6 +229,57 @@ def _chapter_problems(params: Mapping, fusions: tuple[str, ...]) -> list[str]:
             problems.append(f"cross_dataset.lodo: {cross['lodo']!r} is not true or false")
         if "seeds" in cross:
             problems += _seed_list(cross["seeds"], "cross_dataset.seeds")
+    return problems
+
+
+def _temporal_branch_problems(settings: Any, datasets: Mapping) -> list[str]:
+    """``temporal_branch:``: one dataset/task of ``datasets:``, token mixers, seeds."""
+    from tsfmicro.model.config import TEMPORAL_BRANCHES
+
+    if not isinstance(settings, Mapping):
+        return []  # absent or null; a non-mapping is reported with the keys
+    problems = []
+    if "dataset" in settings and "task" in settings:
+        problems += [f"{problem}, or leave the chapter out: temporal_branch: null" for problem in
+                     _in_main_results("temporal_branch", settings["dataset"], settings["task"], datasets)]
+    if "variants" in settings:
+        problems += _name_list(settings["variants"], "temporal_branch.variants", TEMPORAL_BRANCHES)
+    if "seeds" in settings:
+        problems += _seed_list(settings["seeds"], "temporal_branch.seeds")
+    return problems
+
+
+def _imbalance_problems(settings: Any, datasets: Mapping) -> list[str]:
+    """``imbalance:``: "dataset/task" entries of ``datasets:``, option names, seeds."""
+    from tsfmicro.engine.imbalance import OPTIONS
+
+    if not isinstance(settings, Mapping):
+        return []
+    problems = []
+    tasks = settings.get("tasks")
+    if "tasks" in settings:
+        if not isinstance(tasks, list) or not tasks:
+            problems.append(f"imbalance.tasks: {tasks!r} must be a non-empty list of dataset/task, e.g. [samm/5class]")
+        else:
+            for entry in tasks:
+                dataset, _, task = str(entry).partition("/")
+                if not (isinstance(entry, str) and dataset and task):
+                    problems.append(f"imbalance.tasks: {entry!r} is not dataset/task, e.g. samm/5class")
+                elif isinstance(datasets.get(dataset), list) and task in datasets[dataset]:
+                    continue
+                else:
+                    planned = ", ".join(f"{name}/{t}" for name, ts in datasets.items() if isinstance(ts, list)
+                                        for t in ts) or "none"
+                    problems.append(f"imbalance.tasks: {entry} is not in datasets: ({planned}); list only tasks "
+                                    f"of datasets: (the paper's option is their main-results run), add it there, "
+                                    f"or leave the chapter out: imbalance: null")
+            repeated = sorted({str(entry) for entry in tasks if tasks.count(entry) > 1})
+            if repeated:
+                problems.append(f"imbalance.tasks: {', '.join(repeated)} listed more than once")
+    if "options" in settings:
+        problems += _name_list(settings["options"], "imbalance.options", tuple(OPTIONS))
+    if "seeds" in settings:
+        problems += _seed_list(settings["seeds"], "imbalance.seeds")
     return problems
 
 
@@ -519,6 +579,39 @@ class Params:
         """Seeds of the fusion ablation: ``ablation: seeds:`` if given, else ``seeds``."""
         return [int(s) for s in self.params["ablation"].get("seeds") or self.seeds]
 
+    @property
+    def temporal_branch_reference(self) -> str:
+        """The preset's temporal branch: the paper's retention, the one the others are compared with."""
+        from tsfmicro.model import PRESETS
+
+        return PRESETS[self.params["preset"]].temporal_branch
+
+    @property
+    def imbalance_reference(self) -> str:
+        """The class-imbalance option of the paper's training (plain cross-entropy, shuffled epochs)."""
+        from tsfmicro.engine.imbalance import OPTIONS
+
+        return next(iter(OPTIONS))
+
+    def temporal_branch_variants(self) -> dict[str, dict]:
+        """``temporal_branch: variants:`` -> the RunConfig options of each (the preset's own
+        token mixer, the paper's retention, sets none: its run is the main results' run)."""
+        settings = self.params.get("temporal_branch") or {}
+        preset = self.temporal_branch_reference
+        return {variant: {"temporal_branch": None if variant == preset else variant}
+                for variant in settings.get("variants", [])}
+
+    def imbalance_tasks(self) -> list[tuple[str, str]]:
+        """``imbalance: tasks:`` as (dataset, task) pairs; [] when the section is absent."""
+        return [tuple(str(entry).split("/", 1)) for entry in (self.params.get("imbalance") or {}).get("tasks", [])]
+
+    def imbalance_options(self) -> dict[str, dict]:
+        """``imbalance: options:`` -> the RunConfig options (loss, sampling) of each; the paper's
+        (cross_entropy) sets none: its run is the main results' run."""
+        from tsfmicro.engine.imbalance import option_settings
+
+        return {name: option_settings(name) for name in (self.params.get("imbalance") or {}).get("options", [])}
+
     def planned_runs(self) -> list["PlannedRun"]:
         """Every run the notebooks of these parameters ask for, each once (a run two chapters
         share, such as T-S late seed 0 of the main results and the fusion ablation, is listed
@@ -531,7 +624,8 @@ class Params:
         ablation = self.params.get("ablation")
         fusions = [PlannedRun(ablation["dataset"], ablation["task"], fusion, tuple(self.ablation_seeds))
                    for fusion in ablation["fusions"]] if ablation else []
-        return [main, fusions, self._composite_runs(), self._cross_dataset_runs(), self._annotation_runs()]
+        return [main, fusions, self._composite_runs(), self._cross_dataset_runs(), self._temporal_branch_runs(),
+                self._annotation_runs(), self._imbalance_runs()]
 
     def section_seeds(self, section: str) -> tuple[int, ...]:
         """``seeds`` of a chapter section, else the parameters' ``seeds``."""
@@ -570,6 +664,21 @@ class Params:
         runs = [self.cross_dataset_planned(train, test) for train, test in self.cross_dataset_pairs()]
         lodo = self.lodo_planned()
         return runs + ([lodo] if lodo else [])
+
+    def _temporal_branch_runs(self) -> list["PlannedRun"]:
+        """``temporal_branch:``: each token mixer on its one dataset/task (T-S late)."""
+        settings = self.params.get("temporal_branch")
+        if not settings:
+            return []
+        seeds = tuple(self.section_seeds("temporal_branch"))
+        return [PlannedRun(settings["dataset"], settings["task"], "ts_late", seeds, run_options(**options))
+                for options in self.temporal_branch_variants().values()]
+
+    def _imbalance_runs(self) -> list["PlannedRun"]:
+        """``imbalance:``: each option on each of its tasks (T-S late)."""
+        seeds = tuple(self.section_seeds("imbalance"))
+        return [PlannedRun(dataset, task, "ts_late", seeds, run_options(**options))
+                for dataset, task in self.imbalance_tasks() for options in self.imbalance_options().values()]
 
     def _annotation_runs(self) -> list["PlannedRun"]:
         """``annotation:``: T-S late with the annotated apex (shared with the main results) and,

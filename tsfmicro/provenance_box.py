@@ -134,24 +134,13 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def _run_name(run) -> str:
-    """Run folder name, its options beyond the parameters' run (e.g. apex=automatic) and how long
-    its training took (when it was trained, maybe earlier)."""
+    """Run folder name, its options beyond the parameters (a chapter's variant) and how long its
+    training took (when it was trained, maybe earlier)."""
     path = getattr(run, "path", None)
     name = Path(path).name if path else repr(run)
-    options = _options(getattr(run, "config", None) or {})
+    options = getattr(run, "options", None) or {}
     if options:
-        name += f" [{options}]"
+        name += " [" + ", ".join(f"{key}={value}" for key, value in options.items()) + "]"
     seconds = (getattr(run, "provenance", None) or {}).get("duration_seconds")
     return f"{name} (trained in {seconds:.0f} s)" if isinstance(seconds, (int, float)) else name
 
-
-def _options(config: dict) -> str:
-    """The OPTION_FIELDS of a run's config.yaml that differ from their default, "name=value, ..."."""
-    from tsfmicro.engine.runs import RunConfig, config_options
-
-    fields = {name: config[name] for name in RunConfig.__dataclass_fields__ if name in config}
-    try:
-        options = config_options(RunConfig(**fields))
-    except (TypeError, ValueError, KeyError):  # not a run directory's config (e.g. a stand-in in a test)
-        return ""
-    return ", ".join(f"{name}={value}" for name, value in options.items())

@@ -174,25 +174,28 @@ def _number(value) -> float:
 METRIC_NAMES = {"accuracy": "ACC", "uf1": "UF1", "uar": "UAR"}
 
 
-def scores_long(runs: dict[tuple[str, str, str], Run]) -> pd.DataFrame:
+def scores_long(runs: dict[tuple[str, str, str], Run], column: str = "fusion") -> pd.DataFrame:
     """One row per run, protocol and metric: ``mean``, ``low``, ``high`` (fractions) from
     :func:`summary_table` (95 % t interval over seeds; a subject bootstrap
-    interval when there is one seed)."""
+    interval when there is one seed). ``runs`` are keyed by (dataset, task, X), X in column
+    ``column``: the fusion variant, or a chapter's variant (a temporal branch, an imbalance option)."""
     wide = summary_table(list(runs.values()))
-    keys = ["dataset", "task", "fusion", "protocol", "seeds", "interval"]
+    wide[column] = [key[2] for key in runs for _ in PROTOCOLS]  # summary_table: each run's protocols in turn
+    keys = ["dataset", "task", column, "protocol", "seeds", "interval"]
     parts = [wide[keys].assign(metric=metric, mean=wide[metric], low=wide[f"{metric}_low"],
                                high=wide[f"{metric}_high"]) for metric in METRIC_NAMES]
     return pd.concat(parts, ignore_index=True)
 
 
 def scores_wide(long: pd.DataFrame, reported: pd.DataFrame | None = None, digits: int = 1,
-                keys: Sequence[str] = ("dataset", "task", "fusion", "protocol")) -> pd.DataFrame:
-    """Display table: one row per run and protocol (``keys``), each metric as "mean [low, high]"
-    in percent; with ``reported`` (tsfmicro.reported.reported()), the paper's values beside,
-    "n/a" where the paper's value is not available."""
+                keys: Sequence[str] | None = None, column: str = "fusion") -> pd.DataFrame:
+    """Display table: one row per run and protocol (``keys``; default dataset, task, ``column``,
+    protocol, ``column`` as in :func:`scores_long`), each metric as "mean [low, high]" in
+    percent; with ``reported`` (tsfmicro.reported.reported()), the paper's values beside, "n/a"
+    where the paper's value is not available."""
     table = long.assign(value=[format_interval(m, lo, hi, digits)
                                for m, lo, hi in zip(long["mean"], long["low"], long["high"])])
-    keys = list(keys)
+    keys = list(keys) if keys is not None else ["dataset", "task", column, "protocol"]
     wide = table.pivot_table(index=keys, columns="metric", values="value", aggfunc="first",
                              sort=False)
     wide = wide[[m for m in METRIC_NAMES if m in wide.columns]]
@@ -270,6 +273,182 @@ def per_class_by_run(runs: dict[tuple[str, str, str], Run], protocol: str = "fix
     first = ["dataset", "task", "fusion", "class_name", "support", "predicted",
              "precision", "recall", "f1"]
     return table[[c for c in first if c in table.columns]]
+
+
+# ----------------------------------------------------------------------------- chapters beyond the paper
+def class_recall(runs: dict[tuple[str, str, str], Run], column: str, protocol: str = "fixed") -> pd.DataFrame:
+    """Recall of each class of each run (keyed by (dataset, task, X), X in ``column``): one row
+    per run and class with ``support`` (clips per seed), ``mean``, ``low``, ``high`` (fractions) and
+    ``interval``: a 95 % t interval over seeds, or with one seed a 95 % subject-bootstrap interval
+    (tsfmicro.metrics.bootstrap_class_recall), as for the scores."""
+    column_name = f"pred_{_check(protocol)}"
+    rows = []
+    for (dataset, task, variant), run in runs.items():
+        names = run.class_names
+        per_seed = []
+        for seed, part in run.predictions.groupby("seed", sort=True):
+            table = metrics.per_class(part["true"], part[column_name], len(names), names)
+            bounds = metrics.bootstrap_class_recall(part["true"], part[column_name], part["subject"], len(names))
+            per_seed.append((table, bounds))
+        for k, name in enumerate(names):
+            recalls = [table["recall"].iloc[k] for table, _ in per_seed]
+            if len(per_seed) == 1:
+                mean, (low, high), interval = recalls[0], per_seed[0][1][k], "subject bootstrap 95%"
+            else:
+                mean, low, high = metrics.t_interval(recalls, bounds=(0.0, 1.0))
+                interval = f"t over {len(per_seed)} seeds 95%"
+            rows.append({"dataset": dataset, "task": task, column: variant, "class_name": name,
+                         "support": int(per_seed[0][0]["support"].iloc[k]), "metric": "recall",
+                         "mean": float(mean), "low": float(low), "high": float(high), "interval": interval,
+                         "protocol": protocol})
+    return pd.DataFrame(rows)
+
+
+def class_recall_wide(recall: pd.DataFrame, column: str, digits: int = 1) -> pd.DataFrame:
+    """:func:`class_recall` for display: one row per dataset, task and class (with its support),
+    one column per variant, "mean [low, high]" in percent."""
+    table = recall.assign(value=[format_interval(m, lo, hi, digits)
+                                 for m, lo, hi in zip(recall["mean"], recall["low"], recall["high"])])
+    wide = table.pivot_table(index=["dataset", "task", "class_name", "support"], columns=column, values="value",
+                             aggfunc="first", sort=False)
+    wide.columns = [f"{name} recall %" for name in wide.columns]
+    return wide.reset_index().rename(columns={"class_name": "class", "support": "clips"})
+
+
+def class_distribution(samples: pd.DataFrame) -> pd.DataFrame:
+    """Clips per class of each dataset/task (``samples``: Study.all_samples-like rows with
+    dataset, task, class_index, class_name), with each class's share and the ratio of the largest
+    class to the smallest (how imbalanced the task is)."""
+    counts = (samples.groupby(["dataset", "task", "class_index", "class_name"], observed=True, sort=False)
+              .size().rename("clips").reset_index().sort_values(["dataset", "task", "class_index"], kind="stable"))
+    totals = counts.groupby(["dataset", "task"], sort=False)["clips"]
+    counts["share"] = counts["clips"] / totals.transform("sum")
+    counts["largest / smallest"] = (totals.transform("max") / totals.transform("min")).round(1)
+    return counts.drop(columns="class_index").reset_index(drop=True)
+
+
+def temporal_branch_sizes(preset: str, branches: Sequence[str], num_classes: int = 5,
+                          fusion: str = "ts_late") -> pd.DataFrame:
+    """Parameters and forward GFLOPs per sample of the network with each temporal branch, at
+    the preset's image size (tsfmicro.model.count_parameters / count_flops; no training)."""
+    from tsfmicro.model import PRESETS, build_model, count_flops, count_parameters
+
+    rows = []
+    for branch in branches:
+        model = build_model(preset, num_classes=num_classes, fusion=fusion, temporal_branch=branch)
+        rows.append({"temporal branch": branch, "preset": preset, "input": f"{PRESETS[preset].image_size} px",
+                     "parameters (M)": round(count_parameters(model) / 1e6, 3),
+                     "forward GFLOPs / sample": round(count_flops(model) / 1e9, 3)})
+    return pd.DataFrame(rows)
+
+
+def compare_to_reference(long: pd.DataFrame, column: str, reference: str, metric: str = "uf1",
+                         protocol: str = "fixed") -> pd.DataFrame:
+    """Each variant of ``long`` (:func:`scores_long` or :func:`class_recall` rows) against the
+    ``reference`` variant of the same dataset and task on one metric and protocol: ``difference``
+    (fraction) and ``relation``: "reference", "above" or "below" (its 95 % interval lies wholly
+    above or below the reference's), "overlaps" (the intervals overlap: these runs do not
+    separate them), or "no interval"; "no reference" where the reference was not run."""
+    part = long[(long["metric"] == metric) & (long["protocol"] == protocol)]
+    rows = []
+    for (dataset, task), group in part.groupby(["dataset", "task"], sort=False):
+        base = group[group[column] == reference]
+        for _, row in group.iterrows():
+            entry = {"dataset": dataset, "task": task, column: row[column], "mean": row["mean"],
+                     "low": row["low"], "high": row["high"]}
+            if base.empty:
+                entry.update(difference=float("nan"), relation="no reference")
+            else:
+                ref = base.iloc[0]
+                entry["difference"] = row["mean"] - ref["mean"]
+                if row[column] == reference:
+                    entry["relation"] = "reference"
+                elif any(pd.isna(v) for v in (row["low"], row["high"], ref["low"], ref["high"])):
+                    entry["relation"] = "no interval"
+                elif row["low"] > ref["high"]:
+                    entry["relation"] = "above"
+                elif row["high"] < ref["low"]:
+                    entry["relation"] = "below"
+                else:
+                    entry["relation"] = "overlaps"
+            rows.append(entry)
+    return pd.DataFrame(rows)
+
+
+def variant_conclusion(long: pd.DataFrame, column: str, reference: str, what: str, metric: str = "uf1",
+                       protocol: str = "fixed") -> str:
+    """The conclusion of a comparison of variants (temporal branches, imbalance options), from
+    the numbers: per dataset/task, the best variant, the reference's score, each other variant's
+    difference from it, and whether the 95 % intervals separate them. ``what`` names the
+    variants in prose ("temporal branches"); ``reference`` is the paper's."""
+    name = METRIC_NAMES[metric]
+    compared = compare_to_reference(long, column, reference, metric, protocol)
+    if compared.empty:
+        return f"No {what} were run with these parameters."
+    sentences = []
+    for (dataset, task), group in compared.groupby(["dataset", "task"], sort=False):
+        best = group.loc[group["mean"].idxmax()]
+        start = f"On {dataset} {task} ({protocol} protocol), "
+        if len(group) == 1:
+            sentences.append(start + f"only {best[column]} was run: {name} {format_interval(best['mean'], best['low'], best['high'])} %.")
+            continue
+        paper = " (the paper's)" if best[column] == reference else ""
+        sentences.append(start + f"the best of the {len(group)} {what} is {best[column]}{paper} at {name} "
+                         f"{format_interval(best['mean'], best['low'], best['high'])} %.")
+        base = group[group["relation"] == "reference"]
+        if base.empty:
+            sentences.append(f"{reference} (the paper's) was not run with these parameters, so nothing is "
+                             f"compared with it.")
+            continue
+        ref = base.iloc[0]
+        others = group[group["relation"] != "reference"]
+        differences = ", ".join(f"{row[column]} {100 * row['difference']:+.1f}" for _, row in others.iterrows())
+        against = "Against it" if paper else (f"Against {reference} (the paper's, {name} "
+                                              f"{format_interval(ref['mean'], ref['low'], ref['high'])} %)")
+        sentences.append(f"{against}, in {name} points: {differences}.")
+        separated = others[others["relation"].isin(["above", "below"])]
+        if separated.empty:
+            sentences.append(f"Every interval overlaps {reference}'s, so these runs do not separate the {what}.")
+        else:
+            parts = [f"{row[column]} lies wholly {row['relation']} it" for _, row in separated.iterrows()]
+            rest = len(others) - len(separated)
+            text = " and ".join(parts)
+            text = f"{text[0].upper()}{text[1:]} (95 % intervals)"
+            sentences.append(text + (f"; the {rest} other(s) overlap it." if rest else "."))
+    return " ".join(sentences)
+
+
+def rare_class_sentence(recall: pd.DataFrame, column: str) -> str:
+    """Per dataset/task of a :func:`class_recall` table: its rarest class (fewest clips; the first
+    in class order on ties) and that class's recall under each variant, in words."""
+    sentences = []
+    for (dataset, task), part in recall.groupby(["dataset", "task"], sort=False):
+        support = part.groupby("class_name", sort=False)["support"].first()
+        rarest = support.idxmin()
+        tied = [name for name in support.index if support[name] == support[rarest] and name != rarest]
+        rows = part[part["class_name"] == rarest]
+        scores = ", ".join(f"{format_interval(r['mean'], r['low'], r['high'])} % with {r[column]}"
+                           for _, r in rows.iterrows())
+        ties = f"; as few as {', '.join(tied)}" if tied else ""
+        sentences.append(f"The rarest class of {dataset} {task}, {rarest} ({support[rarest]} of "
+                         f"{support.sum()} clips{ties}), is recalled {scores}.")
+    return " ".join(sentences)
+
+
+def size_sentence(sizes: pd.DataFrame, column: str, reference: str) -> str:
+    """Parameters and forward FLOPs of each variant (a :func:`temporal_branch_sizes` table, the
+    variant in ``column``) against the ``reference``'s, in words."""
+    rows = sizes.set_index(column)
+    def size(name):
+        return (f"{rows.loc[name, 'parameters (M)']:.3g} M parameters and "
+                f"{rows.loc[name, 'forward GFLOPs / sample']:.3g} GFLOPs per clip")
+    if reference not in rows.index:
+        return "; ".join(f"{name}: {size(name)}" for name in rows.index) + "."
+    base = rows.loc[reference, "forward GFLOPs / sample"]
+    others = [f"{name} {size(name)} ({rows.loc[name, 'forward GFLOPs / sample'] / base:.2g}x the FLOPs)"
+              for name in rows.index if name != reference]
+    return (f"At {rows['input'].iloc[0]} ({rows['preset'].iloc[0]} preset), {reference} (the paper's) has "
+            f"{size(reference)}" + (f"; {'; '.join(others)}" if others else "") + ".")
 
 
 def model_sizes(presets=("paper", "tiny"), fusions=None, num_classes: int = 5) -> pd.DataFrame:

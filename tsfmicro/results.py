@@ -20,6 +20,10 @@ from tsfmicro import _io
 
 FILES = ("config.yaml", "provenance.json", "predictions.csv", "curves.csv", "metrics.json")
 MODEL_OPTIONS = ("rotary", "temporal_branch")  # ModelConfig fields a request may change from its preset
+# Where a run's options beyond its parameters are recorded in config.yaml's ``resolved`` (the run
+# key's identity), each only when it is not the default: at the top, or inside the recipe.
+RESOLVED_OPTIONS = (*MODEL_OPTIONS, "frame_reselection", "errata", "apex")
+RECIPE_OPTIONS = ("loss", "sampling")
 
 
 @dataclass
@@ -37,6 +41,15 @@ class Run:
     @property
     def class_names(self) -> list[str]:
         return list(self.config["class_names"])
+
+    @property
+    def options(self) -> dict:
+        """The options that make this run differ from its parameters' default run (a chapter's
+        variant, e.g. ``{"temporal_branch": "conv"}``, ``{"loss": "focal"}``); {} for none."""
+        resolved = self.config.get("resolved", {})
+        options = {name: resolved[name] for name in RESOLVED_OPTIONS if name in resolved}
+        options |= {name: resolved["recipe"][name] for name in RECIPE_OPTIONS if name in resolved.get("recipe", {})}
+        return options
 
     def fold_model(self, subject: str) -> torch.nn.Module:
         """The model trained without ``subject`` (its final weights), in eval mode, on the CPU."""

@@ -127,13 +127,14 @@ class Study(Params):
             })
         return pd.DataFrame(rows)
 
-    def all_samples(self):
-        """The sample tables of every (dataset, task), stacked, with ``task`` and
-        ``class_name`` (the task's class, in its fixed order) columns."""
+    def all_samples(self, pairs: list[tuple[str, str]] | None = None):
+        """The sample tables of every (dataset, task) (``pairs``: these only), stacked, with
+        ``task`` and ``class_name`` (the task's class, in its fixed order) columns."""
         import pandas as pd
 
         parts = []
-        for (dataset, task), prepared in self.all_data().items():
+        for dataset, task in pairs if pairs is not None else self.dataset_tasks():
+            prepared = self.data(dataset, task)
             names = pd.Categorical([prepared.class_names[k] for k in prepared.samples["class_index"]],
                                    categories=prepared.class_names)
             parts.append(prepared.samples.assign(dataset=dataset, task=task, class_name=names))
@@ -224,6 +225,26 @@ class Study(Params):
         """Leave-one-dataset-out on the composite (``cross_dataset: lodo``), or None."""
         planned = self.lodo_planned()
         return self.planned(planned) if planned else None
+    def temporal_branch_runs(self) -> dict[tuple[str, str, str], Any]:
+        """Each variant of ``temporal_branch:`` (T-S late on its dataset/task), keyed by
+        (dataset, task, variant); {} when the section is absent. The paper's retention is
+        the main results' run."""
+        settings = self.params.get("temporal_branch")
+        if not settings:
+            return {}
+        seeds = self.section_seeds("temporal_branch")
+        return {(settings["dataset"], settings["task"], variant):
+                self.run(settings["dataset"], settings["task"], "ts_late", seeds, **options)
+                for variant, options in self.temporal_branch_variants().items()}
+
+    def imbalance_runs(self) -> dict[tuple[str, str, str], Any]:
+        """Each option of ``imbalance:`` on each of its tasks (T-S late), keyed by (dataset,
+        task, option); {} when the section is absent. The paper's cross_entropy is the main
+        results' run."""
+        seeds = self.section_seeds("imbalance")
+        return {(dataset, task, option): self.run(dataset, task, "ts_late", seeds, **settings)
+                for dataset, task in self.imbalance_tasks()
+                for option, settings in self.imbalance_options().items()}
 
     # ------------------------------------------------------------------ annotation chapter
     @property

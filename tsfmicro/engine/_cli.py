@@ -5,6 +5,7 @@ import argparse
 import json
 
 from tsfmicro.engine.execute import train
+from tsfmicro.engine.imbalance import LOSSES, SAMPLINGS
 from tsfmicro.engine.recipes import PRECISIONS, RECIPES
 from tsfmicro.engine.runs import DEVICES, RunConfig
 from tsfmicro.model.config import TEMPORAL_BRANCHES
@@ -48,6 +49,12 @@ def _add_train(subparsers) -> None:
                         help="rotary position encoding: flat (the presets', the authors') or axial (our option)")
     parser.add_argument("--temporal-branch", choices=TEMPORAL_BRANCHES,
                         help="the temporal branch's token mixer: retention (the paper's) or an ablation")
+    parser.add_argument("--loss", choices=LOSSES,
+                        help="training loss: cross_entropy (the recipes', the paper's), weighted_cross_entropy "
+                        "(inverse class frequency of each fold's training clips) or focal (gamma 2)")
+    parser.add_argument("--sampling", choices=SAMPLINGS,
+                        help="order of each epoch's training clips: shuffle (the recipes', the paper's) or "
+                        "class_balanced (drawn with replacement, each class equally likely)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one or more seeds; default: 0")
     parser.add_argument("--device", default="auto", choices=DEVICES, help="default: auto (cuda, mps, cpu)")
     parser.add_argument("--out", default="runs", help="folder holding run directories; default: runs")
@@ -112,6 +119,8 @@ def run_train(args: argparse.Namespace) -> int:
         precision=args.precision,
         rotary=args.rotary,
         temporal_branch=args.temporal_branch,
+        loss=args.loss,
+        sampling=args.sampling,
         device=args.device,
         out=args.out,
         crop_size=args.crop_size,

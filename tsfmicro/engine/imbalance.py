@@ -22,6 +22,23 @@ import torch.nn.functional as F
 LOSSES = ("cross_entropy", "weighted_cross_entropy", "focal")
 SAMPLINGS = ("shuffle", "class_balanced")
 FOCAL_GAMMA = 2.0  # the value Lin et al. recommend and most micro-expression code uses
+# The options the class-imbalance chapter compares (``imbalance: options:`` of the parameters),
+# one name each, as (loss, sampling). "cross_entropy" is the paper's training.
+OPTIONS: dict[str, tuple[str, str]] = {
+    "cross_entropy": ("cross_entropy", "shuffle"),
+    "weighted_cross_entropy": ("weighted_cross_entropy", "shuffle"),
+    "focal": ("focal", "shuffle"),
+    "class_balanced": ("cross_entropy", "class_balanced"),
+}
+
+
+def option_settings(name: str) -> dict[str, str | None]:
+    """RunConfig's ``loss`` and ``sampling`` for the chapter's option ``name``; None where it is the
+    paper's, so the paper's option is the main results' run itself."""
+    if name not in OPTIONS:
+        raise ValueError(f"unknown class-imbalance option {name!r}; choose one of {', '.join(OPTIONS)}")
+    loss, sampling = OPTIONS[name]
+    return {"loss": None if loss == LOSSES[0] else loss, "sampling": None if sampling == SAMPLINGS[0] else sampling}
 
 
 def class_weights(train_labels: torch.Tensor, num_classes: int) -> torch.Tensor:

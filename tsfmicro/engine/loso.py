@@ -10,6 +10,10 @@ protocols from the same training:
   every other number of this protocol use that same epoch; the authors pick the best-accuracy
   epoch separately, which inflates their accuracy slightly more than ours.
 
+Class imbalance (tsfmicro.engine.imbalance): the recipe's ``loss`` is built per fold, class
+weights from that fold's training clips only (never the held-out subject's), and its ``sampling``
+draws each epoch's order; the defaults (plain cross-entropy, a shuffled epoch) are the authors'.
+
 Determinism: each fold seeds torch and its own CPU generator from (seed, fold index), so a fold
 does not depend on what ran before it, and a checkpoint carries the RNG states to continue a
 fold mid-way. On the CPU a resumed run is bit-identical to an uninterrupted one.
@@ -29,6 +33,7 @@ from tqdm import tqdm  # text bars: no widget dependency in notebooks
 from tsfmicro import metrics
 from tsfmicro.data.types import PreparedData
 from tsfmicro.engine import checkpoint as ckpt
+from tsfmicro.engine import imbalance
 from tsfmicro.engine.augment import paired_augment, random_transforms, to_model_input
 from tsfmicro.engine.recipes import Recipe
 from tsfmicro.results import fold_weights_path
@@ -125,6 +130,7 @@ class FoldTrainer:
         # Copies: a Ray worker receives the fold's index arrays read-only.
         train_index = torch.tensor(np.asarray(fold.train_index), dtype=torch.long)
         test_index = torch.tensor(np.asarray(fold.test_index), dtype=torch.long)
+        loss = self.fold_loss(train_index)
         probabilities: list[torch.Tensor] = []
         curves: list[dict] = []
         if resume is not None:
@@ -146,7 +152,7 @@ class FoldTrainer:
         )
         for epoch in epochs:
             learning_rate = optimizer.param_groups[0]["lr"]
-            train_loss, train_accuracy = self.train_epoch(model, optimizer, train_index, generator)
+            train_loss, train_accuracy = self.train_epoch(model, optimizer, train_index, generator, loss)
             if epoch < self.recipe.decay_epochs:
                 scheduler.step()
             epoch_probabilities, test_loss = self.predict(model, test_index)
@@ -176,12 +182,21 @@ class FoldTrainer:
         )
         return outcome, model
 
-    def train_epoch(self, model, optimizer, train_index: torch.Tensor, generator: torch.Generator):
-        """One pass over the training clips in a random order; mean loss and accuracy."""
+    def fold_loss(self, train_index: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """The recipe's loss for one fold; class weights (weighted cross-entropy) come from the
+        labels of ``train_index`` only, the fold's training clips."""
+        train_labels = self.data.labels[train_index.to(self.data.device)]
+        return imbalance.make_loss(self.recipe.loss, train_labels, self.data.num_classes)
+
+    def train_epoch(self, model, optimizer, train_index: torch.Tensor, generator: torch.Generator,
+                    loss_function: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]):
+        """One pass over the training clips in the recipe's order (a shuffle, or class-balanced
+        draws); mean loss and accuracy."""
         model.train()
         device = self.data.device
         # The epoch's order and augmentations are drawn on the CPU and moved in one copy each.
-        order = train_index[torch.randperm(len(train_index), generator=generator)].to(device)
+        train_labels = self.data.labels[train_index.to(device)]
+        order = imbalance.epoch_order(self.recipe.sampling, train_index, train_labels, generator).to(device)
         all_transforms = random_transforms(len(order), self.recipe, self.image_size, generator).to(device)
         loss_sum = torch.zeros((), device=device)  # summed on the device: no sync per step
         correct = torch.zeros((), device=device, dtype=torch.long)
@@ -192,7 +207,7 @@ class FoldTrainer:
             labels = self.data.labels[batch]
             with self.autocast():
                 logits = model(onset, apex)  # (B, classes)
-            loss = F.cross_entropy(logits.float(), labels)
+            loss = loss_function(logits.float(), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

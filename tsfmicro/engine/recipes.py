@@ -43,6 +43,12 @@ run's provenance. ``bf16`` is an opt-in speed mode (``precision="bf16"``): bf16 
 projections and convolutions, with the decay, rotary and softmax of the attention still in
 fp32 (tsfmicro/model/retention.py), so the Manhattan decay keeps fp32 accuracy.
 
+Class imbalance (tsfmicro.engine.imbalance): both train with plain cross-entropy over a
+shuffled epoch (``loss="cross_entropy"``, ``sampling="shuffle"``), as the authors do. Class-
+weighted cross-entropy, focal loss and class-balanced epochs are named options (``loss=``,
+``sampling=``); they enter a recipe's :meth:`Recipe.as_dict` (hashed into every run key) only
+when set, so the keys of runs trained before the options existed hold.
+
 Augmentation (same for both, from the authors' scripts): horizontal flip p=0.5, rotation up
 to 3 degrees, random crop with 15 px padding at 224 px; the 3-class scripts use 4 degrees and
 4 px (and weight decay 0.7). The shared 3-class task of the cross-dataset chapter
@@ -52,6 +58,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+from tsfmicro.engine.imbalance import LOSSES, SAMPLINGS
 from tsfmicro.model import FUSIONS
 
 RECIPES = ("paper", "authors_code")
@@ -59,6 +66,7 @@ THREE_CLASS_TASKS = ("3class", "3class_megc")  # trained with the authors' 3-cla
 PRECISIONS = ("fp32", "bf16")
 REFERENCE_SIZE = 224  # the image size the authors' augmentation numbers refer to
 AUTHORS_LATE_FUSION = "ts_late"  # the model of the authors' ``classes/`` scripts
+DEFAULT_LOSS, DEFAULT_SAMPLING = LOSSES[0], SAMPLINGS[0]  # cross_entropy, shuffle: the authors'
 
 
 @dataclass(frozen=True)
@@ -74,9 +82,17 @@ class Recipe:
     rotation_degrees: float
     crop_padding: int  # pixels at REFERENCE_SIZE
     precision: str = "fp32"  # "fp32" (the authors') or "bf16" (autocast; attention decay kept in fp32)
+    loss: str = DEFAULT_LOSS  # tsfmicro.engine.imbalance.LOSSES; the authors': plain cross-entropy
+    sampling: str = DEFAULT_SAMPLING  # tsfmicro.engine.imbalance.SAMPLINGS; the authors': a shuffled epoch
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The recipe's fields, hashed into run keys: the imbalance options only when not the
+        authors' (runs trained before they existed keep their keys)."""
+        fields = asdict(self)
+        for name, default in (("loss", DEFAULT_LOSS), ("sampling", DEFAULT_SAMPLING)):
+            if fields[name] == default:
+                del fields[name]
+        return fields
 
     def padding_at(self, image_size: int) -> int:
         """Crop padding in pixels for images of ``image_size`` (same fraction of the image)."""
@@ -97,9 +113,11 @@ def get_recipe(
     epochs: int | None = None,
     batch_size: int | None = None,
     precision: str | None = None,
+    loss: str | None = None,
+    sampling: str | None = None,
 ) -> Recipe:
-    """The recipe ``name`` for one dataset, task and fusion variant; ``epochs``, ``batch_size``
-    and ``precision`` override it. ``fusion`` matters only for ``authors_code`` (see the table
+    """The recipe ``name`` for one dataset, task and fusion variant; ``epochs``, ``batch_size``,
+    ``precision``, ``loss`` and ``sampling`` override it (None: the recipe's own). ``fusion`` matters only for ``authors_code`` (see the table
     in the module docstring).
 
     A smaller batch gives more optimiser steps per epoch: on the tiny CPU demo sets (a couple
@@ -140,4 +158,12 @@ def get_recipe(
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
         recipe = replace(recipe, precision=precision)
+    if loss is not None:
+        if loss not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+        recipe = replace(recipe, loss=loss)
+    if sampling is not None:
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"unknown sampling {sampling!r}; choose one of {', '.join(SAMPLINGS)}")
+        recipe = replace(recipe, sampling=sampling)
     return recipe

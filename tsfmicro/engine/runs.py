@@ -16,8 +16,9 @@ A unit's key hashes everything that changes its numbers: the engine version, dat
 fusion, preset, the resolved recipe (epochs included), crop size, the seed, the prepared data's
 cache key, the device type (GPU and CPU arithmetic differ), the precision (in the recipe) and,
 when not the preset's or the default, the model options (rotary form, temporal branch), the
-training-time frame re-selection, the owners' errata choice, the evaluation split (when not LOSO)
-a cross-dataset request's test dataset and its cache key, and the automatic apex (absent when default, so keys made
+training-time frame re-selection, the owners' errata choice, the evaluation split (when not LOSO),
+a cross-dataset request's test dataset and its cache key, the recipe's class-imbalance options
+(loss, sampling; tsfmicro.engine.recipes) and the automatic apex (absent when default, so keys made
 before they existed hold). Paths, progress bars, checkpoint timing, the executor and the number of
 workers are not part of it. A request's key hashes the same without the seed, plus its list of
 seeds. A finished unit or request (``metrics.json`` written last) is loaded instead of retrained,
@@ -39,7 +40,8 @@ from tsfmicro import _io, metrics
 from tsfmicro.engine import loso, provenance
 from tsfmicro.engine import folds as fold_files
 from tsfmicro.engine.folds import FoldResult
-from tsfmicro.engine.recipes import PRECISIONS, RECIPES, get_recipe
+from tsfmicro.engine.imbalance import LOSSES, SAMPLINGS
+from tsfmicro.engine.recipes import DEFAULT_LOSS, DEFAULT_SAMPLING, PRECISIONS, RECIPES, get_recipe
 from tsfmicro.results import MODEL_OPTIONS, load_run
 
 # bump when a code change alters results, so older runs are not reused
@@ -64,6 +66,8 @@ class RunConfig:
     precision: str | None = None  # None: the recipe's own (fp32); "bf16": autocast speed mode
     rotary: str | None = None  # None: the preset's (flat, the authors'); "axial": our option
     temporal_branch: str | None = None  # None: the preset's (retention, the paper's); else an ablation
+    loss: str | None = None  # None: the recipe's (cross_entropy, the paper's); else tsfmicro.engine.imbalance.LOSSES
+    sampling: str | None = None  # None: the recipe's (shuffle, the paper's); "class_balanced": balanced epochs
     device: str = "auto"  # auto = cuda, then mps, then cpu
     out: str = "runs"
     crop_size: int | None = None  # size of the cached crops; None: the preset's image size
@@ -145,6 +149,10 @@ def validate(config: RunConfig) -> None:
         _check_choice("rotary", config.rotary, ROTARY)
     if config.temporal_branch is not None:
         _check_choice("temporal_branch", config.temporal_branch, TEMPORAL_BRANCHES)
+    if config.loss is not None:
+        _check_choice("loss", config.loss, LOSSES)
+    if config.sampling is not None:
+        _check_choice("sampling", config.sampling, SAMPLINGS)
     _check_choice("errata choice", config.errata, ERRATA_CHOICES)
     _check_choice("apex", config.apex, APEX_CHOICES)
     if config.apex != "annotated" and config.frame_reselection:
@@ -282,14 +290,15 @@ def resolve_request(config: RunConfig, progress: bool, device: torch.device | No
             prepared[join_key] = join_for_cross_dataset(data, test_data)
         data = prepared[join_key]
     recipe = get_recipe(config.recipe, config.dataset, config.task, fusion=config.fusion, epochs=config.epochs,
-                        batch_size=config.batch_size, precision=config.precision)
+                        batch_size=config.batch_size, precision=config.precision, loss=config.loss,
+                        sampling=config.sampling)
     identity = {
         "engine_version": ENGINE_VERSION,
         "dataset": config.dataset,
         "task": config.task,
         "fusion": config.fusion,
         "preset": config.preset,
-        "recipe": recipe.as_dict(),
+        "recipe": recipe.as_dict(),  # loss and sampling only when not the authors': earlier keys hold
         "crop_size": crop_size,
         "image_size": image_size,
         "data_cache_key": own_cache_key,
@@ -315,20 +324,27 @@ def resolve_request(config: RunConfig, progress: bool, device: torch.device | No
 
 # RunConfig fields that make a request a variant of the parameters' run (a chapter's option);
 # shown in the plan's "options" column when they differ from RunConfig's default.
-OPTION_FIELDS = ("rotary", "temporal_branch", "frame_reselection", "errata", "split", "test_dataset", "apex")
+OPTION_FIELDS = ("rotary", "temporal_branch", "frame_reselection", "errata", "split", "test_dataset", "loss",
+                 "sampling", "apex")
+RECIPE_DEFAULTS = {"loss": DEFAULT_LOSS, "sampling": DEFAULT_SAMPLING}  # None in RunConfig: the recipe's
 
 
 def config_options(config: RunConfig) -> dict:
     """The OPTION_FIELDS of ``config`` that differ from their default: the preset's value for a
-    model option (rotary, temporal branch), RunConfig's default for the others."""
+    model option (rotary, temporal branch), the recipe's for loss and sampling, RunConfig's
+    default for the others."""
     from tsfmicro.model import PRESETS
 
     defaults = {name: field.default for name, field in RunConfig.__dataclass_fields__.items()}
     options = {}
     for name in OPTION_FIELDS:
         value = getattr(config, name)
-        default = getattr(PRESETS[config.preset], name) if name in MODEL_OPTIONS and value is not None \
-            else defaults[name]
+        if value is not None and name in MODEL_OPTIONS:
+            default = getattr(PRESETS[config.preset], name)
+        elif value is not None and name in RECIPE_DEFAULTS:
+            default = RECIPE_DEFAULTS[name]
+        else:
+            default = defaults[name]
         if value != default:
             options[name] = value
     return options
