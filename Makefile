@@ -48,7 +48,8 @@ PAPERMILL_ARGS ?=
 EXECUTOR ?= local
 RUN_ARGS ?=
 NOTEBOOKS := 00_datasets 01_main_results 02_fusion_ablation 03_confusion_matrices 04_gradcam \
-             05_composite 06_cross_dataset 07_temporal_branch 09_class_imbalance 10_compute
+             05_composite 06_cross_dataset 07_temporal_branch 08_annotation_sensitivity 09_class_imbalance \
+             10_compute
 EXECUTED := book/notebooks
 
 book: install

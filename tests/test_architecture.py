@@ -13,6 +13,7 @@ LAYERS = [
     ("tsfmicro.cli", 5), ("tsfmicro._study_cli", 5), ("tsfmicro.study", 5), ("tsfmicro.__main__", 5),
     ("tsfmicro.engine._cli", 5), ("tsfmicro.data._cli", 5),
     ("tsfmicro.report", 4), ("tsfmicro.plots", 4), ("tsfmicro.gradcam", 4), ("tsfmicro.attention_maps", 4),
+    ("tsfmicro.sensitivity", 4),
     ("tsfmicro.provenance_box", 4), ("tsfmicro.reported", 4),
     ("tsfmicro.params", 3),
     ("tsfmicro.engine", 2),

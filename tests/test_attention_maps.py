@@ -69,3 +69,37 @@ def test_cam_peak_to_grid_cell():
     assert grid_cell((40, 7), 64, 4) == (2, 0)
     assert grid_cell((63, 63), 64, 4) == (3, 3)
     assert grid_cell((223, 0), 224, 14) == (13, 0)
+
+
+def test_attention_at_each_branchs_own_grad_cam_peak_and_its_summary():
+    from tsfmicro.attention_maps import attention_summary
+    from tsfmicro.gradcam import _attention_at_peaks
+
+    torch.manual_seed(0)
+    model = build_model("tiny", 3, "ts_late").eval()
+    onset, apex = frames(1)
+    temporal_cam, spatial_cam = np.zeros((64, 64)), np.zeros((64, 64))
+    temporal_cam[5, 60], spatial_cam[50, 20] = 1.0, 1.0  # peaks in cells (0, 3) and (3, 1) of the 4 x 4 grid
+    panel = {"temporal": temporal_cam, "spatial": spatial_cam, "outcome": "correct"}
+    found = _attention_at_peaks(model, onset, apex, panel)
+    assert found["grid"] == 4 and found["temporal_query"] == (0, 3) and found["spatial_query"] == (3, 1)
+    for branch, query in (("temporal", (0, 3)), ("spatial", (3, 1))):
+        np.testing.assert_allclose(found[f"{branch}_attention"], attention_maps(model, onset, apex, [query])[branch][0],
+                                   rtol=1e-5, atol=1e-7)
+    no_spatial = _attention_at_peaks(build_model("tiny", 3, "temporal_only"), onset, apex,
+                                     {"temporal": temporal_cam, "spatial": None})
+    assert no_spatial["spatial_attention"] is None and no_spatial["temporal_attention"].shape == (4, 4)
+
+    own = np.full((4, 4), 0.5 / 15)
+    own[0, 3] = 0.5  # attends most to itself, 8x uniform
+    flat = np.full((4, 4), 1 / 16)
+    flat[2, 2] += 1e-3
+    panels = [{"outcome": "correct", "temporal_query": (0, 3), "temporal_attention": own,
+               "spatial_query": (3, 1), "spatial_attention": flat},
+              {"outcome": "wrong", "temporal_query": (1, 1), "temporal_attention": own,
+               "spatial_query": (3, 1), "spatial_attention": None}]
+    text = attention_summary(panels)
+    assert "in the temporal branch the query token attends most to its own cell in 1 of 2 clips" in text
+    assert "on average correct 8.0x, wrong 8.0x the uniform weight" in text
+    assert "in the spatial branch the query token attends most to its own cell in 0 of 1 clips" in text
+    assert "correct 1.0x the uniform" in text and "spatial" in text

@@ -21,7 +21,8 @@ from tsfmicro.study import DatasetRootMissing, Study
 
 EXPECTED_NOTEBOOKS = ["00_datasets", "01_main_results", "02_fusion_ablation",
                       "03_confusion_matrices", "04_gradcam", "05_composite", "06_cross_dataset",
-                      "07_temporal_branch", "09_class_imbalance", "10_compute"]
+                      "07_temporal_branch", "08_annotation_sensitivity",
+                      "09_class_imbalance", "10_compute"]
 
 
 USER_RUNS = ROOT / ".cache" / "tsfmicro" / "runs"  # params/demo.yaml's paths: runs:
@@ -85,14 +86,17 @@ def test_study_plans_each_run_once_and_shares_ts_late():
     study = Study.load(DEMO_PARAMS)
     planned = study.planned_runs()
     # main results, fusions, composite, cross-dataset (2 x 2 cells), LODO, 2 temporal branches
-    # beside retention (its seed-0 run is the ablation's ts_late), 1 more imbalance option
-    # (cross-entropy's seed-0 request is its own request of the main run's seed 0)
-    assert len(planned) == len(set(planned)) == 3 + 6 + 1 + 4 + 1 + 2 + 2
+    # beside retention (its seed-0 run is the ablation's ts_late), the automatic apex (the annotated
+    # apex's seed-0 run is the ablation's ts_late), 1 more imbalance option (cross-entropy's seed-0
+    # request is its own request of the main run's seed 0)
+    assert len(planned) == len(set(planned)) == 3 + 6 + 1 + 4 + 1 + 2 + 1 + 2
     units = study.planned_units()
     assert ("casme2", "5class", "ts_late", 0, ()) in units
+    assert ("casme2", "5class", "ts_late", 0, (("apex", "automatic"),)) in units
     # 3 main results x 2 seeds, plus 5 more fusions x 1 seed (ts_late seed 0 is shared), plus one
-    # seed of each run of the chapters (retention and cross-entropy seed 0 are main-results units)
-    assert len(units) == 3 * 2 + 5 + 1 + 4 + 1 + 2 + 1
+    # seed of each run of the chapters (retention, the annotated apex and cross-entropy seed 0 are
+    # main-results units)
+    assert len(units) == 3 * 2 + 5 + 1 + 4 + 1 + 2 + 1 + 1
     assert study.source == "SYNTHETIC"
     label = study.label("fixed")
     assert "SYNTHETIC" in label and "fixed" in label and "seeds: 0, 1" in label
@@ -223,7 +227,7 @@ def test_tsfmicro_run_trains_every_run_before_the_notebooks_which_only_read(book
     assert book.run_returncode == 0, "tsfmicro run params/demo.yaml failed:\n" + book.run_log[-6000:]
     study = Study.load(DEMO_PARAMS, overrides={**BOOK_TEST_OVERRIDES, "paths": {"runs": str(book.runs)}})
     planned = {unit.path.name for unit in study.engine_plan().units}
-    assert len(planned) == len(study.planned_units()) >= 17 and planned == set(book.units_after_run)
+    assert len(planned) == len(study.planned_units()) >= 21 and planned == set(book.units_after_run)
     assert book.units_after_notebooks == book.units_after_run  # papermill trained nothing
 
 

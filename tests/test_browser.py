@@ -27,6 +27,7 @@ RESULT_PAGES = {
     "notebooks/05_composite": 2,
     "notebooks/06_cross_dataset": 3,
     "notebooks/07_temporal_branch": 1,
+    "notebooks/08_annotation_sensitivity": 3,
     "notebooks/09_class_imbalance": 3,
     "notebooks/10_compute": 1,
 }

@@ -45,7 +45,9 @@ def test_overrides_narrow_the_paper_plan_without_editing_a_file(monkeypatch):
                                                 "temporal_branch": {"variants": ["retention"]}, "imbalance": None})
     assert study.dataset_tasks() == [("casme2", "5class")]
     assert [unit[:4] for unit in study.planned_units()] == [("casme2", "5class", "ts_late", 0),
-                                                            ("casme2", "5class", "spatial_only", 0)]
+                                                            ("casme2", "5class", "spatial_only", 0),
+                                                            ("casme2", "5class", "ts_late", 0)]
+    assert study.planned_units()[-1].options == (("apex", "automatic"),)  # annotation: automatic_apex
     assert study.params["preset"] == "paper" and study.params["recipe"] == "paper"
 
 
@@ -241,7 +243,7 @@ def test_the_temporal_branch_and_imbalance_sections_plan_their_variants_sharing_
     from tsfmicro.params import PlannedRun, run_options
 
     study = Study.load(DEMO_PARAMS, overrides={
-        "composite": None, "cross_dataset": None,  # chapters 05 and 06: their own test
+        "composite": None, "cross_dataset": None, "annotation": None,  # chapters 05, 06, 08: their own tests
         "temporal_branch": {"variants": ["retention", "conv", "transformer"], "seeds": [0]},
         "imbalance": {"tasks": ["samm/5class", "casme3/7class"], "options": ["cross_entropy", "focal", "class_balanced"],
                       "seeds": None}})
@@ -265,7 +267,8 @@ def test_the_temporal_branch_and_imbalance_sections_plan_their_variants_sharing_
     assert len(units) == 6 + 5 + 2 + 2 * 2 * 2  # main (3 tasks x 2 seeds), ablation's other 5 fusions, branches, imbalance
 
     # left out or null: no runs, nothing to read
-    for overrides in ({"temporal_branch": None, "imbalance": None, "composite": None, "cross_dataset": None},):
+    for overrides in ({"temporal_branch": None, "imbalance": None, "composite": None, "cross_dataset": None,
+                       "annotation": None},):
         bare = Study.load(DEMO_PARAMS, overrides=overrides)
         assert bare.temporal_branch_variants() == {} and bare.imbalance_tasks() == []
         assert all(not run.options for run in bare.planned_runs())

@@ -76,3 +76,24 @@ def attention_maps(model: nn.Module, onset: torch.Tensor, apex: torch.Tensor,
         picked = mean[torch.arange(len(rows)), rows]  # (B, N)
         maps[name] = picked.reshape(-1, grid, grid).cpu().numpy()
     return maps
+
+
+def attention_summary(panels: list[dict]) -> str:
+    """What the attention panels (tsfmicro.gradcam.explain_predictions(..., attention=True)) show,
+    from their numbers: per branch, in how many clips the query token at the Grad-CAM peak
+    attends most to its own grid cell, and how peaked its attention is (its maximum against
+    uniform attention), for correct and wrong predictions."""
+    parts = []
+    for branch in ("temporal", "spatial"):
+        maps = [(panel["outcome"], panel[f"{branch}_query"], panel[f"{branch}_attention"]) for panel in panels
+                if panel.get(f"{branch}_attention") is not None]
+        if not maps:
+            parts.append(f"the {branch} branch has no attention map here")
+            continue
+        own = sum(cam_peak(attention) == tuple(query) for _, query, attention in maps)
+        peak = {outcome: [float(attention.max() * attention.size) for kind, _, attention in maps if kind == outcome]
+                for outcome in ("correct", "wrong")}
+        peaks = ", ".join(f"{outcome} {np.mean(values):.1f}x" for outcome, values in peak.items() if values)
+        parts.append(f"in the {branch} branch the query token attends most to its own cell in {own} of {len(maps)} "
+                     f"clips, and its strongest weight is on average {peaks} the uniform weight")
+    return "At the Grad-CAM peak, " + "; ".join(parts) + "."

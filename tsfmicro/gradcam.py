@@ -89,7 +89,8 @@ def pick_examples(predictions, class_names: Sequence[str], per_class: int = 1,
     return chosen
 
 
-def explain_predictions(run, prepared, per_class: int = 1, protocol: str = "fixed") -> list[dict]:
+def explain_predictions(run, prepared, per_class: int = 1, protocol: str = "fixed",
+                        attention: bool = False) -> list[dict]:
     """Grad-CAM panels for test predictions of ``run`` (an engine Run), ready for
     :func:`tsfmicro.plots.gradcam_grid`.
 
@@ -97,6 +98,9 @@ def explain_predictions(run, prepared, per_class: int = 1, protocol: str = "fixe
     ``per_class`` correct and wrong test clips; each is explained by the model of its own
     LOSO fold (trained without that subject), for the class that model predicted.
     ``prepared`` is the run's PreparedData (``sample_index`` in the predictions indexes it).
+    ``attention``: also, per branch, the attention of the query token at that branch's
+    Grad-CAM peak (tsfmicro.attention_maps; one more forward pass per clip), for
+    :func:`tsfmicro.plots.attention_grid`.
     """
     from tsfmicro.engine.augment import to_model_input
 
@@ -116,7 +120,7 @@ def explain_predictions(run, prepared, per_class: int = 1, protocol: str = "fixe
         cams = branch_cams(model, onset, apex, target_classes=[example["pred"]])
         shown = _resize_crop(onset_crop, size), _resize_crop(apex_crop, size)
         names = run.class_names
-        panels.append({
+        panel = {
             "title": (f"{example['outcome']}: true {names[example['true']]}, "
                       f"predicted {names[example['pred']]}\nsubject {row['subject']} {row['clip_id']}"),
             "onset": shown[0],
@@ -124,8 +128,28 @@ def explain_predictions(run, prepared, per_class: int = 1, protocol: str = "fixe
             "temporal": None if cams["temporal"] is None else cams["temporal"][0],
             "spatial": None if cams["spatial"] is None else cams["spatial"][0],
             **example,
-        })
+        }
+        if attention:
+            panel.update(_attention_at_peaks(model, onset, apex, panel))
+        panels.append(panel)
     return panels
+
+
+def _attention_at_peaks(model: nn.Module, onset: torch.Tensor, apex: torch.Tensor, panel: dict) -> dict:
+    """Per branch: the grid cell of its Grad-CAM peak and that query token's attention map."""
+    from tsfmicro.attention_maps import attention_maps, cam_peak, grid_cell
+
+    size, grid = model.config.image_size, model.config.grid_size
+    queries = {branch: grid_cell(cam_peak(panel[branch]), size, grid) if panel[branch] is not None else None
+               for branch in BRANCHES}
+    # one forward pass: the clip twice, row b asking for branch b's query
+    maps = attention_maps(model, onset.repeat(2, 1, 1, 1), apex.repeat(2, 1, 1, 1),
+                          [queries[branch] or (0, 0) for branch in BRANCHES])
+    found = {"grid": grid}
+    for row, branch in enumerate(BRANCHES):
+        found[f"{branch}_query"] = queries[branch]
+        found[f"{branch}_attention"] = maps[branch][row] if branch in maps and queries[branch] else None
+    return found
 
 
 def _resize_crop(crop: np.ndarray, size: int) -> np.ndarray:

@@ -139,12 +139,37 @@ def bootstrap_interval(
     correlated), so each resample draws subjects with replacement and pools all their clips.
     Returns ``{"accuracy": (low, high), "uf1": ..., "uar": ...}``.
     """
+    values = bootstrap_scores(y_true, y_pred, groups, num_classes, resamples=resamples, seed=seed)
+    return {name: _percentiles(values[name], confidence) for name in METRICS}
+
+
+def bootstrap_scores(y_true, y_pred, groups, num_classes: int, *, resamples: int = 1000,
+                     seed: int = 0) -> dict[str, np.ndarray]:
+    """The pooled scores of ``resamples`` subject resamples, ``{"accuracy": (R,), ...}``.
+
+    The draws depend only on the sorted subjects, ``resamples`` and ``seed``: two sets of
+    predictions of the same clips are resampled alike (a paired bootstrap).
+    """
     pooled = _resampled_counts(y_true, y_pred, groups, num_classes, resamples, seed)
-    values = _scores_from_counts(pooled[:, 0], pooled[:, 1], pooled[:, 2])
+    return _scores_from_counts(pooled[:, 0], pooled[:, 1], pooled[:, 2])
+
+
+def paired_bootstrap_difference(y_true, pred_a, pred_b, groups, num_classes: int, *, resamples: int = 1000,
+                                confidence: float = 0.95, seed: int = 0) -> dict[str, tuple[float, float, float]]:
+    """Score of ``pred_b`` minus score of ``pred_a`` on the same clips: the pooled difference and
+    its percentile interval when whole subjects are resampled, the same draws for both.
+
+    Returns ``{"accuracy": (difference, low, high), "uf1": ..., "uar": ...}``.
+    """
+    a = bootstrap_scores(y_true, pred_a, groups, num_classes, resamples=resamples, seed=seed)
+    b = bootstrap_scores(y_true, pred_b, groups, num_classes, resamples=resamples, seed=seed)
+    whole_a, whole_b = scores(y_true, pred_a, num_classes), scores(y_true, pred_b, num_classes)
+    return {name: (whole_b[name] - whole_a[name], *_percentiles(b[name] - a[name], confidence)) for name in METRICS}
+
+
+def _percentiles(values: np.ndarray, confidence: float) -> tuple[float, float]:
     tail = (1 - confidence) / 2 * 100
-    return {
-        name: tuple(float(v) for v in np.percentile(values[name], [tail, 100 - tail])) for name in METRICS
-    }
+    return tuple(float(v) for v in np.percentile(values, [tail, 100 - tail]))
 
 
 def bootstrap_class_recall(

@@ -14,8 +14,8 @@ so that they can narrow a plan as well as change it:
   CASME II 5-class only;
 - ``null`` removes the key (``{ablation: {seeds: null}}``: the ablation uses ``seeds``);
 - any other mapping (``ablation``, ``gradcam``, ``composite``, ``cross_dataset``,
-  ``temporal_branch``, ``imbalance``, ``synthetic``, ``roots``, ``paths``) merges key by key
-  with the file's.
+  ``temporal_branch``, ``annotation``, ``imbalance``, ``synthetic``, ``roots``, ``paths``) merges
+  key by key with the file's.
 
 Optional chapter sections (absent or ``null``: the chapter plans no runs and says it is not
 configured):
@@ -27,6 +27,9 @@ configured):
   each is trained LOSO for the diagonal), ``lodo`` (also leave one dataset of the composite out;
   default false), ``seeds`` (default ``seeds``).
 - ``temporal_branch:`` (temporal-branch chapter): ``dataset``, ``task``, ``variants``, ``seeds``.
+- ``annotation:`` (onset and apex sensitivity chapter): ``dataset`` and ``task`` (one of
+  ``datasets:``), ``shifts`` (percentages of the onset-offset length), ``automatic_apex``
+  (default false), ``seeds`` (default ``seeds``).
 - ``imbalance:`` (class-imbalance chapter): ``tasks`` (dataset/task), ``options``, ``seeds``.
 
 Every problem found is reported at once, in one ValueError naming the key and its valid
@@ -48,19 +51,20 @@ REQUIRED = ("data_source", "datasets", "ablation", "gradcam", "preset", "recipe"
             "device", "paths")
 OPTIONAL = ("epochs", "batch_size", "precision", "rotary", "cpu_threads", "crop_size",
             "frame_reselection", "errata", "progress", "synthetic", "roots", "checkpoint_every",
-            "checkpoint_seconds", "composite", "cross_dataset", "temporal_branch", "imbalance")
+            "checkpoint_seconds", "composite", "cross_dataset", "temporal_branch", "annotation", "imbalance")
 # Keys of the nested mappings: (required, optional).
 NESTED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "ablation": (("dataset", "task", "fusions"), ("seeds",)),
     "gradcam": (("dataset", "task", "examples"), ()),
     "temporal_branch": (("dataset", "task", "variants"), ("seeds",)),
     "imbalance": (("tasks", "options"), ("seeds",)),
+    "annotation": (("dataset", "task", "shifts"), ("automatic_apex", "seeds")),
     "synthetic": ((), ("subjects", "clips_per_subject", "seed", "composite_subjects", "composite_clips_per_subject")),
     "paths": (("synthetic", "prepared", "runs"), ()),
     "composite": ((), ("fusions", "seeds")),
     "cross_dataset": (("datasets",), ("lodo", "seeds")),
 }
-OPTIONAL_SECTIONS = ("synthetic", "composite", "cross_dataset", "temporal_branch", "imbalance")  # null: as if absent
+OPTIONAL_SECTIONS = ("synthetic", "composite", "cross_dataset", "temporal_branch", "annotation", "imbalance")  # null: as if absent
 COMPOSITE = ("megc2019", "3class")  # the composite chapter's dataset and task (and LODO's)
 REPLACED_MAPPINGS = ("datasets",)  # replaced whole by an override, so it can narrow the plan
 DATA_SOURCES = ("synthetic", "real")
@@ -129,7 +133,7 @@ def _problems(params: Any) -> list[str]:
     problems += _datasets(params.get("datasets"), DATASETS, TASKS) if "datasets" in params else []
 
     datasets = params.get("datasets") if isinstance(params.get("datasets"), Mapping) else {}
-    for section in ("ablation", "gradcam"):
+    for section in ("ablation", "gradcam", "annotation"):
         settings = params.get(section)
         if isinstance(settings, Mapping) and "dataset" in settings and "task" in settings:
             problems += _in_main_results(section, settings["dataset"], settings["task"], datasets)
@@ -147,6 +151,7 @@ def _problems(params: Any) -> list[str]:
 
     problems += _chapter_problems(params, FUSIONS)
     problems += _temporal_branch_problems(params.get("temporal_branch"), datasets)
+    problems += _annotation_problems(params.get("annotation"))
     problems += _imbalance_problems(params.get("imbalance"), datasets)
 
     for key in POSITIVE_OR_NULL:
@@ -171,6 +176,31 @@ def _problems(params: Any) -> list[str]:
     elif roots:
         problems += [f"roots.{name}: unknown dataset{_valid(name, DATASETS)}"
                      for name in roots if name not in DATASETS]
+    return problems
+
+
+def _annotation_problems(annotation: Any) -> list[str]:
+    """``annotation:`` (optional; ``null`` or left out: no such chapter): shifts are a non-empty
+    list of distinct percentages in [-100, 100], automatic_apex true or false, seeds a list."""
+    from tsfmicro.data.moved_frames import MAX_SHIFT_PERCENT
+
+    if not isinstance(annotation, Mapping):
+        return []  # absent or null; a non-mapping is reported by the key checks
+    problems = []
+    shifts = annotation.get("shifts")
+    if "shifts" in annotation:
+        numbers = isinstance(shifts, list) and shifts and all(
+            isinstance(p, (int, float)) and not isinstance(p, bool) and abs(p) <= MAX_SHIFT_PERCENT for p in shifts)
+        if not numbers:
+            problems.append(f"annotation.shifts: {shifts!r} must be a non-empty list of percentages of the "
+                            f"onset-offset length in [-{MAX_SHIFT_PERCENT:g}, {MAX_SHIFT_PERCENT:g}], "
+                            "e.g. [-5, -2, -1, 1, 2, 5] (0 is always evaluated)")
+        elif len(set(shifts)) != len(shifts):
+            problems.append(f"annotation.shifts: {shifts!r} lists a shift more than once")
+    if "automatic_apex" in annotation and not isinstance(annotation["automatic_apex"], bool):
+        problems.append(f"annotation.automatic_apex: {annotation['automatic_apex']!r} is not true or false")
+    if annotation.get("seeds") is not None:
+        problems += _seed_list(annotation["seeds"], "annotation.seeds")
     return problems
 
 
@@ -309,7 +339,7 @@ def _seed_list(seeds: Any, key: str) -> list[str]:
 
 
 def _in_main_results(section: str, dataset: Any, task: Any, datasets: Mapping) -> list[str]:
-    """The ablation and Grad-CAM use one dataset/task of ``datasets:`` (shared runs)."""
+    """The ablation, Grad-CAM and annotation sections use one dataset/task of ``datasets:`` (shared runs)."""
     if isinstance(datasets.get(dataset), list) and task in datasets[dataset]:
         return []
     planned = "; ".join(f"{name}: {', '.join(map(str, tasks)) if isinstance(tasks, list) else tasks}"
@@ -595,7 +625,7 @@ class Params:
         fusions = [PlannedRun(ablation["dataset"], ablation["task"], fusion, tuple(self.ablation_seeds))
                    for fusion in ablation["fusions"]] if ablation else []
         return [main, fusions, self._composite_runs(), self._cross_dataset_runs(), self._temporal_branch_runs(),
-                self._imbalance_runs()]
+                self._annotation_runs(), self._imbalance_runs()]
 
     def section_seeds(self, section: str) -> tuple[int, ...]:
         """``seeds`` of a chapter section, else the parameters' ``seeds``."""
@@ -649,6 +679,18 @@ class Params:
         seeds = tuple(self.section_seeds("imbalance"))
         return [PlannedRun(dataset, task, "ts_late", seeds, run_options(**options))
                 for dataset, task in self.imbalance_tasks() for options in self.imbalance_options().values()]
+
+    def _annotation_runs(self) -> list["PlannedRun"]:
+        """``annotation:``: T-S late with the annotated apex (shared with the main results) and,
+        with ``automatic_apex: true``, with the automatic apex, on the same seeds."""
+        annotation = self.params.get("annotation")
+        if not annotation:
+            return []
+        dataset, task, seeds = annotation["dataset"], annotation["task"], self.section_seeds("annotation")
+        runs = [PlannedRun(dataset, task, "ts_late", seeds)]
+        if annotation.get("automatic_apex", False):
+            runs.append(PlannedRun(dataset, task, "ts_late", seeds, run_options(apex="automatic")))
+        return runs
 
     def planned_units(self) -> list["PlannedUnit"]:
         """Every (dataset, task, fusion, seed, options) trained once: the real amount of training."""

@@ -287,6 +287,102 @@ def gradcam_grid(panels: list[dict], label: str) -> plt.Figure:
     return footer(fig, label)
 
 
+def attention_grid(panels: list[dict], label: str) -> plt.Figure:
+    """One row per example: each branch's Grad-CAM with its peak marked, then the attention of
+    the query token at that peak (tsfmicro.attention_maps.attention_panels).
+
+    Each panel dict: ``title``, ``difference`` and ``onset`` (uint8 (H, W, 3)), and per branch
+    (``temporal``, ``spatial``) the CAM (H, W), the ``<branch>_query`` grid cell (row, column)
+    and the ``<branch>_attention`` (g, g) map summing to 1, or None when the variant has no such
+    branch or attention, and ``grid`` (g). Attention maps are drawn over the whole image, one grid
+    cell per block, scaled to their own maximum (its value against uniform attention, 1/g², is
+    written in the corner); a white cross marks the query cell.
+    """
+    rows = len(panels)
+    fig, axes = plt.subplots(rows, 4, figsize=(10.5, 2.2 * rows + 0.5), squeeze=False)
+    for row, panel in enumerate(panels):
+        for column, (branch, image) in enumerate((("temporal", panel["difference"]), ("spatial", panel["onset"]))):
+            cam, attention, query = panel.get(branch), panel.get(f"{branch}_attention"), panel.get(f"{branch}_query")
+            height, width = image.shape[:2]
+            extent = (-0.5, width - 0.5, height - 0.5, -0.5)
+            for ax, (name, overlay) in zip(axes[row][2 * column:2 * column + 2],
+                                           ((f"{branch} CAM", cam), (f"{branch} attention", attention))):
+                ax.imshow(image)
+                if overlay is None:
+                    ax.text(0.5, 0.5, "no such branch" if cam is None else "no attention", transform=ax.transAxes,
+                            ha="center", va="center", fontsize=8, color="white", backgroundcolor="#333333")
+                else:
+                    top = float(np.max(overlay))
+                    ax.imshow(overlay / top if top > 0 else overlay, cmap="jet", alpha=0.45, vmin=0, vmax=1,
+                              extent=extent, interpolation="nearest")
+                    if overlay is attention:  # how peaked: its maximum against uniform attention
+                        ax.text(0.02, 0.02, f"max {top * attention.size:.1f}× uniform", transform=ax.transAxes,
+                                fontsize=7, color="white", backgroundcolor="#333333", va="bottom")
+                    if query is not None:
+                        grid = panel["grid"]
+                        y, x = ((query[0] + 0.5) * height / grid - 0.5, (query[1] + 0.5) * width / grid - 0.5)
+                        ax.plot([x], [y], marker="+", markersize=12, mew=2, color="white")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.grid(False)
+                if row == 0:
+                    ax.set_title(name, fontsize=10)
+        axes[row][0].set_ylabel(panel["title"], fontsize=8.5, rotation=0, ha="right", va="center", labelpad=8)
+    return footer(fig, label)
+
+
+# ------------------------------------------------------------------------- annotation sensitivity
+def shift_curves(scores: pd.DataFrame, label: str, chance: float | None = None) -> plt.Figure:
+    """UF1 and UAR against the shift of the apex (left) and of the onset (right), with their
+    subject-bootstrap 95 % intervals (``scores``: tsfmicro.sensitivity.shift_scores); each tick
+    says the median number of frames the shift moved the clips."""
+    kinds = list(dict.fromkeys(scores["kind"]))
+    fig, axes = plt.subplots(1, len(kinds), figsize=(5.2 * len(kinds), 3.8), squeeze=False, sharey=True)
+    colours = sns.color_palette(PALETTE, 2)
+    for ax, kind in zip(axes[0], kinds):
+        part = scores[scores["kind"] == kind].sort_values("percent")
+        positions = np.arange(len(part))
+        for offset, (metric, colour) in zip((-0.06, 0.06), zip(("uf1", "uar"), colours)):
+            means = 100 * part[metric].to_numpy(dtype=float)
+            errors = np.vstack([means - 100 * part[f"{metric}_low"].to_numpy(dtype=float),
+                                100 * part[f"{metric}_high"].to_numpy(dtype=float) - means])
+            ax.errorbar(positions + offset, means, yerr=np.clip(errors, 0, None), marker="o", capsize=3,
+                        color=colour, label=metric.upper())
+        ax.axvline(float(np.flatnonzero(part["percent"].to_numpy() == 0)[0]), color="#888888", lw=1, ls=":")
+        if chance is not None:
+            ax.axhline(100 * chance, ls="--", color="#888888", lw=1, label="chance (UAR)")
+        ax.set_xticks(positions)
+        ax.set_xticklabels([f"{p:+g}\n{m:g} fr" if p else "0\nannotated"
+                            for p, m in zip(part["percent"], part["median_frames_moved"])], fontsize=8)
+        ax.set_xlabel(f"{kind} moved (% of onset–offset; median frames)")
+        ax.set_title(f"{kind} shifts")
+        ax.set_ylabel("% (95 % subject bootstrap)")
+        ax.set_ylim(0, 105)
+    axes[0][-1].legend(fontsize=8, loc="upper right")
+    return footer(fig, label)
+
+
+def apex_distance_histogram(distances: pd.DataFrame, label: str) -> plt.Figure:
+    """Histograms of automatic minus annotated apex, in frames and in % of the onset-offset
+    length (``distances``: tsfmicro.sensitivity.apex_distances)."""
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.4))
+    frames = distances["distance_frames"].to_numpy(dtype=int)
+    bins = np.arange(frames.min(initial=0) - 0.5, frames.max(initial=0) + 1.5)
+    colour = sns.color_palette(PALETTE)[0]
+    axes[0].hist(frames, bins=bins if len(bins) <= 80 else 40, color=colour)
+    axes[0].xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    axes[0].set_xlabel("automatic − annotated apex (frames)")
+    # 5 % bins centred on whole multiples of 5 %, so that 0 (the annotated frame) has a bin of its own
+    axes[1].hist(distances["distance_percent"].to_numpy(dtype=float), bins=np.arange(-102.5, 103, 5), color=colour)
+    axes[1].set_xlabel("automatic − annotated apex (% of onset–offset)")
+    for ax in axes:
+        ax.axvline(0, color="#888888", lw=1, ls=":")
+        ax.set_ylabel("clips")
+    fig.suptitle(f"{len(distances)} clips: {int((frames == 0).sum())} with the automatic apex on the annotated frame",
+                 fontsize=10)
+    return footer(fig, label)
+
+
 def training_times(plan: pd.DataFrame, label: str) -> plt.Figure:
     """Per training unit (a row of a plan table: tsfmicro.engine.plan.Plan.table), the time it
     trained (summed over its folds) beside the time the plan estimated from the measured

@@ -143,3 +143,4 @@ def _run_name(run) -> str:
         name += " [" + ", ".join(f"{key}={value}" for key, value in options.items()) + "]"
     seconds = (getattr(run, "provenance", None) or {}).get("duration_seconds")
     return f"{name} (trained in {seconds:.0f} s)" if isinstance(seconds, (int, float)) else name
+

@@ -227,6 +227,43 @@ def oracle_gain(runs: dict[tuple[str, str, str], Run], digits: int = 1) -> pd.Da
     return shown
 
 
+def shift_table(scores: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
+    """Shifted annotations (tsfmicro.sensitivity.shift_scores) for display: one row per kind and
+    shift, UF1/UAR in percent with their subject-bootstrap interval, the change of each from shift
+    0 in percentage points with its paired subject-bootstrap interval."""
+    shown = pd.DataFrame({
+        "moved": scores["kind"], "shift %": scores["percent"].map(lambda p: f"{p:+g}" if p else "0"),
+        "frames moved (median)": scores["median_frames_moved"].map(lambda v: f"{v:g}"),
+        "clips moved": [f"{m} of {n}" for m, n in zip(scores["clips_moved"], scores["clips"])],
+    })
+    for metric in ("uf1", "uar"):
+        name = METRIC_NAMES[metric]
+        shown[f"{name} %"] = [format_interval(m, lo, hi, digits) for m, lo, hi in
+                              zip(scores[metric], scores[f"{metric}_low"], scores[f"{metric}_high"])]
+        shown[f"{name} change pp"] = [format_interval(m, lo, hi, digits, "+") for m, lo, hi in zip(
+            scores[f"delta_{metric}"], scores[f"delta_{metric}_low"], scores[f"delta_{metric}_high"])]
+    return shown
+
+
+def apex_comparison_table(runs: dict[str, Run], difference: pd.DataFrame, protocol: str = "fixed",
+                          digits: int = 1) -> pd.DataFrame:
+    """The runs with the annotated and the automatic apex (``runs``: apex -> Run) and their
+    difference (tsfmicro.sensitivity.apex_difference), ACC/UF1/UAR in percent with intervals."""
+    summary = summary_table(list(runs.values()), protocols=[protocol])
+    rows = []
+    for apex, (_, row) in zip(runs, summary.iterrows()):
+        rows.append({"apex": apex, **{f"{name} %": format_interval(row[metric], row[f"{metric}_low"],
+                                                                    row[f"{metric}_high"], digits)
+                                      for metric, name in METRIC_NAMES.items()}, "interval": row["interval"]})
+    change = difference.set_index("metric")
+    rows.append({"apex": "automatic − annotated (pp)",
+                 **{f"{name} %": format_interval(change.loc[metric, "difference"], change.loc[metric, "low"],
+                                                 change.loc[metric, "high"], digits, "+")
+                    for metric, name in METRIC_NAMES.items()},
+                 "interval": change["interval"].iloc[0]})
+    return pd.DataFrame(rows)
+
+
 def per_class_by_run(runs: dict[tuple[str, str, str], Run], protocol: str = "fixed") -> pd.DataFrame:
     """Per-class support, precision, recall and F1 of each run, all seeds pooled
     (:func:`per_class_table` of each, with the run's dataset, task and fusion)."""

@@ -22,7 +22,7 @@ FILES = ("config.yaml", "provenance.json", "predictions.csv", "curves.csv", "met
 MODEL_OPTIONS = ("rotary", "temporal_branch")  # ModelConfig fields a request may change from its preset
 # Where a run's options beyond its parameters are recorded in config.yaml's ``resolved`` (the run
 # key's identity), each only when it is not the default: at the top, or inside the recipe.
-RESOLVED_OPTIONS = (*MODEL_OPTIONS, "frame_reselection", "errata")
+RESOLVED_OPTIONS = (*MODEL_OPTIONS, "frame_reselection", "errata", "apex")
 RECIPE_OPTIONS = ("loss", "sampling")
 
 

@@ -246,6 +246,34 @@ class Study(Params):
                 for dataset, task in self.imbalance_tasks()
                 for option, settings in self.imbalance_options().items()}
 
+    # ------------------------------------------------------------------ annotation chapter
+    @property
+    def annotation(self) -> dict | None:
+        """``annotation:`` of the parameters, or None when these parameters have no such chapter."""
+        return self.params.get("annotation") or None
+
+    def shifted_data(self, dataset: str, task: str):
+        """Face crops of one task with the frames of ``annotation: shifts:`` (tsfmicro.data.prepare
+        with ``shifts``; their own cache file, rebuilt only when the set of frames changes)."""
+        from tsfmicro.data import prepare
+
+        return prepare(dataset, self.root(dataset), task, crop_size=self.crop_size, cache_dir=self.path("prepared"),
+                       progress=bool(self.params.get("progress", False)), errata=self.errata,
+                       shifts=self.annotation["shifts"])
+
+    def automatic_apex_data(self, dataset: str, task: str):
+        """Face crops of one task with the automatic apex (what the ``apex: automatic`` run trains on)."""
+        from tsfmicro.data import prepare
+
+        return prepare(dataset, self.root(dataset), task, crop_size=self.crop_size, cache_dir=self.path("prepared"),
+                       progress=bool(self.params.get("progress", False)), errata=self.errata, apex="automatic")
+
+    def annotation_runs(self) -> dict[str, Any]:
+        """T-S late on ``annotation:``'s dataset and task with the annotated apex and, with
+        ``automatic_apex: true``, the automatic apex (keys "annotated", "automatic"); {} without
+        the section."""
+        return {dict(run.options).get("apex", "annotated"): self.planned(run) for run in self._annotation_runs()}
+
     def runs_used(self) -> list:
         return list(self._runs.values())
 

@@ -4,7 +4,9 @@ Public API:
     DATASETS, TASKS, class_names(dataset, task)
     load_samples(dataset, root, task, strict=False, errata="keep") -> SampleTable
     prepare(dataset, root, task, *, crop_size=224, margin=0.1, use_precropped=False,
-            cache_dir=None, progress=True, reselect_frames=False, errata="keep") -> PreparedData
+            cache_dir=None, progress=True, reselect_frames=False, errata="keep",
+            apex="annotated", shifts=()) -> PreparedData
+    APEX_CHOICES = ("annotated", "automatic"): the apex frame (tsfmicro.data.moved_frames)
     ERRATA_CHOICES = ("keep", "owners"): the dataset owners' errata (tsfmicro.data.errata)
     loso_splits(samples), lodo_splits(samples), cross_dataset_splits(samples) -> list[Fold]
     SPLITS = {"loso", "lodo", "cross_dataset"}: name -> function(samples) -> list[Fold]
@@ -17,6 +19,7 @@ folder holding casme2/, samm/, smic/ and combined_3class_gt.csv.
 from .annotations import load_samples
 from .cache import default_cache_dir, prepare
 from .errata import ERRATA_CHOICES
+from .moved_frames import APEX_CHOICES
 from .registry import DATASETS, TASKS, class_names
 from .cross_dataset import join_for_cross_dataset
 from .splits import SPLITS, Fold, cross_dataset_splits, lodo_splits, loso_splits
@@ -24,7 +27,7 @@ from .synthetic import write_synthetic
 from .types import PreparedData, SampleTable
 
 __all__ = [
-    "DATASETS", "ERRATA_CHOICES", "TASKS", "class_names", "load_samples", "prepare", "default_cache_dir",
+    "APEX_CHOICES", "DATASETS", "ERRATA_CHOICES", "TASKS", "class_names", "load_samples", "prepare", "default_cache_dir",
     "loso_splits", "lodo_splits", "cross_dataset_splits", "SPLITS", "join_for_cross_dataset", "Fold",
     "write_synthetic", "PreparedData", "SampleTable",
 ]

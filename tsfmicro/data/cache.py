@@ -29,6 +29,15 @@ pre-cropped ones; we score the crops the network sees.)
 Re-selecting caches are separate files whose key covers the windows and the score; the
 default cache is not touched.
 
+The cache also keeps how each clip was cut (the square box of its onset, or a whole pre-cropped
+frame), so that other frames of the clip can be cut alike later, in files beside it that are keyed
+by its key, their rule and the fingerprints of the frames they read (tsfmicro.data.moved_frames):
+``..._autoapex_<key>.npz`` (``apex="automatic"``: the frame differing most from the onset) and
+``..._frames_<key>.npz`` (``shifts=``: the frames that the annotated apex and onset moved by a
+percentage of the clip land on; its key covers the SET of those frames, so another list of
+shifts that needs the same frames reuses it). A cache written before the boxes were kept is
+built again once, with the same crops, when one of these files is asked for.
+
 Cache folder: ``cache_dir`` argument, else the TSFMICRO_CACHE environment variable, else
 ``~/.cache/tsfmicro``.
 """
@@ -39,8 +48,9 @@ import json
 import math
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -61,6 +71,18 @@ from .faces import (
 )
 from .frames import index_frames, read_frame
 from .registry import task_info
+from .moved_frames import (
+    AUTOMATIC_APEX_RULE,
+    SHIFT_KINDS,
+    TABLE_COLUMNS,
+    ShiftedFrames,
+    check_apex,
+    check_shifts,
+    needed_frames,
+    pick_automatic_apex,
+    shift_steps,
+    shifted_frame,
+)
 from .types import PreparedData
 
 CACHE_FORMAT = 1  # bump when the crop procedure changes, so old caches are not reused
@@ -77,7 +99,8 @@ def default_cache_dir() -> Path:
 
 def prepare(dataset: str, root: Root, task: str, *, crop_size: int = 224, margin: float = DEFAULT_MARGIN,
             use_precropped: bool = False, cache_dir: str | os.PathLike | None = None,
-            progress: bool = True, reselect_frames: bool = False, errata: str = "keep") -> PreparedData:
+            progress: bool = True, reselect_frames: bool = False, errata: str = "keep",
+            apex: str = "annotated", shifts: Sequence[float] = ()) -> PreparedData:
     """Face crops (onset, apex) of one task, from the cache when it is up to date.
 
     ``use_precropped`` takes the dataset's pre-cropped frames (CASME II ``Cropped/``,
@@ -87,13 +110,23 @@ def prepare(dataset: str, root: Root, task: str, *, crop_size: int = 224, margin
     module docstring); ``onset``/``apex`` stay the annotated frames, for testing.
     ``errata``: ``"keep"`` (default, as the authors' code) or ``"owners"`` (leave out the clips
     the dataset's owners would remove; see tsfmicro.data.errata).
+    ``apex``: ``"annotated"`` (default) or ``"automatic"``: ``apex`` then holds the crop of the
+    frame differing most from the onset (tsfmicro.data.moved_frames), ``apex_frame`` and
+    ``apex_path`` name it, ``annotated_apex_frame`` keeps the annotation.
+    ``shifts``: percentages of the onset-offset length by which to move the annotated apex and,
+    separately, the onset (tsfmicro.data.moved_frames); fills ``shifted`` with those inputs.
     """
     task_info(dataset, task)  # unknown task: fail before any work
     check_choice(errata)
+    check_apex(apex)
+    percents = check_shifts(shifts)
     if crop_size < 8:
         raise ValueError(f"crop_size must be at least 8 pixels, got {crop_size}")
     if margin < 0:
         raise ValueError(f"margin must be >= 0, got {margin}")
+    if apex == "automatic" and (reselect_frames or percents):
+        raise ValueError("apex='automatic' replaces the annotated apex; it cannot be combined with "
+                         "reselect_frames or shifts, which move the annotated frames")
     clips = load_clips(dataset, root)
     if use_precropped and not clips.precropped_available:
         raise ValueError(f"{dataset}: no pre-cropped release found under {root}; run without --precropped")
@@ -110,7 +143,15 @@ def prepare(dataset: str, root: Root, task: str, *, crop_size: int = 224, margin
     else:
         crops = _build(clips, settings, progress)
         _write_cache(path, crops)
-    return _task_view(clips, crops, dataset, task, key, path, errata)
+    if (apex == "automatic" or percents) and crops.boxes is None:
+        crops = _rebuild_with_boxes(clips, settings, progress, path, crops)
+    view = _task_view(clips, crops, dataset, task, key, path, errata)
+    if apex == "automatic":
+        return _with_automatic_apex(view, _automatic_apex(clips, crops, settings, key, path, progress))
+    if percents:
+        view.shifted = _shifted_view(view, _shift_crops(clips, crops, settings, key, path, percents, progress),
+                                     percents)
+    return view
 
 
 def cache_key(clips: ClipTable, settings: dict) -> str:
@@ -161,6 +202,17 @@ class _Crops:
     train_onset: np.ndarray | None = None  # re-selected training pair (reselect_frames only)
     train_apex: np.ndarray | None = None
     train_frames: np.ndarray | None = None  # int64 (N, 2): frame numbers of the training pair
+    # How each clip was cut (its _Cut), so other frames can be cut alike later; None in caches
+    # written before they were kept (prepare rebuilds such a cache once when it needs them).
+    boxes: np.ndarray | None = None  # float64 (N, 4): the square box; NaN: a whole pre-cropped frame
+    frame_shapes: np.ndarray | None = None  # int64 (N, 2): (height, width) of the raw frame; 0: any
+
+    def cut(self, index: int, size: int) -> "_Cut":
+        box = self.boxes[index]
+        if np.isnan(box).any():
+            return _Cut(size, None, None)
+        height, width = (int(v) for v in self.frame_shapes[index])
+        return _Cut(size, tuple(float(v) for v in box), (height, width, 3))
 
 
 def _clip_key(row) -> str:
@@ -173,7 +225,7 @@ def _build(clips: ClipTable, settings: dict, progress: bool) -> _Crops:
     size = settings["crop_size"]
     table = clips.clips.to_dict("records")
     detector = None if settings["use_precropped"] else FaceDetector()
-    keys, methods, onsets, apexes, unreadable = [], [], [], [], []
+    keys, methods, onsets, apexes, unreadable, cuts = [], [], [], [], [], []
     train_onsets, train_apexes, train_frames = [], [], []
     with tqdm(total=len(table), desc=f"face crops {clips.dataset}", unit="clip", disable=not progress) as bar:
         for start in range(0, len(table), DETECTION_BATCH):
@@ -189,6 +241,7 @@ def _build(clips: ClipTable, settings: dict, progress: bool) -> _Crops:
                     methods.append(result[2])
                     onsets.append(result[0])
                     apexes.append(result[1])
+                    cuts.append(result[3])
                     if "reselect" in settings:
                         train_onset, train_apex, frames = _reselect(row, *result)
                         train_onsets.append(train_onset)
@@ -198,6 +251,8 @@ def _build(clips: ClipTable, settings: dict, progress: bool) -> _Crops:
     empty = np.zeros((0, size, size, 3), np.uint8)
     stack = lambda crops: np.stack(crops) if crops else empty  # noqa: E731
     crops = _Crops(keys, methods, stack(onsets), stack(apexes), pd.DataFrame(unreadable, columns=EXCLUDED_COLUMNS))
+    crops.boxes = np.array([cut.box or (np.nan,) * 4 for cut in cuts], dtype=np.float64).reshape(-1, 4)
+    crops.frame_shapes = np.array([cut.shape[:2] if cut.shape else (0, 0) for cut in cuts], dtype=np.int64).reshape(-1, 2)
     if "reselect" in settings:
         crops.train_onset, crops.train_apex = stack(train_onsets), stack(train_apexes)
         crops.train_frames = np.array(train_frames, dtype=np.int64).reshape(-1, 2)
@@ -220,39 +275,47 @@ def _read_pair(row: dict, use_precropped: bool, unreadable: list) -> tuple[np.nd
 
 
 def _crop_pair(row: dict, onset: np.ndarray, apex: np.ndarray, box, settings: dict, unreadable: list):
-    """(onset crop, apex crop, crop_method, cut, shape), or None when the clip is left out.
+    """(onset crop, apex crop, crop_method, cut), or None when the clip is left out.
 
-    ``cut(frame)`` crops any other frame of the clip exactly as the onset was cropped; the
-    frame is taken from the pre-cropped release when crop_method is ``precropped``, else from
-    the raw one, and must have ``shape`` (None: any shape).
+    ``cut`` (a :class:`_Cut`) crops any other frame of the clip exactly as the onset was cropped;
+    the frame is taken from the pre-cropped release when crop_method is ``precropped``, else from
+    the raw one, and must have the onset's shape (``cut.shape``; None: any shape).
     """
     size = settings["crop_size"]
-
-    def whole(frame):
-        return resize_whole(frame, size)
-
-    def cutter(square):
-        return lambda frame: crop(frame, square, size)
-
+    whole = _Cut(size, None, None)
     if settings["use_precropped"]:
-        return whole(onset), whole(apex), CROP_PRECROPPED, whole, None
+        return whole(onset), whole(apex), CROP_PRECROPPED, whole
     if onset.shape != apex.shape:
         unreadable.append(_report(row, f"onset and apex frames differ in size: {onset.shape} vs {apex.shape}"))
         return None
     if box is not None:
-        cut = cutter(square_box(box, settings["margin"]))
-        return cut(onset), cut(apex), CROP_MTCNN, cut, onset.shape
+        cut = _Cut(size, square_box(box, settings["margin"]), onset.shape)
+        return cut(onset), cut(apex), CROP_MTCNN, cut
     if _is_path(row.get("precropped_onset_path")) and _is_path(row.get("precropped_apex_path")):
         try:
             return (whole(read_frame(row["precropped_onset_path"])),
-                    whole(read_frame(row["precropped_apex_path"])), CROP_PRECROPPED, whole, None)
+                    whole(read_frame(row["precropped_apex_path"])), CROP_PRECROPPED, whole)
         except (FileNotFoundError, ValueError):
             pass  # fall through to the centre crop; the raw frames were readable
-    cut = cutter(centre_box(onset.shape))
-    return cut(onset), cut(apex), CROP_CENTRE, cut, onset.shape
+    cut = _Cut(size, centre_box(onset.shape), onset.shape)
+    return cut(onset), cut(apex), CROP_CENTRE, cut
 
 
-def _reselect(row: dict, onset_crop: np.ndarray, apex_crop: np.ndarray, method: str, cut, shape):
+@dataclass(frozen=True)
+class _Cut:
+    """How a clip's frames are cut: the square ``box`` (raw-frame pixels) of its onset, resized to
+    ``size``; ``box`` None: a whole pre-cropped frame, resized. ``shape``: the raw frame's shape the
+    box belongs to (another frame must have it); None for pre-cropped frames (any shape)."""
+
+    size: int
+    box: tuple[float, float, float, float] | None
+    shape: tuple[int, int, int] | None
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        return resize_whole(frame, self.size) if self.box is None else crop(frame, self.box, self.size)
+
+
+def _reselect(row: dict, onset_crop: np.ndarray, apex_crop: np.ndarray, method: str, cut: _Cut):
     """The training pair (onset+i, apex-j) with the largest crop difference: crops and frame numbers.
 
     Candidates: i, j in 0..reselect_shift, onset+i < apex-j, frames present in the clip's
@@ -262,15 +325,39 @@ def _reselect(row: dict, onset_crop: np.ndarray, apex_crop: np.ndarray, method: 
     shift = reselect_shift(row["dataset"], onset_number, apex_number)
     starts, ends = {0: onset_crop}, {0: apex_crop}
     if shift > 0:
-        column = "precropped_onset_path" if method == CROP_PRECROPPED else "onset_path"
-        frames = index_frames(Path(row[column]).parent)  # onset and apex share the clip's folder
-        for step in range(1, shift + 1):
-            for chosen, number in ((starts, onset_number + step), (ends, apex_number - step)):
-                candidate = _read_candidate(frames.get(number), shape)
-                if candidate is not None:
-                    chosen[step] = cut(candidate)
+        steps = range(1, shift + 1)
+        # a neighbouring frame that cannot be read is simply not a candidate
+        later, _ = _clip_frames(row, method, cut, [onset_number + step for step in steps])
+        earlier, _ = _clip_frames(row, method, cut, [apex_number - step for step in steps])
+        starts.update({number - onset_number: image for number, image in later.items()})
+        ends.update({apex_number - number: image for number, image in earlier.items()})
     i, j = best_pair(starts, ends, apex_number - onset_number)
     return starts[i], ends[j], (onset_number + i, apex_number - j)
+
+
+def _clip_frames(row: dict, method: str, cut: _Cut, numbers) -> tuple[dict[int, np.ndarray], dict[int, str]]:
+    """Crops of the clip's frames ``numbers``, cut as its onset was (from the pre-cropped release
+    when ``method`` is precropped), and why each frame that could not be used was not."""
+    column = "precropped_onset_path" if method == CROP_PRECROPPED else "onset_path"
+    folder = Path(row[column]).parent  # every frame of a clip shares its folder
+    frames = index_frames(folder)
+    crops, problems = {}, {}
+    for number in numbers:
+        path = frames.get(number)
+        if path is None:
+            problems[number] = f"frame {number} not found in {folder}"
+            continue
+        try:
+            frame = read_frame(path)
+        except (FileNotFoundError, ValueError) as error:
+            problems[number] = str(error)
+            continue
+        if cut.shape is not None and frame.shape != cut.shape:
+            problems[number] = f"frame {path} is {frame.shape[1]}x{frame.shape[0]}, the onset frame " \
+                               f"{cut.shape[1]}x{cut.shape[0]}"
+            continue
+        crops[number] = cut(frame)
+    return crops, problems
 
 
 def best_pair(starts: dict[int, np.ndarray], ends: dict[int, np.ndarray], gap: int) -> tuple[int, int]:
@@ -286,14 +373,186 @@ def best_pair(starts: dict[int, np.ndarray], ends: dict[int, np.ndarray], gap: i
     return best
 
 
-def _read_candidate(path: Path | None, shape) -> np.ndarray | None:
-    if path is None:
-        return None
-    try:
-        frame = read_frame(path)
-    except (FileNotFoundError, ValueError):
-        return None  # a neighbouring frame that cannot be read is simply not a candidate
-    return frame if shape is None or frame.shape == shape else None
+def _clip_folder(row: dict, method: str) -> Path:
+    """The folder of the clip's frames in the release its crops come from."""
+    return Path(row["precropped_onset_path" if method == CROP_PRECROPPED else "onset_path"]).parent
+
+
+# ----------------------------------------------------------------------------- other frames
+# Files beside the cache they extend (same stem), keyed by that cache's key, their rule and the
+# fingerprints of the frames they read: the automatic apex (``_autoapex_``) and the frames the
+# annotation shifts need (``_frames_``: rebuilt only when that set of frames changes).
+
+
+def _rebuild_with_boxes(clips: ClipTable, settings: dict, progress: bool, path: Path, stored: _Crops) -> _Crops:
+    """A cache written before the crop boxes were kept: built again (same key: same inputs and
+    procedure) to record them, once; its crops must come out as stored."""
+    crops = _build(clips, settings, progress)
+    if crops.keys != stored.keys or not (np.array_equal(crops.onset, stored.onset)
+                                         and np.array_equal(crops.apex, stored.apex)):
+        raise ValueError(f"{path}: rebuilding this face-crop cache to record its crop boxes gave other crops "
+                         "than the stored ones (another MTCNN or Pillow version?); delete the file, and the runs "
+                         "trained on it, to start afresh")
+    _write_cache(path, crops)
+    return crops
+
+
+def _cached_rows(clips: ClipTable, crops: _Crops) -> list[tuple[int, dict]]:
+    """(row of the cache, annotation row) of every clip the cache holds."""
+    position = {clip_key: index for index, clip_key in enumerate(crops.keys)}
+    rows = [(position.get(_clip_key(row)), row) for row in clips.clips.to_dict("records")]
+    return [(index, row) for index, row in rows if index is not None]
+
+
+def _fingerprints(digest, clip_key: str, folder: Path, numbers) -> None:
+    frames = index_frames(folder)
+    for number in numbers:
+        found = frames.get(number)
+        digest.update(f"{clip_key}|{number}|{_frame_fingerprint(str(found) if found else None)}".encode())
+
+
+@dataclass
+class _AutomaticApex:
+    key: str
+    path: Path
+    keys: list[str]
+    frames: np.ndarray  # int64 (N,): the chosen frame of each clip
+    crops: np.ndarray  # uint8 (N, crop, crop, 3)
+    notes: list[str]  # '' or why the annotated apex was kept
+
+
+def _automatic_apex(clips: ClipTable, crops: _Crops, settings: dict, key: str, path: Path,
+                    progress: bool) -> _AutomaticApex:
+    """The automatic apex of every cached clip (tsfmicro.data.moved_frames), from its own file."""
+    from tqdm.auto import tqdm
+
+    rows = _cached_rows(clips, crops)
+    digest = hashlib.sha256(json.dumps({"cache": key, "rule": AUTOMATIC_APEX_RULE}).encode())
+    for index, row in rows:
+        _fingerprints(digest, crops.keys[index], _clip_folder(row, crops.crop_method[index]),
+                      range(int(row["onset_frame"]) + 1, int(row["offset_frame"]) + 1))
+    apex_key = digest.hexdigest()
+    file = path.with_name(f"{path.stem}_autoapex_{apex_key[:16]}.npz")
+    if file.is_file():
+        with np.load(file, allow_pickle=False) as stored:
+            return _AutomaticApex(apex_key, file, stored["keys"].tolist(), stored["frames"], stored["crops"],
+                                  stored["notes"].tolist())
+    keys, frames, chosen, notes = [], [], [], []
+    size = settings["crop_size"]
+    for index, row in tqdm(rows, desc=f"automatic apex {clips.dataset}", unit="clip", disable=not progress):
+        numbers = range(int(row["onset_frame"]) + 1, int(row["offset_frame"]) + 1)
+        candidates, _ = _clip_frames(row, crops.crop_method[index], crops.cut(index, size), numbers)
+        best = pick_automatic_apex(crops.onset[index], candidates)
+        keys.append(crops.keys[index])
+        if best is None:
+            frames.append(int(row["apex_frame"]))
+            chosen.append(crops.apex[index])
+            notes.append("no readable frame after the onset within onset..offset: the annotated apex is kept")
+        else:
+            frames.append(best[0])
+            chosen.append(candidates[best[0]])
+            notes.append("")
+    empty = np.zeros((0, size, size, 3), np.uint8)
+    result = _AutomaticApex(apex_key, file, keys, np.array(frames, dtype=np.int64),
+                            np.stack(chosen) if chosen else empty, notes)
+    with atomic_path(file) as temporary, open(temporary, "wb") as handle:
+        np.savez(handle, keys=np.array(keys, dtype=str), frames=result.frames, crops=result.crops,
+                 notes=np.array(notes, dtype=str))
+    return result
+
+
+def _with_automatic_apex(view: PreparedData, automatic: _AutomaticApex) -> PreparedData:
+    """``view`` with the automatic apex in ``apex`` and the sample columns that describe it."""
+    position = {clip_key: index for index, clip_key in enumerate(automatic.keys)}
+    index = np.array([position[_clip_key(row)] for row in view.samples.to_dict("records")], dtype=np.int64)
+    samples = view.samples.copy()
+    samples["annotated_apex_frame"] = samples["apex_frame"]
+    samples["apex_frame"] = automatic.frames[index]
+    for column, source in (("apex_path", "onset_path"), ("precropped_apex_path", "precropped_onset_path")):
+        samples[column] = [_frame_path(folder_of, frame) for folder_of, frame in zip(samples[source], samples["apex_frame"])]
+    samples["apex_rule"] = [note or AUTOMATIC_APEX_RULE for note in (automatic.notes[i] for i in index)]
+    samples["apex_is_onset"] = samples["apex_frame"].astype(int) == samples["onset_frame"].astype(int)
+    return replace(view, samples=samples, apex=automatic.crops[index], cache_key=automatic.key,
+                   cache_path=automatic.path)
+
+
+def _frame_path(same_folder: str | None, number: int) -> str | None:
+    """The path of frame ``number`` in the folder of ``same_folder`` (a frame of the same clip)."""
+    if not _is_path(same_folder):
+        return same_folder
+    found = index_frames(Path(same_folder).parent).get(int(number))
+    return str(found) if found else ""
+
+
+@dataclass
+class _FrameCrops:
+    key: str
+    path: Path
+    index: dict[tuple[str, int], int]  # (clip key, frame) -> row of crops
+    crops: np.ndarray
+    problems: dict[tuple[str, int], str]  # (clip key, frame) -> why it could not be cut
+
+
+def _shift_crops(clips: ClipTable, crops: _Crops, settings: dict, key: str, path: Path,
+                 percents: tuple[float, ...], progress: bool) -> _FrameCrops:
+    """Crops of the frames the shifts need (beyond the annotated ones), from their own file."""
+    from tqdm.auto import tqdm
+
+    rows = _cached_rows(clips, crops)
+    table = pd.DataFrame([row for _, row in rows], columns=clips.clips.columns)
+    needed = needed_frames(table, [crops.keys[index] for index, _ in rows], percents)
+    wanted = sorted(f"{clip_key}|{number}" for clip_key, numbers in needed.items() for number in numbers)
+    digest = hashlib.sha256(json.dumps({"cache": key, "frames": wanted}).encode())
+    for index, row in rows:
+        if crops.keys[index] in needed:
+            _fingerprints(digest, crops.keys[index], _clip_folder(row, crops.crop_method[index]),
+                          sorted(needed[crops.keys[index]]))
+    frames_key = digest.hexdigest()
+    file = path.with_name(f"{path.stem}_frames_{frames_key[:16]}.npz")
+    if file.is_file():
+        with np.load(file, allow_pickle=False) as stored:
+            owners, numbers, images = stored["keys"].tolist(), stored["frames"].tolist(), stored["crops"]
+            problems = json.loads(str(stored["problems"]))
+    else:
+        owners, numbers, images, problems = [], [], [], []
+        size = settings["crop_size"]
+        for index, row in tqdm(rows, desc=f"shifted frames {clips.dataset}", unit="clip", disable=not progress):
+            clip_key = crops.keys[index]
+            if clip_key not in needed:
+                continue
+            got, failed = _clip_frames(row, crops.crop_method[index], crops.cut(index, size), sorted(needed[clip_key]))
+            for number, image in got.items():
+                owners.append(clip_key)
+                numbers.append(int(number))
+                images.append(image)
+            problems += [{"key": clip_key, "frame": int(number), "reason": reason} for number, reason in failed.items()]
+        images = np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
+        with atomic_path(file) as temporary, open(temporary, "wb") as handle:
+            np.savez(handle, keys=np.array(owners, dtype=str), frames=np.array(numbers, dtype=np.int64),
+                     crops=images, problems=np.array(json.dumps(problems)))
+    return _FrameCrops(frames_key, file, {(owner, int(number)): row for row, (owner, number)
+                                          in enumerate(zip(owners, numbers))}, images,
+                       {(problem["key"], int(problem["frame"])): problem["reason"] for problem in problems})
+
+
+def _shifted_view(view: PreparedData, frames: _FrameCrops, percents: tuple[float, ...]) -> ShiftedFrames:
+    """The inputs of ``view``'s clips at every shift (see ShiftedFrames)."""
+    rows = []
+    for sample, row in enumerate(view.samples.to_dict("records")):
+        onset, apex, offset = int(row["onset_frame"]), int(row["apex_frame"]), int(row["offset_frame"])
+        for kind in SHIFT_KINDS:
+            annotated = apex if kind == "apex" else onset
+            for percent in percents:
+                frame = shifted_frame(kind, percent, onset, apex, offset)
+                crop_row, reason = -1, ""
+                if frame != annotated:
+                    crop_row = frames.index.get((_clip_key(row), frame), -1)
+                    if crop_row < 0:
+                        problem = frames.problems.get((_clip_key(row), frame), f"frame {frame} is not in {frames.path}")
+                        reason = f"{kind} moved by {percent:+g} % to frame {frame}: {problem}"
+                rows.append(dict(sample=sample, kind=kind, percent=percent, steps=shift_steps(percent, onset, offset),
+                                 frame=frame, moved=frame - annotated, crop=crop_row, reason=reason))
+    return ShiftedFrames(percents, pd.DataFrame(rows, columns=TABLE_COLUMNS), frames.crops, frames.key, frames.path)
 
 
 def _is_path(value) -> bool:
@@ -318,6 +577,7 @@ def _write_cache(path: Path, crops: _Crops) -> None:
     with atomic_path(path) as temporary, open(temporary, "wb") as handle:
         train = {} if crops.train_onset is None else dict(
             train_onset=crops.train_onset, train_apex=crops.train_apex, train_frames=crops.train_frames)
+        train.update(boxes=crops.boxes, frame_shapes=crops.frame_shapes)
         np.savez(handle, onset=crops.onset, apex=crops.apex, keys=np.array(crops.keys, dtype=str),
                  crop_method=np.array(crops.crop_method, dtype=str),
                  unreadable=np.array(crops.unreadable.to_json(orient="records")), **train)
@@ -327,7 +587,7 @@ def _read_cache(path: Path) -> _Crops:
     with np.load(path, allow_pickle=False) as stored:
         unreadable = pd.DataFrame(json.loads(str(stored["unreadable"])), columns=EXCLUDED_COLUMNS)
         train = [stored[name] if name in stored.files else None
-                 for name in ("train_onset", "train_apex", "train_frames")]
+                 for name in ("train_onset", "train_apex", "train_frames", "boxes", "frame_shapes")]
         return _Crops(stored["keys"].tolist(), stored["crop_method"].tolist(), stored["onset"], stored["apex"],
                       unreadable, *train)
 

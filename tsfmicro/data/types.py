@@ -43,9 +43,12 @@ class PreparedData:
 
     dataset: str
     task: str
-    samples: pd.DataFrame  # as SampleTable.samples, plus crop_method (mtcnn / precropped / centre)
+    # as SampleTable.samples, plus crop_method (mtcnn / precropped / centre); with
+    # prepare(..., apex="automatic") apex_frame/apex_path name the automatic apex and
+    # annotated_apex_frame keeps the annotation
+    samples: pd.DataFrame
     onset: np.ndarray  # uint8 (N, crop, crop, 3)
-    apex: np.ndarray  # uint8 (N, crop, crop, 3)
+    apex: np.ndarray  # uint8 (N, crop, crop, 3): the crop of the frame apex_frame
     class_names: list[str]
     excluded: pd.DataFrame
     source: str
@@ -56,6 +59,9 @@ class PreparedData:
     train_onset: np.ndarray | None = None
     train_apex: np.ndarray | None = None
     corrections: pd.DataFrame = field(default_factory=empty_report)  # as SampleTable.corrections
+    # Inputs with the apex or the onset moved (prepare(..., shifts=...); None otherwise): a
+    # tsfmicro.data.moved_frames.ShiftedFrames, row-aligned with samples.
+    shifted: object | None = None
 
     def __post_init__(self) -> None:
         if self.onset.shape != self.apex.shape or len(self.onset) != len(self.samples):

@@ -22,7 +22,7 @@ def register(subparsers) -> None:
 
 
 def _add_train(subparsers) -> None:
-    from tsfmicro.data import DATASETS, ERRATA_CHOICES, SPLITS
+    from tsfmicro.data import APEX_CHOICES, DATASETS, ERRATA_CHOICES, SPLITS
     from tsfmicro.model import FUSIONS, PRESETS
 
     parser = subparsers.add_parser(
@@ -70,6 +70,9 @@ def _add_train(subparsers) -> None:
     parser.add_argument("--errata", default="keep", choices=ERRATA_CHOICES,
                         help="the dataset owners' errata (CAS(ME)^3): keep the clips they would remove, as the "
                         "authors' code does (default), or leave them out (owners); their corrections always apply")
+    parser.add_argument("--apex", default="annotated", choices=APEX_CHOICES,
+                        help="the apex frame: the annotated one (default), or automatic: the frame between onset "
+                        "and offset whose face crop differs most from the onset's, for training and testing")
     parser.add_argument("--split", choices=list(SPLITS),
                         help="how the data becomes folds: loso (default: one fold per subject), lodo (one fold "
                         "per dataset of the megc2019 composite), cross_dataset (implied by --test-dataset)")
@@ -126,6 +129,7 @@ def run_train(args: argparse.Namespace) -> int:
         checkpoint_seconds=args.checkpoint_seconds,
         frame_reselection=args.frame_reselection,
         errata=args.errata,
+        apex=args.apex,
         split=args.split,
         test_dataset=args.test_dataset,
         test_root=args.test_root,

@@ -17,9 +17,9 @@ fusion, preset, the resolved recipe (epochs included), crop size, the seed, the 
 cache key, the device type (GPU and CPU arithmetic differ), the precision (in the recipe) and,
 when not the preset's or the default, the model options (rotary form, temporal branch), the
 training-time frame re-selection, the owners' errata choice, the evaluation split (when not LOSO),
-a cross-dataset request's test dataset and its cache key, and the recipe's class-imbalance options
-(loss, sampling; tsfmicro.engine.recipes) (absent when default, so keys made before they existed
-hold). Paths, progress bars, checkpoint timing, the executor and the number of
+a cross-dataset request's test dataset and its cache key, the recipe's class-imbalance options
+(loss, sampling; tsfmicro.engine.recipes) and the automatic apex (absent when default, so keys made
+before they existed hold). Paths, progress bars, checkpoint timing, the executor and the number of
 workers are not part of it. A request's key hashes the same without the seed, plus its list of
 seeds. A finished unit or request (``metrics.json`` written last) is loaded instead of retrained,
 so a multi-seed request reuses seeds trained before. Planning and training live in
@@ -76,6 +76,7 @@ class RunConfig:
     checkpoint_seconds: float = 60.0  # ... and at least this long after the previous one
     frame_reselection: bool = False  # train on the re-selected (onset+i, apex-j) pair (paper.md); tests: annotated
     errata: str = "keep"  # "owners": leave out the clips the dataset's owners would remove (tsfmicro.data.errata)
+    apex: str = "annotated"  # "automatic": train and test on the frame differing most from the onset (moved_frames)
     # How the data becomes folds (tsfmicro.data.SPLITS). None: LOSO, or cross_dataset when a test
     # dataset is given; "lodo": leave one dataset of a composite out.
     split: str | None = None
@@ -124,7 +125,7 @@ def request_split(config: RunConfig) -> str:
 
 def validate(config: RunConfig) -> None:
     """Clear errors for unknown names and missing folders, before any work starts."""
-    from tsfmicro.data import DATASETS, ERRATA_CHOICES, SPLITS, TASKS
+    from tsfmicro.data import APEX_CHOICES, DATASETS, ERRATA_CHOICES, SPLITS, TASKS
     from tsfmicro.model import FUSIONS, PRESETS
     from tsfmicro.model.config import TEMPORAL_BRANCHES
     from tsfmicro.model.retention import ROTARY
@@ -153,6 +154,10 @@ def validate(config: RunConfig) -> None:
     if config.sampling is not None:
         _check_choice("sampling", config.sampling, SAMPLINGS)
     _check_choice("errata choice", config.errata, ERRATA_CHOICES)
+    _check_choice("apex", config.apex, APEX_CHOICES)
+    if config.apex != "annotated" and config.frame_reselection:
+        raise ValueError("frame_reselection re-selects frames around the annotated apex; it cannot be combined "
+                         f"with apex {config.apex!r}")
     if not Path(config.root).exists():
         raise FileNotFoundError(f"dataset root {config.root} does not exist")
     if config.epochs is not None and config.epochs < 1:
@@ -266,11 +271,13 @@ def resolve_request(config: RunConfig, progress: bool, device: torch.device | No
     prepared = {} if prepared is None else prepared
 
     def prepared_data(dataset: str, root: str):
-        data_key = (dataset, root, config.task, crop_size, config.cache_dir, config.frame_reselection, config.errata)
+        data_key = (dataset, root, config.task, crop_size, config.cache_dir, config.frame_reselection, config.errata,
+                    config.apex)
         if data_key not in prepared:
             prepared[data_key] = prepare(dataset, root, config.task, crop_size=crop_size,
                                          cache_dir=config.cache_dir, progress=progress,
-                                         reselect_frames=config.frame_reselection, errata=config.errata)
+                                         reselect_frames=config.frame_reselection, errata=config.errata,
+                                         apex=config.apex)
         return prepared[data_key]
 
     data = prepared_data(config.dataset, config.root)
@@ -304,6 +311,8 @@ def resolve_request(config: RunConfig, progress: bool, device: torch.device | No
             identity[name] = value
     if config.errata != "keep":  # likewise: the default keeps the keys of earlier runs
         identity["errata"] = config.errata
+    if config.apex != "annotated":  # likewise
+        identity["apex"] = config.apex
     split = request_split(config)
     if split != "loso":  # likewise: LOSO requests keep their keys
         identity["split"] = split
@@ -316,7 +325,7 @@ def resolve_request(config: RunConfig, progress: bool, device: torch.device | No
 # RunConfig fields that make a request a variant of the parameters' run (a chapter's option);
 # shown in the plan's "options" column when they differ from RunConfig's default.
 OPTION_FIELDS = ("rotary", "temporal_branch", "frame_reselection", "errata", "split", "test_dataset", "loss",
-                 "sampling")
+                 "sampling", "apex")
 RECIPE_DEFAULTS = {"loss": DEFAULT_LOSS, "sampling": DEFAULT_SAMPLING}  # None in RunConfig: the recipe's
 
 
