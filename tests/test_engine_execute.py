@@ -219,6 +219,11 @@ def test_forward_flops_per_number_of_classes_match_a_count_of_that_network():
         assert fusion in FUSIONS
         for classes in (3, 7):
             assert forward_flops("tiny", fusion, classes) == count_flops(build_model("tiny", classes, fusion)), fusion
+    # a temporal branch other than the preset's is counted as that network (the transformer's
+    # global attention costs more than the decayed retention's plan would say)
+    for branch in ("transformer", "conv"):
+        counted = count_flops(build_model("tiny", 5, "ts_late", temporal_branch=branch))
+        assert forward_flops("tiny", "ts_late", 5, branch) == counted != forward_flops("tiny", "ts_late", 5), branch
 
 
 def test_the_paper_plan_without_its_datasets_uses_their_published_sizes(capsys, monkeypatch):
