@@ -232,9 +232,9 @@ def test_the_paper_plan_without_its_datasets_uses_their_published_sizes(capsys, 
     plan = plan_json(Path(PACKAGE_ROOT) / "params" / "paper.yaml", Path(PACKAGE_ROOT) / ".cache" / "none", capsys)
     units = plan["units"]
     # the paper's 6 + 5 runs, the composite and cross-dataset chapters' 1 + 1 + 3 + 6, the temporal
-    # branches (3 beside retention) and the class-imbalance options (3 beside cross-entropy on 2 tasks),
-    # 3 seeds each
-    assert len(units) == (6 + 5 + 1 + 1 + 3 + 6) * 3 + 3 * 3 + 2 * 3 * 3
+    # branches (3 beside retention), the class-imbalance options (3 beside cross-entropy on 2 tasks) and
+    # the automatic-apex run of the annotation chapter, 3 seeds each
+    assert len(units) == (6 + 5 + 1 + 1 + 3 + 6) * 3 + 3 * 3 + 2 * 3 * 3 + 1 * 3
     assert all(u["state"] == "no data" for u in units)
     folds_of = {(u["dataset"], u["task"], u["options"]): u["folds"] for u in units}
     loso_folds = {("casme2", "5class"): 26, ("casme2", "3class"): 26, ("samm", "5class"): 27,
@@ -248,7 +248,7 @@ def test_the_paper_plan_without_its_datasets_uses_their_published_sizes(capsys, 
                         ("casme3", "3class_megc", ""): 94,
                         **{(a, "3class_megc", f"test_dataset={b}"): 1 for a in ("casme2", "samm", "casme3")
                            for b in ("casme2", "samm", "casme3") if a != b},
-                        **branches, **options}
+                        ("casme2", "5class", "apex=automatic"): 26, **branches, **options}
     # a cross-dataset unit trains on all of one dataset: its published number of clips
     samm_to_casme3 = next(u for u in units if u["options"] == "test_dataset=casme3" and u["dataset"] == "samm")
     assert samm_to_casme3["train_clips_per_fold"] == 133
