@@ -38,14 +38,15 @@ clean:
 #   EXECUTOR=ray trains the folds as Ray tasks; RUN_ARGS passes more to `tsfmicro run`
 #       (RUN_ARGS="--address auto" joins a cluster, "--gpus-per-fold 0.5" packs two per GPU);
 #       PAPERMILL_ARGS passes more to papermill.
-# The demo stays on the local executor: on 2 CPU cores Ray with 2 workers was not faster
-# (README, "Measured figures").
+# `make book` trains the demo on Ray with one worker per CPU core (DEMO_EXECUTOR=local: one fold
+# after another in-process); same results either way (README, "Measured figures").
 # A failing notebook stops the target: papermill has written it, with the error, to
 # book/notebooks/<name>.ipynb, and no book is built.
 PARAMS ?= params/demo.yaml
 OVERRIDES ?=
 PAPERMILL_ARGS ?=
 EXECUTOR ?= local
+DEMO_EXECUTOR ?= ray
 RUN_ARGS ?=
 NOTEBOOKS := 00_datasets 01_main_results 02_fusion_ablation 03_confusion_matrices 04_gradcam \
              05_composite 06_cross_dataset 07_temporal_branch 08_annotation_sensitivity 09_class_imbalance \
@@ -53,7 +54,7 @@ NOTEBOOKS := 00_datasets 01_main_results 02_fusion_ablation 03_confusion_matrice
 EXECUTED := book/notebooks
 
 book: install
-	@$(MAKE) --no-print-directory _book PARAMS=params/demo.yaml
+	@$(MAKE) --no-print-directory _book PARAMS=params/demo.yaml EXECUTOR=$(DEMO_EXECUTOR)
 
 reproduce: install
 	@$(MAKE) --no-print-directory _book PARAMS=$(PARAMS)
