@@ -21,6 +21,7 @@ The data flow and the module of each step: parameters (tsfmicro.params) -> plan
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,14 +52,16 @@ class Study(Params):
         synthetic writer (it carries a marker file) makes the source SYNTHETIC whatever
         the parameters say."""
         if self.synthetic or any(str(data.source).upper().startswith(SYNTHETIC)
-                                 for data in self._data.values()) or self._synthetic_roots():
+                                 for data in self._data.values()) or self._synthetic_roots:
             return SYNTHETIC
         used = list(dict.fromkeys(dataset for dataset, _ in self._data)) or list(self.params["datasets"])
         return ", ".join(DATASET_INFO.get(name, {"name": name})["name"] for name in used)
 
+    @functools.cached_property
     def _synthetic_roots(self) -> bool:
         """Whether a given dataset folder was written by the synthetic writer (a page that reads
-        no data, such as the compute appendix, still says SYNTHETIC over a synthetic root)."""
+        no data, such as the compute appendix, still says SYNTHETIC over a synthetic root).
+        Looked up once: every table's foot line asks for the source."""
         from tsfmicro.data.annotations import is_synthetic_root
 
         for dataset in self.params["datasets"]:

@@ -154,16 +154,10 @@ def get_recipe(
         if batch_size < 2:
             raise ValueError(f"batch_size must be at least 2 (BatchNorm needs two clips), got {batch_size}")
         recipe = replace(recipe, batch_size=batch_size)
-    if precision is not None:
-        if precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-        recipe = replace(recipe, precision=precision)
-    if loss is not None:
-        if loss not in LOSSES:
-            raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
-        recipe = replace(recipe, loss=loss)
-    if sampling is not None:
-        if sampling not in SAMPLINGS:
-            raise ValueError(f"unknown sampling {sampling!r}; choose one of {', '.join(SAMPLINGS)}")
-        recipe = replace(recipe, sampling=sampling)
+    for field_name, value, choices in (("precision", precision, PRECISIONS), ("loss", loss, LOSSES),
+                                       ("sampling", sampling, SAMPLINGS)):
+        if value is not None:
+            if value not in choices:
+                raise ValueError(f"unknown {field_name} {value!r}; choose one of {', '.join(choices)}")
+            recipe = replace(recipe, **{field_name: value})
     return recipe
