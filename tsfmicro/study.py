@@ -228,6 +228,7 @@ class Study(Params):
         """Leave-one-dataset-out on the composite (``cross_dataset: lodo``), or None."""
         planned = self.lodo_planned()
         return self.planned(planned) if planned else None
+
     def temporal_branch_runs(self) -> dict[tuple[str, str, str], Any]:
         """Each variant of ``temporal_branch:`` (T-S late on its dataset/task), keyed by
         (dataset, task, variant); {} when the section is absent. The paper's retention is
