@@ -292,6 +292,20 @@ def resolve_request(config: RunConfig, progress: bool, device: torch.device | No
     recipe = get_recipe(config.recipe, config.dataset, config.task, fusion=config.fusion, epochs=config.epochs,
                         batch_size=config.batch_size, precision=config.precision, loss=config.loss,
                         sampling=config.sampling)
+    identity = request_identity(config, recipe, device.type, own_cache_key,
+                                test_data.cache_key if test_data is not None else None)
+    return Request(config, device, image_size, data, recipe, identity)
+
+
+def request_identity(config: RunConfig, recipe, device_type: str, data_cache_key: str,
+                     test_data_cache_key: str | None = None) -> dict:
+    """What a request's keys hash (without the seed): the config resolved against its recipe
+    (``tsfmicro.engine.recipes.Recipe``), the training device's type and the prepared data's
+    cache keys. Options enter only when they differ from the default, so keys made before an
+    option existed hold (tests/fixtures/run_keys.json pins the keys of both parameters files)."""
+    from tsfmicro.model import PRESETS
+
+    image_size = PRESETS[config.preset].image_size
     identity = {
         "engine_version": ENGINE_VERSION,
         "dataset": config.dataset,
@@ -299,10 +313,10 @@ def resolve_request(config: RunConfig, progress: bool, device: torch.device | No
         "fusion": config.fusion,
         "preset": config.preset,
         "recipe": recipe.as_dict(),  # loss and sampling only when not the authors': earlier keys hold
-        "crop_size": crop_size,
+        "crop_size": config.crop_size or image_size,
         "image_size": image_size,
-        "data_cache_key": own_cache_key,
-        "device_type": device.type,
+        "data_cache_key": data_cache_key,
+        "device_type": device_type,
     }
     if config.frame_reselection:  # only when on: runs trained before the option existed keep their keys
         identity["frame_reselection"] = True
@@ -316,10 +330,10 @@ def resolve_request(config: RunConfig, progress: bool, device: torch.device | No
     split = request_split(config)
     if split != "loso":  # likewise: LOSO requests keep their keys
         identity["split"] = split
-    if test_data is not None:
+    if config.test_dataset is not None:
         identity["test_dataset"] = config.test_dataset
-        identity["test_data_cache_key"] = test_data.cache_key
-    return Request(config, device, image_size, data, recipe, identity)
+        identity["test_data_cache_key"] = test_data_cache_key
+    return identity
 
 
 # RunConfig fields that make a request a variant of the parameters' run (a chapter's option);
