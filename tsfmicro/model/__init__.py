@@ -4,6 +4,7 @@ from .complexity import count_flops, count_parameters
 from .config import FUSIONS, PRESETS, TEMPORAL_BRANCHES, ModelConfig, make_config
 from .network import TSFmicro, build_model
 from .registry import MODELS, model_from_config, register_model
+from . import networks  # noqa: E402,F401  registers every network module of tsfmicro/model/networks/
 from .retention import ManhattanSelfAttention, decay_1d, decay_gammas, manhattan_decay_2d
 
 __all__ = [
