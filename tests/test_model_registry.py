@@ -112,7 +112,8 @@ def test_arch_fusion_and_network_options_are_checked_in_one_place(toy_network, t
 
     assert error(arch="stst") == f"unknown arch 'stst'; choose one of tsfmicro, {TOY}"
     assert error(fusion="ts_middle").startswith("unknown fusion 'ts_middle'; choose one of ts_late, ts_early")
-    assert error(arch=TOY, fusion="ts_early") == f"network {TOY} has no fusion variants; leave fusion at its default (ts_late)"
+    assert error(arch=TOY, fusion="ts_early") == (f"network {TOY} has no fusion variants; leave fusion at its "
+                                                  "default (ts_late)")
     assert error(arch=TOY, temporal_branch="conv") == f"network {TOY} takes no option temporal_branch (it takes: none)"
     runs.validate(RunConfig(dataset="casme2", root=str(tmp_path), task="5class", arch=TOY))  # the toy's defaults
 

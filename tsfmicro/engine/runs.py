@@ -43,6 +43,7 @@ from tsfmicro.engine import loso, provenance
 from tsfmicro.engine import folds as fold_files
 from tsfmicro.engine.folds import FoldResult
 from tsfmicro.engine.recipes import RECIPES, Recipe, get_recipe
+from tsfmicro.model.registry import check_network, network_name
 from tsfmicro.options import NOT_DEFAULT, OPTIONS, PRESET, RECIPE, model_options
 from tsfmicro.results import load_run
 
@@ -133,7 +134,6 @@ def validate(config: RunConfig) -> None:
     """Clear errors for unknown names and missing folders, before any work starts."""
     from tsfmicro.data import DATASETS, SPLITS, TASKS
     from tsfmicro.model import PRESETS
-    from tsfmicro.model.registry import check_network
 
     _check_choice("dataset", config.dataset, DATASETS)
     _check_choice("split", request_split(config), SPLITS)
@@ -231,8 +231,6 @@ class Request:
         dataset = f"{c.dataset}_to_{c.test_dataset}" if c.test_dataset else c.dataset
         # LOSO is the default and a cross-dataset request is named by its two datasets: others show
         task = c.task if self.split in ("loso", "cross_dataset") else f"{c.task}_{self.split}"
-        from tsfmicro.model.registry import network_name
-
         return f"{dataset}_{task}_{network_name(c.arch, c.fusion)}_{c.preset}_{c.recipe}"
 
     @property
@@ -318,7 +316,8 @@ def request_identity(config: RunConfig, recipe, device_type: str, data_cache_key
     for row in OPTIONS:  # only when not the default: keys made before an option existed hold
         value = getattr(config, row.name)
         # recipe options are in the recipe (Recipe.as_dict); the split's below
-        if row.key == NOT_DEFAULT and row.owner != "recipe" and value is not None and value != option_default(row, config):
+        if (row.key == NOT_DEFAULT and row.owner != "recipe" and value is not None
+                and value != option_default(row, config)):
             identity[row.name] = value
     split = request_split(config)  # the options keyed BY_SPLIT
     if split != "loso":  # LOSO requests keep their keys

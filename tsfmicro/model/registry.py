@@ -23,6 +23,7 @@ The model contract (what the engine, the plan and the figures rely on):
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -92,7 +93,7 @@ def model_from_config(settings: Any, num_classes: int):
     """The network of a run: ``settings`` is a RunConfig, a run's config.yaml mapping or a mapping
     with ``preset`` and optionally ``arch``, ``fusion`` and model options (``temporal_branch``...).
     Every place that builds a run's network calls this."""
-    get = settings.get if isinstance(settings, dict) else lambda name: getattr(settings, name, None)
+    get = settings.get if isinstance(settings, Mapping) else lambda name: getattr(settings, name, None)
     arch = get(ARCH) or DEFAULT_ARCH
     fusion = get("fusion") or DEFAULT_FUSION
     options = model_options(settings)
