@@ -12,7 +12,7 @@ import torch
 
 from tsfmicro import metrics, sensitivity
 from tsfmicro.data import prepare
-from tsfmicro.engine import RunConfig, loso, runs, train
+from tsfmicro.engine import RunConfig, evaluate, loso, runs, train
 
 SHIFTS = [-50, 50]
 
@@ -37,7 +37,7 @@ def trained(synthetic_casme2_root, engine_cache_dir, tmp_path_factory):
 # ------------------------------------------------------------------------------ shifted clips
 def test_shift_zero_reproduces_the_runs_predictions_exactly(trained, one_torch_thread, monkeypatch):
     run, data = trained
-    evaluation = sensitivity.shift_predictions(run, data)
+    evaluation = evaluate.shift_predictions(run, data)
     table = evaluation.predictions
     assert set(table["kind"]) == {"apex", "onset"} and sorted(set(table["percent"])) == [-50.0, 0.0, 50.0]
     assert evaluation.excluded.empty and len(table) == 2 * 3 * len(run.predictions)
@@ -59,7 +59,7 @@ def test_shift_zero_reproduces_the_runs_predictions_exactly(trained, one_torch_t
     # kept in the run folder: the second call reads it, no model runs
     assert evaluation.path.parent == run.path / "evaluations" and evaluation.path.is_file()
     monkeypatch.setattr(loso.FoldTrainer, "predict", lambda *a, **k: pytest.fail("evaluated again"))
-    again = sensitivity.shift_predictions(run, data)
+    again = evaluate.shift_predictions(run, data)
     pd.testing.assert_frame_equal(again.predictions, table, check_dtype=False)
 
     scores = sensitivity.shift_scores(table, len(run.class_names), resamples=200)
@@ -82,7 +82,7 @@ def test_clips_without_a_shifted_frame_are_left_out_with_their_reason_and_none_l
     table.loc[(table["sample"] == victim) & (table["kind"] == "apex") & (table["percent"] == 50),
               "reason"] = "apex moved by +50 % to frame 9: frame 9 not found in somewhere"
     partial = dataclasses.replace(data, shifted=dataclasses.replace(shifted, table=table))
-    evaluation = sensitivity.shift_predictions(run, partial)
+    evaluation = evaluate.shift_predictions(run, partial)
     left_out = evaluation.excluded
     assert left_out[["kind", "clip_id"]].values.tolist() == [["apex", data.samples.loc[victim, "clip_id"]]]
     assert "frame 9 not found" in left_out["reason"].iloc[0]
@@ -93,17 +93,17 @@ def test_clips_without_a_shifted_frame_are_left_out_with_their_reason_and_none_l
     table.loc[table["kind"] == "onset", "reason"] = "onset frame missing"
     nothing = dataclasses.replace(data, shifted=dataclasses.replace(shifted, table=table))
     with pytest.raises(ValueError, match="no clip of run .* has an input at every onset shift"):
-        sensitivity.shift_predictions(dataclasses.replace(run, config={**run.config, "key": "none"}), nothing)
+        evaluate.shift_predictions(dataclasses.replace(run, config={**run.config, "key": "none"}), nothing)
 
 
 def test_data_that_is_not_the_runs_is_refused(trained, synthetic_casme2_root, engine_cache_dir):
     run, data = trained
     with pytest.raises(ValueError, match="holds no shifted frames"):
-        sensitivity.shift_predictions(run, dataclasses.replace(data, shifted=None))
+        evaluate.shift_predictions(run, dataclasses.replace(data, shifted=None))
     other = prepare("casme2", synthetic_casme2_root, "3class", crop_size=64, cache_dir=engine_cache_dir,
                     progress=False, shifts=SHIFTS)
     with pytest.raises(ValueError, match="does not match run"):
-        sensitivity.shift_predictions(run, other)
+        evaluate.shift_predictions(run, other)
 
 
 def test_shift_sentence_follows_the_numbers():

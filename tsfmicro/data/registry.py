@@ -17,7 +17,7 @@ from .specs import MARKER_FILE, MEGC2019_SOURCE, SHARED_TASK, SYNTHETIC_SOURCE, 
 
 __all__ = ["DATASETS", "TASKS", "SYNTHETIC_LAYOUTS", "DatasetSpec", "DatasetInfo", "Task", "MARKER_FILE",
            "SYNTHETIC_SOURCE", "SHARED_TASK", "MEGC2019_SOURCE", "dataset_spec", "dataset_info", "task_info",
-           "class_names", "unmapped_classes", "shared_tasks", "normalise_label", "published_size",
+           "class_names", "display_name", "unmapped_classes", "shared_tasks", "normalise_label", "published_size",
            "missing_folder_help"]
 
 DatasetInfo = DatasetSpec  # the name this record had before it held a dataset's every fact
@@ -77,6 +77,12 @@ def published_size(dataset: str, task: str) -> dict[str, int]:
     if size is None:
         raise KeyError(f"no published size for {dataset} {task} (tsfmicro/data/datasets/{dataset}.py)")
     return {"clips": size.clips, "subjects": size.subjects}
+
+
+def display_name(dataset: str) -> str:
+    """The one name shown to people (the name itself for a dataset tsfmicro does not know)."""
+    spec = _REGISTRY.get(dataset)
+    return spec.display_name if spec else dataset
 
 
 def missing_folder_help(dataset: str) -> tuple[str, str, str]:
