@@ -16,6 +16,10 @@ frame naming, known quirks) and behaves like them for a model:
 * Per clip: movement intensity (0.8-1.2), apex timing, clip length, brightness and a few
   pixels of head position vary; every frame has sensor noise and JPEG compression.
 
+Each dataset's layout (file and folder names, its quirks) is drawn by the writer in its module
+(tsfmicro/data/datasets/<name>.py, its spec's ``synthetic``) with the kit below: faces, clips,
+``_Writer``, ``_save``, ``_write_sheet``.
+
 ``write_synthetic`` writes into a fresh folder (atomically: a temporary folder renamed at
 the end) with a marker file, ``TSFMICRO_SYNTHETIC.txt``, so every result computed from it
 says SYNTHETIC, and a manifest (``TSFMICRO_SYNTHETIC_manifest.csv``) of what was written.
