@@ -15,6 +15,7 @@ from tsfmicro.data import prepare
 from tsfmicro.engine import RunConfig, evaluate, loso, runs, train
 
 SHIFTS = [-50, 50]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +71,23 @@ def test_shift_zero_reproduces_the_runs_predictions_exactly(trained, one_torch_t
     assert scores.query("kind == 'apex' and percent == 50")["uf1"].iloc[0] == pytest.approx(expected)
     early_onset = scores.query("kind == 'onset' and percent == -50").iloc[0]
     assert early_onset["clips_moved"] == 0 and early_onset["delta_uf1"] == 0  # clamped to the onset
+
+
+def test_the_study_runs_the_evaluation_through_the_engine(trained, synthetic_casme2_root, engine_cache_dir,
+                                                          one_torch_thread):
+    """The notebook asks the Study, which prepares the chapter's shifted frames and hands them to
+    tsfmicro.engine.evaluate: the same predictions as the engine's own call."""
+    from tsfmicro.study import Study
+
+    run, data = trained
+    study = Study.load(ROOT / "params" / "demo.yaml", roots={"casme2": str(synthetic_casme2_root)}, overrides={
+        "data_source": "real", "datasets": {"casme2": ["5class"]}, "crop_size": 64,
+        "paths": {"prepared": str(engine_cache_dir)}, "cross_dataset": None, "imbalance": None,
+        "annotation": {"shifts": SHIFTS, "automatic_apex": False}})
+    direct = evaluate.shift_predictions(run, data)
+    through_study = study.shift_evaluation(run, "casme2", "5class")
+    assert through_study.path == direct.path
+    pd.testing.assert_frame_equal(through_study.predictions, direct.predictions, check_dtype=False)
 
 
 def test_clips_without_a_shifted_frame_are_left_out_with_their_reason_and_none_left_is_an_error(
