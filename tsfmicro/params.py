@@ -363,42 +363,7 @@ def _is_int(value: Any) -> bool:
 
 
 # --------------------------------------------------------------------------------- datasets
-# Dataset names used in parameters, with what a user needs when a root is missing.
-DATASET_INFO: dict[str, dict[str, str]] = {
-    "casme2": {
-        "name": "CASME II",
-        "obtain": "Institute of Psychology, Chinese Academy of Sciences (Fu Xiaolan's lab): "
-                  "fill in the CASME II request form and sign the licence agreement.",
-        "layout": "CASME2/CASME2-coding-20190701.xlsx and CASME2/CASME2_RAW_selected/sub01/EP02_01f/img46.jpg "
-                  "(or the pre-cropped CASME2/Cropped/sub01/EP02_01f/reg_img46.jpg)",
-    },
-    "samm": {
-        "name": "SAMM",
-        "obtain": "Manchester Metropolitan University (Moi Hoon Yap's group): sign the SAMM "
-                  "licence agreement and send it as instructed on the SAMM page.",
-        "layout": "SAMM/SAMM_Micro_FACS_Codes_v2.xlsx and SAMM/006/006_1_2/006_05562.jpg",
-    },
-    "casme3": {
-        "name": "CAS(ME)^3",
-        "obtain": "Institute of Psychology, Chinese Academy of Sciences: sign the CAS(ME)^3 "
-                  "licence agreement (Part A is used here).",
-        "layout": "CASME3/cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx and "
-                  "CASME3/part_A/data/part_A_split/part_A/spNO.1/a/color/355.jpg",
-    },
-    "smic": {
-        "name": "SMIC-HS",
-        "obtain": "University of Oulu, Center for Machine Vision and Signal Analysis: sign the "
-                  "SMIC licence agreement.",
-        "layout": "SMIC/SMIC_all_raw/HS/s1/micro/negative/s1_ne_01/image106950.bmp",
-    },
-    "megc2019": {
-        "name": "MEGC2019 (CASME II + SAMM + SMIC)",
-        "obtain": "obtain CASME II, SAMM and SMIC-HS (see their entries) and the official "
-                  "MEGC2019 list combined_3class_gt.csv.",
-        "layout": "a folder holding combined_3class_gt.csv and the three dataset folders",
-    },
-}
-SYNTHETIC_LAYOUTS = ("casme2", "samm", "casme3", "smic", "megc2019")
+# Each dataset's licence, how to obtain it and its layout are in its spec (tsfmicro/data/datasets/).
 SYNTHETIC = "SYNTHETIC"
 
 
@@ -408,7 +373,9 @@ class DatasetRootMissing(FileNotFoundError):
 
 def root_variable(dataset: str) -> str:
     """The environment variable that can hold a dataset's folder, e.g. TSFMICRO_CASME2_ROOT."""
-    return f"TSFMICRO_{dataset.upper()}_ROOT"
+    from tsfmicro.data.registry import dataset_spec
+
+    return dataset_spec(dataset).root_variable
 
 
 def find_project_root(start: str | os.PathLike | None = None) -> Path:
@@ -525,19 +492,18 @@ class Params:
         return folder
 
     def _missing_message(self, dataset: str, folder: Path | None) -> str:
-        info = DATASET_INFO.get(dataset, {"name": dataset, "obtain": "see the Datasets page",
-                                          "layout": "the official layout"})
-        problem = (f"the {info['name']} folder {folder} does not exist" if folder else
-                   f"no folder given for {info['name']}")
+        from tsfmicro.data.registry import missing_folder_help
+
+        name, obtain, layout = missing_folder_help(dataset)
+        problem = f"the {name} folder {folder} does not exist" if folder else f"no folder given for {name}"
         return (
             f"{problem}.\n"
             f"  Give it with export {root_variable(dataset)}=/path/to/{dataset.upper()} (read by "
             f"tsfmicro plan/run and the notebooks), or -p roots.{dataset}=/path/to/{dataset.upper()} "
             f"(tsfmicro plan/run), or papermill -p {dataset}_root /path/to/{dataset.upper()}, or set "
             f"roots: {{{dataset}: ...}} in {self.params_file.name}.\n"
-            f"  {info['name']} is licence-restricted and not shipped with tsfmicro: "
-            f"{info['obtain']}\n"
-            f"  Expected layout: {info['layout']}.\n"
+            f"  {name} is licence-restricted and not shipped with tsfmicro: {obtain}\n"
+            f"  Expected layout: {layout}.\n"
             f"  To run without it, use params/demo.yaml (synthetic data)."
         )
 
@@ -546,6 +512,7 @@ class Params:
         (tsfmicro.data.write_synthetic writes into a staging folder and renames it, so an
         interrupted write never leaves a half dataset behind)."""
         from tsfmicro.data import write_synthetic
+        from tsfmicro.data.registry import SYNTHETIC_LAYOUTS
 
         if dataset not in SYNTHETIC_LAYOUTS:
             raise ValueError(f"no synthetic layout for {dataset!r}; "

@@ -107,3 +107,9 @@ def file_stem(fold_name: str) -> str:
 
 def fold_weights_path(weights_dir: Path, fold_name: str) -> Path:
     return Path(weights_dir) / f"{file_stem(fold_name)}.pt"
+
+
+def first_seed_predictions(run: Run) -> pd.DataFrame:
+    """The run's predictions of its first seed (the one whose fold weights are kept)."""
+    seed = int(run.config["seeds"][0])
+    return run.predictions[run.predictions["seed"] == seed].reset_index(drop=True)

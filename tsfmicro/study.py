@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tsfmicro.params import DATASET_INFO, SYNTHETIC, DatasetRootMissing, Params, root_variable
+from tsfmicro.data.registry import display_name
+from tsfmicro.params import SYNTHETIC, DatasetRootMissing, Params, root_variable
 from tsfmicro.provenance_box import ProvenanceBox
 
 __all__ = ["Study", "ProvenanceBox", "DatasetRootMissing", "root_variable", "SYNTHETIC"]
@@ -55,7 +56,7 @@ class Study(Params):
                                  for data in self._data.values()) or self._synthetic_roots:
             return SYNTHETIC
         used = list(dict.fromkeys(dataset for dataset, _ in self._data)) or list(self.params["datasets"])
-        return ", ".join(DATASET_INFO.get(name, {"name": name})["name"] for name in used)
+        return ", ".join(display_name(name) for name in used)
 
     @functools.cached_property
     def _synthetic_roots(self) -> bool:
@@ -264,6 +265,13 @@ class Study(Params):
         return prepare(dataset, self.root(dataset), task, crop_size=self.crop_size, cache_dir=self.path("prepared"),
                        progress=bool(self.params.get("progress", False)), errata=self.errata,
                        shifts=self.annotation["shifts"])
+
+    def shift_evaluation(self, run, dataset: str, task: str):
+        """``run``'s fold models on :meth:`shifted_data` (tsfmicro.engine.evaluate.shift_predictions;
+        kept in the run folder, so a second call only reads them)."""
+        from tsfmicro.engine.evaluate import shift_predictions
+
+        return shift_predictions(run, self.shifted_data(dataset, task))
 
     def automatic_apex_data(self, dataset: str, task: str):
         """Face crops of one task with the automatic apex (what the ``apex: automatic`` run trains on)."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .errata import ERRATA_CHOICES
 from .faces import DEFAULT_MARGIN
-from .registry import DATASETS, TASKS
+from .registry import DATASETS, SYNTHETIC_LAYOUTS, TASKS
 
 
 def register(subparsers) -> None:
@@ -14,7 +14,7 @@ def register(subparsers) -> None:
         "synth", help="write a synthetic dataset in an official layout",
         description="Write a synthetic micro-expression dataset in the official file layout of a dataset.",
     )
-    synth.add_argument("--layout", required=True, choices=["casme2", "samm", "casme3", "smic", "megc2019"])
+    synth.add_argument("--layout", required=True, choices=SYNTHETIC_LAYOUTS)
     synth.add_argument("--out", required=True, type=Path, help="folder to create (must be empty or synthetic)")
     synth.add_argument("--subjects", type=int, default=8)
     synth.add_argument("--clips-per-subject", type=int, default=10)

@@ -10,7 +10,7 @@ remove (``errata="owners"``) are selected after loading, so every task and choic
 With ``reselect_frames=True`` the cache also holds, per clip, a TRAINING pair (the authors'
 optional re-selection, paper.md "Inputs"): the (onset+i, apex-j) pair, i and j from 0 to
 ``reselect_shift``, with onset+i < apex-j and both frames on disk, whose crops (cut with the
-onset's face box) differ most. The window, per dataset (``RESELECT_WINDOWS``):
+onset's face box) differ most. The window, per dataset (``RESELECT_WINDOWS``, from the specs):
 
 * CASME II and CAS(ME)^3: floor(0.15 * (apex - onset) / 4), as the authors' ``base.py``
   (``flow_difference``, ``casme3_difference``);
@@ -70,7 +70,7 @@ from .faces import (
     square_box,
 )
 from .frames import index_frames, read_frame
-from .registry import task_info
+from .registry import DATASETS, dataset_spec, task_info
 from .moved_frames import (
     AUTOMATIC_APEX_RULE,
     SHIFT_KINDS,
@@ -87,8 +87,10 @@ from .types import PreparedData
 
 CACHE_FORMAT = 1  # bump when the crop procedure changes, so old caches are not reused
 DETECTION_BATCH = 8
-# Training-time re-selection window: i, j up to floor(fraction * (apex - onset) / divisor).
-RESELECT_WINDOWS = {"casme2": (0.15, 4), "casme3": (0.15, 4), "samm": (0.10, 1)}  # the authors' base.py
+# Training-time re-selection window: i, j up to floor(fraction * (apex - onset) / divisor); each
+# dataset's spec holds the authors' window (their base.py), None where they have no script.
+RESELECT_WINDOWS = {name: dataset_spec(name).reselect_window for name in DATASETS
+                    if dataset_spec(name).reselect_window is not None}
 OUR_RESELECT_WINDOW = (0.15, 4)  # datasets without an authors' script (SMIC): CASME II's rule
 RESELECT_SCORE = "l2 of the signed difference"  # enters the cache key: a new score builds new caches
 
@@ -130,11 +132,7 @@ def prepare(dataset: str, root: Root, task: str, *, crop_size: int = 224, margin
     clips = load_clips(dataset, root)
     if use_precropped and not clips.precropped_available:
         raise ValueError(f"{dataset}: no pre-cropped release found under {root}; run without --precropped")
-    settings = {"crop_size": int(crop_size), "margin": float(margin), "use_precropped": bool(use_precropped)}
-    if reselect_frames:  # only then: the default settings, key and file name stay as they were
-        settings["reselect"] = {"windows": {name: [float(f), int(d)] for name, (f, d) in RESELECT_WINDOWS.items()},
-                                "other_datasets": [float(OUR_RESELECT_WINDOW[0]), int(OUR_RESELECT_WINDOW[1])],
-                                "score": RESELECT_SCORE}
+    settings = cache_settings(crop_size, margin, use_precropped, reselect_frames)
     key = cache_key(clips, settings)
     method = ("precropped" if use_precropped else "mtcnn") + ("_reselect" if reselect_frames else "")
     path = Path(cache_dir or default_cache_dir()) / f"{dataset}_{crop_size}px_{method}_{key[:16]}.npz"
@@ -152,6 +150,16 @@ def prepare(dataset: str, root: Root, task: str, *, crop_size: int = 224, margin
         view.shifted = _shifted_view(view, _shift_crops(clips, crops, settings, key, path, percents, progress),
                                      percents)
     return view
+
+
+def cache_settings(crop_size: int, margin: float, use_precropped: bool, reselect_frames: bool) -> dict:
+    """The crop settings a cache is keyed by (with ``cache_key``)."""
+    settings = {"crop_size": int(crop_size), "margin": float(margin), "use_precropped": bool(use_precropped)}
+    if reselect_frames:  # only then: the default settings, key and file name stay as they were
+        settings["reselect"] = {"windows": {name: [float(f), int(d)] for name, (f, d) in RESELECT_WINDOWS.items()},
+                                "other_datasets": [float(OUR_RESELECT_WINDOW[0]), int(OUR_RESELECT_WINDOW[1])],
+                                "score": RESELECT_SCORE}
+    return settings
 
 
 def cache_key(clips: ClipTable, settings: dict) -> str:

@@ -12,6 +12,7 @@ Public API:
     load_run(path) -> Run                    (tsfmicro.results) .predictions .metrics .curves .provenance
                                              .config .path .class_names .fold_model(subject)
     plan.make_plan(configs) -> Plan          the units, folds, cost and state of a set of requests
+    evaluate.shift_predictions(run, data)    a run's fold models on moved onset/apex frames (kept in the run)
     execute.execute(plan, executor)          train every unfinished fold (LocalExecutor, RayExecutor)
     RECIPES, get_recipe(name, dataset, task, fusion="ts_late", epochs=None, batch_size=None,
                         precision=None, loss=None, sampling=None) -> Recipe

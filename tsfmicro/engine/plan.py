@@ -214,7 +214,7 @@ def plan_table(configs: list[RunConfig], unavailable: list[RunConfig] = (), devi
 
 def published_folds(config: RunConfig) -> tuple[list[float], list[float]]:
     """Training and test clips of each fold of ``config``'s split, from the published sizes
-    (``published_sizes.csv``): LOSO, subjects of equal size; LODO, parts of equal size (the
+    (each dataset spec's ``published``): LOSO, subjects of equal size; LODO, parts of equal size (the
     totals are exact whatever the parts' sizes: each clip is tested once and trained on in
     every other fold); cross-dataset, one fold, all of one dataset against all of the other."""
     from tsfmicro.data.registry import dataset_info, published_size
