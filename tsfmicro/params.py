@@ -46,12 +46,17 @@ from typing import Any, Iterable, Mapping, NamedTuple
 
 import yaml
 
+from tsfmicro.options import OPTIONS
+
 # Top-level keys: those a parameters file must have, and those it may leave out.
 REQUIRED = ("data_source", "datasets", "ablation", "gradcam", "preset", "recipe", "seeds",
             "device", "paths")
 OPTIONAL = ("epochs", "batch_size", "precision", "rotary", "cpu_threads", "crop_size",
             "frame_reselection", "errata", "progress", "synthetic", "roots", "checkpoint_every",
             "checkpoint_seconds", "composite", "cross_dataset", "temporal_branch", "annotation", "imbalance")
+# Run options set for every planned run (tsfmicro.options, ``params``): each one a top-level key.
+PARAMS_OPTIONS = tuple(row for row in OPTIONS if row.params)
+OPTIONAL += tuple(row.name for row in PARAMS_OPTIONS if row.name not in OPTIONAL)
 # Keys of the nested mappings: (required, optional).
 NESTED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "ablation": (("dataset", "task", "fusions"), ("seeds",)),
@@ -109,12 +114,10 @@ def check(params: Any, origin: str) -> None:
 def _problems(params: Any) -> list[str]:
     if not isinstance(params, Mapping):
         return [f"the parameters must be a mapping of keys, got {type(params).__name__}"]
-    from tsfmicro.data import DATASETS, ERRATA_CHOICES, TASKS
+    from tsfmicro.data import DATASETS, TASKS
     from tsfmicro.engine import RECIPES
-    from tsfmicro.engine.recipes import PRECISIONS
     from tsfmicro.engine.runs import DEVICES
     from tsfmicro.model import FUSIONS, PRESETS
-    from tsfmicro.model.retention import ROTARY
 
     problems = _key_problems(params, "", REQUIRED, OPTIONAL)
     for key, (required, optional) in NESTED.items():
@@ -126,9 +129,9 @@ def _problems(params: Any) -> list[str]:
     problems += _choice(params, "recipe", RECIPES)
     problems += _choice(params, "device", DEVICES)
     # optional choices: null (or left out) is the default (the authors' choice)
-    for key, valid in (("precision", PRECISIONS), ("rotary", ROTARY), ("errata", ERRATA_CHOICES)):
-        if params.get(key) is not None:
-            problems += _choice(params, key, valid)
+    for row in PARAMS_OPTIONS:  # run options with named choices (tsfmicro.options)
+        if row.choices is not None and params.get(row.name) is not None:
+            problems += _choice(params, row.name, row.resolve_choices())
     problems += _seed_list(params.get("seeds"), "seeds") if "seeds" in params else []
     problems += _datasets(params.get("datasets"), DATASETS, TASKS) if "datasets" in params else []
 
@@ -679,13 +682,12 @@ class Params:
         settings = dict(
             dataset=dataset, root=str(self.root(dataset)) if root is None else root, task=task, fusion=fusion,
             preset=self.params["preset"], recipe=self.params["recipe"],
-            epochs=self.params.get("epochs"), batch_size=self.params.get("batch_size"),
-            precision=self.params.get("precision"), rotary=self.params.get("rotary"),
             seeds=tuple(self.seeds if seeds is None else seeds),
             device=self.params["device"], out=str(self.path("runs")),
             crop_size=self.crop_size, cache_dir=str(self.path("prepared")),
-            frame_reselection=bool(self.params.get("frame_reselection", False)),
-            errata=self.errata,
+            # the run options a parameters file sets (tsfmicro.options; null or absent: the default)
+            **{row.name: row.field_default if self.params.get(row.name) is None else self.params[row.name]
+               for row in PARAMS_OPTIONS},
             # mid-fold checkpoints (not part of a run's identity): every N epochs, at most every S seconds
             checkpoint_every=int(self.params.get("checkpoint_every") or 5),
             checkpoint_seconds=float(60.0 if self.params.get("checkpoint_seconds") is None

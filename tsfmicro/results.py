@@ -17,13 +17,9 @@ import torch
 import yaml
 
 from tsfmicro import _io
+from tsfmicro.options import OPTIONS
 
 FILES = ("config.yaml", "provenance.json", "predictions.csv", "curves.csv", "metrics.json")
-MODEL_OPTIONS = ("rotary", "temporal_branch")  # ModelConfig fields a request may change from its preset
-# Where a run's options beyond its parameters are recorded in config.yaml's ``resolved`` (the run
-# key's identity), each only when it is not the default: at the top, or inside the recipe.
-RESOLVED_OPTIONS = (*MODEL_OPTIONS, "frame_reselection", "errata", "apex")
-RECIPE_OPTIONS = ("loss", "sampling")
 
 
 @dataclass
@@ -45,10 +41,16 @@ class Run:
     @property
     def options(self) -> dict:
         """The options that make this run differ from its parameters' default run (a chapter's
-        variant, e.g. ``{"temporal_branch": "conv"}``, ``{"loss": "focal"}``); {} for none."""
+        variant, e.g. ``{"temporal_branch": "conv"}``, ``{"loss": "focal"}``); {} for none.
+
+        Read from config.yaml's ``resolved`` (the run key's identity), where each variant option
+        (tsfmicro.options, ``variant``) is recorded only when it is not the default: at the top, or
+        inside the recipe. The split's options are left out: the run's directory name says them."""
         resolved = self.config.get("resolved", {})
-        options = {name: resolved[name] for name in RESOLVED_OPTIONS if name in resolved}
-        options |= {name: resolved["recipe"][name] for name in RECIPE_OPTIONS if name in resolved.get("recipe", {})}
+        variants = [row for row in OPTIONS if row.variant and row.owner != "split"]
+        options = {row.name: resolved[row.name] for row in variants if row.owner != "recipe" and row.name in resolved}
+        recipe = resolved.get("recipe", {})
+        options |= {row.name: recipe[row.name] for row in variants if row.owner == "recipe" and row.name in recipe}
         return options
 
     def fold_model(self, subject: str) -> torch.nn.Module:
@@ -68,12 +70,10 @@ class Run:
         )
 
     def _load_model(self, path: Path, fold: str) -> torch.nn.Module:
-        from tsfmicro.model import build_model
+        from tsfmicro.model import model_from_config
 
         state = _io.load_tagged(path, f"weights:{fold}")
-        overrides = {name: self.config[name] for name in MODEL_OPTIONS if self.config.get(name) is not None}
-        model = build_model(self.config["preset"], num_classes=len(self.class_names), fusion=self.config["fusion"],
-                            **overrides)
+        model = model_from_config(self.config, len(self.class_names))
         model.load_state_dict(state["model"])
         return model.eval()
 

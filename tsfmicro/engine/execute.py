@@ -333,7 +333,7 @@ def _task(unit: UnitPlan, index: int, fold, executor, run_id: str) -> FoldTask:
     request, config = unit.request, unit.request.config
     return FoldTask(
         unit_dir=str(unit.path), unit_key=unit.key, unit_name=unit.path.name, fold_index=index, fold=fold,
-        preset=config.preset, fusion=config.fusion, num_classes=len(request.data.class_names),
+        arch=config.arch, preset=config.preset, fusion=config.fusion, num_classes=len(request.data.class_names),
         model_options=model_overrides(config), recipe=request.recipe, image_size=request.image_size, seed=unit.seed,
         device=request.device.type, frame_reselection=config.frame_reselection, keep_weights=unit.keep_weights,
         checkpoint_every=config.checkpoint_every, checkpoint_seconds=config.checkpoint_seconds,
