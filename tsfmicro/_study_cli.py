@@ -6,8 +6,7 @@ import argparse
 import json
 import sys
 
-import yaml
-
+from tsfmicro import _yaml
 from tsfmicro.engine.execute import EXECUTORS
 
 
@@ -74,7 +73,7 @@ def parse_overrides(mapping: str | None, items: list[str]) -> dict:
     """``--overrides`` (a YAML mapping) with every ``-p KEY=VALUE`` set in it:
     ``"{seeds: [0]}", ["epochs=2", "synthetic.subjects=3"]`` ->
     ``{"seeds": [0], "epochs": 2, "synthetic": {"subjects": 3}}``."""
-    overrides = yaml.safe_load(mapping) if mapping else {}
+    overrides = _yaml.load(mapping, f"--overrides {mapping!r}") if mapping else {}
     if not isinstance(overrides, dict):
         raise ValueError(f"--overrides {mapping!r}: give a YAML mapping, e.g. '{{seeds: [0], epochs: 2}}'")
     for item in items:
@@ -87,7 +86,7 @@ def parse_overrides(mapping: str | None, items: list[str]) -> dict:
             if not isinstance(target.get(parent), dict):
                 target[parent] = {}
             target = target[parent]
-        target[leaf] = yaml.safe_load(text)
+        target[leaf] = _yaml.load(text, f"-p {item!r}, value {text!r}")
     return overrides
 
 

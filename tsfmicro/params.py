@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, NamedTuple
 
-import yaml
+from tsfmicro._yaml import load_mapping
 
 # Top-level keys: those a parameters file must have, and those it may leave out.
 REQUIRED = ("data_source", "datasets", "ablation", "gradcam", "preset", "recipe", "seeds",
@@ -472,7 +472,7 @@ class Params:
             raise FileNotFoundError(f"parameters file not found: {params_file} "
                                     f"(looked in {os.getcwd()} and {project_root})")
         project_root = find_project_root(path.parent)
-        params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        params = load_mapping(path.read_text(encoding="utf-8"), str(path))  # syntax/shape: one line, exit 2
         # overrides replace lists and `datasets:`, null removes a key (tsfmicro.params)
         params = apply_overrides(params, overrides)
         given_roots = {name: folder for name, folder in (roots or {}).items() if folder}

@@ -1,0 +1,64 @@
+"""Bad input and faults a new user meets (issue 19): each gives one clear line naming the file and
+what to do, exit code 2 (130 after Ctrl-C), and loses no state: nothing half-written, finished work kept."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tsfmicro.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO = REPO / "params" / "demo.yaml"
+
+
+def _error_line(capsys) -> str:
+    """The one stderr line a user error prints (no traceback)."""
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# ---------------------------------------------------------------- row 4: YAML syntax errors
+def test_yaml_syntax_error_in_a_params_file_names_file_line_and_column(tmp_path, capsys):
+    params = tmp_path / "broken.yaml"
+    text = DEMO.read_text(encoding="utf-8").replace("seeds: [0, 1]", "seeds: [0, 1", 1)
+    assert text != DEMO.read_text(encoding="utf-8")
+    params.write_text(text, encoding="utf-8")
+    before = _files(tmp_path)
+    assert main(["plan", str(params)]) == 2
+    line = _error_line(capsys)
+    broken_line = 1 + text.splitlines().index(next(t for t in text.splitlines() if t.startswith("seeds: [0, 1")))
+    assert line.startswith(f"tsfmicro plan: error: {params}, line ")
+    assert "YAML syntax error" in line and f"opened at line {broken_line}, column 8" in line
+    assert _files(tmp_path) == before  # nothing written: no runs, no cache, the file untouched
+
+
+@pytest.mark.parametrize("arguments, source, column", [
+    (["-p", "seeds=[0"], "-p 'seeds=[0', value '[0', line 1, column 3", 1),
+    (["--overrides", "{seeds: [0}"], "--overrides '{seeds: [0}', line 1, column 11", 9),
+])
+def test_yaml_syntax_error_in_an_override_names_the_option(arguments, source, column, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert main(["run", str(DEMO), "-p", f"paths.runs={runs}", *arguments]) == 2
+    line = _error_line(capsys)
+    assert line.startswith(f"tsfmicro run: error: {source}: YAML syntax error: expected ',' or ']'")
+    assert f"opened at line 1, column {column})" in line
+    assert not runs.exists()
+
+
+# ---------------------------------------------------------------- row 9: a params file that is a list
+@pytest.mark.parametrize("text, kind", [("- data_source: synthetic\n- seeds: [0]\n", "a list"),
+                                        ("just words\n", "a single value ('just words')")])
+def test_a_params_file_that_is_not_a_mapping_is_named(text, kind, tmp_path, capsys):
+    params = tmp_path / "list.yaml"
+    params.write_text(text, encoding="utf-8")
+    assert main(["run", str(params)]) == 2
+    assert _error_line(capsys) == (f"tsfmicro run: error: {params}: expected a mapping of parameters "
+                                   f"(key: value lines), got {kind}")
+    assert _files(tmp_path) == {"list.yaml": text.encode()}
