@@ -62,3 +62,27 @@ def test_a_params_file_that_is_not_a_mapping_is_named(text, kind, tmp_path, caps
     assert _error_line(capsys) == (f"tsfmicro run: error: {params}: expected a mapping of parameters "
                                    f"(key: value lines), got {kind}")
     assert _files(tmp_path) == {"list.yaml": text.encode()}
+
+
+# ---------------------------------------------------------------- row 7: a dataset with one subject
+def test_a_one_subject_dataset_is_refused_before_any_fold(tmp_path, engine_cache_dir, monkeypatch, capsys):
+    from tsfmicro.data import write_synthetic
+
+    monkeypatch.setenv("TSFMICRO_CACHE", str(engine_cache_dir))
+    root = write_synthetic("casme2", tmp_path / "one", subjects=1, clips_per_subject=3, seed=11)
+    out = tmp_path / "runs"
+    assert main(["train", "--dataset", "casme2", "--root", str(root), "--task", "5class", "--preset", "tiny",
+                 "--epochs", "1", "--device", "cpu", "--out", str(out), "--no-progress"]) == 2
+    assert _error_line(capsys) == f"tsfmicro train: error: LOSO needs at least 2 subjects; {root} has 1 (sub01)"
+    assert not out.exists()  # no unit folder, no stale fold .lock
+
+
+def test_loso_splits_refuses_fewer_than_two_subjects():
+    import pandas as pd
+
+    from tsfmicro.data import loso_splits
+    from tsfmicro.data.splits import TooFewSubjects
+
+    with pytest.raises(TooFewSubjects, match=r"LOSO needs at least 2 subjects; the samples have 1 \(s1\)"):
+        loso_splits(pd.DataFrame({"subject": ["s1", "s1"], "dataset": ["casme2", "casme2"]}))
+    assert len(loso_splits(pd.DataFrame({"subject": ["s1", "s2"], "dataset": ["casme2", "casme2"]}))) == 2

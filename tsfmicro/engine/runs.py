@@ -225,8 +225,14 @@ class Request:
     def folds(self) -> list:
         """The request's folds (tsfmicro.data.Fold), by its split."""
         from tsfmicro.data import SPLITS
+        from tsfmicro.data.splits import TooFewSubjects
 
-        return SPLITS[self.split](self.data.samples)
+        try:
+            return SPLITS[self.split](self.data.samples)
+        except TooFewSubjects as error:  # named with the folder, before any fold is started
+            found = f" ({', '.join(error.subjects)})" if error.subjects else ""
+            raise ValueError(
+                f"LOSO needs at least 2 subjects; {self.config.root} has {len(error.subjects)}{found}") from None
 
     @property
     def stem(self) -> str:
