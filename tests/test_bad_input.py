@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tsfmicro.cli import main
@@ -86,3 +87,39 @@ def test_loso_splits_refuses_fewer_than_two_subjects():
     with pytest.raises(TooFewSubjects, match=r"LOSO needs at least 2 subjects; the samples have 1 \(s1\)"):
         loso_splits(pd.DataFrame({"subject": ["s1", "s1"], "dataset": ["casme2", "casme2"]}))
     assert len(loso_splits(pd.DataFrame({"subject": ["s1", "s2"], "dataset": ["casme2", "casme2"]}))) == 2
+
+
+# ---------------------------------------------------------------- row 3: a damaged face-crop cache
+def _damage(path: Path, how: str) -> None:
+    data = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif how == "random":
+        path.write_bytes(bytes(range(256)) * 20)
+    elif how == "empty":
+        path.write_bytes(b"")
+    else:  # one byte flipped inside the stored crops: the zip's CRC no longer matches
+        middle = len(data) // 2
+        path.write_bytes(data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:])
+
+
+@pytest.mark.parametrize("how", ["truncated", "random", "empty", "flipped"])
+def test_a_damaged_cache_is_named_and_rebuilt(how, synthetic_casme2_small_root, tmp_path, capsys):
+    cache = tmp_path / "cache"
+    arguments = ["preprocess", "--dataset", "casme2", "--root", str(synthetic_casme2_small_root),
+                 "--task", "5class", "--crop-size", "32", "--cache-dir", str(cache)]
+    assert main(arguments) == 0
+    (path,) = cache.glob("*.npz")
+    with np.load(path) as stored:
+        before = {name: stored[name] for name in stored.files}
+    capsys.readouterr()
+    _damage(path, how)
+    assert main(arguments) == 0
+    err = capsys.readouterr().err
+    assert f"face-crop cache {path} is damaged (" in err and "building it again from the dataset" in err
+    assert "Traceback" not in err
+    with np.load(path) as stored:  # rebuilt in place, the same crops as before the damage
+        assert sorted(stored.files) == sorted(before)
+        assert all(np.array_equal(stored[name], before[name]) for name in before)
+    assert main(arguments) == 0  # and read from then on without a word
+    assert "damaged" not in capsys.readouterr().err

@@ -47,7 +47,10 @@ import hashlib
 import json
 import math
 import os
+import sys
 import warnings
+import zipfile
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
@@ -138,9 +141,8 @@ def prepare(dataset: str, root: Root, task: str, *, crop_size: int = 224, margin
     key = cache_key(clips, settings)
     method = ("precropped" if use_precropped else "mtcnn") + ("_reselect" if reselect_frames else "")
     path = Path(cache_dir or default_cache_dir()) / f"{dataset}_{crop_size}px_{method}_{key[:16]}.npz"
-    if path.is_file():
-        crops = _read_cache(path)
-    else:
+    crops = _read_intact(path, _read_cache)  # None: missing, or damaged (said, then rebuilt)
+    if crops is None:
         crops = _build(clips, settings, progress)
         _write_cache(path, crops)
     if (apex == "automatic" or percents) and crops.boxes is None:
@@ -433,10 +435,10 @@ def _automatic_apex(clips: ClipTable, crops: _Crops, settings: dict, key: str, p
                       range(int(row["onset_frame"]) + 1, int(row["offset_frame"]) + 1))
     apex_key = digest.hexdigest()
     file = path.with_name(f"{path.stem}_autoapex_{apex_key[:16]}.npz")
-    if file.is_file():
-        with np.load(file, allow_pickle=False) as stored:
-            return _AutomaticApex(apex_key, file, stored["keys"].tolist(), stored["frames"], stored["crops"],
-                                  stored["notes"].tolist())
+    stored = _read_intact(file, _read_arrays)
+    if stored is not None:
+        return _AutomaticApex(apex_key, file, stored["keys"].tolist(), stored["frames"], stored["crops"],
+                              stored["notes"].tolist())
     keys, frames, chosen, notes = [], [], [], []
     size = settings["crop_size"]
     for index, row in tqdm(rows, desc=f"automatic apex {clips.dataset}", unit="clip", disable=not progress):
@@ -509,10 +511,10 @@ def _shift_crops(clips: ClipTable, crops: _Crops, settings: dict, key: str, path
                           sorted(needed[crops.keys[index]]))
     frames_key = digest.hexdigest()
     file = path.with_name(f"{path.stem}_frames_{frames_key[:16]}.npz")
-    if file.is_file():
-        with np.load(file, allow_pickle=False) as stored:
-            owners, numbers, images = stored["keys"].tolist(), stored["frames"].tolist(), stored["crops"]
-            problems = json.loads(str(stored["problems"]))
+    stored = _read_intact(file, _read_arrays)
+    if stored is not None:
+        owners, numbers, images = stored["keys"].tolist(), stored["frames"].tolist(), stored["crops"]
+        problems = json.loads(str(stored["problems"]))
     else:
         owners, numbers, images, problems = [], [], [], []
         size = settings["crop_size"]
@@ -581,6 +583,34 @@ def _write_cache(path: Path, crops: _Crops) -> None:
         np.savez(handle, onset=crops.onset, apex=crops.apex, keys=np.array(crops.keys, dtype=str),
                  crop_method=np.array(crops.crop_method, dtype=str),
                  unreadable=np.array(crops.unreadable.to_json(orient="records")), **train)
+
+
+# What reading a damaged .npz raises: a truncated or overwritten zip (BadZipFile, also for a bad
+# CRC), an empty file (EOFError), random bytes (ValueError: numpy takes them for a pickle), a
+# missing array (KeyError), bad JSON inside (ValueError).
+_DAMAGED = (zipfile.BadZipFile, EOFError, ValueError, KeyError, zlib.error)
+
+
+def _read_intact(path: Path, reader):
+    """``reader(path)``; None when the file is missing, or damaged: then it is named on stderr
+    and removed, so the caller rebuilds it from the dataset (the cache only ever holds what the
+    frames give again). Without this a damaged file fails every later run the same way."""
+    if not path.is_file():
+        return None
+    try:
+        return reader(path)
+    except _DAMAGED as error:
+        reason = str(error).splitlines()[0][:120] if str(error) else error.__class__.__name__
+        print(f"face-crop cache {path} is damaged ({error.__class__.__name__}: {reason}); removed, "
+              "building it again from the dataset", file=sys.stderr, flush=True)
+        path.unlink(missing_ok=True)
+        return None
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz, read now (so a damaged member fails here, not later)."""
+    with np.load(path, allow_pickle=False) as stored:
+        return {name: stored[name] for name in stored.files}
 
 
 def _read_cache(path: Path) -> _Crops:
