@@ -123,3 +123,102 @@ def test_a_damaged_cache_is_named_and_rebuilt(how, synthetic_casme2_small_root, 
         assert all(np.array_equal(stored[name], before[name]) for name in before)
     assert main(arguments) == 0  # and read from then on without a word
     assert "damaged" not in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- rows 5 and 6: damaged run files, fold results
+def _train(root: Path, out: Path, cache: Path) -> list[str]:
+    return ["train", "--dataset", "casme2", "--root", str(root), "--task", "5class", "--preset", "tiny",
+            "--epochs", "1", "--device", "cpu", "--out", str(out), "--cache-dir", str(cache), "--no-progress"]
+
+
+@pytest.fixture
+def small_run(synthetic_casme2_small_root, engine_cache_dir, tmp_path, one_torch_thread, capsys):
+    """A finished run of 2 folds: (train arguments, request directory, unit directory)."""
+    arguments = _train(synthetic_casme2_small_root, tmp_path / "runs", engine_cache_dir)
+    assert main(arguments) == 0
+    capsys.readouterr()
+    (request,) = [p for p in (tmp_path / "runs").iterdir() if p.name != "units"]
+    (unit,) = (tmp_path / "runs" / "units").iterdir()
+    return arguments, request, unit
+
+
+def _no_training(monkeypatch):
+    from tsfmicro.engine import folds
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a fold was trained again although its result was intact")
+
+    monkeypatch.setattr(folds, "train_fold", refuse)
+
+
+def test_a_cut_predictions_file_is_named_then_assembled_again_without_training(small_run, monkeypatch, capsys):
+    arguments, request, unit = small_run
+    before = _files(request.parent)
+    predictions = request / "predictions.csv"
+    lines = predictions.read_text().splitlines(keepends=True)
+    predictions.write_text("".join(lines[:3]))  # 2 of the rows left
+    for command in (["report", str(request)], ["evaluate", str(request)]):
+        assert main(command) == 2
+        assert _error_line(capsys) == (
+            f"tsfmicro {command[0]}: error: run {request} is damaged: predictions.csv has 2 rows, {len(lines) - 1} "
+            "when written. Its fold results are kept: run the same `tsfmicro run` or `tsfmicro train` command "
+            "to assemble it again, without training")
+    _no_training(monkeypatch)
+    assert main(arguments) == 0
+    err = capsys.readouterr().err
+    assert (f"run {request} is damaged: predictions.csv has 2 rows, {len(lines) - 1} when written; assembling it "
+            "again from its units") in err
+    after = _files(request.parent)
+    # every file as it was, but the request's provenance (it records when it was written) and its record
+    assert after.keys() == before.keys()
+    assert {name for name in after if after[name] != before[name]} <= {f"{request.name}/provenance.json",
+                                                                        f"{request.name}/checksums.json"}
+    assert main(["report", str(request)]) == 0
+
+
+def test_a_broken_metrics_file_of_a_unit_is_named_then_assembled_again(small_run, monkeypatch, capsys):
+    arguments, request, unit = small_run
+    metrics = unit / "metrics.json"
+    good = metrics.read_bytes()
+    metrics.write_text('{\n  "protocols":\n')
+    assert main(["evaluate", str(unit)]) == 2
+    line = _error_line(capsys)
+    assert line.startswith(f"tsfmicro evaluate: error: run {unit} is damaged: metrics.json changed since it was "
+                           f"written (17 bytes, {len(good)} when written)")
+    _no_training(monkeypatch)
+    assert main(arguments) == 0
+    assert f"unit {unit} is damaged: metrics.json changed" in capsys.readouterr().err
+    assert metrics.read_bytes() == good
+    assert main(["evaluate", str(unit)]) == 0
+
+
+def test_a_broken_json_file_of_an_old_run_is_named(small_run, capsys):
+    arguments, request, unit = small_run
+    (request / "checksums.json").unlink()  # as a run written before checksums were recorded
+    (request / "metrics.json").write_text('{\n')
+    assert main(["report", str(request)]) == 2
+    assert _error_line(capsys).startswith(f"tsfmicro report: error: {request / 'metrics.json'} is not valid JSON "
+                                          "(Expecting property name enclosed in double quotes: line 2 column 1")
+
+
+def test_a_truncated_fold_result_is_found_before_training_moved_aside_and_retrained(small_run, capsys):
+    from tsfmicro.engine import folds
+
+    arguments, request, unit = small_run
+    predictions = (unit / "predictions.csv").read_bytes()
+    # a partial unit: its files not yet written, one fold result cut short
+    for name in ("metrics.json", "predictions.csv"):
+        (unit / name).unlink()
+    for name in list(_files(request)):
+        (request / name).unlink()
+    request.rmdir()
+    first, second = sorted((unit / folds.FOLDS).glob("*.pt"))
+    kept = second.read_bytes()
+    first.write_bytes(first.read_bytes()[:200])
+    assert main(arguments) == 0
+    err = capsys.readouterr().err
+    assert f"fold result {first} is damaged (" in err
+    assert f"moved aside to {first.name}.damaged, training fold {first.stem} again" in err
+    assert (unit / folds.FOLDS / f"{first.name}.damaged").stat().st_size == 200  # kept for a look, not deleted
+    assert second.read_bytes() == kept  # the intact fold was not trained again
+    assert (unit / "predictions.csv").read_bytes() == predictions  # the retrained fold gives the same result

@@ -17,6 +17,7 @@ import torch
 import yaml
 
 from tsfmicro import _io
+from tsfmicro._checksums import damage
 
 FILES = ("config.yaml", "provenance.json", "predictions.csv", "curves.csv", "metrics.json")
 MODEL_OPTIONS = ("rotary", "temporal_branch")  # ModelConfig fields a request may change from its preset
@@ -78,6 +79,10 @@ class Run:
         return model.eval()
 
 
+class DamagedRun(ValueError):
+    """A finished run directory whose files differ from what was recorded when it was written."""
+
+
 def is_finished(path: Path) -> bool:
     return (Path(path) / "metrics.json").exists()
 
@@ -88,16 +93,28 @@ def load_run(path: str | Path) -> Run:
     missing = [name for name in FILES if not (path / name).exists()]
     if missing:
         raise FileNotFoundError(f"{path} is not a finished run directory (missing {', '.join(missing)})")
+    problems = damage(path)
+    if problems:
+        raise DamagedRun(f"run {path} is damaged: {'; '.join(problems)}. Its fold results are kept: run the same "
+                         "`tsfmicro run` or `tsfmicro train` command to assemble it again, without training")
     config = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8"))
     predictions = pd.read_csv(path / "predictions.csv", dtype={"fold": str, "subject": str, "clip_id": str})
     return Run(
         path=path,
         config=config,
         predictions=predictions,
-        metrics=json.loads((path / "metrics.json").read_text(encoding="utf-8")),
+        metrics=_read_json(path / "metrics.json"),
         curves=pd.read_csv(path / "curves.csv", dtype={"fold": str}),
-        provenance=json.loads((path / "provenance.json").read_text(encoding="utf-8")),
+        provenance=_read_json(path / "provenance.json"),
     )
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:  # a run written before checksums were recorded, then damaged
+        raise DamagedRun(f"{path} is not valid JSON ({error}); its fold results are kept: delete {path.parent / 'metrics.json'} "
+                         "and run the same `tsfmicro run` or `tsfmicro train` command to assemble it again") from None
 
 
 def file_stem(fold_name: str) -> str:

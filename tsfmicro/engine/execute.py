@@ -32,8 +32,10 @@ from typing import Callable, Iterator
 
 from tqdm import tqdm
 
+from tsfmicro._checksums import damage
 from tsfmicro.engine import folds as fold_files
 from tsfmicro.engine.folds import FoldBusy, FoldReport, FoldTask, RunFolderNotWritable, run_fold_task
+from tsfmicro.engine.integrity import check_plan
 from tsfmicro.engine.plan import Plan, UnitPlan, make_plan
 from tsfmicro.engine.provenance import now
 from tsfmicro.engine.runs import RunConfig, model_overrides, write_request, write_unit
@@ -269,6 +271,7 @@ def execute(plan: Plan, executor, progress: bool = True, messages: bool = True) 
     run_id = f"{now()} pid {os.getpid()} on {socket.gethostname()}"
     for out in sorted({str(r.config.out) for r in plan.requests}):
         fold_files.check_writable(out)
+    check_plan(plan)  # damaged run files or fold results: named, rebuilt or retrained, before any training
     units_before = sum(u.finished for u in plan.units)
     remaining: dict[Path, set[str]] = {}
     jobs = []
@@ -355,6 +358,6 @@ def train(config: RunConfig, progress: bool = True) -> Run:
     """Train ``config`` in this process (or reuse it when finished before) and return the loaded run."""
     plan = make_plan([config], progress=progress)
     (request,) = plan.requests
-    if not is_finished(request.path):
+    if not is_finished(request.path) or any(damage(path) for path in [request.path, *(u.path for u in plan.units)]):
         execute(plan, LocalExecutor(), progress=progress, messages=progress)
     return load_run(request.path)
