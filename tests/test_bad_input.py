@@ -222,3 +222,52 @@ def test_a_truncated_fold_result_is_found_before_training_moved_aside_and_retrai
     assert (unit / folds.FOLDS / f"{first.name}.damaged").stat().st_size == 200  # kept for a look, not deleted
     assert second.read_bytes() == kept  # the intact fold was not trained again
     assert (unit / "predictions.csv").read_bytes() == predictions  # the retrained fold gives the same result
+
+
+# ---------------------------------------------------------------- row 1: excluded samples are said
+def _damaged_casme2(source: Path, root: Path) -> Path:
+    """A copy of a CASME II root with 4 unusable rows: a zero-byte onset frame, a bad onset number,
+    a duplicate row and a clip whose frames are missing (besides its fear and sadness rows, which
+    5class leaves out)."""
+    import shutil
+
+    import openpyxl
+
+    shutil.copytree(source, root)
+    path = root / "CASME2-coding-20190701.xlsx"
+    book = openpyxl.load_workbook(path)
+    sheet = book["Sheet1"]
+    rows = [row for row in sheet.iter_rows(min_row=2) if row[8].value in ("happiness", "disgust", "repression",
+                                                                          "surprise", "others")]
+    subject, clip = rows[0][0].value, rows[0][1].value
+    onset = next((root / "CASME2_RAW_selected" / f"sub{subject}" / clip).glob(f"img{rows[0][3].value}.jpg"))
+    onset.write_bytes(b"")
+    rows[1][3].value = "twelve"
+    sheet.append([cell.value for cell in rows[2]])
+    shutil.rmtree(root / "CASME2_RAW_selected" / f"sub{rows[3][0].value}" / rows[3][1].value)
+    book.save(path)
+    return root
+
+
+def test_excluded_rows_are_said_written_beside_the_run_and_shown_by_report(synthetic_casme2_root, tmp_path,
+                                                                          engine_cache_dir, one_torch_thread, capsys):
+    import pandas as pd
+
+    root = _damaged_casme2(synthetic_casme2_root, tmp_path / "casme2")
+    out = tmp_path / "runs"
+    arguments = _train(root, out, engine_cache_dir)
+    assert main([*arguments, "--strict"]) == 2
+    line = _error_line(capsys)
+    assert line.startswith("tsfmicro train: error: --strict: 4 of 25 rows of casme2 5class are unusable (first: ")
+    assert "_5class_unusable.csv. Mend them, or run without --strict to leave them out" in line
+    assert not out.exists()  # stopped before any training
+
+    assert main(arguments) == 0
+    printed = capsys.readouterr().out
+    (run,) = [p for p in out.iterdir() if p.name != "units"]
+    expected = f"{run.name}: 6 of 25 rows excluded (4 unusable, 2 not in the task): see {run / 'excluded.csv'}"
+    assert expected in printed.splitlines()
+    excluded = pd.read_csv(run / "excluded.csv")
+    assert len(excluded) == 6 and excluded["reason"].str.contains("is not in casme2 5class").sum() == 2
+    assert main(["report", str(run)]) == 0
+    assert expected in capsys.readouterr().out.splitlines()

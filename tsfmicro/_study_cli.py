@@ -7,6 +7,7 @@ import json
 import sys
 
 from tsfmicro import _yaml
+from tsfmicro.engine._cli import STRICT_HELP, print_excluded
 from tsfmicro.engine.execute import EXECUTORS
 
 
@@ -66,6 +67,7 @@ def _add_run(subparsers) -> None:
     parser.add_argument("--max-retries", type=int, default=2,
                         help="ray: times a fold is retried when its worker dies (default: 2)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--strict", action="store_true", help=STRICT_HELP)
     parser.set_defaults(handler=run_run)
 
 
@@ -122,7 +124,9 @@ def run_run(args: argparse.Namespace) -> int:
 
     from tsfmicro import report
     from tsfmicro.engine import execute
+    from tsfmicro.engine.excluded import check_strict
     from tsfmicro.engine.folds import check_writable
+    from tsfmicro.results import load_run
     from tsfmicro.engine.plan import totals
 
     if args.executor not in EXECUTORS:  # checked before anything is loaded
@@ -147,6 +151,8 @@ def run_run(args: argparse.Namespace) -> int:
     try:
         executor.start()  # a cluster that cannot be joined is reported before any data is prepared
         plan = study.engine_plan(device=device, progress=progress)
+        if args.strict:
+            check_strict(plan)
     except BaseException:
         executor.close()
         raise
@@ -164,5 +170,6 @@ def run_run(args: argparse.Namespace) -> int:
               "run the same command to continue", file=sys.stderr)
         return 130
     print("\n" + report.run_summary_text(summary))
+    print_excluded([load_run(request.path) for request in plan.requests])
     print(f"runs folder: {study.path('runs')}")
     return 0

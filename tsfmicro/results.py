@@ -83,6 +83,38 @@ class DamagedRun(ValueError):
     """A finished run directory whose files differ from what was recorded when it was written."""
 
 
+# Beside a run: the annotation rows it left out (tsfmicro.engine.excluded writes it).
+EXCLUDED = "excluded.csv"
+
+
+def excluded_kinds(excluded: pd.DataFrame, dataset: str, task: str) -> pd.Series:
+    """Why each left-out row is out: "not in the task" (tsfmicro.data.annotations.select_task
+    words it "label 'fear' is not in casme2 5class"), "errata: owners" (the owners' errata, when
+    chosen) or "unusable" (everything the readers and the face cropper could not use)."""
+    reasons = excluded["reason"].astype(str) if "reason" in excluded else pd.Series([], dtype=str)
+    kinds = pd.Series("unusable", index=reasons.index)
+    kinds[reasons.str.startswith("label ") & reasons.str.contains(" is not in ", regex=False)] = "not in the task"
+    kinds[reasons.str.endswith("errata: owners)")] = "errata: owners"
+    return kinds
+
+
+def excluded_line(run: "Run") -> str | None:
+    """``14 of 21 rows excluded (12 unusable, 2 not in the task): see <run>/excluded.csv``; None
+    when the run left out nothing, or was written before the report was kept."""
+    path = run.path / EXCLUDED
+    if not path.is_file():
+        return None
+    excluded = pd.read_csv(path, dtype=str)
+    if excluded.empty:
+        return None
+    seeds = run.predictions["seed"].nunique() or 1
+    total = len(run.predictions) // seeds + len(excluded)
+    counts = excluded_kinds(excluded, run.config.get("dataset", ""), run.config.get("task", "")).value_counts()
+    parts = ", ".join(f"{counts[kind]} {kind}" for kind in ("unusable", "not in the task", "errata: owners")
+                      if kind in counts)
+    return f"{len(excluded)} of {total} rows excluded ({parts}): see {path}"
+
+
 def is_finished(path: Path) -> bool:
     return (Path(path) / "metrics.json").exists()
 

@@ -11,8 +11,11 @@ from tsfmicro.engine.runs import DEVICES, RunConfig
 from tsfmicro.model.config import TEMPORAL_BRANCHES
 from tsfmicro.model.retention import ROTARY
 from tsfmicro.metrics import PROTOCOLS
+from tsfmicro.results import excluded_line
 
 LABELS = {"accuracy": "ACC", "uf1": "UF1", "uar": "UAR"}
+STRICT_HELP = ("stop before training when an annotation row is unusable (unreadable frames, bad numbers, duplicate "
+               "rows, missing frames); default: leave it out, listed in excluded.csv beside the run")
 
 
 def register(subparsers) -> None:
@@ -80,6 +83,7 @@ def _add_train(subparsers) -> None:
                         help="cross-dataset: train on all of --dataset, test on all of this dataset (same --task)")
     parser.add_argument("--test-root", help="the test dataset's folder (with --test-dataset)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--strict", action="store_true", help=STRICT_HELP)
     parser.set_defaults(handler=run_train)
 
 
@@ -136,8 +140,9 @@ def run_train(args: argparse.Namespace) -> int:
     )
     from tsfmicro import report
 
-    run = train(config, progress=not args.no_progress)
+    run = train(config, progress=not args.no_progress, strict=args.strict)
     print(report.text_report([run]))
+    print_excluded([run])
     print(f"\nrun directory: {run.path}")
     return 0
 
@@ -165,5 +170,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def run_report(args: argparse.Namespace) -> int:
     from tsfmicro import report
 
-    print(report.text_report(args.runs))
+    runs = report.as_runs(args.runs)
+    print(report.text_report(runs))
+    print_excluded(runs)
     return 0
+
+
+def print_excluded(runs) -> None:
+    """A line per run that left annotation rows out (tsfmicro.results.excluded_line)."""
+    for run in runs:
+        line = excluded_line(run)
+        if line:
+            print(f"{run.path.name}: {line}")

@@ -35,6 +35,7 @@ from tqdm import tqdm
 from tsfmicro._checksums import damage
 from tsfmicro.engine import folds as fold_files
 from tsfmicro.engine.folds import FoldBusy, FoldReport, FoldTask, RunFolderNotWritable, run_fold_task
+from tsfmicro.engine.excluded import check_strict
 from tsfmicro.engine.integrity import check_plan
 from tsfmicro.engine.plan import Plan, UnitPlan, make_plan
 from tsfmicro.engine.provenance import now
@@ -354,9 +355,12 @@ def _finish_unit(unit: UnitPlan, say: Callable[[str], None]) -> None:
     say(f"finished {unit.label}: {len(results)} folds, {seconds:.1f} s of training, UF1 (fixed) {100 * fixed:.1f} %")
 
 
-def train(config: RunConfig, progress: bool = True) -> Run:
-    """Train ``config`` in this process (or reuse it when finished before) and return the loaded run."""
+def train(config: RunConfig, progress: bool = True, strict: bool = False) -> Run:
+    """Train ``config`` in this process (or reuse it when finished before) and return the loaded run.
+    ``strict``: stop before training when the data left out an unusable row (tsfmicro.engine.excluded)."""
     plan = make_plan([config], progress=progress)
+    if strict:
+        check_strict(plan)
     (request,) = plan.requests
     if not is_finished(request.path) or any(damage(path) for path in [request.path, *(u.path for u in plan.units)]):
         execute(plan, LocalExecutor(), progress=progress, messages=progress)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tsfmicro import _io
 from tsfmicro._checksums import RECORD, damage, record_text
-from tsfmicro.results import FILES, is_finished
+from tsfmicro.results import EXCLUDED, FILES, is_finished
 
 from . import folds as fold_files
 
@@ -26,7 +26,7 @@ def write_metrics_last(folder: Path, metrics: dict) -> None:
     finished; the record already holds its checksum, so a kill between the two leaves a directory
     that is simply unfinished)."""
     text = _io.json_text(metrics)
-    names = [name for name in FILES if name != METRICS]
+    names = [name for name in (*FILES, EXCLUDED) if name != METRICS and (folder / name).is_file()]
     _io.write_text(folder / RECORD, record_text(folder, names, {METRICS: text.encode("utf-8")}))
     _io.write_text(folder / METRICS, text)
 

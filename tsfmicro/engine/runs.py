@@ -40,6 +40,7 @@ from tsfmicro import _io, metrics
 from tsfmicro.engine import loso, provenance
 from tsfmicro.engine import folds as fold_files
 from tsfmicro.engine.folds import FoldResult
+from tsfmicro.engine.excluded import write_excluded
 from tsfmicro.engine.integrity import write_metrics_last
 from tsfmicro.engine.imbalance import LOSSES, SAMPLINGS
 from tsfmicro.engine.recipes import DEFAULT_LOSS, DEFAULT_SAMPLING, PRECISIONS, RECIPES, get_recipe
@@ -399,6 +400,7 @@ def write_unit(request: Request, seed: int, results: list[FoldResult]) -> Path:
     record["folds"] = {r.outcome.name: {"start_epoch": r.start_epoch, "seconds": round(r.seconds, 3),
                                         "host": r.host, "executor": r.executor} for r in results}
     _io.write_json(unit_dir / "provenance.json", record)
+    write_excluded(unit_dir, data)  # the rows left out, beside the run (tsfmicro.engine.excluded)
     # last (marks done), after the record of every file (damage found later: tsfmicro.engine.integrity)
     write_metrics_last(unit_dir, metrics.summarize(predictions, data.class_names))
     (unit_dir / "checkpoint.pt").unlink(missing_ok=True)  # left by an interrupted run of engine version < 3
@@ -429,6 +431,7 @@ def write_request(request: Request) -> Path:
     _io.write_csv(run_dir / "curves.csv", curves)
     _io.write_text(run_dir / "config.yaml", _config_yaml(request, list(config.seeds), relative, request.key))
     _io.write_json(run_dir / "provenance.json", record)
+    write_excluded(run_dir, request.data)
     write_metrics_last(run_dir, metrics.summarize(predictions, request.data.class_names))
     return run_dir
 
