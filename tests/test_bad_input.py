@@ -14,11 +14,12 @@ DEMO = REPO / "params" / "demo.yaml"
 
 
 def _error_line(capsys) -> str:
-    """The one stderr line a user error prints (no traceback)."""
+    """The one stderr line a user error prints (no traceback; progress bars before it aside)."""
     err = capsys.readouterr().err.strip()
     assert "Traceback" not in err
-    assert len(err.splitlines()) == 1, err
-    return err
+    errors = [line for line in err.splitlines() if line.startswith("tsfmicro ")]
+    assert len(errors) == 1 and err.endswith(errors[0]), err
+    return errors[0]
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -271,3 +272,61 @@ def test_excluded_rows_are_said_written_beside_the_run_and_shown_by_report(synth
     assert len(excluded) == 6 and excluded["reason"].str.contains("is not in casme2 5class").sum() == 2
     assert main(["report", str(run)]) == 0
     assert expected in capsys.readouterr().out.splitlines()
+
+
+# ---------------------------------------------------------------- row 2: a full disk
+def _enospc(*args, **kwargs):
+    import errno
+    import os
+
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def _torch_short_write(*args, **kwargs):
+    raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 4416 vs 4310")
+
+
+@pytest.mark.parametrize("failure", ["enospc", "torch"])
+def test_a_full_runs_disk_is_one_line_and_nothing_is_half_written(failure, synthetic_casme2_small_root,
+                                                                  engine_cache_dir, tmp_path, monkeypatch,
+                                                                  one_torch_thread, capsys):
+    import torch
+
+    from tsfmicro import _io
+
+    out = tmp_path / "runs"
+    arguments = _train(synthetic_casme2_small_root, out, engine_cache_dir)
+    with monkeypatch.context() as patch:
+        patch.setattr(torch, "save", _enospc if failure == "enospc" else _torch_short_write)
+        patch.setattr(_io, "free_bytes", lambda folder: 0)  # what statvfs says on a full disk
+        assert main(arguments) == 2
+    line = _error_line(capsys)
+    (unit,) = (out / "units").iterdir()
+    first = sorted(path.stem for path in (unit / "folds").glob("*.lock"))[0]
+    # the first file a fold writes: its final weights (kept for a request's first seed), then its result
+    assert line == (f"tsfmicro train: error: no space left on the device of {unit / 'weights'} (writing {first}.pt); "
+                    "nothing was half-written and finished work is kept: free some space and run the same command "
+                    "again")
+    assert not [p for p in out.rglob("*") if p.suffix in (".tmp", ".pt")]  # no partial file under any name
+    assert main(arguments) == 0  # space freed: the same command finishes
+
+
+def test_a_torch_write_error_with_space_left_is_not_taken_for_a_full_disk(tmp_path, monkeypatch):
+    import torch
+
+    from tsfmicro import _io
+
+    monkeypatch.setattr(torch, "save", _torch_short_write)
+    with pytest.raises(RuntimeError, match="unexpected pos"):  # a real fault keeps its traceback
+        _io.save_tagged(tmp_path / "x.pt", "key", {})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_cache_disk_is_one_line(synthetic_casme2_small_root, tmp_path, monkeypatch, capsys):
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(np, "savez", _enospc)
+    assert main(["preprocess", "--dataset", "casme2", "--root", str(synthetic_casme2_small_root), "--task", "5class",
+                 "--crop-size", "32", "--cache-dir", str(cache)]) == 2
+    line = _error_line(capsys)
+    assert line.startswith(f"tsfmicro preprocess: error: no space left on the device of {cache} (writing casme2_32px_")
+    assert list(cache.iterdir()) == []
