@@ -330,3 +330,56 @@ def test_a_full_cache_disk_is_one_line(synthetic_casme2_small_root, tmp_path, mo
     line = _error_line(capsys)
     assert line.startswith(f"tsfmicro preprocess: error: no space left on the device of {cache} (writing casme2_32px_")
     assert list(cache.iterdir()) == []
+
+
+# ---------------------------------------------------------------- row 8: Ctrl-C during face cropping
+def test_ctrl_c_during_face_cropping_keeps_the_finished_crops(synthetic_casme2_small_root, tmp_path, monkeypatch,
+                                                              capsys):
+    from tsfmicro.data import cache as cache_module
+
+    monkeypatch.setattr(cache_module, "DETECTION_BATCH", 2)  # 6 clips: 3 batches
+    crop_pair = cache_module._crop_pair
+    calls = []
+
+    def interrupted_at_the_fifth_clip(*args, **kwargs):
+        calls.append(args[0]["clip_id"])
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return crop_pair(*args, **kwargs)
+
+    def preprocess(cache: Path) -> list[str]:
+        return ["preprocess", "--dataset", "casme2", "--root", str(synthetic_casme2_small_root), "--task", "5class",
+                "--crop-size", "32", "--cache-dir", str(cache)]
+
+    reference = tmp_path / "reference"
+    assert main(preprocess(reference)) == 0
+    (whole,) = reference.glob("*.npz")
+    capsys.readouterr()
+
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(cache_module, "_crop_pair", interrupted_at_the_fifth_clip)
+    assert main(preprocess(cache)) == 130
+    partial = cache / whole.name.replace(".npz", ".partial.npz")
+    assert _error_line(capsys) == (f"tsfmicro preprocess: interrupted; the face crops of 4 of 6 clips are kept in "
+                                   f"{partial}: run the same command to continue")
+    assert sorted(p.name for p in cache.iterdir()) == [partial.name]  # no cache under the final name
+
+    calls.clear()
+    assert main(preprocess(cache)) == 0  # takes up where it stopped: only the last batch is cropped
+    assert len(calls) == 2
+    assert sorted(p.name for p in cache.iterdir() if p.suffix == ".npz") == [whole.name]
+    with np.load(whole) as expected, np.load(cache / whole.name) as resumed:
+        assert sorted(expected.files) == sorted(resumed.files)
+        assert all(np.array_equal(expected[name], resumed[name]) for name in expected.files)
+
+
+def test_ctrl_c_elsewhere_is_one_line_and_130(monkeypatch, capsys):
+    from tsfmicro import _study_cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_study_cli, "_study", interrupted)
+    assert main(["plan", str(DEMO)]) == 130
+    assert _error_line(capsys) == ("tsfmicro plan: interrupted; finished work is kept: run the same command to "
+                                   "continue")

@@ -40,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"tsfmicro {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as error:  # Ctrl-C outside training (face cropping, planning): no traceback
+        kept = str(error) or "finished work is kept"  # tsfmicro.data.cache.CroppingInterrupted says what
+        print(f"tsfmicro {args.command}: interrupted; {kept}: run the same command to continue", file=sys.stderr)
+        return 130
     except FoldFailed as error:  # names the fold and why; finished folds are kept
         print(f"tsfmicro {args.command}: error: {error}", file=sys.stderr)
         return error.exit_code

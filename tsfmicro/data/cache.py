@@ -143,8 +143,10 @@ def prepare(dataset: str, root: Root, task: str, *, crop_size: int = 224, margin
     path = Path(cache_dir or default_cache_dir()) / f"{dataset}_{crop_size}px_{method}_{key[:16]}.npz"
     crops = _read_intact(path, _read_cache)  # None: missing, or damaged (said, then rebuilt)
     if crops is None:
-        crops = _build(clips, settings, progress)
+        partial = path.with_name(f"{path.stem}.partial.npz")  # the clips cropped before a Ctrl-C
+        crops = _build(clips, settings, progress, partial)
         _write_cache(path, crops)
+        partial.unlink(missing_ok=True)
     if (apex == "automatic" or percents) and crops.boxes is None:
         crops = _rebuild_with_boxes(clips, settings, progress, path, crops)
     view = _task_view(clips, crops, dataset, task, key, path, errata)
@@ -221,7 +223,14 @@ def _clip_key(row) -> str:
     return f"{row['dataset']}|{row['subject']}|{row['clip_id']}"
 
 
-def _build(clips: ClipTable, settings: dict, progress: bool) -> _Crops:
+class CroppingInterrupted(KeyboardInterrupt):
+    """Ctrl-C while faces were cropped; the message says which crops are kept, and where."""
+
+
+def _build(clips: ClipTable, settings: dict, progress: bool, partial: Path | None = None) -> _Crops:
+    """Every clip's crops. ``partial``: where the crops finished before a Ctrl-C are kept, and
+    taken up again by the next build (whole detection batches, so the crops are the same as
+    those of an uninterrupted build)."""
     from tqdm.auto import tqdm
 
     size = settings["crop_size"]
@@ -229,27 +238,55 @@ def _build(clips: ClipTable, settings: dict, progress: bool) -> _Crops:
     detector = None if settings["use_precropped"] else FaceDetector()
     keys, methods, onsets, apexes, unreadable, cuts = [], [], [], [], [], []
     train_onsets, train_apexes, train_frames = [], [], []
-    with tqdm(total=len(table), desc=f"face crops {clips.dataset}", unit="clip", disable=not progress) as bar:
-        for start in range(0, len(table), DETECTION_BATCH):
-            batch = table[start:start + DETECTION_BATCH]
-            pairs = [_read_pair(row, settings["use_precropped"], unreadable) for row in batch]
-            readable = [(row, pair) for row, pair in zip(batch, pairs) if pair is not None]
-            boxes = detector.largest_faces([pair[0] for _, pair in readable]) if detector and readable else \
-                [None] * len(readable)
-            for (row, (onset, apex)), box in zip(readable, boxes):
-                result = _crop_pair(row, onset, apex, box, settings, unreadable)
-                if result is not None:
-                    keys.append(_clip_key(row))
-                    methods.append(result[2])
-                    onsets.append(result[0])
-                    apexes.append(result[1])
-                    cuts.append(result[3])
-                    if "reselect" in settings:
-                        train_onset, train_apex, frames = _reselect(row, *result)
-                        train_onsets.append(train_onset)
-                        train_apexes.append(train_apex)
-                        train_frames.append(frames)
-            bar.update(len(batch))
+    begun = 0
+    kept = _read_intact(partial, _read_arrays) if partial is not None else None
+    if kept is not None and int(kept["rows"]) == len(table):
+        begun = int(kept["done"])
+        keys, methods = kept["keys"].tolist(), kept["crop_method"].tolist()
+        onsets, apexes = list(kept["onset"]), list(kept["apex"])
+        unreadable = json.loads(str(kept["unreadable"]))
+        cuts = [_Cut(size, None if np.isnan(box).any() else tuple(float(v) for v in box),
+                     None if not shape.any() else (int(shape[0]), int(shape[1]), 3))
+                for box, shape in zip(kept["boxes"], kept["frame_shapes"])]
+        if "reselect" in settings:
+            train_onsets, train_apexes = list(kept["train_onset"]), list(kept["train_apex"])
+            train_frames = [tuple(int(v) for v in frames) for frames in kept["train_frames"]]
+    done, cropped, noted = begun, len(keys), len(unreadable)  # as of the last whole batch
+    try:
+        with tqdm(total=len(table), initial=begun, desc=f"face crops {clips.dataset}", unit="clip",
+                  disable=not progress) as bar:
+            for start in range(begun, len(table), DETECTION_BATCH):
+                batch = table[start:start + DETECTION_BATCH]
+                pairs = [_read_pair(row, settings["use_precropped"], unreadable) for row in batch]
+                readable = [(row, pair) for row, pair in zip(batch, pairs) if pair is not None]
+                boxes = detector.largest_faces([pair[0] for _, pair in readable]) if detector and readable else \
+                    [None] * len(readable)
+                for (row, (onset, apex)), box in zip(readable, boxes):
+                    result = _crop_pair(row, onset, apex, box, settings, unreadable)
+                    if result is not None:
+                        keys.append(_clip_key(row))
+                        methods.append(result[2])
+                        onsets.append(result[0])
+                        apexes.append(result[1])
+                        cuts.append(result[3])
+                        if "reselect" in settings:
+                            train_onset, train_apex, frames = _reselect(row, *result)
+                            train_onsets.append(train_onset)
+                            train_apexes.append(train_apex)
+                            train_frames.append(frames)
+                done, cropped, noted = start + len(batch), len(keys), len(unreadable)
+                bar.update(len(batch))
+    except KeyboardInterrupt:
+        if partial is None or done == begun:
+            raise
+        lists = [keys, methods, onsets, apexes, cuts] + ([train_onsets, train_apexes, train_frames]
+                                                          if "reselect" in settings else [])
+        for items in lists:  # the batch under way is dropped: the next build crops it whole
+            del items[cropped:]
+        del unreadable[noted:]
+        _write_partial(partial, len(table), done, size, keys, methods, onsets, apexes, unreadable, cuts,
+                       (train_onsets, train_apexes, train_frames) if "reselect" in settings else None)
+        raise CroppingInterrupted(f"the face crops of {done} of {len(table)} clips are kept in {partial}") from None
     empty = np.zeros((0, size, size, 3), np.uint8)
     stack = lambda crops: np.stack(crops) if crops else empty  # noqa: E731
     crops = _Crops(keys, methods, stack(onsets), stack(apexes), pd.DataFrame(unreadable, columns=EXCLUDED_COLUMNS))
@@ -261,6 +298,24 @@ def _build(clips: ClipTable, settings: dict, progress: bool) -> _Crops:
     if detector is not None:
         _warn_fallbacks(crops)
     return crops
+
+
+def _write_partial(path: Path, rows: int, done: int, size: int, keys, methods, onsets, apexes, unreadable, cuts,
+                   train) -> None:
+    """The crops of the first ``done`` of ``rows`` clips (whole batches), for the next build."""
+    empty = np.zeros((0, size, size, 3), np.uint8)
+    stack = lambda crops: np.stack(crops) if crops else empty  # noqa: E731
+    arrays = dict(rows=np.array(rows), done=np.array(done), keys=np.array(keys, dtype=str),
+                  crop_method=np.array(methods, dtype=str), onset=stack(onsets), apex=stack(apexes),
+                  unreadable=np.array(json.dumps(unreadable, default=str)),
+                  boxes=np.array([cut.box or (np.nan,) * 4 for cut in cuts], dtype=np.float64).reshape(-1, 4),
+                  frame_shapes=np.array([cut.shape[:2] if cut.shape else (0, 0) for cut in cuts],
+                                        dtype=np.int64).reshape(-1, 2))
+    if train is not None:
+        arrays.update(train_onset=stack(train[0]), train_apex=stack(train[1]),
+                      train_frames=np.array(train[2], dtype=np.int64).reshape(-1, 2))
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        np.savez(handle, **arrays)
 
 
 def _read_pair(row: dict, use_precropped: bool, unreadable: list) -> tuple[np.ndarray, np.ndarray] | None:
