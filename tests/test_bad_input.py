@@ -383,3 +383,23 @@ def test_ctrl_c_elsewhere_is_one_line_and_130(monkeypatch, capsys):
     assert main(["plan", str(DEMO)]) == 130
     assert _error_line(capsys) == ("tsfmicro plan: interrupted; finished work is kept: run the same command to "
                                    "continue")
+
+
+# ---------------------------------------------------------------- row 12: the same synthetic seed, the same bytes
+def test_the_same_synthetic_seed_writes_the_same_bytes(tmp_path):
+    import time
+
+    from tsfmicro.data import write_synthetic
+    from tsfmicro.data.annotations import load_clips
+    from tsfmicro.data.cache import cache_key
+
+    layouts = ("casme2", "samm", "casme3")  # the spreadsheet layouts (their workbooks stored the time)
+    first = {name: write_synthetic(name, tmp_path / "a" / name, subjects=2, clips_per_subject=2, seed=7)
+             for name in layouts}
+    time.sleep(2.1)  # past the 2-second resolution of a zip entry's date
+    second = {name: write_synthetic(name, tmp_path / "b" / name, subjects=2, clips_per_subject=2, seed=7)
+              for name in layouts}
+    for name in layouts:
+        assert _files(first[name]) == _files(second[name]), name
+        settings = {"crop_size": 64, "margin": 0.1, "use_precropped": False}
+        assert cache_key(load_clips(name, first[name]), settings) == cache_key(load_clips(name, second[name]), settings)
