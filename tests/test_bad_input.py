@@ -403,3 +403,30 @@ def test_the_same_synthetic_seed_writes_the_same_bytes(tmp_path):
         assert _files(first[name]) == _files(second[name]), name
         settings = {"crop_size": 64, "margin": 0.1, "use_precropped": False}
         assert cache_key(load_clips(name, first[name]), settings) == cache_key(load_clips(name, second[name]), settings)
+
+
+# ---------------------------------------------------------------- row 11: a params file outside the repository
+def test_a_params_file_outside_the_repository(tmp_path, monkeypatch):
+    import subprocess
+
+    from tsfmicro.params import DatasetRootMissing
+    from tsfmicro.provenance_box import ProvenanceBox
+    from tsfmicro.study import Study
+
+    outside = tmp_path / "elsewhere" / "mine.yaml"
+    outside.parent.mkdir()
+    outside.write_text(DEMO.read_text(encoding="utf-8"), encoding="utf-8")
+    study = Study.load(outside)
+    commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True,
+                            text=True).stdout.strip()
+    box = ProvenanceBox(study, "a chapter")
+    assert box.commit.startswith(commit) and len(commit) == 12  # the code's commit, not "no commit yet"
+    assert study.path("runs") == outside.parent / ".cache/tsfmicro/runs"  # relative paths: beside the file
+    assert "# paths: relative ones are relative to the project folder" in DEMO.read_text(encoding="utf-8")
+
+    monkeypatch.chdir(tmp_path)
+    real = Study.load(outside, overrides={"data_source": "real", "roots": {"casme2": "data/CASME2"}})
+    with pytest.raises(DatasetRootMissing) as missing:
+        real.root("casme2")
+    assert (f"the CASME II folder data/CASME2 does not exist (a relative folder is read from the working folder, "
+            f"{tmp_path})") in str(missing.value)

@@ -2,8 +2,11 @@
 checks run before any work starts, and what they resolve to: dataset folders, run folders and
 the engine's training requests (:class:`Params`; :class:`tsfmicro.study.Study` builds on it).
 
-Parameters files live in ``params/`` (``demo.yaml``, ``paper.yaml``); relative paths in them are
-relative to the project folder (the one holding ``pyproject.toml``).
+Parameters files live in ``params/`` (``demo.yaml``, ``paper.yaml``). Relative ``paths:`` are
+relative to the project folder: the nearest folder at or above the parameters file holding
+``pyproject.toml`` and ``params/``, else the parameters file's own folder (a file outside the
+repository keeps its runs beside it). Relative dataset folders (``roots:``, ``-p roots.X=``,
+``$TSFMICRO_<DATASET>_ROOT``) are relative to the working folder, as on a command line.
 
 Overrides (``-y "overrides: {...}"`` in papermill, ``overrides=`` in Python) follow one rule,
 so that they can narrow a plan as well as change it:
@@ -526,6 +529,8 @@ class Params:
                                           "layout": "the official layout"})
         problem = (f"the {info['name']} folder {folder} does not exist" if folder else
                    f"no folder given for {info['name']}")
+        if folder and not folder.is_absolute():  # roots are read from the working folder
+            problem += f" (a relative folder is read from the working folder, {os.getcwd()})"
         return (
             f"{problem}.\n"
             f"  Give it with export {root_variable(dataset)}=/path/to/{dataset.upper()} (read by "
