@@ -2,6 +2,8 @@
 what to do, exit code 2 (130 after Ctrl-C), and loses no state: nothing half-written, finished work kept."""
 from __future__ import annotations
 
+import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -430,3 +432,49 @@ def test_a_params_file_outside_the_repository(tmp_path, monkeypatch):
         real.root("casme2")
     assert (f"the CASME II folder data/CASME2 does not exist (a relative folder is read from the working folder, "
             f"{tmp_path})") in str(missing.value)
+
+
+# ---------------------------------------------------------------- row 10: Ray processes of a killed driver
+def test_processes_of_a_dead_drivers_ray_instance_are_ended(tmp_path, monkeypatch):
+    import json
+    import subprocess
+    import sys
+
+    from tsfmicro.engine import ray_orphans
+
+    monkeypatch.setattr(ray_orphans, "RECORDS", tmp_path / "records")
+
+    def agent(session: Path) -> subprocess.Popen:
+        """A stand-in for ray::DashboardAgent: no session in its command line, its log open in it."""
+        (session / "logs").mkdir(parents=True)
+        log = session / "logs" / "dashboard_agent.log"
+        process = subprocess.Popen([sys.executable, "-c", "import sys, time; log = open(sys.argv[1], 'w'); "
+                                    "time.sleep(120)", str(log)])
+        for _ in range(200):  # until it has its log open
+            if log.exists():
+                break
+            time.sleep(0.05)
+        return process
+
+    orphan = agent(tmp_path / "session_2026-01-01_00-00-00_000000_1")
+    in_use = agent(tmp_path / "session_2026-01-01_00-00-01_000000_2")
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        ray_orphans.RECORDS.mkdir()
+        (ray_orphans.RECORDS / f"{dead.pid}.json").write_text(json.dumps(
+            {"pid": dead.pid, "start": "0", "session": str(tmp_path / "session_2026-01-01_00-00-00_000000_1")}))
+        live = ray_orphans.record(tmp_path / "session_2026-01-01_00-00-01_000000_2")  # this process: alive
+        assert ray_orphans.end_orphans(grace_s=2) == [orphan.pid]
+        assert orphan.wait(timeout=10) == -signal.SIGTERM
+        assert in_use.poll() is None and bystander.poll() is None  # a live driver's, and no instance's
+        assert sorted(p.name for p in ray_orphans.RECORDS.iterdir()) == [live.name]
+        assert ray_orphans.end_orphans(grace_s=2) == []
+        ray_orphans.forget(live)  # what RayExecutor.close does after ray.shutdown()
+        assert list(ray_orphans.RECORDS.iterdir()) == []
+    finally:
+        for process in (orphan, in_use, bystander):
+            if process.poll() is None:
+                process.kill()
+                process.wait()

@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from tsfmicro._checksums import damage
 from tsfmicro.engine import folds as fold_files
+from tsfmicro.engine import ray_orphans
 from tsfmicro.engine.folds import FoldBusy, FoldReport, FoldTask, RunFolderNotWritable, run_fold_task
 from tsfmicro.engine.excluded import check_strict
 from tsfmicro.engine.integrity import check_plan
@@ -103,6 +104,7 @@ class RayExecutor:
     max_retries: int = 2  # a fold whose worker dies is tried at most 1 + max_retries times
     name: str = field(default="ray", init=False)
     _ray: object = field(default=None, init=False, repr=False)
+    _record: object = field(default=None, init=False, repr=False)  # tsfmicro.engine.ray_orphans
 
     @property
     def threads(self) -> int:
@@ -138,7 +140,9 @@ class RayExecutor:
         self._ray = ray
         if self.address is None:  # this machine: its cores, or just enough for `workers` folds at once
             cpus = self.workers * self.cpus_per_fold if self.workers else (os.cpu_count() or 1)
+            ray_orphans.end_orphans()  # left by an earlier local instance whose driver was killed
             ray.init(num_cpus=cpus, include_dashboard=False, logging_level="WARNING")
+            self._record = ray_orphans.record(ray._private.worker._global_node.get_session_dir_path())
         else:
             self._connect()
         if self.gpus_per_fold > 0 and ray.cluster_resources().get("GPU", 0) == 0:
@@ -174,6 +178,8 @@ class RayExecutor:
     def close(self) -> None:
         if self._ray is not None and self._ray.is_initialized():
             self._ray.shutdown()
+        ray_orphans.forget(self._record)
+        self._record = None
 
     def map(self, jobs: list[tuple[FoldTask, object]], wait: bool,
             on_wait: Callable[[str], None]) -> Iterator[tuple[FoldTask, FoldReport | FoldBusy]]:
