@@ -478,3 +478,44 @@ def test_processes_of_a_dead_drivers_ray_instance_are_ended(tmp_path, monkeypatc
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+# ---------------------------------------------------------------- the smaller ones
+def test_report_help_says_95_percent_once(capsys):
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "95% intervals" in text and "%%" not in text
+
+
+def test_a_missing_params_file_names_each_folder_once(monkeypatch, capsys):
+    monkeypatch.chdir(REPO)
+    assert main(["plan", "params/nowhere.yaml"]) == 2
+    assert _error_line(capsys) == f"tsfmicro plan: error: parameters file not found: params/nowhere.yaml (looked in {REPO})"
+
+
+def test_a_finished_run_keeps_no_locks_and_identical_weights(small_run, engine_cache_dir, synthetic_casme2_small_root,
+                                                             tmp_path, capsys):
+    arguments, request, unit = small_run
+    assert not list(request.parent.rglob("*.lock"))  # no stale fold locks once the unit is written
+    again = tmp_path / "again"
+    assert main(_train(synthetic_casme2_small_root, again, engine_cache_dir)) == 0
+    (unit_again,) = (again / "units").iterdir()
+    weights = sorted((unit / "weights").glob("*.pt"))
+    assert weights and [p.read_bytes() for p in weights] == [
+        (unit_again / "weights" / p.name).read_bytes() for p in weights]  # the same run, the same bytes
+
+    capsys.readouterr()
+    assert main(["report", str(request.parent)]) == 0  # a runs folder: the runs in it (not units/)
+    table = capsys.readouterr().out
+    assert request.name in table and unit.name not in table
+
+
+def test_preprocess_says_which_crop_size_train_uses(capsys):
+    with pytest.raises(SystemExit):
+        main(["preprocess", "--help"])
+    assert "`train --preset tiny` uses 64 px" in " ".join(capsys.readouterr().out.split())
+
+
+def test_local_data_folders_are_not_committed():
+    assert "/data/" in (REPO / ".gitignore").read_text().splitlines()

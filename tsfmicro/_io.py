@@ -100,8 +100,10 @@ def save_tagged(path: str | os.PathLike, unit_key: str, state: dict[str, Any]) -
     import torch
 
     payload = {"format": TAGGED_FORMAT, "version": TAGGED_VERSION, "unit_key": unit_key, "state": state}
-    with atomic_path(path) as temporary:
-        torch.save(payload, temporary)
+    # Through a handle: given a path, torch names the archive's entries after the file (here a
+    # random temporary name), so identical states gave different bytes.
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        torch.save(payload, handle)
     return Path(path)
 
 

@@ -472,8 +472,9 @@ class Params:
         if not path.is_absolute() and not path.exists():
             path = project_root / path
         if not path.is_file():
+            folders = dict.fromkeys([os.getcwd(), str(project_root)])  # once each, in order
             raise FileNotFoundError(f"parameters file not found: {params_file} "
-                                    f"(looked in {os.getcwd()} and {project_root})")
+                                    f"(looked in {' and '.join(folders)})")
         project_root = find_project_root(path.parent)
         params = load_mapping(path.read_text(encoding="utf-8"), str(path))  # syntax/shape: one line, exit 2
         # overrides replace lists and `datasets:`, null removes a key (tsfmicro.params)

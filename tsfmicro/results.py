@@ -119,6 +119,16 @@ def is_finished(path: Path) -> bool:
     return (Path(path) / "metrics.json").exists()
 
 
+def runs_in(path: str | Path) -> list[Path]:
+    """``path`` when it is a run (or not a folder of runs); else the finished runs directly inside
+    it, in name order (``report runs/``)."""
+    path = Path(path)
+    if is_finished(path) or not path.is_dir():
+        return [path]
+    found = sorted(child for child in path.iterdir() if child.is_dir() and is_finished(child))
+    return found or [path]
+
+
 def load_run(path: str | Path) -> Run:
     """Load a finished run or unit directory (FileNotFoundError if it is unfinished or missing)."""
     path = Path(path)

@@ -11,7 +11,7 @@ from tsfmicro.engine.runs import DEVICES, RunConfig
 from tsfmicro.model.config import TEMPORAL_BRANCHES
 from tsfmicro.model.retention import ROTARY
 from tsfmicro.metrics import PROTOCOLS
-from tsfmicro.results import excluded_line
+from tsfmicro.results import excluded_line, runs_in
 
 LABELS = {"accuracy": "ACC", "uf1": "UF1", "uar": "UAR"}
 STRICT_HELP = ("stop before training when an annotation row is unusable (unreadable frames, bad numbers, duplicate "
@@ -103,9 +103,9 @@ def _add_report(subparsers) -> None:
     parser = subparsers.add_parser(
         "report",
         help="metrics table of one or more runs, both protocols side by side",
-        description="Print ACC/UF1/UAR with 95%% intervals for each run and protocol, and oracle - fixed.",
+        description="Print ACC/UF1/UAR with 95% intervals for each run and protocol, and oracle - fixed.",
     )
-    parser.add_argument("runs", nargs="+", help="run directories")
+    parser.add_argument("runs", nargs="+", help="run directories, or folders holding them (e.g. runs/)")
     parser.set_defaults(handler=run_report)
 
 
@@ -170,7 +170,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def run_report(args: argparse.Namespace) -> int:
     from tsfmicro import report
 
-    runs = report.as_runs(args.runs)
+    runs = report.as_runs([found for given in args.runs for found in runs_in(given)])  # a runs folder: its runs
     print(report.text_report(runs))
     print_excluded(runs)
     return 0

@@ -406,6 +406,8 @@ def write_unit(request: Request, seed: int, results: list[FoldResult]) -> Path:
     (unit_dir / "checkpoint.pt").unlink(missing_ok=True)  # left by an interrupted run of engine version < 3
     for result in results:  # a kill between a fold's result and the removal of its checkpoint leaves one
         fold_files.checkpoint_path(unit_dir, result.outcome.name).unlink(missing_ok=True)
+        # every fold has its result: whoever takes the lock after this finds it and trains nothing
+        fold_files.lock_path(unit_dir, result.outcome.name).unlink(missing_ok=True)
     return unit_dir
 
 
