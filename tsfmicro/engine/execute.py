@@ -21,6 +21,7 @@ order from the folds' files.
 """
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
@@ -141,9 +142,10 @@ class RayExecutor:
         if self.address is None:  # this machine: its cores, or just enough for `workers` folds at once
             cpus = self.workers * self.cpus_per_fold if self.workers else (os.cpu_count() or 1)
             ray_orphans.end_orphans()  # left by an earlier local instance whose driver was killed
-            # token authentication, as Ray enables it for a local instance anyway, without its warning
-            # on every run ("Token authentication is enabled for this Ray cluster ...")
-            os.environ.setdefault("RAY_AUTH_MODE", "token")
+            # Ray enables token authentication for a local instance and says so on every run ("Token
+            # authentication is enabled for this Ray cluster ..."): kept, without the warning. (Setting
+            # RAY_AUTH_MODE=token here instead breaks ray.init: its native side has read the mode.)
+            logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
             ray.init(num_cpus=cpus, include_dashboard=False, logging_level="WARNING")
             self._record = ray_orphans.record(ray._private.worker._global_node.get_session_dir_path())
         else:
