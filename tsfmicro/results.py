@@ -87,7 +87,7 @@ class DamagedRun(ValueError):
 EXCLUDED = "excluded.csv"
 
 
-def excluded_kinds(excluded: pd.DataFrame, dataset: str, task: str) -> pd.Series:
+def excluded_kinds(excluded: pd.DataFrame) -> pd.Series:
     """Why each left-out row is out: "not in the task" (tsfmicro.data.annotations.select_task
     words it "label 'fear' is not in casme2 5class"), "errata: owners" (the owners' errata, when
     chosen) or "unusable" (everything the readers and the face cropper could not use)."""
@@ -109,7 +109,7 @@ def excluded_line(run: "Run") -> str | None:
         return None
     seeds = run.predictions["seed"].nunique() or 1
     total = len(run.predictions) // seeds + len(excluded)
-    counts = excluded_kinds(excluded, run.config.get("dataset", ""), run.config.get("task", "")).value_counts()
+    counts = excluded_kinds(excluded).value_counts()
     parts = ", ".join(f"{counts[kind]} {kind}" for kind in ("unusable", "not in the task", "errata: owners")
                       if kind in counts)
     return f"{len(excluded)} of {total} rows excluded ({parts}): see {path}"

@@ -27,7 +27,7 @@ def check_strict(plan) -> None:
     (ValueError naming the first one, the count and the full report)."""
     for request in plan.requests:
         data = request.data
-        kinds = excluded_kinds(data.excluded, data.dataset, data.task)
+        kinds = excluded_kinds(data.excluded)
         unusable = data.excluded[kinds == "unusable"]
         if unusable.empty:
             continue
