@@ -4,7 +4,10 @@ A run directory (written by tsfmicro.engine) holds ``config.yaml`` (the request 
 resolved to), ``provenance.json``, ``predictions.csv`` (one row per test clip and seed, both
 protocols), ``curves.csv`` (one row per seed, fold and epoch), ``metrics.json`` (written last: its
 presence marks the directory finished) and, in a unit, ``weights/<fold>.pt``: the final weights of
-each fold, kept for a request's first seed. Reading needs none of the training code.
+each fold, kept for a request's first seed. Written since issue 19: ``excluded.csv`` (the annotation
+rows left out, with their reason) and ``checksums.json`` (each file as written, just before
+metrics.json; a file damaged later makes load_run raise DamagedRun naming it). Reading needs none
+of the training code.
 """
 from __future__ import annotations
 
