@@ -519,3 +519,23 @@ def test_preprocess_says_which_crop_size_train_uses(capsys):
 
 def test_local_data_folders_are_not_committed():
     assert "/data/" in (REPO / ".gitignore").read_text().splitlines()
+
+
+def test_run_says_the_excluded_rows_of_each_run_and_strict_stops_it(synthetic_casme2_root, tmp_path, capsys):
+    import yaml
+
+    root = _damaged_casme2(synthetic_casme2_root, tmp_path / "casme2")
+    params = tmp_path / "real.yaml"
+    params.write_text(yaml.safe_dump({
+        "data_source": "real", "datasets": {"casme2": ["5class"]}, "preset": "tiny", "recipe": "paper",
+        "epochs": 1, "batch_size": 4, "seeds": [0], "device": "cpu", "cpu_threads": 1,
+        "ablation": {"dataset": "casme2", "task": "5class", "fusions": ["ts_late"], "seeds": [0]},
+        "gradcam": {"dataset": "casme2", "task": "5class", "examples": 0}, "roots": {"casme2": str(root)},
+        "paths": {"synthetic": "synthetic", "prepared": "prepared", "runs": "runs"}}))
+    assert main(["run", str(params), "--no-progress", "--strict"]) == 2
+    assert _error_line(capsys).startswith("tsfmicro run: error: --strict: 4 of 25 rows of casme2 5class are unusable")
+    assert not list((tmp_path / "runs").iterdir())  # created empty by the writable check, nothing trained
+    assert main(["run", str(params), "--no-progress"]) == 0
+    (run,) = [p for p in (tmp_path / "runs").iterdir() if p.name != "units"]
+    assert (f"{run.name}: 6 of 25 rows excluded (4 unusable, 2 not in the task): see {run / 'excluded.csv'}"
+            in capsys.readouterr().out.splitlines())
