@@ -63,7 +63,9 @@ def check_plan(plan) -> int:
                 found += 1
                 aside = path.with_name(path.name + ".damaged")
                 path.replace(aside)
-                reason = str(error).split(" (", 1)[-1].rstrip(")") if " (" in str(error) else str(error)
+                text = str(error)  # "checkpoint <path> is corrupt ... (<why>); delete it ...": keep <why>
+                opened, closed = text.find(" ("), text.rfind(")")
+                reason = text[opened + 2:closed] if 0 <= opened < closed else text
                 _say(f"fold result {path} is damaged ({reason[:160]}); moved aside to {aside.name}, "
                      f"training fold {fold.name} again")
     for request in plan.requests:
