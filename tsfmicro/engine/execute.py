@@ -34,6 +34,7 @@ from typing import Callable, Iterator
 from tqdm import tqdm
 
 from tsfmicro._checksums import damage
+from tsfmicro._io import NoSpaceLeft
 from tsfmicro.engine import folds as fold_files
 from tsfmicro.engine import ray_orphans
 from tsfmicro.engine.folds import FoldBusy, FoldReport, FoldTask, RunFolderNotWritable, run_fold_task
@@ -209,7 +210,7 @@ class RayExecutor:
                 message = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
                 for other in pending:
                     ray.cancel(other, force=True)
-                code = 2 if isinstance(cause, RunFolderNotWritable) else 1
+                code = 2 if isinstance(cause, (RunFolderNotWritable, NoSpaceLeft)) else 1  # user-side: exit 2
                 raise FoldFailed(f"{task.describe()} failed: {type(cause).__name__}: {message}", code) from None
             except ray.exceptions.RayError as error:  # its worker died every time (killed, out of memory)
                 for other in pending:
