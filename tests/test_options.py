@@ -68,7 +68,7 @@ TOY_SCRIPT = textwrap.dedent('''
         main(["train", "--help"])
     seen["help"] = [line.strip() for line in out.getvalue().splitlines() if "toy" in line]
     requested = []
-    def refuse(config, progress):
+    def refuse(config, progress, strict=False):
         requested.append(config.toy_switch)
         raise FileNotFoundError("stop here")
     _cli.train = refuse

@@ -2,8 +2,11 @@
 checks run before any work starts, and what they resolve to: dataset folders, run folders and
 the engine's training requests (:class:`Params`; :class:`tsfmicro.study.Study` builds on it).
 
-Parameters files live in ``params/`` (``demo.yaml``, ``paper.yaml``); relative paths in them are
-relative to the project folder (the one holding ``pyproject.toml``).
+Parameters files live in ``params/`` (``demo.yaml``, ``paper.yaml``). Relative ``paths:`` are
+relative to the project folder: the nearest folder at or above the parameters file holding
+``pyproject.toml`` and ``params/``, else the parameters file's own folder (a file outside the
+repository keeps its runs beside it). Relative dataset folders (``roots:``, ``-p roots.X=``,
+``$TSFMICRO_<DATASET>_ROOT``) are relative to the working folder, as on a command line.
 
 Overrides (``-y "overrides: {...}"`` in papermill, ``overrides=`` in Python) follow one rule,
 so that they can narrow a plan as well as change it:
@@ -44,7 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, NamedTuple
 
-import yaml
+from tsfmicro._yaml import load_mapping
 
 from tsfmicro.options import OPTIONS
 
@@ -439,10 +442,11 @@ class Params:
         if not path.is_absolute() and not path.exists():
             path = project_root / path
         if not path.is_file():
+            folders = dict.fromkeys([os.getcwd(), str(project_root)])  # once each, in order
             raise FileNotFoundError(f"parameters file not found: {params_file} "
-                                    f"(looked in {os.getcwd()} and {project_root})")
+                                    f"(looked in {' and '.join(folders)})")
         project_root = find_project_root(path.parent)
-        params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        params = load_mapping(path.read_text(encoding="utf-8"), str(path))  # syntax/shape: one line, exit 2
         # overrides replace lists and `datasets:`, null removes a key (tsfmicro.params)
         params = apply_overrides(params, overrides)
         given_roots = {name: folder for name, folder in (roots or {}).items() if folder}
@@ -496,6 +500,8 @@ class Params:
 
         name, obtain, layout = missing_folder_help(dataset)
         problem = f"the {name} folder {folder} does not exist" if folder else f"no folder given for {name}"
+        if folder and not folder.is_absolute():  # roots are read from the working folder
+            problem += f" (a relative folder is read from the working folder, {os.getcwd()})"
         return (
             f"{problem}.\n"
             f"  Give it with export {root_variable(dataset)}=/path/to/{dataset.upper()} (read by "

@@ -30,7 +30,9 @@ def register(subparsers) -> None:
     preprocess.add_argument("--root", required=True, type=Path, help="folder the dataset was unpacked into")
     preprocess.add_argument("--task", help="task to summarise (default: the dataset's first task); "
                                            "the cache covers every task")
-    preprocess.add_argument("--crop-size", type=int, default=224)
+    preprocess.add_argument("--crop-size", type=int, default=224,
+                            help="default: 224, the paper preset's image size; `train --preset tiny` uses 64 px "
+                                 "crops, in a cache of their own (--crop-size 64 prepares that one)")
     preprocess.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
                             help="added on each side of the MTCNN box, as a fraction of its size (default %(default)s)")
     preprocess.add_argument("--cache-dir", type=Path, default=None,

@@ -30,8 +30,12 @@ from 1.jpg): each is the last clip of its participant, so the sizes do not chang
 """
 from __future__ import annotations
 
+import datetime
+import io
+import re
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -410,8 +414,33 @@ def _write_sheet(path: Path, sheets: dict[str, list[list[object]]]) -> None:
         sheet = book.create_sheet(name)
         for row in rows:
             sheet.append(row)
+    book.properties.creator = "tsfmicro"
+    book.properties.created = _FIXED_TIME
+    buffer = io.BytesIO()
+    book.save(buffer)
     with atomic_path(path) as temporary:
-        book.save(temporary)
+        temporary.write_bytes(_fixed_times(buffer.getvalue()))
+
+
+# Workbooks store when they were written (the zip entries' dates, docProps/core.xml's created and
+# modified); fixed, so the same seed writes the same bytes and its cache and run keys repeat.
+_FIXED_TIME = datetime.datetime(2000, 1, 1)
+
+
+def _fixed_times(workbook: bytes) -> bytes:
+    stamp = _FIXED_TIME.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(workbook)) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for entry in source.infolist():
+            data = source.read(entry)
+            if entry.filename == "docProps/core.xml":
+                data = re.sub(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)", rb"\g<1>" + stamp + rb"\2",
+                              data)
+            fixed = zipfile.ZipInfo(entry.filename, date_time=_FIXED_TIME.timetuple()[:6])
+            fixed.compress_type = zipfile.ZIP_DEFLATED
+            fixed.external_attr = entry.external_attr
+            target.writestr(fixed, data)
+    return out.getvalue()
 
 
 def write_synthetic(layout: str, out: str | Path, subjects: int = 8, clips_per_subject: int = 10,

@@ -9,8 +9,11 @@ from tsfmicro.engine.recipes import RECIPES
 from tsfmicro.engine.runs import DEVICES, RunConfig
 from tsfmicro.metrics import PROTOCOLS
 from tsfmicro.options import OPTIONS, Option
+from tsfmicro.results import excluded_line, runs_in
 
 LABELS = {"accuracy": "ACC", "uf1": "UF1", "uar": "UAR"}
+STRICT_HELP = ("stop before training when an annotation row is unusable (unreadable frames, bad numbers, duplicate "
+               "rows, missing frames); default: leave it out, listed in excluded.csv beside the run")
 
 
 def register(subparsers) -> None:
@@ -51,6 +54,7 @@ def _add_train(subparsers) -> None:
                         help="minimum seconds between checkpoints inside a fold; default: 60")
     parser.add_argument("--test-root", help="the test dataset's folder (with --test-dataset)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--strict", action="store_true", help=STRICT_HELP)
     parser.set_defaults(handler=run_train)
 
 
@@ -82,9 +86,9 @@ def _add_report(subparsers) -> None:
     parser = subparsers.add_parser(
         "report",
         help="metrics table of one or more runs, both protocols side by side",
-        description="Print ACC/UF1/UAR with 95%% intervals for each run and protocol, and oracle - fixed.",
+        description="Print ACC/UF1/UAR with 95% intervals for each run and protocol, and oracle - fixed.",
     )
-    parser.add_argument("runs", nargs="+", help="run directories")
+    parser.add_argument("runs", nargs="+", help="run directories, or folders holding them (e.g. runs/)")
     parser.set_defaults(handler=run_report)
 
 
@@ -108,8 +112,9 @@ def run_train(args: argparse.Namespace) -> int:
     )
     from tsfmicro import report
 
-    run = train(config, progress=not args.no_progress)
+    run = train(config, progress=not args.no_progress, strict=args.strict)
     print(report.text_report([run]))
+    print_excluded([run])
     print(f"\nrun directory: {run.path}")
     return 0
 
@@ -137,5 +142,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def run_report(args: argparse.Namespace) -> int:
     from tsfmicro import report
 
-    print(report.text_report(args.runs))
+    runs = report.as_runs([found for given in args.runs for found in runs_in(given)])  # a runs folder: its runs
+    print(report.text_report(runs))
+    print_excluded(runs)
     return 0
+
+
+def print_excluded(runs) -> None:
+    """A line per run that left annotation rows out (tsfmicro.results.excluded_line)."""
+    for run in runs:
+        line = excluded_line(run)
+        if line:
+            print(f"{run.path.name}: {line}")

@@ -42,6 +42,8 @@ from tsfmicro import _io, metrics
 from tsfmicro.engine import loso, provenance
 from tsfmicro.engine import folds as fold_files
 from tsfmicro.engine.folds import FoldResult
+from tsfmicro.engine.excluded import write_excluded
+from tsfmicro.engine.integrity import write_metrics_last
 from tsfmicro.engine.recipes import RECIPES, Recipe, get_recipe
 from tsfmicro.model.registry import check_network, network_name
 from tsfmicro.options import NOT_DEFAULT, OPTIONS, PRESET, RECIPE, model_options
@@ -222,8 +224,14 @@ class Request:
     def folds(self) -> list:
         """The request's folds (tsfmicro.data.Fold), by its split."""
         from tsfmicro.data import SPLITS
+        from tsfmicro.data.splits import TooFewSubjects
 
-        return SPLITS[self.split](self.data.samples)
+        try:
+            return SPLITS[self.split](self.data.samples)
+        except TooFewSubjects as error:  # named with the folder, before any fold is started
+            found = f" ({', '.join(error.subjects)})" if error.subjects else ""
+            raise ValueError(
+                f"LOSO needs at least 2 subjects; {self.config.root} has {len(error.subjects)}{found}") from None
 
     @property
     def stem(self) -> str:
@@ -384,10 +392,14 @@ def write_unit(request: Request, seed: int, results: list[FoldResult]) -> Path:
     record["folds"] = {r.outcome.name: {"start_epoch": r.start_epoch, "seconds": round(r.seconds, 3),
                                         "host": r.host, "executor": r.executor} for r in results}
     _io.write_json(unit_dir / "provenance.json", record)
-    _io.write_json(unit_dir / "metrics.json", metrics.summarize(predictions, data.class_names))  # last: marks done
+    write_excluded(unit_dir, data)  # the rows left out, beside the run (tsfmicro.engine.excluded)
+    # last (marks done), after the record of every file (damage found later: tsfmicro.engine.integrity)
+    write_metrics_last(unit_dir, metrics.summarize(predictions, data.class_names))
     (unit_dir / "checkpoint.pt").unlink(missing_ok=True)  # left by an interrupted run of engine version < 3
     for result in results:  # a kill between a fold's result and the removal of its checkpoint leaves one
         fold_files.checkpoint_path(unit_dir, result.outcome.name).unlink(missing_ok=True)
+        # every fold has its result: whoever takes the lock after this finds it and trains nothing
+        fold_files.lock_path(unit_dir, result.outcome.name).unlink(missing_ok=True)
     return unit_dir
 
 
@@ -413,7 +425,8 @@ def write_request(request: Request) -> Path:
     _io.write_csv(run_dir / "curves.csv", curves)
     _io.write_text(run_dir / "config.yaml", _config_yaml(request, list(config.seeds), relative, request.key))
     _io.write_json(run_dir / "provenance.json", record)
-    _io.write_json(run_dir / "metrics.json", metrics.summarize(predictions, request.data.class_names))
+    write_excluded(run_dir, request.data)
+    write_metrics_last(run_dir, metrics.summarize(predictions, request.data.class_names))
     return run_dir
 
 
