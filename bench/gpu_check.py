@@ -68,11 +68,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 STEPS = ("environment", "data", "correctness", "speed", "loso")
-# Seconds per step on the GPU; the total (470 s) leaves the 8 minutes of the issue some room for
-# installing the wheels. The dry run's budgets are the CPU's, for toy sizes.
-BUDGETS = {"environment": 15, "data": 60, "correctness": 90, "speed": 230, "loso": 75}
+# Seconds per step on the GPU (the loso step takes what is left of the total): 420 s in all, so
+# that with the wheels' installation the call stays under the issue's 8 minutes on an H100 and
+# a shorter rerun (--total-budget 240) still fits in a 15-minute lease. The dry run's budgets are
+# the CPU's, for toy sizes.
+BUDGETS = {"environment": 15, "data": 45, "correctness": 60, "speed": 230, "loso": 70}
 DRY_BUDGETS = {"environment": 10, "data": 20, "correctness": 25, "speed": 30, "loso": 15}
-TOTAL_BUDGET, DRY_TOTAL_BUDGET = 470, 60
+TOTAL_BUDGET, DRY_TOTAL_BUDGET = 420, 60
 LOGITS_TOLERANCE = 1e-4  # relative, fp32 with TF32 off
 DECAY_TOLERANCE = 1e-3  # absolute, on gamma ** distance in [0, 1]
 RESUME_TOLERANCE = 1e-4  # absolute, on test probabilities, where bit-identity cannot be asked for
@@ -122,7 +124,7 @@ def settings(dry_run: bool) -> SimpleNamespace:
     return SimpleNamespace(dry_run=False, device="cuda", preset="paper", subjects=26, clips_per_subject=10,
                            warmup_epochs=1, timed_epochs=2, resume_epochs=2, packing=(1, 2, 4), pack_folds=8,
                            pack_epochs=2, loso_epochs=LOSO_EPOCHS, compile=True, budgets=dict(BUDGETS),
-                           total=TOTAL_BUDGET, check_budget=60, compile_budget=70, project_only=False)
+                           total=TOTAL_BUDGET, check_budget=45, compile_budget=70, project_only=False)
 
 
 # ----------------------------------------------------------------------------- records
@@ -544,7 +546,7 @@ def step_speed(ctx, rec: Recorder) -> None:
             continue
         rec.check("speed", f"{mode}_compiled", lambda mode=mode: measure_mode(ctx, mode, compiled=True),
                   s.compile_budget)
-    rec.write({"kind": "throughput_rows", "step": "speed", "rows": throughput_rows(ctx, rec)})
+    rec.write({"kind": "throughput_rows", "step": "speed", "status": "ok", "rows": throughput_rows(ctx, rec)})
 
 
 def measure_mode(ctx, mode: str, compiled: bool) -> dict:
@@ -821,7 +823,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="folder for gpu_check.jsonl (default: $OUT, else bench/results/gpu_check)")
     parser.add_argument("--workdir", help="synthetic set, caches and run folders (default: a temporary folder)")
     parser.add_argument("--fail", help="STEP or STEP.CHECK to fail on purpose (tests the failure records)")
-    parser.add_argument("--total-budget", type=float, help="seconds for the whole check (default: 470; dry 60)")
+    parser.add_argument("--total-budget", type=float, help="seconds for the whole check (default: 420; dry 60)")
     parser.add_argument("--project-only", action="store_true", help="never run the full LOSO: project it")
     parser.add_argument("--budget-scale", type=float, default=1.0,
                         help="multiply every time budget (a slow or shared machine; the CI test uses 3)")
