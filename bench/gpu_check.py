@@ -49,6 +49,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -454,7 +455,7 @@ def check_resume(ctx) -> dict:
     for mode in ("on", "warn_only"):
         try:
             with deterministic(mode):
-                result = _resume_once(ctx, ctx.workdir / f"resume_{mode}")
+                result = _resume_once(ctx, ctx.runs / f"resume_{mode}")
             result["deterministic_algorithms"] = mode
             break
         except RuntimeError as error:
@@ -632,7 +633,7 @@ def measure_packing(ctx, per_gpu: int, folds: int | None = None, epochs: int | N
     s = ctx.settings
     folds = folds or min(s.pack_folds, len(ctx.folds))
     epochs = epochs or s.pack_epochs
-    root = ctx.workdir / (unit or f"pack_{per_gpu}_{mode}{'_compiled' if compiled else ''}")
+    root = ctx.runs / (unit or f"pack_{per_gpu}_{mode}{'_compiled' if compiled else ''}")
     go = root / "go"
     root.mkdir(parents=True, exist_ok=True)
     task = {"workdir": str(ctx.workdir), "synthetic": str(ctx.synthetic_root), "image_size": ctx.image_size,
@@ -775,7 +776,7 @@ def full_loso(ctx, rec: Recorder) -> dict:
                if key.startswith("speed.folds_per_gpu_") and r.get("status") == "ok"]
     single = next((r for r in packing if r["folds_per_gpu"] == 1), None)
     per_gpu, speedup = 1, 1.0
-    if single:
+    if single and single["train_samples_per_s"] > 0:
         top = max(packing, key=lambda r: r["train_samples_per_s"])
         per_gpu, speedup = top["folds_per_gpu"], top["train_samples_per_s"] / single["train_samples_per_s"]
     train_clips = [len(f.train_index) for f in ctx.folds]
@@ -808,7 +809,7 @@ def _loso_here(ctx, best: dict) -> int:
     trained = 0
     with tf32(flags):
         for index, fold in enumerate(ctx.folds):
-            report = fold_store.train_fold(trainer, index, fold, ctx.workdir / "loso" / "unit", "loso",
+            report = fold_store.train_fold(trainer, index, fold, ctx.runs / "loso" / "unit", "loso",
                                            ckpt.CheckpointPolicy(), keep_weights=False, run_id="loso")
             trained += int(report.trained)
     synchronize(ctx.device)
@@ -852,6 +853,10 @@ def main(argv: list[str] | None = None) -> int:
         ctx = SimpleNamespace(settings=s, device=torch.device(s.device), workdir=workdir,
                               synthetic_root=workdir / f"synthetic_casme2_{s.subjects}x{s.clips_per_subject}",
                               image_size=_image_size(s.preset), data=None, folds=[], recorder=rec)
+        # run folders are new on every call (a finished fold is never trained again); the synthetic
+        # set and its face-crop cache in the workdir are reused
+        workdir.mkdir(parents=True, exist_ok=True)
+        ctx.runs = Path(tempfile.mkdtemp(prefix="runs_", dir=workdir))
         steps = {"environment": step_environment, "data": step_data, "correctness": step_correctness,
                  "speed": step_speed, "loso": step_loso}
         for name in STEPS:
@@ -876,6 +881,7 @@ def main(argv: list[str] | None = None) -> int:
                 rec.environment = _last_environment(rec.path)
             record["seconds"] = round(time.monotonic() - step_start, 2)
             rec.write(record)
+        shutil.rmtree(ctx.runs, ignore_errors=True)
     total = round(time.monotonic() - started, 1)
     rec.write({"kind": "done", "step": "done", "status": "ok", "seconds": total})
     return 0
