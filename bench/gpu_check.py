@@ -266,9 +266,11 @@ def peak_gib(device: torch.device) -> float | None:
 
 
 def device_peaks(device: torch.device) -> tuple[str | None, dict | None]:
-    if device.type != "cuda":
-        return None, None
-    name = torch.cuda.get_device_name(device)
+    return peaks_for(torch.cuda.get_device_name(device)) if device.type == "cuda" else (None, None)
+
+
+def peaks_for(name: str) -> tuple[str | None, dict | None]:
+    """The row of ``PEAKS`` for a GPU's name (the longest key it contains), or (None, None)."""
     matches = [key for key in PEAKS if key in name]
     key = max(matches, key=len) if matches else None
     return key, (PEAKS[key] if key else None)

@@ -180,9 +180,10 @@ def test_deadlines_nest(tmp_path):
 def test_the_peak_table_names_its_source_and_covers_the_lent_gpus():
     gpu_check = _module()
     assert "data sheet" in gpu_check.PEAKS_SOURCE
-    for name in ("NVIDIA H100 80GB HBM3", "NVIDIA H100 PCIe", "NVIDIA H200", "NVIDIA H200 NVL"):
-        matches = [key for key in gpu_check.PEAKS if key in name]
-        key = max(matches, key=len)
-        peaks = gpu_check.PEAKS[key]
-        assert peaks["fp32"] < peaks["tf32"] < peaks["bf16"]
-    assert gpu_check.PEAKS["H100"]["bf16"] == pytest.approx(989.4)
+    expected = {"NVIDIA H100 80GB HBM3": "H100", "NVIDIA H100 PCIe": "H100 PCIe", "NVIDIA H100 NVL": "H100 NVL",
+                "NVIDIA H200": "H200", "NVIDIA H200 NVL": "H200 NVL"}
+    for name, row in expected.items():
+        key, peaks = gpu_check.peaks_for(name)
+        assert key == row and peaks["fp32"] < peaks["tf32"] < peaks["bf16"]
+    assert gpu_check.peaks_for("NVIDIA H100 80GB HBM3")[1]["bf16"] == pytest.approx(989.4)  # SXM, dense
+    assert gpu_check.peaks_for("NVIDIA A100-SXM4-40GB") == (None, None)  # not in the table: no fraction
