@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "bench" / "gpu_check.sh"
@@ -159,6 +160,18 @@ def test_a_failed_step_is_recorded_and_the_next_step_runs(tmp_path):
     assert slow["status"] == "timeout" and slow["seconds"] < 2
     written = [json.loads(line) for line in (tmp_path / "gpu_check.jsonl").read_text().splitlines()]
     assert [r["name"] for r in written] == ["boom", "after", "slow"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the message given where torch sees no GPU")
+def test_without_a_gpu_the_full_check_says_so_and_exits_2(tmp_path):
+    env = {**os.environ, "PYTHON": sys.executable}
+    done = subprocess.run(["bash", str(SCRIPT), "--out", str(tmp_path)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == ("gpu_check: torch sees no CUDA device: run on a GPU machine, "
+                                                    "or use --dry-run")
+    record = json.loads((tmp_path / "gpu_check.jsonl").read_text())
+    assert record["status"] == "error" and record["step"] == "environment"
 
 
 def test_deadlines_nest(tmp_path):
