@@ -16,7 +16,8 @@ out of time is recorded and the next one still runs:
    ``resume``: two folds x 2 epochs trained; fold 1 again, stopped after its mid-fold checkpoint
    (epoch 1) and resumed: equal to the uninterrupted fold, bit for bit under
    ``torch.use_deterministic_algorithms(True)`` (where an op has no deterministic kernel, in
-   ``warn_only`` mode, within ``RESUME_TOLERANCE``).
+   ``warn_only`` mode, within ``RESUME_TOLERANCE`` or twice the difference between two
+   uninterrupted trainings of fold 0, whichever is larger; the op is named).
    ``gradcam``: Grad-CAM maps of both branches on the device: finite, in [0, 1], like the CPU's.
 3. ``speed``: fold 0 of the set, one warm-up epoch then timed epochs: training samples/s, peak
    memory and fraction of the GPU's dense peak (``PEAKS``) for fp32 with TF32 off, PyTorch's
@@ -468,9 +469,13 @@ def check_resume(ctx) -> dict:
                 continue
             raise
     if result.get("deterministic_algorithms") == "warn_only":
+        # Some op has no deterministic CUDA kernel, so two uninterrupted trainings of fold 0 differ
+        # too: the resumed fold may differ from the uninterrupted one by as much (twice that noise
+        # floor), or by RESUME_TOLERANCE, whichever is larger.
         result["nondeterministic_op"] = result_error
-        passed = result["resumed_max_abs_difference"] <= RESUME_TOLERANCE
-        result["tolerance"] = RESUME_TOLERANCE
+        tolerance = max(RESUME_TOLERANCE, 2 * result["repeat_max_abs_difference"])
+        passed = result["resumed_max_abs_difference"] <= tolerance
+        result["tolerance"] = tolerance
     else:
         passed = result["resumed_bit_identical"]
         result["tolerance"] = "bit-identical"
