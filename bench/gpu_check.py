@@ -76,7 +76,7 @@ STEPS = ("environment", "data", "correctness", "speed", "loso")
 # a shorter rerun (--total-budget 240) still fits in a 15-minute lease. The dry run's budgets are
 # the CPU's, for toy sizes.
 BUDGETS = {"environment": 15, "data": 45, "correctness": 60, "speed": 250, "loso": 50}
-DRY_BUDGETS = {"environment": 10, "data": 20, "correctness": 25, "speed": 30, "loso": 15}
+DRY_BUDGETS = {"environment": 10, "data": 20, "correctness": 30, "speed": 30, "loso": 15}
 TOTAL_BUDGET, DRY_TOTAL_BUDGET = 420, 60
 LOGITS_TOLERANCE = 1e-4  # relative, fp32 with TF32 off
 DECAY_TOLERANCE = 1e-3  # absolute, on gamma ** distance in [0, 1]
@@ -124,7 +124,7 @@ def settings(dry_run: bool) -> SimpleNamespace:
         return SimpleNamespace(dry_run=True, device="cpu", preset="tiny", subjects=4, clips_per_subject=3,
                                warmup_epochs=1, timed_epochs=1, resume_epochs=2, packing=(1, 2), pack_folds=2,
                                pack_epochs=1, loso_epochs=1, compile=False, budgets=dict(DRY_BUDGETS),
-                               total=DRY_TOTAL_BUDGET, check_budget=15, compile_budget=30, project_only=False)
+                               total=DRY_TOTAL_BUDGET, check_budget=20, compile_budget=30, project_only=False)
     return SimpleNamespace(dry_run=False, device="cuda", preset="paper", subjects=26, clips_per_subject=10,
                            warmup_epochs=1, timed_epochs=2, resume_epochs=2, packing=(1, 2, 4), pack_folds=4,
                            pack_epochs=2, loso_epochs=LOSO_EPOCHS, compile=True, budgets=dict(BUDGETS),
