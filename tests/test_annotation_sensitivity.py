@@ -264,25 +264,26 @@ def test_annotation_parameters_are_checked_and_plan_the_automatic_apex_run(tmp_p
     import yaml
     from book_build import DEMO_PARAMS, ROOT
 
-    from tsfmicro.params import PlannedRun, run_options
+    from tsfmicro.params import Params, PlannedRun, run_options
     from tsfmicro.study import Study
 
-    study = Study.load(DEMO_PARAMS)
+    study = Params.load(DEMO_PARAMS)
     annotation = study.params["annotation"]
     automatic = PlannedRun(annotation["dataset"], annotation["task"], "ts_late", tuple(annotation["seeds"]),
                            run_options(apex="automatic"))
     assert automatic in study.planned_runs()
     assert study.run_config(*automatic[:3], list(automatic.seeds), apex="automatic").apex == "automatic"
-    paper = Study.load(ROOT / "params" / "paper.yaml")
-    assert paper.section_seeds("annotation") == tuple(paper.seeds) and paper.annotation["automatic_apex"] is True
+    paper = Params.load(ROOT / "params" / "paper.yaml")
+    assert paper.section_seeds("annotation") == tuple(paper.seeds) and paper.section("annotation").automatic_apex is True
     # the section is optional: absent, null in a file, or without the automatic apex run
     for overrides in ({"annotation": None}, {"annotation": {"automatic_apex": False}}):
-        narrowed = Study.load(DEMO_PARAMS, overrides=overrides)
+        narrowed = Params.load(DEMO_PARAMS, overrides=overrides)
         assert not [run for run in narrowed.planned_runs() if "apex" in dict(run.options)]
-    assert Study.load(DEMO_PARAMS, overrides={"annotation": None}).annotation is None
+    page = Study.load(DEMO_PARAMS, overrides={"annotation": None}).chapter("annotation")
+    assert page.section is None and not page.configured and page.planned == {}
     written = tmp_path / "null.yaml"
     written.write_text(yaml.safe_dump({**yaml.safe_load(DEMO_PARAMS.read_text()), "annotation": None}))
-    assert Study.load(written).annotation is None
+    assert Params.load(written).section("annotation") is None
 
     invalid = {
         "annotation.shift: unknown key (did you mean 'shifts'?)": {"annotation": {"shift": [1]}},

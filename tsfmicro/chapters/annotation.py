@@ -145,6 +145,10 @@ class AnnotationPage(Page):
         return {f"{d} {t}": sensitivity.apex_onset_predictions(run, self.study.data(d, t))
                 for (d, t, _), run in main.items()}
 
+    @property
+    def apex_onset_table(self) -> pd.DataFrame:
+        return sensitivity.apex_onset_table(self.apex_onset)
+
     def apex_onset_summary(self, overview: pd.DataFrame) -> str:
         counts = {f"{d} {t}": int(n) for d, t, n in zip(overview["dataset"], overview["task"], overview["apex = onset"])}
         return sensitivity.apex_onset_sentence(counts, self.apex_onset)

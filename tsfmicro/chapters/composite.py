@@ -13,6 +13,7 @@ from tsfmicro.chapters import Chapter, Page, register
 from tsfmicro.metrics import PROTOCOLS
 from tsfmicro.params import COMPOSITE  # the chapter's dataset and task (also the synthetic composite's size rule)
 from tsfmicro.report import WHOLE, format_interval, part_name
+from tsfmicro.results import Run
 from tsfmicro.sections import PlannedRun, names, seeds, setting
 
 NOT_CONFIGURED = ("These parameters do not configure the composite chapter (no `composite:` section): there is "
@@ -90,11 +91,14 @@ class CompositePage(Page):
     def selection_effect(self) -> str:
         return selection_effect_sentence(self.field) if self.runs else ""
 
+    @property
+    def shown_run(self) -> Run | None:
+        """The run of the fusion shown in detail (None without runs)."""
+        return self.runs[(*COMPOSITE, self.fusion)] if self.runs else None
+
     def confusions(self) -> dict:
         """part -> confusion matrix of the shown fusion's run (fixed protocol); {} without runs."""
-        if not self.runs:
-            return {}
-        return report.part_confusions(self.runs[(*COMPOSITE, self.fusion)], "fixed")
+        return report.part_confusions(self.shown_run, "fixed") if self.runs else {}
 
 
 # ----------------------------------------------------------------------------- tables and sentences
