@@ -1,6 +1,6 @@
 """Parameters files (``params/*.yaml``): the keys they hold, how overrides change them, the
 checks run before any work starts, and what they resolve to: dataset folders, run folders and
-the engine's training requests (:class:`Params`; :class:`tsfmicro.study.Study` builds on it).
+the engine's training requests (:class:`Params`; :class:`tsfmicro.study.Study` holds one).
 
 Parameters files live in ``params/`` (``demo.yaml``, ``paper.yaml``); relative paths in them are
 relative to the project folder (the one holding ``pyproject.toml``).
@@ -17,20 +17,12 @@ so that they can narrow a plan as well as change it:
   ``temporal_branch``, ``annotation``, ``imbalance``, ``synthetic``, ``roots``, ``paths``) merges
   key by key with the file's.
 
-Optional chapter sections (absent or ``null``: the chapter plans no runs and says it is not
-configured):
-
-- ``composite:`` (MEGC2019 composite chapter): ``fusions`` trained leave-one-subject-out on
-  ``megc2019`` 3-class (default ``[ts_late]``), ``seeds`` (default ``seeds``).
-- ``cross_dataset:`` (cross-dataset chapter), on the shared 3-class task ``3class_megc``:
-  ``datasets`` (at least two; every ordered pair is trained on one and tested on the other, and
-  each is trained LOSO for the diagonal), ``lodo`` (also leave one dataset of the composite out;
-  default false), ``seeds`` (default ``seeds``).
-- ``temporal_branch:`` (temporal-branch chapter): ``dataset``, ``task``, ``variants``, ``seeds``.
-- ``annotation:`` (onset and apex sensitivity chapter): ``dataset`` and ``task`` (one of
-  ``datasets:``), ``shifts`` (percentages of the onset-offset length), ``automatic_apex``
-  (default false), ``seeds`` (default ``seeds``).
-- ``imbalance:`` (class-imbalance chapter): ``tasks`` (dataset/task), ``options``, ``seeds``.
+The chapters' sections (``ablation:``, ``gradcam:`` required; ``composite:``,
+``cross_dataset:``, ``temporal_branch:``, ``annotation:``, ``imbalance:`` optional: absent or
+``null``, the chapter plans no runs and says it is not configured) are each defined, checked
+and planned by their chapter's module (tsfmicro.chapters: the ``Section`` dataclass documents
+the keys); this module checks the rest with the same messages and asks every chapter for its
+runs (:meth:`Params.planned_runs`).
 
 Every problem found is reported at once, in one ValueError naming the key and its valid
 values.
@@ -38,11 +30,10 @@ values.
 from __future__ import annotations
 
 import copy
-import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, NamedTuple
+from typing import Any, Iterable, Mapping
 
 import yaml
 

@@ -4,11 +4,13 @@ its datasets, its finished training runs and its plan, and the provenance box.
 Every notebook of the book starts the same way::
 
     study = Study.load(params_file, roots=..., overrides=...)
-    box = study.provenance_box("Main results")
+    page = study.chapter("main_results")  # tsfmicro/chapters/main_results.py
+    box = study.provenance_box(page.title)
 
-and then asks the study for what it shows: ``study.data(dataset, task)`` for face crops,
-``study.run(dataset, task, fusion)`` for a finished training run, ``study.plan()`` for what was
-trained. A run is identified by its configuration (dataset, task, fusion, preset, recipe,
+and then shows what its chapter's page reads (``page.runs``, its tables and sentences), or asks
+the study directly: ``study.data(dataset, task)`` for face crops, ``study.run(dataset, task,
+fusion)`` for a finished training run, ``study.plan()`` for what was trained. The parameters
+themselves are ``study.parameters`` (tsfmicro.params.Params; ``study.params`` is their mapping). A run is identified by its configuration (dataset, task, fusion, preset, recipe,
 epochs, seeds, ...); the engine stores it under the run folder of the parameters, so each run is
 trained once and shared by every notebook. Under `make book` and `make reproduce`, `tsfmicro run`
 has trained them all before the notebooks start; a notebook opened with a run missing trains it
@@ -17,7 +19,8 @@ notebooks a run folder of their own (``overrides: {paths: {runs: ...}}``), so th
 
 The data flow and the module of each step: parameters (tsfmicro.params) -> plan
 (tsfmicro.engine.plan) -> run (tsfmicro.engine.execute) -> read (tsfmicro.results) -> display
-(tsfmicro.report, tsfmicro.plots, tsfmicro.provenance_box). This module only composes them.
+(tsfmicro.report, tsfmicro.plots, tsfmicro.provenance_box), one chapter per notebook
+(tsfmicro.chapters). This module only composes them.
 """
 from __future__ import annotations
 
