@@ -11,8 +11,9 @@ they hold), the plan (``Params.planned_runs``: every chapter's runs in book orde
 and the list of notebooks (the Makefile's ``NOTEBOOKS``: ``python -m tsfmicro.chapters
 notebooks``; ``_toc.yml`` and the book tests are checked against it).
 
-Adding a chapter: one module here that ends with ``register(Chapter(...))`` and is imported at
-the foot of this file, plus its notebook (ARCHITECTURE.md, "Add a chapter").
+Adding a chapter: one module in this package that ends with ``register(Chapter(...))`` (every
+module here is imported when the package is), plus its notebook and its line in ``_toc.yml``
+(ARCHITECTURE.md, "Add a chapter").
 """
 from __future__ import annotations
 
@@ -107,14 +108,18 @@ class Page:
         """key -> finished run (tsfmicro.results.Run; trained now when missing)."""
         return {key: self.study.planned(run) for key, run in self.planned.items()}
 
-    def label(self, protocol: str | None = None, seeds=None, split: str = "LOSO") -> str:
-        return self.study.label(protocol, seeds, split)
+
+def _register_builtin() -> None:
+    """Import every chapter module of this package (each registers itself): a new chapter is a
+    new module here, listed nowhere else."""
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.iter_modules(__path__):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{module.name}")
 
 
-from tsfmicro.chapters import (  # noqa: E402  (book order; each registers itself)
-    datasets, main_results, ablation, confusion_matrices, gradcam, composite, cross_dataset, temporal_branch,
-    annotation, imbalance, compute)
+_register_builtin()
 
-__all__ = ["Chapter", "Page", "CHAPTERS", "register", "unregister", "chapters", "get", "notebooks", "sectioned",
-           "datasets", "main_results", "ablation", "confusion_matrices", "gradcam", "composite", "cross_dataset",
-           "temporal_branch", "annotation", "imbalance", "compute"]
+__all__ = ["Chapter", "Page", "CHAPTERS", "register", "unregister", "chapters", "get", "notebooks", "sectioned"]
