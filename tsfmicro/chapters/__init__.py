@@ -82,7 +82,7 @@ class Page:
     def __init__(self, study, chapter: Chapter):
         self.study = study
         self.chapter = chapter
-        self.params = study.parameters
+        self.parameters = study.parameters
 
     @property
     def title(self) -> str:
@@ -91,7 +91,7 @@ class Page:
     @property
     def section(self):
         """The chapter's checked section (a frozen dataclass), or None when the parameters leave it out."""
-        return self.params.section(self.chapter.name) if self.chapter.section is not None else None
+        return self.parameters.section(self.chapter.name) if self.chapter.section is not None else None
 
     @property
     def configured(self) -> bool:
@@ -101,7 +101,7 @@ class Page:
     @functools.cached_property
     def planned(self) -> dict:
         """key -> PlannedRun of the chapter's runs."""
-        return self.chapter.runs(self.params)
+        return self.chapter.runs(self.parameters)
 
     @functools.cached_property
     def runs(self) -> dict:

@@ -50,7 +50,7 @@ def runs(params) -> dict:
 class AblationPage(Page):
     @property
     def seeds(self) -> list[int]:
-        return seeds_of(self.params)
+        return seeds_of(self.parameters)
 
     @functools.cached_property
     def scores(self):

@@ -64,7 +64,7 @@ def runs(params) -> dict:
 class AnnotationPage(Page):
     @property
     def seeds(self) -> list[int]:
-        return list(self.params.section_seeds("annotation"))
+        return list(self.parameters.section_seeds("annotation"))
 
     @property
     def annotated(self) -> Run:

@@ -48,7 +48,7 @@ def runs(params) -> dict:
 class CompositePage(Page):
     @property
     def seeds(self) -> list[int]:
-        return list(self.params.section_seeds("composite"))
+        return list(self.parameters.section_seeds("composite"))
 
     @functools.cached_property
     def scores(self) -> pd.DataFrame:

@@ -77,7 +77,7 @@ def runs(params) -> dict:
 class CrossDatasetPage(Page):
     @property
     def pairs(self) -> list[tuple[str, str]]:
-        return pairs(self.params)
+        return pairs(self.parameters)
 
     @property
     def datasets(self) -> list[str]:
@@ -85,7 +85,7 @@ class CrossDatasetPage(Page):
 
     @property
     def seeds(self) -> list[int]:
-        return list(self.params.section_seeds("cross_dataset"))
+        return list(self.parameters.section_seeds("cross_dataset"))
 
     @functools.cached_property
     def class_maps(self) -> pd.DataFrame | None:

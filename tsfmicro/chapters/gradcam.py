@@ -56,7 +56,7 @@ class GradcamPage(Page):
     @property
     def figure_label(self) -> str:
         section = self.section
-        return f"{section.dataset} {section.task}, ts_late, seed {self.params.seeds[0]} | " + self.study.label("fixed")
+        return f"{section.dataset} {section.task}, ts_late, seed {self.parameters.seeds[0]} | " + self.study.label("fixed")
 
     def summary(self) -> str:
         section = self.section

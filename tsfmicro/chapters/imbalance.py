@@ -88,15 +88,15 @@ class ImbalancePage(Page):
 
     @property
     def tasks(self) -> list[tuple[str, str]]:
-        return tasks(self.params)
+        return tasks(self.parameters)
 
     @property
     def reference(self) -> str:
-        return reference(self.params)
+        return reference(self.parameters)
 
     @property
     def seeds(self) -> list[int]:
-        return list(self.params.section_seeds("imbalance"))
+        return list(self.parameters.section_seeds("imbalance"))
 
     @functools.cached_property
     def samples(self) -> pd.DataFrame:

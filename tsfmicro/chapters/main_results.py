@@ -41,11 +41,11 @@ class MainResultsPage(Page):
 
     def headline(self) -> dict[str, str]:
         """The values the book's introduction quotes (glued by the notebook)."""
-        scores, (dataset, task) = self.scores, self.params.dataset_tasks()[0]
+        scores, (dataset, task) = self.scores, self.parameters.dataset_tasks()[0]
         uf1 = scores[(scores.dataset == dataset) & (scores.task == task)
                      & (scores.metric == "uf1")].set_index("protocol")["mean"]
-        return {"data_source": self.study.source, "preset": self.params.params["preset"],
-                "seeds": ", ".join(map(str, self.params.seeds)), "headline_task": f"{dataset} {task}",
+        return {"data_source": self.study.source, "preset": self.parameters.params["preset"],
+                "seeds": ", ".join(map(str, self.parameters.seeds)), "headline_task": f"{dataset} {task}",
                 "headline_uf1_fixed": f"{100 * uf1['fixed']:.1f} %",
                 "headline_uf1_oracle": f"{100 * uf1['oracle']:.1f} %"}
 

@@ -71,11 +71,11 @@ class TemporalBranchPage(Page):
 
     @property
     def reference(self) -> str:
-        return reference(self.params)
+        return reference(self.parameters)
 
     @property
     def seeds(self) -> list[int]:
-        return list(self.params.section_seeds("temporal_branch"))
+        return list(self.parameters.section_seeds("temporal_branch"))
 
     @property
     def classes(self) -> int:
@@ -88,7 +88,7 @@ class TemporalBranchPage(Page):
     @functools.cached_property
     def sizes(self) -> pd.DataFrame:
         """Parameters and FLOPs of the network with each variant (no training)."""
-        return report.temporal_branch_sizes(self.params.params["preset"], [key[2] for key in self.runs],
+        return report.temporal_branch_sizes(self.parameters.params["preset"], [key[2] for key in self.runs],
                                             num_classes=self.classes)
 
     @functools.cached_property
