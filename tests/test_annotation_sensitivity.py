@@ -12,9 +12,10 @@ import torch
 
 from tsfmicro import metrics, sensitivity
 from tsfmicro.data import prepare
-from tsfmicro.engine import RunConfig, loso, runs, train
+from tsfmicro.engine import RunConfig, evaluate, loso, runs, train
 
 SHIFTS = [-50, 50]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def trained(synthetic_casme2_root, engine_cache_dir, tmp_path_factory):
 # ------------------------------------------------------------------------------ shifted clips
 def test_shift_zero_reproduces_the_runs_predictions_exactly(trained, one_torch_thread, monkeypatch):
     run, data = trained
-    evaluation = sensitivity.shift_predictions(run, data)
+    evaluation = evaluate.shift_predictions(run, data)
     table = evaluation.predictions
     assert set(table["kind"]) == {"apex", "onset"} and sorted(set(table["percent"])) == [-50.0, 0.0, 50.0]
     assert evaluation.excluded.empty and len(table) == 2 * 3 * len(run.predictions)
@@ -59,7 +60,7 @@ def test_shift_zero_reproduces_the_runs_predictions_exactly(trained, one_torch_t
     # kept in the run folder: the second call reads it, no model runs
     assert evaluation.path.parent == run.path / "evaluations" and evaluation.path.is_file()
     monkeypatch.setattr(loso.FoldTrainer, "predict", lambda *a, **k: pytest.fail("evaluated again"))
-    again = sensitivity.shift_predictions(run, data)
+    again = evaluate.shift_predictions(run, data)
     pd.testing.assert_frame_equal(again.predictions, table, check_dtype=False)
 
     scores = sensitivity.shift_scores(table, len(run.class_names), resamples=200)
@@ -72,6 +73,23 @@ def test_shift_zero_reproduces_the_runs_predictions_exactly(trained, one_torch_t
     assert early_onset["clips_moved"] == 0 and early_onset["delta_uf1"] == 0  # clamped to the onset
 
 
+def test_the_study_runs_the_evaluation_through_the_engine(trained, synthetic_casme2_root, engine_cache_dir,
+                                                          one_torch_thread):
+    """The notebook asks its chapter page, which prepares the chapter's shifted frames and hands them
+    to tsfmicro.engine.evaluate: the same predictions as the engine's own call."""
+    from tsfmicro.study import Study
+
+    run, data = trained
+    study = Study.load(ROOT / "params" / "demo.yaml", roots={"casme2": str(synthetic_casme2_root)}, overrides={
+        "data_source": "real", "datasets": {"casme2": ["5class"]}, "crop_size": 64,
+        "paths": {"prepared": str(engine_cache_dir)}, "cross_dataset": None, "imbalance": None,
+        "annotation": {"shifts": SHIFTS, "automatic_apex": False}})
+    direct = evaluate.shift_predictions(run, data)
+    through_study = study.chapter("annotation").shift_evaluation(run)
+    assert through_study.path == direct.path
+    pd.testing.assert_frame_equal(through_study.predictions, direct.predictions, check_dtype=False)
+
+
 def test_clips_without_a_shifted_frame_are_left_out_with_their_reason_and_none_left_is_an_error(
         trained, one_torch_thread):
     run, data = trained
@@ -82,7 +100,7 @@ def test_clips_without_a_shifted_frame_are_left_out_with_their_reason_and_none_l
     table.loc[(table["sample"] == victim) & (table["kind"] == "apex") & (table["percent"] == 50),
               "reason"] = "apex moved by +50 % to frame 9: frame 9 not found in somewhere"
     partial = dataclasses.replace(data, shifted=dataclasses.replace(shifted, table=table))
-    evaluation = sensitivity.shift_predictions(run, partial)
+    evaluation = evaluate.shift_predictions(run, partial)
     left_out = evaluation.excluded
     assert left_out[["kind", "clip_id"]].values.tolist() == [["apex", data.samples.loc[victim, "clip_id"]]]
     assert "frame 9 not found" in left_out["reason"].iloc[0]
@@ -93,17 +111,17 @@ def test_clips_without_a_shifted_frame_are_left_out_with_their_reason_and_none_l
     table.loc[table["kind"] == "onset", "reason"] = "onset frame missing"
     nothing = dataclasses.replace(data, shifted=dataclasses.replace(shifted, table=table))
     with pytest.raises(ValueError, match="no clip of run .* has an input at every onset shift"):
-        sensitivity.shift_predictions(dataclasses.replace(run, config={**run.config, "key": "none"}), nothing)
+        evaluate.shift_predictions(dataclasses.replace(run, config={**run.config, "key": "none"}), nothing)
 
 
 def test_data_that_is_not_the_runs_is_refused(trained, synthetic_casme2_root, engine_cache_dir):
     run, data = trained
     with pytest.raises(ValueError, match="holds no shifted frames"):
-        sensitivity.shift_predictions(run, dataclasses.replace(data, shifted=None))
+        evaluate.shift_predictions(run, dataclasses.replace(data, shifted=None))
     other = prepare("casme2", synthetic_casme2_root, "3class", crop_size=64, cache_dir=engine_cache_dir,
                     progress=False, shifts=SHIFTS)
     with pytest.raises(ValueError, match="does not match run"):
-        sensitivity.shift_predictions(run, other)
+        evaluate.shift_predictions(run, other)
 
 
 def test_shift_sentence_follows_the_numbers():
@@ -161,7 +179,7 @@ def test_apex_option_enters_the_run_key_only_when_automatic(tmp_path, monkeypatc
     class Stop(Exception):
         pass
 
-    def record(config, progress):
+    def record(config, progress, strict=False):
         seen.append(config)
         raise Stop
 

@@ -103,7 +103,7 @@ def test_study_plans_each_run_once_and_shares_ts_late():
 @pytest.mark.parametrize("dataset, name, layout_file", [
     ("casme2", "CASME II", "CASME2-coding"),
     ("samm", "SAMM", "SAMM_Micro_FACS_Codes_v2.xlsx"),
-    ("casme3", "CAS(ME)^3", "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"),
+    ("casme3", "CAS(ME)^3 Part A", "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"),
 ])
 def test_missing_real_root_says_how_to_obtain_the_dataset(dataset, name, layout_file, monkeypatch, tmp_path):
     variable = f"TSFMICRO_{dataset.upper()}_ROOT"

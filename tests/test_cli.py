@@ -65,7 +65,7 @@ def test_loss_and_sampling_flags_reach_the_run_config(tmp_path, monkeypatch):
 
     requested = []
 
-    def refuse(config, progress):  # records the request; raises as a missing dataset would
+    def refuse(config, progress, strict=False):  # records the request; raises as a missing dataset would
         requested.append(config)
         raise FileNotFoundError("stop here")
 

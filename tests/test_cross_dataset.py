@@ -3,6 +3,8 @@ MEGC2019 composite out (LODO): the requests, their folds, keys and run directori
 clear errors for requests that cannot be made."""
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
 
@@ -163,8 +165,8 @@ def test_a_class_map_or_a_dataset_that_leaves_a_class_empty_is_refused(requests,
     # a class map that maps no label to a class is refused before any data is read
     info = registry.dataset_info("casme2")
     broken = registry.Task(("negative", "positive", "surprise"), {"disgust": "negative", "happiness": "positive"})
-    monkeypatch.setitem(registry._REGISTRY, "casme2", registry.DatasetInfo(
-        info.name, info.display_name, info.labels, {**info.tasks, SHARED_TASK: broken}))
+    monkeypatch.setitem(registry._REGISTRY, "casme2", dataclasses.replace(info, tasks={**info.tasks,
+                                                                                    SHARED_TASK: broken}))
     with pytest.raises(ValueError, match="the 3class_megc class map of casme2 maps no label to surprise"):
         validate(samm_to_casme2.config)
 

@@ -1,5 +1,7 @@
 """The shared 3-class task (MEGC2019 grouping): on synthetic data, the class counts equal what the
 writer wrote, grouped by the maps written out here from their sources."""
+import dataclasses
+
 import pandas as pd
 import pytest
 
@@ -71,8 +73,7 @@ def test_every_class_map_fills_every_class_and_a_map_that_would_not_is_named(mon
     # a map that sends no label to "surprise" leaves that class empty whatever the data
     broken = registry.Task(("negative", "positive", "surprise"), {"disgust": "negative", "happiness": "positive"})
     info = registry.dataset_info("casme2")
-    monkeypatch.setitem(registry._REGISTRY, "casme2", registry.DatasetInfo(
-        info.name, info.display_name, info.labels, {**info.tasks, SHARED_TASK: broken}))
+    monkeypatch.setitem(registry._REGISTRY, "casme2", dataclasses.replace(info, tasks={**info.tasks, SHARED_TASK: broken}))
     assert registry.unmapped_classes("casme2", SHARED_TASK) == ["surprise"]
     assert registry.shared_tasks("casme2", "samm") == ["5class", "3class", SHARED_TASK]
     assert registry.shared_tasks("casme3", "smic") == [SHARED_TASK]

@@ -49,7 +49,7 @@ def test_folder_that_is_not_a_dataset_root(tmp_path):
     for dataset in ("casme2", "samm", "casme3"):
         with pytest.raises(FileNotFoundError, match="is not a"):
             load_samples(dataset, tmp_path, "3class" if dataset != "casme3" else "4class")
-    with pytest.raises(FileNotFoundError, match="is not a SMIC root"):
+    with pytest.raises(FileNotFoundError, match="is not a SMIC-HS root"):
         load_samples("smic", tmp_path, "3class")
     with pytest.raises(FileNotFoundError, match="is not a folder"):
         load_samples("casme2", tmp_path / "missing", "5class")

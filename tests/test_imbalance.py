@@ -138,10 +138,10 @@ def test_a_class_balanced_epoch_trains_on_its_draws_from_the_training_clips(monk
         orders.append((args[0], original_order(*args)))
         return orders[-1][1]
 
-    def spy_inputs(self, index, image_size, train=False):
+    def spy_inputs(self, index, image_size, train=False, **named):  # named: the network's inputs
         if train:
             trained.append(index.clone())
-        return original_inputs(self, index, image_size, train)
+        return original_inputs(self, index, image_size, train, **named)
 
     monkeypatch.setattr(imbalance, "epoch_order", spy_order)
     monkeypatch.setattr(loso.DeviceData, "inputs", spy_inputs)

@@ -2,6 +2,7 @@
 tagged torch file (checkpoints, fold results and weights) that only loads for its own tag."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pickle
@@ -18,16 +19,52 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     Same folder so the final ``os.replace`` is a rename on one file system (atomic).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    temporary = Path(temporary)
+    temporary = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(handle)
+        temporary = Path(name)
         yield temporary
         os.replace(temporary, path)
+    except (OSError, RuntimeError) as error:
+        full = _no_space(path, error)
+        if full is None:
+            raise
+        raise full from error
     finally:
-        if temporary.exists():
+        if temporary is not None and temporary.exists():
             temporary.unlink()
+
+
+class NoSpaceLeft(OSError):
+    """A write that failed because the disk (or quota) holding its folder is full."""
+
+
+# torch.save reports a short write as RuntimeError ("[enforce fail at inline_container.cc:...]
+# unexpected pos ..." / "PytorchStreamWriter failed writing file ..."), without the errno.
+_TORCH_WRITE_FAILED = ("unexpected pos", "PytorchStreamWriter failed writing", "file write failed")
+_NEARLY_FULL = 64 * 2**20  # bytes free below which such a failure is taken for a full disk
+
+
+def _no_space(path: Path, error: BaseException) -> NoSpaceLeft | None:
+    """The one-line error for a write that failed for want of space; None for any other failure."""
+    full = isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+    if not full and isinstance(error, RuntimeError) and any(text in str(error) for text in _TORCH_WRITE_FAILED):
+        full = free_bytes(path.parent) < _NEARLY_FULL
+    if not full:
+        return None
+    return NoSpaceLeft(f"no space left on the device of {path.parent} (writing {path.name}); nothing was "
+                       "half-written and finished work is kept: free some space and run the same command again")
+
+
+def free_bytes(folder: Path) -> int:
+    """Bytes an unprivileged process may still write on ``folder``'s file system."""
+    try:
+        usage = os.statvfs(folder)
+    except OSError:
+        return 1 << 62  # unknown: not taken for full
+    return usage.f_bavail * usage.f_frsize
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
@@ -36,8 +73,13 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
+def json_text(data: Any) -> str:
+    """The text :func:`write_json` writes."""
+    return json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
+
+
 def write_json(path: str | os.PathLike, data: Any) -> Path:
-    return write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    return write_text(path, json_text(data))
 
 
 def write_csv(path: str | os.PathLike, frame) -> Path:
@@ -58,8 +100,10 @@ def save_tagged(path: str | os.PathLike, unit_key: str, state: dict[str, Any]) -
     import torch
 
     payload = {"format": TAGGED_FORMAT, "version": TAGGED_VERSION, "unit_key": unit_key, "state": state}
-    with atomic_path(path) as temporary:
-        torch.save(payload, temporary)
+    # Through a handle: given a path, torch names the archive's entries after the file (here a
+    # random temporary name), so identical states gave different bytes.
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        torch.save(payload, handle)
     return Path(path)
 
 

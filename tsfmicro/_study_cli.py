@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 
-import yaml
-
+from tsfmicro import _yaml
+from tsfmicro.engine._cli import STRICT_HELP, print_excluded
 from tsfmicro.engine.execute import EXECUTORS
 
 
@@ -67,6 +67,7 @@ def _add_run(subparsers) -> None:
     parser.add_argument("--max-retries", type=int, default=2,
                         help="ray: times a fold is retried when its worker dies (default: 2)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--strict", action="store_true", help=STRICT_HELP)
     parser.set_defaults(handler=run_run)
 
 
@@ -74,7 +75,7 @@ def parse_overrides(mapping: str | None, items: list[str]) -> dict:
     """``--overrides`` (a YAML mapping) with every ``-p KEY=VALUE`` set in it:
     ``"{seeds: [0]}", ["epochs=2", "synthetic.subjects=3"]`` ->
     ``{"seeds": [0], "epochs": 2, "synthetic": {"subjects": 3}}``."""
-    overrides = yaml.safe_load(mapping) if mapping else {}
+    overrides = _yaml.load(mapping, f"--overrides {mapping!r}") if mapping else {}
     if not isinstance(overrides, dict):
         raise ValueError(f"--overrides {mapping!r}: give a YAML mapping, e.g. '{{seeds: [0], epochs: 2}}'")
     for item in items:
@@ -87,7 +88,7 @@ def parse_overrides(mapping: str | None, items: list[str]) -> dict:
             if not isinstance(target.get(parent), dict):
                 target[parent] = {}
             target = target[parent]
-        target[leaf] = yaml.safe_load(text)
+        target[leaf] = _yaml.load(text, f"-p {item!r}, value {text!r}")
     return overrides
 
 
@@ -123,7 +124,9 @@ def run_run(args: argparse.Namespace) -> int:
 
     from tsfmicro import report
     from tsfmicro.engine import execute
+    from tsfmicro.engine.excluded import check_strict
     from tsfmicro.engine.folds import check_writable
+    from tsfmicro.results import load_run
     from tsfmicro.engine.plan import totals
 
     if args.executor not in EXECUTORS:  # checked before anything is loaded
@@ -148,6 +151,8 @@ def run_run(args: argparse.Namespace) -> int:
     try:
         executor.start()  # a cluster that cannot be joined is reported before any data is prepared
         plan = study.engine_plan(device=device, progress=progress)
+        if args.strict:
+            check_strict(plan)
     except BaseException:
         executor.close()
         raise
@@ -165,5 +170,6 @@ def run_run(args: argparse.Namespace) -> int:
               "run the same command to continue", file=sys.stderr)
         return 130
     print("\n" + report.run_summary_text(summary))
+    print_excluded([load_run(request.path) for request in plan.requests])
     print(f"runs folder: {study.parameters.path('runs')}")
     return 0

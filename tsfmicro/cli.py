@@ -26,18 +26,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from tsfmicro.engine.execute import ExecutorError, FoldFailed
+    from tsfmicro._io import NoSpaceLeft
     from tsfmicro.engine.folds import RunFolderNotWritable
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except (FileNotFoundError, ValueError, KeyError, ExecutorError, RunFolderNotWritable) as error:
+    except (FileNotFoundError, ValueError, KeyError, ExecutorError, RunFolderNotWritable, NoSpaceLeft) as error:
         # User errors (bad paths, unknown names, malformed files, executor settings, a runs folder
-        # that cannot be written) are reported plainly; anything else is a bug and keeps its traceback.
+        # that cannot be written, a full disk) are reported plainly; anything else is a bug and keeps
+        # its traceback.
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"tsfmicro {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as error:  # Ctrl-C outside training (face cropping, planning): no traceback
+        kept = str(error) or "finished work is kept"  # tsfmicro.data.cache.CroppingInterrupted says what
+        print(f"tsfmicro {args.command}: interrupted; {kept}: run the same command to continue", file=sys.stderr)
+        return 130
     except FoldFailed as error:  # names the fold and why; finished folds are kept
         print(f"tsfmicro {args.command}: error: {error}", file=sys.stderr)
         return error.exit_code

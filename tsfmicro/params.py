@@ -2,8 +2,11 @@
 checks run before any work starts, and what they resolve to: dataset folders, run folders and
 the engine's training requests (:class:`Params`; :class:`tsfmicro.study.Study` holds one).
 
-Parameters files live in ``params/`` (``demo.yaml``, ``paper.yaml``); relative paths in them are
-relative to the project folder (the one holding ``pyproject.toml``).
+Parameters files live in ``params/`` (``demo.yaml``, ``paper.yaml``). Relative ``paths:`` are
+relative to the project folder: the nearest folder at or above the parameters file holding
+``pyproject.toml`` and ``params/``, else the parameters file's own folder (a file outside the
+repository keeps its runs beside it). Relative dataset folders (``roots:``, ``-p roots.X=``,
+``$TSFMICRO_<DATASET>_ROOT``) are relative to the working folder, as on a command line.
 
 Overrides (``-y "overrides: {...}"`` in papermill, ``overrides=`` in Python) follow one rule,
 so that they can narrow a plan as well as change it:
@@ -35,7 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import yaml
+from tsfmicro._yaml import load_mapping
+
+from tsfmicro.options import OPTIONS
 
 from tsfmicro.sections import PlannedRun, PlannedUnit, run_options  # noqa: F401  (planned runs: defined beside the sections)
 from tsfmicro.sections import is_int as _is_int
@@ -52,6 +57,8 @@ CORE_REQUIRED_AFTER = ("preset", "recipe", "seeds", "device", "paths")
 CORE_OPTIONAL = ("epochs", "batch_size", "precision", "rotary", "cpu_threads", "crop_size",
                  "frame_reselection", "errata", "progress", "synthetic", "roots", "checkpoint_every",
                  "checkpoint_seconds")  # ... then the optional chapter sections
+# Run options set for every planned run (tsfmicro.options, ``params``): each one a top-level key.
+PARAMS_OPTIONS = tuple(row for row in OPTIONS if row.params)
 # Keys of the nested mappings that are not a chapter's section: (required, optional).
 NESTED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "synthetic": ((), ("subjects", "clips_per_subject", "seed", "composite_subjects", "composite_clips_per_subject")),
@@ -73,10 +80,12 @@ def required_keys() -> tuple[str, ...]:
 
 
 def optional_keys() -> tuple[str, ...]:
-    """Top-level keys a parameters file may leave out (the optional chapter sections among them)."""
+    """Top-level keys a parameters file may leave out (the optional chapter sections and the run
+    options of tsfmicro.options among them)."""
     from tsfmicro import chapters
 
-    return (*CORE_OPTIONAL, *(c.name for c in chapters.sectioned() if not c.required))
+    keys = (*CORE_OPTIONAL, *(c.name for c in chapters.sectioned() if not c.required))
+    return keys + tuple(row.name for row in PARAMS_OPTIONS if row.name not in keys)
 
 
 def optional_sections() -> tuple[str, ...]:
@@ -134,12 +143,10 @@ def _problems(params: Any) -> list[str]:
     if not isinstance(params, Mapping):
         return [f"the parameters must be a mapping of keys, got {type(params).__name__}"]
     from tsfmicro import chapters
-    from tsfmicro.data import DATASETS, ERRATA_CHOICES, TASKS
+    from tsfmicro.data import DATASETS, TASKS
     from tsfmicro.engine import RECIPES
-    from tsfmicro.engine.recipes import PRECISIONS
     from tsfmicro.engine.runs import DEVICES
     from tsfmicro.model import PRESETS
-    from tsfmicro.model.retention import ROTARY
 
     optional = optional_sections()
     sectioned = [chapter for chapter in chapters.sectioned()
@@ -156,9 +163,9 @@ def _problems(params: Any) -> list[str]:
     problems += _choice(params, "recipe", RECIPES)
     problems += _choice(params, "device", DEVICES)
     # optional choices: null (or left out) is the default (the authors' choice)
-    for key, valid in (("precision", PRECISIONS), ("rotary", ROTARY), ("errata", ERRATA_CHOICES)):
-        if params.get(key) is not None:
-            problems += _choice(params, key, valid)
+    for row in PARAMS_OPTIONS:  # run options with named choices (tsfmicro.options)
+        if row.choices is not None and params.get(row.name) is not None:
+            problems += _choice(params, row.name, row.resolve_choices())
     problems += _seed_list(params.get("seeds"), "seeds") if "seeds" in params else []
     problems += _datasets(params.get("datasets"), DATASETS, TASKS) if "datasets" in params else []
 
@@ -212,42 +219,7 @@ def _datasets(datasets: Any, known: tuple[str, ...], tasks: Mapping[str, tuple[s
 
 
 # --------------------------------------------------------------------------------- datasets
-# Dataset names used in parameters, with what a user needs when a root is missing.
-DATASET_INFO: dict[str, dict[str, str]] = {
-    "casme2": {
-        "name": "CASME II",
-        "obtain": "Institute of Psychology, Chinese Academy of Sciences (Fu Xiaolan's lab): "
-                  "fill in the CASME II request form and sign the licence agreement.",
-        "layout": "CASME2/CASME2-coding-20190701.xlsx and CASME2/CASME2_RAW_selected/sub01/EP02_01f/img46.jpg "
-                  "(or the pre-cropped CASME2/Cropped/sub01/EP02_01f/reg_img46.jpg)",
-    },
-    "samm": {
-        "name": "SAMM",
-        "obtain": "Manchester Metropolitan University (Moi Hoon Yap's group): sign the SAMM "
-                  "licence agreement and send it as instructed on the SAMM page.",
-        "layout": "SAMM/SAMM_Micro_FACS_Codes_v2.xlsx and SAMM/006/006_1_2/006_05562.jpg",
-    },
-    "casme3": {
-        "name": "CAS(ME)^3",
-        "obtain": "Institute of Psychology, Chinese Academy of Sciences: sign the CAS(ME)^3 "
-                  "licence agreement (Part A is used here).",
-        "layout": "CASME3/cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx and "
-                  "CASME3/part_A/data/part_A_split/part_A/spNO.1/a/color/355.jpg",
-    },
-    "smic": {
-        "name": "SMIC-HS",
-        "obtain": "University of Oulu, Center for Machine Vision and Signal Analysis: sign the "
-                  "SMIC licence agreement.",
-        "layout": "SMIC/SMIC_all_raw/HS/s1/micro/negative/s1_ne_01/image106950.bmp",
-    },
-    "megc2019": {
-        "name": "MEGC2019 (CASME II + SAMM + SMIC)",
-        "obtain": "obtain CASME II, SAMM and SMIC-HS (see their entries) and the official "
-                  "MEGC2019 list combined_3class_gt.csv.",
-        "layout": "a folder holding combined_3class_gt.csv and the three dataset folders",
-    },
-}
-SYNTHETIC_LAYOUTS = ("casme2", "samm", "casme3", "smic", "megc2019")
+# Each dataset's licence, how to obtain it and its layout are in its spec (tsfmicro/data/datasets/).
 SYNTHETIC = "SYNTHETIC"
 
 
@@ -257,7 +229,9 @@ class DatasetRootMissing(FileNotFoundError):
 
 def root_variable(dataset: str) -> str:
     """The environment variable that can hold a dataset's folder, e.g. TSFMICRO_CASME2_ROOT."""
-    return f"TSFMICRO_{dataset.upper()}_ROOT"
+    from tsfmicro.data.registry import dataset_spec
+
+    return dataset_spec(dataset).root_variable
 
 
 def find_project_root(start: str | os.PathLike | None = None) -> Path:
@@ -296,10 +270,11 @@ class Params:
         if not path.is_absolute() and not path.exists():
             path = project_root / path
         if not path.is_file():
+            folders = dict.fromkeys([os.getcwd(), str(project_root)])  # once each, in order
             raise FileNotFoundError(f"parameters file not found: {params_file} "
-                                    f"(looked in {os.getcwd()} and {project_root})")
+                                    f"(looked in {' and '.join(folders)})")
         project_root = find_project_root(path.parent)
-        params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        params = load_mapping(path.read_text(encoding="utf-8"), str(path))  # syntax/shape: one line, exit 2
         # overrides replace lists and `datasets:`, null removes a key (tsfmicro.params)
         params = apply_overrides(params, overrides)
         given_roots = {name: folder for name, folder in (roots or {}).items() if folder}
@@ -343,19 +318,20 @@ class Params:
         return folder
 
     def _missing_message(self, dataset: str, folder: Path | None) -> str:
-        info = DATASET_INFO.get(dataset, {"name": dataset, "obtain": "see the Datasets page",
-                                          "layout": "the official layout"})
-        problem = (f"the {info['name']} folder {folder} does not exist" if folder else
-                   f"no folder given for {info['name']}")
+        from tsfmicro.data.registry import missing_folder_help
+
+        name, obtain, layout = missing_folder_help(dataset)
+        problem = f"the {name} folder {folder} does not exist" if folder else f"no folder given for {name}"
+        if folder and not folder.is_absolute():  # roots are read from the working folder
+            problem += f" (a relative folder is read from the working folder, {os.getcwd()})"
         return (
             f"{problem}.\n"
             f"  Give it with export {root_variable(dataset)}=/path/to/{dataset.upper()} (read by "
             f"tsfmicro plan/run and the notebooks), or -p roots.{dataset}=/path/to/{dataset.upper()} "
             f"(tsfmicro plan/run), or papermill -p {dataset}_root /path/to/{dataset.upper()}, or set "
             f"roots: {{{dataset}: ...}} in {self.params_file.name}.\n"
-            f"  {info['name']} is licence-restricted and not shipped with tsfmicro: "
-            f"{info['obtain']}\n"
-            f"  Expected layout: {info['layout']}.\n"
+            f"  {name} is licence-restricted and not shipped with tsfmicro: {obtain}\n"
+            f"  Expected layout: {layout}.\n"
             f"  To run without it, use params/demo.yaml (synthetic data)."
         )
 
@@ -364,6 +340,7 @@ class Params:
         (tsfmicro.data.write_synthetic writes into a staging folder and renames it, so an
         interrupted write never leaves a half dataset behind)."""
         from tsfmicro.data import write_synthetic
+        from tsfmicro.data.registry import SYNTHETIC_LAYOUTS
 
         if dataset not in SYNTHETIC_LAYOUTS:
             raise ValueError(f"no synthetic layout for {dataset!r}; "
@@ -440,13 +417,12 @@ class Params:
         settings = dict(
             dataset=dataset, root=str(self.root(dataset)) if root is None else root, task=task, fusion=fusion,
             preset=self.params["preset"], recipe=self.params["recipe"],
-            epochs=self.params.get("epochs"), batch_size=self.params.get("batch_size"),
-            precision=self.params.get("precision"), rotary=self.params.get("rotary"),
             seeds=tuple(self.seeds if seeds is None else seeds),
             device=self.params["device"], out=str(self.path("runs")),
             crop_size=self.crop_size, cache_dir=str(self.path("prepared")),
-            frame_reselection=bool(self.params.get("frame_reselection", False)),
-            errata=self.errata,
+            # the run options a parameters file sets (tsfmicro.options; null or absent: the default)
+            **{row.name: row.field_default if self.params.get(row.name) is None else self.params[row.name]
+               for row in PARAMS_OPTIONS},
             # mid-fold checkpoints (not part of a run's identity): every N epochs, at most every S seconds
             checkpoint_every=int(self.params.get("checkpoint_every") or 5),
             checkpoint_seconds=float(60.0 if self.params.get("checkpoint_seconds") is None

@@ -15,12 +15,21 @@ from pathlib import Path
 from tsfmicro.params import SYNTHETIC
 
 
-def git_commit(folder: Path) -> str:
-    """Short commit of the project plus "+ uncommitted changes" when the tree is dirty."""
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def git_commit(folder: Path | None = None) -> str:
+    """Short commit of the checkout tsfmicro runs from (default: the installed package's folder,
+    as provenance.json records it; a parameters file or notebook outside the repository does not
+    change it) plus "+ uncommitted changes" when the tree is dirty."""
+    folder = folder or PACKAGE_DIR
+
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True,
                               timeout=20).stdout.strip()
     try:
+        if git("rev-parse", "--is-inside-work-tree") != "true":
+            return f"unknown ({folder} is not in a git checkout)"
         commit = git("rev-parse", "--short=12", "HEAD")
         dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
     except (OSError, subprocess.SubprocessError):
@@ -61,7 +70,7 @@ class ProvenanceBox:
         self.title = title
         self.started = time.time()
         self.date = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        self.commit = git_commit(study.parameters.project_root)
+        self.commit = git_commit()  # the code's checkout, wherever the parameters file is
         self.device = describe_device(study.params["device"])
         self.duration: float | None = None
         self._handle = None

@@ -294,11 +294,11 @@ def temporal_branch_sizes(preset: str, branches: Sequence[str], num_classes: int
                           fusion: str = "ts_late") -> pd.DataFrame:
     """Parameters and forward GFLOPs per sample of the network with each temporal branch, at
     the preset's image size (tsfmicro.model.count_parameters / count_flops; no training)."""
-    from tsfmicro.model import PRESETS, build_model, count_flops, count_parameters
+    from tsfmicro.model import PRESETS, count_flops, count_parameters, model_from_config
 
     rows = []
     for branch in branches:
-        model = build_model(preset, num_classes=num_classes, fusion=fusion, temporal_branch=branch)
+        model = model_from_config({"preset": preset, "fusion": fusion, "temporal_branch": branch}, num_classes)
         rows.append({"temporal branch": branch, "preset": preset, "input": f"{PRESETS[preset].image_size} px",
                      "parameters (M)": round(count_parameters(model) / 1e6, 3),
                      "forward GFLOPs / sample": round(count_flops(model) / 1e9, 3)})
@@ -384,12 +384,12 @@ def variant_conclusion(long: pd.DataFrame, column: str, reference: str, what: st
 def model_sizes(presets=("paper", "tiny"), fusions=None, num_classes: int = 5) -> pd.DataFrame:
     """Parameters and forward GFLOPs per sample of each preset and fusion variant
     (tsfmicro.model.count_parameters / count_flops; no training involved)."""
-    from tsfmicro.model import FUSIONS, PRESETS, build_model, count_flops, count_parameters
+    from tsfmicro.model import FUSIONS, PRESETS, count_flops, count_parameters, model_from_config
 
     rows = []
     for preset in presets:
         for fusion in fusions or FUSIONS:
-            model = build_model(preset, num_classes=num_classes, fusion=fusion)
+            model = model_from_config({"preset": preset, "fusion": fusion}, num_classes)
             rows.append({"preset": preset, "fusion": fusion,
                          "input": f"{PRESETS[preset].image_size} px",
                          "parameters (M)": round(count_parameters(model) / 1e6, 2),
@@ -447,7 +447,7 @@ def part_scores(run: RunLike, protocols: Sequence[str] = PROTOCOLS) -> pd.DataFr
 
 def composite_scores(runs: dict[tuple[str, str, str], Run], protocols: Sequence[str] = PROTOCOLS) -> pd.DataFrame:
     """:func:`part_scores` of each run (keyed by (dataset, task, fusion), as
-    tsfmicro.study.Study.composite_runs), with its ``fusion``."""
+    study.chapter("composite").runs), with its ``fusion``."""
     parts = [part_scores(run, protocols).assign(fusion=fusion) for (_, _, fusion), run in runs.items()]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
         columns=["part", "protocol", "metric", "mean", "low", "high", "interval", "clips", "subjects", "fusion"])

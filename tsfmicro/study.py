@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tsfmicro.params import DATASET_INFO, SYNTHETIC, DatasetRootMissing, Params, root_variable
+from tsfmicro.data.registry import display_name
+from tsfmicro.params import SYNTHETIC, DatasetRootMissing, Params, root_variable
 from tsfmicro.provenance_box import ProvenanceBox
 
 __all__ = ["Study", "ProvenanceBox", "DatasetRootMissing", "root_variable", "SYNTHETIC"]
@@ -106,7 +107,7 @@ class Study:
                                  for data in self._data.values()) or self._synthetic_roots:
             return SYNTHETIC
         used = list(dict.fromkeys(dataset for dataset, _ in self._data)) or list(self.params["datasets"])
-        return ", ".join(DATASET_INFO.get(name, {"name": name})["name"] for name in used)
+        return ", ".join(display_name(name) for name in used)
 
     @functools.cached_property
     def _synthetic_roots(self) -> bool:

@@ -94,10 +94,17 @@ class AnnotationPage(Page):
         section = self.section
         return self.study.prepared(section.dataset, section.task, apex="automatic")
 
+    def shift_evaluation(self, run: Run):
+        """``run``'s fold models on :meth:`shifted_data` (tsfmicro.engine.evaluate.shift_predictions;
+        kept in the run folder, so a second call only reads them)."""
+        from tsfmicro.engine.evaluate import shift_predictions
+
+        return shift_predictions(run, self.shifted_data())
+
     @functools.cached_property
     def evaluation(self):
-        """The annotated run's fold models on the shifted frames (sensitivity.shift_predictions)."""
-        return sensitivity.shift_predictions(self.annotated, self.shifted_data())
+        """The annotated run's fold models on the shifted frames."""
+        return self.shift_evaluation(self.annotated)
 
     @functools.cached_property
     def shift_scores(self) -> pd.DataFrame:

@@ -1,7 +1,10 @@
 """Datasets: official-file readers, face crops with a cache, synthetic data, splits.
 
+Each dataset is one spec (tsfmicro.data.specs.DatasetSpec) in its module of
+tsfmicro/data/datasets/; tsfmicro.data.registry derives every list from them.
+
 Public API:
-    DATASETS, TASKS, class_names(dataset, task)
+    DATASETS, TASKS, class_names(dataset, task); registry.dataset_spec(dataset) -> DatasetSpec
     load_samples(dataset, root, task, strict=False, errata="keep") -> SampleTable
     prepare(dataset, root, task, *, crop_size=224, margin=0.1, use_precropped=False,
             cache_dir=None, progress=True, reselect_frames=False, errata="keep",

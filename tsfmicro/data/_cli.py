@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .errata import ERRATA_CHOICES
 from .faces import DEFAULT_MARGIN
-from .registry import DATASETS, TASKS
+from .registry import DATASETS, SYNTHETIC_LAYOUTS, TASKS
 
 
 def register(subparsers) -> None:
@@ -14,7 +14,7 @@ def register(subparsers) -> None:
         "synth", help="write a synthetic dataset in an official layout",
         description="Write a synthetic micro-expression dataset in the official file layout of a dataset.",
     )
-    synth.add_argument("--layout", required=True, choices=["casme2", "samm", "casme3", "smic", "megc2019"])
+    synth.add_argument("--layout", required=True, choices=SYNTHETIC_LAYOUTS)
     synth.add_argument("--out", required=True, type=Path, help="folder to create (must be empty or synthetic)")
     synth.add_argument("--subjects", type=int, default=8)
     synth.add_argument("--clips-per-subject", type=int, default=10)
@@ -30,7 +30,9 @@ def register(subparsers) -> None:
     preprocess.add_argument("--root", required=True, type=Path, help="folder the dataset was unpacked into")
     preprocess.add_argument("--task", help="task to summarise (default: the dataset's first task); "
                                            "the cache covers every task")
-    preprocess.add_argument("--crop-size", type=int, default=224)
+    preprocess.add_argument("--crop-size", type=int, default=224,
+                            help="default: 224, the paper preset's image size; `train --preset tiny` uses 64 px "
+                                 "crops, in a cache of their own (--crop-size 64 prepares that one)")
     preprocess.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
                             help="added on each side of the MTCNN box, as a fraction of its size (default %(default)s)")
     preprocess.add_argument("--cache-dir", type=Path, default=None,

@@ -31,20 +31,14 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Union
+from typing import Mapping, Union
 
 import pandas as pd
 
-from .frames import (
-    CASME3_CLIP_DIRS,
-    PRECROPPED_FRAME_DIRS,
-    RAW_FRAME_DIRS,
-    child_case_insensitive,
-    find_dir,
-    index_frames,
-)
+from .frames import child_case_insensitive, find_dir, index_frames
 from .errata import ERRATA_DATASET, ERRATA_FILE, apply_choice, check_choice, clip_errata, damaged_note, erratum_text
 from .registry import MARKER_FILE, SYNTHETIC_SOURCE, dataset_info, normalise_label, task_info
+from .specs import CompositeList, DatasetSpec, LabelFolders, RowProblem, Spreadsheet
 from .types import REPORT_COLUMNS, SampleTable, empty_report
 
 Root = Union[str, os.PathLike, Mapping[str, Union[str, os.PathLike]]]
@@ -58,31 +52,9 @@ EXCLUDED_COLUMNS = REPORT_COLUMNS  # also the columns of the corrections report
 APEX_ANNOTATED = "annotated"
 APEX_MIDDLE = "middle of onset..offset (apex not annotated)"
 
-# Official column names per dataset, compared without case and spaces
-# ("OnsetFrame" in CASME II, "Onset Frame" in SAMM, "Onset" in CAS(ME)^3).
-COLUMNS = {
-    "casme2": {"subject": "Subject", "clip": "Filename", "onset": "OnsetFrame", "apex": "ApexFrame",
-               "offset": "OffsetFrame", "label": "Estimated Emotion"},
-    "samm": {"subject": "Subject", "clip": "Filename", "onset": "Onset Frame", "apex": "Apex Frame",
-             "offset": "Offset Frame", "label": "Estimated Emotion"},
-    "casme3": {"subject": "Subject", "clip": "Filename", "onset": "Onset", "apex": "Apex",
-               "offset": "Offset", "label": "emotion"},
-}
-# File names of the official annotation files, compared in lower case.
-ANNOTATION_PATTERNS = {
-    "casme2": ("casme2-coding-*.xlsx",),
-    "samm": ("samm*micro_facs_codes*.xlsx",),
-    "casme3": ("cas(me)3_part_a_me_label_jpgindex_v2.xlsx", "cas(me)3_part_a_me_label*.xls*"),
-}
-PREFERRED_SHEETS = {"casme2": "Sheet1", "samm": None, "casme3": "label"}
+# Each dataset's reader facts (file names, official column names compared without case and
+# spaces, sheet, subject ids, frame folders) are in its spec (tsfmicro/data/datasets/).
 HEADER_SEARCH_ROWS = 40  # SAMM's preamble is 13 rows; look a little further for other releases
-MEGC_LIST_NAME = "combined_3class_gt.csv"
-MEGC_PARTS = ("casme2", "samm", "smic")
-
-
-class RowProblem(Exception):
-    """One annotation row cannot be used; the message is the reason shown in the report."""
-
 
 @dataclass
 class ClipTable:
@@ -117,13 +89,13 @@ def load_samples(dataset: str, root: Root, task: str, strict: bool = False, erra
 
 def load_clips(dataset: str, root: Root, strict: bool = False) -> ClipTable:
     """Every valid clip of ``dataset`` with its frames located on disk, and the excluded rows."""
-    dataset_info(dataset)  # raises KeyError for an unknown name
-    if dataset == "megc2019":
-        return _load_megc(root, strict)
+    spec = dataset_info(dataset)  # raises KeyError for an unknown name
+    if isinstance(spec.reader, CompositeList):
+        return _load_composite(spec, root, strict)
     root = _as_dir(root, dataset)
-    if dataset == "smic":
-        return _load_smic(root, strict)
-    return _load_spreadsheet_dataset(dataset, root, strict)
+    if isinstance(spec.reader, LabelFolders):
+        return _load_label_folders(spec, root, strict)
+    return _load_spreadsheet_dataset(spec, root, strict)
 
 
 def select_task(clips: pd.DataFrame, dataset: str, task: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -156,7 +128,7 @@ def is_synthetic_root(root: Path) -> bool:
 
 def find_annotation_file(dataset: str, root: Path) -> Path:
     """The official annotation file in ``root``; with several releases the newest wins."""
-    patterns = ANNOTATION_PATTERNS[dataset]
+    patterns = _spreadsheet(dataset).patterns
     for pattern in patterns:
         found = _matching_files(root, pattern)
         if found:
@@ -181,13 +153,13 @@ def read_sheet(dataset: str, path: Path) -> pd.DataFrame:
     except Exception as error:  # openpyxl/xlrd raise many types for a damaged file
         raise ValueError(f"{path}: cannot read as a spreadsheet ({error})") from error
     with book:
-        sheet = PREFERRED_SHEETS[dataset]
+        sheet = _spreadsheet(dataset).sheet
         sheet = sheet if sheet in book.sheet_names else book.sheet_names[0]
         # header=None so that every sheet row is kept and row numbers stay exact
         cells = pd.read_excel(book, sheet_name=sheet, header=None, dtype=object)
     header_index = _find_header_row(cells, path, sheet)
     header = [_column_key(cell) for cell in cells.iloc[header_index]]
-    wanted = COLUMNS[dataset]
+    wanted = _spreadsheet(dataset).columns
     positions = {}
     for canonical, official in wanted.items():
         key = _column_key(official)
@@ -224,11 +196,19 @@ def _column_key(cell: object) -> str:
     return re.sub(r"\s+", "", str(cell)).lower() if pd.notna(cell) else ""
 
 
-def _load_spreadsheet_dataset(dataset: str, root: Path, strict: bool) -> ClipTable:
+def _spreadsheet(dataset: str) -> Spreadsheet:
+    reader = dataset_info(dataset).reader
+    if not isinstance(reader, Spreadsheet):
+        raise ValueError(f"{dataset} has no annotation spreadsheet")
+    return reader
+
+
+def _load_spreadsheet_dataset(spec: DatasetSpec, root: Path, strict: bool) -> ClipTable:
+    dataset = spec.name
     annotation = find_annotation_file(dataset, root)
     rows = read_sheet(dataset, annotation)
-    locator = _FrameLocator(dataset, root)
-    subject_id = SUBJECT_IDS[dataset]
+    locator = _FrameLocator(spec, root)
+    subject_id, clip_id_of = spec.reader.subject_id, spec.reader.clip_id
     checker = _RowChecker(dataset, annotation, root, strict)
     for record in rows.to_dict("records"):
         with checker.row(record["row"]) as check:
@@ -236,12 +216,12 @@ def _load_spreadsheet_dataset(dataset: str, root: Path, strict: bool) -> ClipTab
             check.subject = subject
             name = _text(record["clip"], "filename")
             annotated_onset = _frame(record["onset"], "onset")
-            check.clip_id = _clip_id(dataset, subject, name, annotated_onset)
+            check.clip_id = clip_id_of(subject, name, annotated_onset)
             offset = _frame(record["offset"], "offset")
             apex, apex_rule = _apex(record["apex"], annotated_onset, offset)
             label = _known_label(dataset, record["label"])
             onset, apex, correction = _owners_fix(dataset, subject, name, annotated_onset, apex)
-            clip_id = check.clip_id = _clip_id(dataset, subject, name, onset)
+            clip_id = check.clip_id = clip_id_of(subject, name, onset)
             if correction:
                 check.correct(correction)
             check.claim_clip(subject, clip_id)
@@ -261,11 +241,6 @@ def _load_spreadsheet_dataset(dataset: str, root: Path, strict: bool) -> ClipTab
     return checker.result([annotation, *errata_files], locator.has_precropped, {dataset: root})
 
 
-def _clip_id(dataset: str, subject: str, name: str, onset: int) -> str:
-    """CAS(ME)^3 videos hold several clips: its clip id needs the onset (spNO.1_a_355)."""
-    return f"{subject}_{name}_{onset}" if dataset == "casme3" else name
-
-
 def _owners_fix(dataset: str, subject: str, name: str, onset: int, apex: int) -> tuple[int, int, str]:
     """(onset, apex, reason) after the owners' published correction when one concerns this row
     (spNO.216 e: onset and apex written 0, frames from 1.jpg: +1 to both); reason '' if none."""
@@ -276,26 +251,29 @@ def _owners_fix(dataset: str, subject: str, name: str, onset: int, apex: int) ->
     return onset, apex, ""
 
 
-# ----------------------------------------------------------------------------- SMIC (folders)
+# ----------------------------------------------------------------------------- label folders (SMIC)
 
 
-def _load_smic(root: Path, strict: bool) -> ClipTable:
-    """SMIC-HS has no annotation file: ``HS/s1/micro/<label>/<clip>/`` gives the label.
+def _load_label_folders(spec: DatasetSpec, root: Path, strict: bool) -> ClipTable:
+    """No annotation file (SMIC-HS): ``HS/s1/micro/<label>/<clip>/`` gives the label.
 
     Onset = first frame, offset = last frame, apex = middle (SMIC has no apex annotation).
     ``non_micro`` folders hold non-micro-expression clips and are not part of the dataset.
     """
-    base = find_dir(root, RAW_FRAME_DIRS["smic"])
+    dataset, name = spec.name, spec.display_name
+    base = find_dir(root, spec.frames.raw)
     if base is None:
         raise FileNotFoundError(
-            f"{root} is not a SMIC root: no SMIC_all_raw/HS/ (or HS/) folder with s1/micro/... in it"
+            f"{root} is not a {name} root: no {' or '.join(folder + '/' for folder in spec.frames.raw)} folder "
+            "with s1/micro/... in it"
         )
-    cropped = find_dir(root, PRECROPPED_FRAME_DIRS["smic"])
-    checker = _RowChecker("smic", None, root, strict)
-    subjects = sorted((p for p in base.iterdir() if p.is_dir() and re.fullmatch(r"s\d+", p.name, re.I)),
+    cropped = find_dir(root, spec.frames.precropped)
+    checker = _RowChecker(dataset, None, root, strict)
+    pattern = spec.reader.subject_pattern
+    subjects = sorted((p for p in base.iterdir() if p.is_dir() and re.fullmatch(pattern, p.name, re.I)),
                       key=lambda p: int(p.name[1:]))
     if not subjects:
-        raise FileNotFoundError(f"{base}: no subject folders s1, s2, ...; is this the SMIC-HS root?")
+        raise FileNotFoundError(f"{base}: no subject folders s1, s2, ...; is this the {name} root?")
     for subject_dir in subjects:
         clip_dirs = sorted(subject_dir.glob("micro/*/*"))
         if not clip_dirs:
@@ -305,7 +283,7 @@ def _load_smic(root: Path, strict: bool) -> ClipTable:
                 continue
             with checker.row(None, file=clip_dir) as check:
                 check.subject, check.clip_id = subject_dir.name, clip_dir.name
-                label = _known_label("smic", clip_dir.parent.name)
+                label = _known_label(dataset, clip_dir.parent.name)
                 frames = index_frames(clip_dir)
                 if not frames:
                     raise RowProblem(f"clip folder has no frames: {clip_dir}")
@@ -318,35 +296,36 @@ def _load_smic(root: Path, strict: bool) -> ClipTable:
                     subject=subject_dir.name, clip_id=clip_dir.name, onset_frame=onset, apex_frame=apex,
                     offset_frame=offset, label=label, apex_rule=APEX_MIDDLE, action_units="", **paths,
                 ))
-    return checker.result([], cropped is not None, {"smic": root})
+    return checker.result([], cropped is not None, {dataset: root})
 
 
 def _nearest_frame(frames: dict[int, Path], wanted: int) -> int:
     return min(frames, key=lambda number: (abs(number - wanted), number))
 
 
-# ----------------------------------------------------------------------------- MEGC2019 composite
+# ----------------------------------------------------------------------------- composites (MEGC2019)
 
 
-def megc_roots(root: Root) -> dict[str, Path]:
-    """Resolve the composite's parts: a mapping, or one folder holding casme2/, samm/, smic/, the list."""
+def composite_roots(spec: DatasetSpec, root: Root) -> dict[str, Path]:
+    """Resolve a composite's parts: a mapping, or one folder holding casme2/, samm/, smic/, the list."""
+    parts, list_file = spec.parts, spec.reader.file
     if isinstance(root, Mapping):
-        unknown = set(root) - {*MEGC_PARTS, "list"}
+        unknown = set(root) - {*parts, "list"}
         if unknown:
-            raise KeyError(f"megc2019 root has unknown keys {sorted(unknown)}; expected casme2, samm, smic, list")
+            raise KeyError(f"{spec.name} root has unknown keys {sorted(unknown)}; expected {', '.join(parts)}, list")
         roots = {key: Path(value) for key, value in root.items()}
     else:
-        folder = _as_dir(root, "megc2019")
-        roots = {part: folder / part for part in MEGC_PARTS if (folder / part).is_dir()}
-        roots["list"] = folder / MEGC_LIST_NAME
+        folder = _as_dir(root, spec.name)
+        roots = {part: folder / part for part in parts if (folder / part).is_dir()}
+        roots["list"] = folder / list_file
     if "list" not in roots or not roots["list"].is_file():
-        raise FileNotFoundError(f"megc2019: official list {roots.get('list', MEGC_LIST_NAME)} not found")
+        raise FileNotFoundError(f"{spec.name}: official list {roots.get('list', list_file)} not found")
     return roots
 
 
-def _load_megc(root: Root, strict: bool) -> ClipTable:
-    roots = megc_roots(root)
-    list_path = roots["list"]
+def _load_composite(spec: DatasetSpec, root: Root, strict: bool) -> ClipTable:
+    roots = composite_roots(spec, root)
+    list_path, known_parts, list_ids = roots["list"], spec.parts, spec.reader.ids
     try:
         listing = pd.read_csv(list_path, header=None, dtype=str, keep_default_na=False)
     except Exception as error:
@@ -354,7 +333,7 @@ def _load_megc(root: Root, strict: bool) -> ClipTable:
     if listing.shape[1] != 4:
         raise ValueError(f"{list_path}, row 1: expected 4 columns dataset,subject,filename,label; found {listing.shape[1]}")
     parts = {}
-    for part in sorted(set(listing[0].str.strip().str.lower()) & set(MEGC_PARTS)):
+    for part in sorted(set(listing[0].str.strip().str.lower()) & set(known_parts)):
         if part not in roots:
             raise FileNotFoundError(f"{list_path} lists {part} clips but no {part} folder was given")
         parts[part] = load_clips(part, roots[part], strict=strict)
@@ -362,18 +341,20 @@ def _load_megc(root: Root, strict: bool) -> ClipTable:
               for part, table in parts.items() for i in table.clips.index}
     problems = {(part, row.subject, row.clip_id): row for part, table in parts.items()
                 for row in table.excluded.itertuples()}
-    checker = _RowChecker("megc2019", list_path, list_path.parent, strict)
+    checker = _RowChecker(spec.name, list_path, list_path.parent, strict)
     listed = set()
-    class_names = task_info("megc2019", "3class").class_names
+    class_names = task_info(spec.name, spec.reader.task).class_names
+    labels = [str(index) for index in range(len(class_names))]
+    meanings = [f"{index} ({name})" for index, name in enumerate(class_names)]
     for number, (part, subject, clip, label) in enumerate(listing.itertuples(index=False), start=1):
         with checker.row(number) as check:
             part = part.strip().lower()
-            if part not in MEGC_PARTS:
-                raise RowProblem(f"unknown dataset {part!r}; expected one of {', '.join(MEGC_PARTS)}")
-            subject, clip = _megc_ids(part, subject.strip(), clip.strip())
+            if part not in known_parts:
+                raise RowProblem(f"unknown dataset {part!r}; expected one of {', '.join(known_parts)}")
+            subject, clip = list_ids(part, subject.strip(), clip.strip())
             check.subject, check.clip_id = f"{part}/{subject}", clip
-            if label.strip() not in ("0", "1", "2"):
-                raise RowProblem(f"label {label!r} is not 0 (negative), 1 (positive) or 2 (surprise)")
+            if label.strip() not in labels:
+                raise RowProblem(f"label {label!r} is not {', '.join(meanings[:-1])} or {meanings[-1]}")
             key = (part, subject, clip)
             check.claim_clip(part + "/" + subject, clip)
             if key not in by_key:
@@ -390,7 +371,7 @@ def _load_megc(root: Root, strict: bool) -> ClipTable:
                             all(t.precropped_available for t in parts.values()), roots)
     unlisted = [
         dict(dataset=part, file=row["file"], row=row["row"], subject=f"{part}/{row['subject']}",
-             clip_id=row["clip_id"], reason=f"not in {MEGC_LIST_NAME}")
+             clip_id=row["clip_id"], reason=f"not in {spec.reader.file}")
         for part, table in parts.items() for row in table.clips.to_dict("records")
         if (part, row["subject"], row["clip_id"]) not in listed
     ]
@@ -402,44 +383,7 @@ def _load_megc(root: Root, strict: bool) -> ClipTable:
     return result
 
 
-def _megc_ids(part: str, subject: str, clip: str) -> tuple[str, str]:
-    """The list's ids in our form: SMIC's s01 / s01_ne_01 are folders s1 / s1_ne_01."""
-    if part == "smic":
-        subject = re.sub(r"^s0*(\d+)$", r"s\1", subject, flags=re.I)
-        clip = re.sub(r"^s0*(\d+)_", r"s\1_", clip, flags=re.I)
-        return subject, clip
-    return SUBJECT_IDS[part](subject), clip
-
-
 # ----------------------------------------------------------------------------- cell parsing
-
-
-def _casme2_subject(cell: object) -> str:
-    """1, '01' and 'sub01' all mean folder sub01 (the releases differ)."""
-    match = re.fullmatch(r"(?:sub)?0*(\d+)(?:\.0)?", str(cell).strip(), re.I)
-    if not match:
-        raise RowProblem(f"subject {cell!r} is not a CASME II subject number")
-    return f"sub{int(match.group(1)):02d}"
-
-
-def _samm_subject(cell: object) -> str:
-    """SAMM writes 6 where the folder is 006."""
-    match = re.fullmatch(r"0*(\d+)(?:\.0)?", str(cell).strip())
-    if not match:
-        raise RowProblem(f"subject {cell!r} is not a SAMM subject number")
-    return f"{int(match.group(1)):03d}"
-
-
-def _casme3_subject(cell: object) -> str:
-    match = re.fullmatch(r"sp\s*no\.?\s*0*(\d+)", str(cell).strip(), re.I)
-    if not match:
-        raise RowProblem(f"subject {cell!r} is not a CAS(ME)^3 participant id like spNO.1")
-    return f"spNO.{int(match.group(1))}"
-
-
-SUBJECT_IDS: dict[str, Callable[[object], str]] = {
-    "casme2": _casme2_subject, "samm": _samm_subject, "casme3": _casme3_subject,
-}
 
 
 def _is_blank(cell: object) -> bool:
@@ -498,16 +442,18 @@ def _au_text(cell: object) -> str:
 
 
 class _FrameLocator:
-    """Finds a clip's onset and apex frames in the raw and, when present, pre-cropped release."""
+    """Finds a clip's onset and apex frames in the raw and, when present, pre-cropped release
+    (the folders of the dataset's FrameLayout)."""
 
-    def __init__(self, dataset: str, root: Path):
-        self.dataset = dataset
+    def __init__(self, spec: DatasetSpec, root: Path):
+        self.dataset = spec.name
+        self.layout = layout = spec.frames
         self.root = root
-        self.raw = find_dir(root, RAW_FRAME_DIRS[dataset])
-        self.precropped = find_dir(root, PRECROPPED_FRAME_DIRS.get(dataset, ()))
-        self.clip_release = find_dir(root, CASME3_CLIP_DIRS) if dataset == "casme3" else None
+        self.raw = find_dir(root, layout.raw)
+        self.precropped = find_dir(root, layout.precropped)
+        self.clip_release = find_dir(root, layout.clip_release)
         if self.raw is None and self.precropped is None and self.clip_release is None:
-            tried = ", ".join(RAW_FRAME_DIRS[dataset] + PRECROPPED_FRAME_DIRS.get(dataset, ()))
+            tried = ", ".join(layout.raw + layout.precropped)
             raise FileNotFoundError(f"{root}: annotation file found but no frame folder (tried {tried})")
         self.has_precropped = self.precropped is not None
 
@@ -527,12 +473,12 @@ class _FrameLocator:
         return subject_dir and child_case_insensitive(subject_dir, clip)
 
     def _raw_clip_folder(self, subject: str, clip: str, onsets: tuple[int, int | None]) -> Path:
-        if self.dataset == "casme3":
+        if self.layout.video_frames:  # videos holding several clips (CAS(ME)^3)
             if self.raw is not None:
                 subject_dir = child_case_insensitive(self.raw, subject)
                 video = subject_dir and child_case_insensitive(subject_dir, clip)
                 if video is not None:
-                    return video / "color"
+                    return video / self.layout.video_frames
             if self.clip_release is not None:
                 for onset in dict.fromkeys(number for number in onsets if number is not None):
                     folder = child_case_insensitive(self.clip_release, f"{subject}_{clip}_{onset}")

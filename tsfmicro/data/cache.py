@@ -10,7 +10,7 @@ remove (``errata="owners"``) are selected after loading, so every task and choic
 With ``reselect_frames=True`` the cache also holds, per clip, a TRAINING pair (the authors'
 optional re-selection, paper.md "Inputs"): the (onset+i, apex-j) pair, i and j from 0 to
 ``reselect_shift``, with onset+i < apex-j and both frames on disk, whose crops (cut with the
-onset's face box) differ most. The window, per dataset (``RESELECT_WINDOWS``):
+onset's face box) differ most. The window, per dataset (``RESELECT_WINDOWS``, from the specs):
 
 * CASME II and CAS(ME)^3: floor(0.15 * (apex - onset) / 4), as the authors' ``base.py``
   (``flow_difference``, ``casme3_difference``);
@@ -47,7 +47,10 @@ import hashlib
 import json
 import math
 import os
+import sys
 import warnings
+import zipfile
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
@@ -70,7 +73,7 @@ from .faces import (
     square_box,
 )
 from .frames import index_frames, read_frame
-from .registry import task_info
+from .registry import DATASETS, dataset_spec, task_info
 from .moved_frames import (
     AUTOMATIC_APEX_RULE,
     SHIFT_KINDS,
@@ -87,8 +90,10 @@ from .types import PreparedData
 
 CACHE_FORMAT = 1  # bump when the crop procedure changes, so old caches are not reused
 DETECTION_BATCH = 8
-# Training-time re-selection window: i, j up to floor(fraction * (apex - onset) / divisor).
-RESELECT_WINDOWS = {"casme2": (0.15, 4), "casme3": (0.15, 4), "samm": (0.10, 1)}  # the authors' base.py
+# Training-time re-selection window: i, j up to floor(fraction * (apex - onset) / divisor); each
+# dataset's spec holds the authors' window (their base.py), None where they have no script.
+RESELECT_WINDOWS = {name: dataset_spec(name).reselect_window for name in DATASETS
+                    if dataset_spec(name).reselect_window is not None}
 OUR_RESELECT_WINDOW = (0.15, 4)  # datasets without an authors' script (SMIC): CASME II's rule
 RESELECT_SCORE = "l2 of the signed difference"  # enters the cache key: a new score builds new caches
 
@@ -130,19 +135,16 @@ def prepare(dataset: str, root: Root, task: str, *, crop_size: int = 224, margin
     clips = load_clips(dataset, root)
     if use_precropped and not clips.precropped_available:
         raise ValueError(f"{dataset}: no pre-cropped release found under {root}; run without --precropped")
-    settings = {"crop_size": int(crop_size), "margin": float(margin), "use_precropped": bool(use_precropped)}
-    if reselect_frames:  # only then: the default settings, key and file name stay as they were
-        settings["reselect"] = {"windows": {name: [float(f), int(d)] for name, (f, d) in RESELECT_WINDOWS.items()},
-                                "other_datasets": [float(OUR_RESELECT_WINDOW[0]), int(OUR_RESELECT_WINDOW[1])],
-                                "score": RESELECT_SCORE}
+    settings = cache_settings(crop_size, margin, use_precropped, reselect_frames)
     key = cache_key(clips, settings)
     method = ("precropped" if use_precropped else "mtcnn") + ("_reselect" if reselect_frames else "")
     path = Path(cache_dir or default_cache_dir()) / f"{dataset}_{crop_size}px_{method}_{key[:16]}.npz"
-    if path.is_file():
-        crops = _read_cache(path)
-    else:
-        crops = _build(clips, settings, progress)
+    crops = _read_intact(path, _read_cache)  # None: missing, or damaged (said, then rebuilt)
+    if crops is None:
+        partial = path.with_name(f"{path.stem}.partial.npz")  # the clips cropped before a Ctrl-C
+        crops = _build(clips, settings, progress, partial)
         _write_cache(path, crops)
+        partial.unlink(missing_ok=True)
     if (apex == "automatic" or percents) and crops.boxes is None:
         crops = _rebuild_with_boxes(clips, settings, progress, path, crops)
     view = _task_view(clips, crops, dataset, task, key, path, errata)
@@ -152,6 +154,16 @@ def prepare(dataset: str, root: Root, task: str, *, crop_size: int = 224, margin
         view.shifted = _shifted_view(view, _shift_crops(clips, crops, settings, key, path, percents, progress),
                                      percents)
     return view
+
+
+def cache_settings(crop_size: int, margin: float, use_precropped: bool, reselect_frames: bool) -> dict:
+    """The crop settings a cache is keyed by (with ``cache_key``)."""
+    settings = {"crop_size": int(crop_size), "margin": float(margin), "use_precropped": bool(use_precropped)}
+    if reselect_frames:  # only then: the default settings, key and file name stay as they were
+        settings["reselect"] = {"windows": {name: [float(f), int(d)] for name, (f, d) in RESELECT_WINDOWS.items()},
+                                "other_datasets": [float(OUR_RESELECT_WINDOW[0]), int(OUR_RESELECT_WINDOW[1])],
+                                "score": RESELECT_SCORE}
+    return settings
 
 
 def cache_key(clips: ClipTable, settings: dict) -> str:
@@ -219,7 +231,14 @@ def _clip_key(row) -> str:
     return f"{row['dataset']}|{row['subject']}|{row['clip_id']}"
 
 
-def _build(clips: ClipTable, settings: dict, progress: bool) -> _Crops:
+class CroppingInterrupted(KeyboardInterrupt):
+    """Ctrl-C while faces were cropped; the message says which crops are kept, and where."""
+
+
+def _build(clips: ClipTable, settings: dict, progress: bool, partial: Path | None = None) -> _Crops:
+    """Every clip's crops. ``partial``: where the crops finished before a Ctrl-C are kept, and
+    taken up again by the next build (whole detection batches, so the crops are the same as
+    those of an uninterrupted build)."""
     from tqdm.auto import tqdm
 
     size = settings["crop_size"]
@@ -227,27 +246,55 @@ def _build(clips: ClipTable, settings: dict, progress: bool) -> _Crops:
     detector = None if settings["use_precropped"] else FaceDetector()
     keys, methods, onsets, apexes, unreadable, cuts = [], [], [], [], [], []
     train_onsets, train_apexes, train_frames = [], [], []
-    with tqdm(total=len(table), desc=f"face crops {clips.dataset}", unit="clip", disable=not progress) as bar:
-        for start in range(0, len(table), DETECTION_BATCH):
-            batch = table[start:start + DETECTION_BATCH]
-            pairs = [_read_pair(row, settings["use_precropped"], unreadable) for row in batch]
-            readable = [(row, pair) for row, pair in zip(batch, pairs) if pair is not None]
-            boxes = detector.largest_faces([pair[0] for _, pair in readable]) if detector and readable else \
-                [None] * len(readable)
-            for (row, (onset, apex)), box in zip(readable, boxes):
-                result = _crop_pair(row, onset, apex, box, settings, unreadable)
-                if result is not None:
-                    keys.append(_clip_key(row))
-                    methods.append(result[2])
-                    onsets.append(result[0])
-                    apexes.append(result[1])
-                    cuts.append(result[3])
-                    if "reselect" in settings:
-                        train_onset, train_apex, frames = _reselect(row, *result)
-                        train_onsets.append(train_onset)
-                        train_apexes.append(train_apex)
-                        train_frames.append(frames)
-            bar.update(len(batch))
+    begun = 0
+    kept = _read_intact(partial, _read_arrays) if partial is not None else None
+    if kept is not None and int(kept["rows"]) == len(table):
+        begun = int(kept["done"])
+        keys, methods = kept["keys"].tolist(), kept["crop_method"].tolist()
+        onsets, apexes = list(kept["onset"]), list(kept["apex"])
+        unreadable = json.loads(str(kept["unreadable"]))
+        cuts = [_Cut(size, None if np.isnan(box).any() else tuple(float(v) for v in box),
+                     None if not shape.any() else (int(shape[0]), int(shape[1]), 3))
+                for box, shape in zip(kept["boxes"], kept["frame_shapes"])]
+        if "reselect" in settings:
+            train_onsets, train_apexes = list(kept["train_onset"]), list(kept["train_apex"])
+            train_frames = [tuple(int(v) for v in frames) for frames in kept["train_frames"]]
+    done, cropped, noted = begun, len(keys), len(unreadable)  # as of the last whole batch
+    try:
+        with tqdm(total=len(table), initial=begun, desc=f"face crops {clips.dataset}", unit="clip",
+                  disable=not progress) as bar:
+            for start in range(begun, len(table), DETECTION_BATCH):
+                batch = table[start:start + DETECTION_BATCH]
+                pairs = [_read_pair(row, settings["use_precropped"], unreadable) for row in batch]
+                readable = [(row, pair) for row, pair in zip(batch, pairs) if pair is not None]
+                boxes = detector.largest_faces([pair[0] for _, pair in readable]) if detector and readable else \
+                    [None] * len(readable)
+                for (row, (onset, apex)), box in zip(readable, boxes):
+                    result = _crop_pair(row, onset, apex, box, settings, unreadable)
+                    if result is not None:
+                        keys.append(_clip_key(row))
+                        methods.append(result[2])
+                        onsets.append(result[0])
+                        apexes.append(result[1])
+                        cuts.append(result[3])
+                        if "reselect" in settings:
+                            train_onset, train_apex, frames = _reselect(row, *result)
+                            train_onsets.append(train_onset)
+                            train_apexes.append(train_apex)
+                            train_frames.append(frames)
+                done, cropped, noted = start + len(batch), len(keys), len(unreadable)
+                bar.update(len(batch))
+    except KeyboardInterrupt:
+        if partial is None or done == begun:
+            raise
+        lists = [keys, methods, onsets, apexes, cuts] + ([train_onsets, train_apexes, train_frames]
+                                                          if "reselect" in settings else [])
+        for items in lists:  # the batch under way is dropped: the next build crops it whole
+            del items[cropped:]
+        del unreadable[noted:]
+        _write_partial(partial, len(table), done, size, keys, methods, onsets, apexes, unreadable, cuts,
+                       (train_onsets, train_apexes, train_frames) if "reselect" in settings else None)
+        raise CroppingInterrupted(f"the face crops of {done} of {len(table)} clips are kept in {partial}") from None
     empty = np.zeros((0, size, size, 3), np.uint8)
     stack = lambda crops: np.stack(crops) if crops else empty  # noqa: E731
     crops = _Crops(keys, methods, stack(onsets), stack(apexes), pd.DataFrame(unreadable, columns=EXCLUDED_COLUMNS))
@@ -259,6 +306,24 @@ def _build(clips: ClipTable, settings: dict, progress: bool) -> _Crops:
     if detector is not None:
         _warn_fallbacks(crops)
     return crops
+
+
+def _write_partial(path: Path, rows: int, done: int, size: int, keys, methods, onsets, apexes, unreadable, cuts,
+                   train) -> None:
+    """The crops of the first ``done`` of ``rows`` clips (whole batches), for the next build."""
+    empty = np.zeros((0, size, size, 3), np.uint8)
+    stack = lambda crops: np.stack(crops) if crops else empty  # noqa: E731
+    arrays = dict(rows=np.array(rows), done=np.array(done), keys=np.array(keys, dtype=str),
+                  crop_method=np.array(methods, dtype=str), onset=stack(onsets), apex=stack(apexes),
+                  unreadable=np.array(json.dumps(unreadable, default=str)),
+                  boxes=np.array([cut.box or (np.nan,) * 4 for cut in cuts], dtype=np.float64).reshape(-1, 4),
+                  frame_shapes=np.array([cut.shape[:2] if cut.shape else (0, 0) for cut in cuts],
+                                        dtype=np.int64).reshape(-1, 2))
+    if train is not None:
+        arrays.update(train_onset=stack(train[0]), train_apex=stack(train[1]),
+                      train_frames=np.array(train[2], dtype=np.int64).reshape(-1, 2))
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        np.savez(handle, **arrays)
 
 
 def _read_pair(row: dict, use_precropped: bool, unreadable: list) -> tuple[np.ndarray, np.ndarray] | None:
@@ -433,10 +498,10 @@ def _automatic_apex(clips: ClipTable, crops: _Crops, settings: dict, key: str, p
                       range(int(row["onset_frame"]) + 1, int(row["offset_frame"]) + 1))
     apex_key = digest.hexdigest()
     file = path.with_name(f"{path.stem}_autoapex_{apex_key[:16]}.npz")
-    if file.is_file():
-        with np.load(file, allow_pickle=False) as stored:
-            return _AutomaticApex(apex_key, file, stored["keys"].tolist(), stored["frames"], stored["crops"],
-                                  stored["notes"].tolist())
+    stored = _read_intact(file, _read_arrays)
+    if stored is not None:
+        return _AutomaticApex(apex_key, file, stored["keys"].tolist(), stored["frames"], stored["crops"],
+                              stored["notes"].tolist())
     keys, frames, chosen, notes = [], [], [], []
     size = settings["crop_size"]
     for index, row in tqdm(rows, desc=f"automatic apex {clips.dataset}", unit="clip", disable=not progress):
@@ -509,10 +574,10 @@ def _shift_crops(clips: ClipTable, crops: _Crops, settings: dict, key: str, path
                           sorted(needed[crops.keys[index]]))
     frames_key = digest.hexdigest()
     file = path.with_name(f"{path.stem}_frames_{frames_key[:16]}.npz")
-    if file.is_file():
-        with np.load(file, allow_pickle=False) as stored:
-            owners, numbers, images = stored["keys"].tolist(), stored["frames"].tolist(), stored["crops"]
-            problems = json.loads(str(stored["problems"]))
+    stored = _read_intact(file, _read_arrays)
+    if stored is not None:
+        owners, numbers, images = stored["keys"].tolist(), stored["frames"].tolist(), stored["crops"]
+        problems = json.loads(str(stored["problems"]))
     else:
         owners, numbers, images, problems = [], [], [], []
         size = settings["crop_size"]
@@ -581,6 +646,34 @@ def _write_cache(path: Path, crops: _Crops) -> None:
         np.savez(handle, onset=crops.onset, apex=crops.apex, keys=np.array(crops.keys, dtype=str),
                  crop_method=np.array(crops.crop_method, dtype=str),
                  unreadable=np.array(crops.unreadable.to_json(orient="records")), **train)
+
+
+# What reading a damaged .npz raises: a truncated or overwritten zip (BadZipFile, also for a bad
+# CRC), an empty file (EOFError), random bytes (ValueError: numpy takes them for a pickle), a
+# missing array (KeyError), bad JSON inside (ValueError).
+_DAMAGED = (zipfile.BadZipFile, EOFError, ValueError, KeyError, zlib.error)
+
+
+def _read_intact(path: Path, reader):
+    """``reader(path)``; None when the file is missing, or damaged: then it is named on stderr
+    and removed, so the caller rebuilds it from the dataset (the cache only ever holds what the
+    frames give again). Without this a damaged file fails every later run the same way."""
+    if not path.is_file():
+        return None
+    try:
+        return reader(path)
+    except _DAMAGED as error:
+        reason = str(error).splitlines()[0][:120] if str(error) else error.__class__.__name__
+        print(f"face-crop cache {path} is damaged ({error.__class__.__name__}: {reason}); removed, "
+              "building it again from the dataset", file=sys.stderr, flush=True)
+        path.unlink(missing_ok=True)
+        return None
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz, read now (so a damaged member fails here, not later)."""
+    with np.load(path, allow_pickle=False) as stored:
+        return {name: stored[name] for name in stored.files}
 
 
 def _read_cache(path: Path) -> _Crops:

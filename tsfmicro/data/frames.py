@@ -1,4 +1,5 @@
-"""Where each dataset keeps its frames, and reading one frame as an RGB array.
+"""Finding frames on disk and reading one frame as an RGB array (where each dataset keeps its
+frames is its spec's FrameLayout, tsfmicro/data/datasets/).
 
 Frame numbers are always parsed from the trailing integer of a file name (``img46.jpg``,
 ``006_05562.jpg``, ``reg_image106950.bmp``), never built from a pattern, because the
@@ -15,21 +16,6 @@ from PIL import Image, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 _TRAILING_INTEGER = re.compile(r"(\d+)$")
-
-# Folders that hold the subject folders, relative to the dataset root, in the order tried.
-# Several entries per release because copies of the datasets are unpacked differently.
-RAW_FRAME_DIRS = {
-    "casme2": ("CASME2_RAW_selected/CASME2_RAW_selected", "CASME2_RAW_selected", "CASME2_RAW"),
-    "samm": ("SAMM", "."),
-    "casme3": ("part_A/data/part_A_split/part_A", "data/part_A_split/part_A", "part_A_split/part_A", "part_A"),
-    "smic": ("SMIC_all_raw/HS", "HS"),
-}
-PRECROPPED_FRAME_DIRS = {
-    "casme2": ("Cropped-updated/Cropped", "Cropped", "Cropped-updated"),
-    "smic": ("SMIC_all_cropped/HS",),
-}
-# CAS(ME)^3 also ships a per-clip release: Part_A_ME_clip/frame/spNO.1_a_355/355.jpg
-CASME3_CLIP_DIRS = ("Part_A_ME_clip/frame", "frame")
 
 
 def frame_number(path: Path) -> int | None:

@@ -1,4 +1,6 @@
-"""Datasets, tasks and class maps: the one place that says which label goes to which class.
+"""The datasets tsfmicro knows, and every list derived from their specs (tsfmicro.data.specs;
+one module per dataset in tsfmicro/data/datasets/): names, tasks and class maps, synthetic
+layouts, published sizes, the missing-folder message.
 
 Labels are compared after ``normalise_label`` (trimmed, lower case, dataset aliases applied),
 so SAMM's ``Other``/``Others`` and CAS(ME)^3's ``others``/``Others`` fall together.
@@ -10,116 +12,32 @@ SMIC, and the same grouping for CAS(ME)^3 with ``others`` dropped. Each task nam
 """
 from __future__ import annotations
 
-import csv
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Mapping
+from .datasets import SPECS
+from .specs import MARKER_FILE, MEGC2019_SOURCE, SHARED_TASK, SYNTHETIC_SOURCE, DatasetSpec, Task
 
-MARKER_FILE = "TSFMICRO_SYNTHETIC.txt"  # written by the synthetic writer; makes results say SYNTHETIC
-SYNTHETIC_SOURCE = "SYNTHETIC"
+__all__ = ["DATASETS", "TASKS", "SYNTHETIC_LAYOUTS", "DatasetSpec", "DatasetInfo", "Task", "MARKER_FILE",
+           "SYNTHETIC_SOURCE", "SHARED_TASK", "MEGC2019_SOURCE", "dataset_spec", "dataset_info", "task_info",
+           "class_names", "display_name", "unmapped_classes", "shared_tasks", "normalise_label", "published_size",
+           "missing_folder_help"]
 
+DatasetInfo = DatasetSpec  # the name this record had before it held a dataset's every fact
 
-@dataclass(frozen=True)
-class Task:
-    class_names: tuple[str, ...]
-    label_to_class: Mapping[str, str]  # normalised annotation label -> class name
-    source: str = ""  # where the grouping comes from
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    name: str
-    display_name: str
-    labels: tuple[str, ...]  # every normalised label the official annotation may carry
-    tasks: Mapping[str, Task]
-    aliases: Mapping[str, str] = field(default_factory=dict)
-    parts: tuple[str, ...] = ()  # a composite's datasets (leave-one-dataset-out holds out each)
-
-
-def _identity_task(names: tuple[str, ...], source: str = "the dataset's own labels") -> Task:
-    return Task(names, {name: name for name in names}, source)
-
-
-def _three_class(negative: tuple[str, ...], positive: tuple[str, ...], surprise: tuple[str, ...],
-                 extra: tuple[str, ...] = (), source: str = "") -> Task:
-    """Group emotions into MEGC-style classes; ``extra`` classes keep their own name."""
-    mapping = {label: "negative" for label in negative}
-    mapping.update({label: "positive" for label in positive})
-    mapping.update({label: "surprise" for label in surprise})
-    mapping.update({label: label for label in extra})
-    return Task(("negative", "positive", "surprise") + extra, mapping, source)
-
-
-MEGC2019_SOURCE = ("MEGC2019 composite 3-class grouping (See et al., FG 2019; the official "
-                   "combined_3class_gt.csv)")
-SHARED_TASK = "3class_megc"  # the task every dataset has, for cross-dataset protocols
-
-
-_REGISTRY: dict[str, DatasetInfo] = {
-    "casme2": DatasetInfo(
-        name="casme2",
-        display_name="CASME II",
-        labels=("happiness", "surprise", "disgust", "repression", "others", "fear", "sadness"),
-        tasks={
-            "5class": _identity_task(("happiness", "surprise", "disgust", "repression", "others")),
-            # The authors' code puts fear and sadness into negative (the MEGC list does not).
-            "3class": _three_class(("disgust", "repression", "fear", "sadness"), ("happiness",), ("surprise",),
-                                   source="the TSFmicro authors' code (Cross-Innovation-Lab/TSFmicro)"),
-            # MEGC2019: negative = disgust + repression; fear, sadness and others dropped
-            SHARED_TASK: _three_class(("disgust", "repression"), ("happiness",), ("surprise",), source=MEGC2019_SOURCE),
-        },
-    ),
-    "samm": DatasetInfo(
-        name="samm",
-        display_name="SAMM",
-        labels=("anger", "contempt", "happiness", "surprise", "other", "disgust", "fear", "sadness"),
-        aliases={"others": "other"},
-        tasks={
-            "5class": _identity_task(("anger", "contempt", "happiness", "surprise", "other")),
-            "3class": _three_class(("anger", "contempt", "disgust", "fear", "sadness"), ("happiness",), ("surprise",),
-                                   source="the TSFmicro authors' code, equal to MEGC2019's"),
-            SHARED_TASK: _three_class(("anger", "contempt", "disgust", "fear", "sadness"), ("happiness",),
-                                      ("surprise",), source=MEGC2019_SOURCE),
-        },
-    ),
-    "casme3": DatasetInfo(
-        name="casme3",
-        display_name="CAS(ME)^3 Part A",
-        labels=("anger", "disgust", "fear", "happy", "sad", "surprise", "others"),
-        tasks={
-            "7class": _identity_task(("anger", "disgust", "fear", "happy", "sad", "surprise", "others")),
-            "4class": _three_class(("anger", "disgust", "fear", "sad"), ("happy",), ("surprise",), extra=("others",),
-                                   source="the TSFmicro authors' code (CAS(ME)^3 4-class)"),
-            # the MEGC grouping applied to CAS(ME)^3's labels, ``others`` dropped (our choice, stated)
-            SHARED_TASK: _three_class(("anger", "disgust", "fear", "sad"), ("happy",), ("surprise",),
-                                      source="MEGC2019 grouping applied to CAS(ME)^3 by tsfmicro (others dropped)"),
-        },
-    ),
-    "smic": DatasetInfo(
-        name="smic",
-        display_name="SMIC-HS",
-        labels=("negative", "positive", "surprise"),
-        tasks={"3class": _identity_task(("negative", "positive", "surprise"), source="SMIC-HS folders"),
-               SHARED_TASK: _identity_task(("negative", "positive", "surprise"), source=MEGC2019_SOURCE)},
-    ),
-    "megc2019": DatasetInfo(
-        name="megc2019",
-        display_name="MEGC2019 composite",
-        labels=("negative", "positive", "surprise"),
-        tasks={"3class": _identity_task(("negative", "positive", "surprise"), source=MEGC2019_SOURCE)},
-        parts=("casme2", "samm", "smic"),
-    ),
-}
+_REGISTRY: dict[str, DatasetSpec] = {spec.name: spec for spec in SPECS}
 
 DATASETS: tuple[str, ...] = tuple(_REGISTRY)
-TASKS: dict[str, tuple[str, ...]] = {name: tuple(info.tasks) for name, info in _REGISTRY.items()}
+TASKS: dict[str, tuple[str, ...]] = {name: tuple(spec.tasks) for name, spec in _REGISTRY.items()}
+# Datasets with a synthetic copy: `tsfmicro synth --layout`, the demo's synthetic roots
+SYNTHETIC_LAYOUTS: tuple[str, ...] = tuple(name for name, spec in _REGISTRY.items() if spec.synthetic is not None)
 
 
-def dataset_info(dataset: str) -> DatasetInfo:
+def dataset_spec(dataset: str) -> DatasetSpec:
     try:
         return _REGISTRY[dataset]
     except KeyError:
         raise KeyError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}") from None
+
+
+dataset_info = dataset_spec
 
 
 def task_info(dataset: str, task: str) -> Task:
@@ -149,16 +67,28 @@ def shared_tasks(*datasets: str) -> list[str]:
 
 
 def normalise_label(dataset: str, label: object) -> str:
-    text = str(label).strip().lower()
-    return dataset_info(dataset).aliases.get(text, text)
+    return dataset_info(dataset).normalise_label(label)
 
 
 def published_size(dataset: str, task: str) -> dict[str, int]:
-    """Clips and subjects of a real dataset's task as published (``published_sizes.csv``), for
+    """Clips and subjects of a real dataset's task as published (its spec's ``published``), for
     planning before the dataset's folder is given."""
-    path = Path(__file__).with_name("published_sizes.csv")
-    with path.open(encoding="utf-8") as handle:
-        for row in csv.DictReader(line for line in handle if not line.startswith("#")):
-            if (row["dataset"], row["task"]) == (dataset, task):
-                return {"clips": int(row["clips"]), "subjects": int(row["subjects"])}
-    raise KeyError(f"no published size for {dataset} {task} in {path}")
+    size = dataset_info(dataset).published.get(task)
+    if size is None:
+        raise KeyError(f"no published size for {dataset} {task} (tsfmicro/data/datasets/{dataset}.py)")
+    return {"clips": size.clips, "subjects": size.subjects}
+
+
+def display_name(dataset: str) -> str:
+    """The one name shown to people (the name itself for a dataset tsfmicro does not know)."""
+    spec = _REGISTRY.get(dataset)
+    return spec.display_name if spec else dataset
+
+
+def missing_folder_help(dataset: str) -> tuple[str, str, str]:
+    """(display name, licence and how to obtain it, an example of the unpacked folder) of a
+    dataset, for the message when its folder is missing; an unknown name gets general advice."""
+    spec = _REGISTRY.get(dataset)
+    if spec is None:
+        return dataset, "see the Datasets page", "the official layout"
+    return spec.display_name, spec.obtain, spec.layout

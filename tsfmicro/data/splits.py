@@ -43,9 +43,21 @@ def subject_keys(samples: pd.DataFrame) -> pd.Series:
     return keys.reset_index(drop=True)
 
 
+class TooFewSubjects(ValueError):
+    """Leave-one-subject-out on fewer than 2 subjects: no fold would have training clips."""
+
+    def __init__(self, subjects: list[str]):
+        self.subjects = subjects
+        super().__init__(f"LOSO needs at least 2 subjects; the samples have {len(subjects)}"
+                         + (f" ({', '.join(subjects)})" if subjects else ""))
+
+
 def loso_splits(samples: pd.DataFrame) -> list[Fold]:
     """One fold per subject, in natural order (sub2 before sub10)."""
-    return _leave_one_out(subject_keys(samples))
+    keys = subject_keys(samples)
+    if keys.nunique() < 2:  # else a fold trains on nothing and fails deep inside the model
+        raise TooFewSubjects(sorted(keys.unique()))
+    return _leave_one_out(keys)
 
 
 def lodo_splits(samples: pd.DataFrame) -> list[Fold]:

@@ -16,6 +16,10 @@ frame naming, known quirks) and behaves like them for a model:
 * Per clip: movement intensity (0.8-1.2), apex timing, clip length, brightness and a few
   pixels of head position vary; every frame has sensor noise and JPEG compression.
 
+Each dataset's layout (file and folder names, its quirks) is drawn by the writer in its module
+(tsfmicro/data/datasets/<name>.py, its spec's ``synthetic``) with the kit below: faces, clips,
+``_Writer``, ``_save``, ``_write_sheet``.
+
 ``write_synthetic`` writes into a fresh folder (atomically: a temporary folder renamed at
 the end) with a marker file, ``TSFMICRO_SYNTHETIC.txt``, so every result computed from it
 says SYNTHETIC, and a manifest (``TSFMICRO_SYNTHETIC_manifest.csv``) of what was written.
@@ -26,8 +30,12 @@ from 1.jpg): each is the last clip of its participant, so the sizes do not chang
 """
 from __future__ import annotations
 
+import datetime
+import io
+import re
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -38,9 +46,8 @@ from PIL import Image
 from scipy import ndimage
 
 from .._io import write_csv, write_text
-from .registry import MARKER_FILE
+from .specs import MARKER_FILE, DatasetSpec, SyntheticComposite
 
-LAYOUTS = ("casme2", "samm", "casme3", "smic", "megc2019")
 MANIFEST_FILE = "TSFMICRO_SYNTHETIC_manifest.csv"
 
 # ---------------------------------------------------------------------------- faces
@@ -317,7 +324,9 @@ def _noise_bank(rng: np.random.Generator, shape: tuple[int, int], count: int = 1
             + rng.standard_normal((count, *shape, 3), dtype=np.float32) * 1.0)
 
 
-# ---------------------------------------------------------------------------- layouts
+# ---------------------------------------------------------------------------- the writers' kit
+# Each dataset's writer (its module in tsfmicro/data/datasets/) draws its tree with a _Writer and
+# saves frames and sheets with _save, _crop and _write_sheet.
 
 
 @dataclass
@@ -333,12 +342,12 @@ class _Writer:
     """Shared by the layouts: subjects' faces, clip plans and the manifest."""
 
     def __init__(self, root: Path, layout: str, subjects: int, clips_per_subject: int, seed: int,
-                 frame_size: tuple[int, int]):
+                 frame_size: tuple[int, int], stream: int):
         if subjects < 1 or clips_per_subject < 1:
             raise ValueError(f"synthetic {layout}: need at least 1 subject and 1 clip per subject")
         self.root, self.layout, self.frame_size = root, layout, frame_size
         self.subjects, self.clips_per_subject = subjects, clips_per_subject
-        self.rng = np.random.default_rng([seed, LAYOUTS.index(layout)])
+        self.rng = np.random.default_rng([seed, stream])  # the spec's stream: one per dataset
         photos = [FACE_PHOTOS[i] for i in self.rng.permutation(len(FACE_PHOTOS))]
         self.faces = [make_face(self.rng, photos[s % len(photos)], frame_size) for s in range(subjects)]
         self.noise = _noise_bank(self.rng, (frame_size[1], frame_size[0]))
@@ -405,213 +414,56 @@ def _write_sheet(path: Path, sheets: dict[str, list[list[object]]]) -> None:
         sheet = book.create_sheet(name)
         for row in rows:
             sheet.append(row)
+    book.properties.creator = "tsfmicro"
+    book.properties.created = _FIXED_TIME
+    buffer = io.BytesIO()
+    book.save(buffer)
     with atomic_path(path) as temporary:
-        book.save(temporary)
+        temporary.write_bytes(_fixed_times(buffer.getvalue()))
 
 
-def _write_casme2(writer: _Writer) -> None:
-    raw, cropped = writer.root / "CASME2_RAW_selected", writer.root / "Cropped"
-    header = ["Subject", "Filename", None, "OnsetFrame", "ApexFrame", "OffsetFrame", None, "Action Units",
-              "Estimated Emotion"]
-    rows = [header]
-    irregular = {(0, 0): "EP01_2", (1, 0): "EP06_02_01", (2, 0): "EP09f"}  # real names are not regular
-    slash_apex = (min(3, writer.subjects - 1), min(1, writer.clips_per_subject - 1))
-    apex_at_offset = (min(4, writer.subjects - 1), min(2, writer.clips_per_subject - 1))
-    plans = writer.plan(["happiness", "surprise", "disgust", "repression", "others"], ["fear", "sadness"], (6, 9))
-    for s, clips in enumerate(plans):
-        subject = f"sub{s + 1:02d}"
-        for c, planned in enumerate(clips):
-            if (s, c) == slash_apex:  # '/' apex: the reader takes the middle frame, so put the apex there
-                planned.apex_index = (planned.n_frames - 1) // 2
-            elif (s, c) == apex_at_offset:  # apex equal to offset occurs in the real sheet
-                planned.apex_index = planned.n_frames - 1
-            name = irregular.get((s, c), f"EP{c + 2:02d}_{s % 7 + 1:02d}" + ("f" if c % 3 else ""))
-            clip = writer.render(planned)
-            onset = int(writer.rng.integers(20, 150))
-            offset, apex = onset + planned.n_frames - 1, onset + planned.apex_index
-            for index, frame in enumerate(clip.frames):
-                _save(raw / subject / name / f"img{onset + index}.jpg", frame)
-                _save(cropped / subject / name / f"reg_img{onset + index}.jpg", _crop(frame, clip.face_box))
-            apex_cell = "/" if (s, c) == slash_apex else apex
-            action_units = 12 if c % 2 else "4+7+L10"  # numbers in some rows, text in others
-            rows.append([f"{s + 1:02d}", name, None, onset, apex_cell, offset, None, action_units, planned.label])
-            writer.record(planned, subject, name, onset, apex, offset, clip)
-    _write_sheet(writer.root / "CASME2-coding-20190701.xlsx", {"Sheet1": rows})
+# Workbooks store when they were written (the zip entries' dates, docProps/core.xml's created and
+# modified); fixed, so the same seed writes the same bytes and its cache and run keys repeat.
+_FIXED_TIME = datetime.datetime(2000, 1, 1)
 
 
-SAMM_SUBJECTS = [n for n in range(6, 38) if n not in (8, 27, 29)]
-SAMM_PREAMBLE = [
-    ["SAMM Dataset - Master FACS Codes"],
-    ["Please cite: Davison et al., SAMM: A Spontaneous Micro-Facial Movement Dataset, IEEE TAC 2018."],
-    [],
-    ["Key:"],
-    ["R = right, L = left"],
-    ["A-E = intensity"],
-    ["/ = or"],
-    ["Micro - 1/2 = micro-movement in the first half of the clip"],
-    [],
-    ["Synthetic copy written by tsfmicro: not the real SAMM data."],
-    [],
-    [],
-    [],
-]
-SAMM_HEADER = ["Subject", "Filename", "Inducement Code", "Onset Frame", "Apex Frame", "Offset Frame", "Duration",
-               "Micro", "Action Units", "Estimated Emotion", "Objective Classes", "Notes"]
-
-
-def _write_samm(writer: _Writer) -> None:
-    frames_dir = writer.root / "SAMM"
-    rows = SAMM_PREAMBLE + [SAMM_HEADER]
-    au_examples = ["4+7", "(R6 or R12)+R15", "10A/B", "R14", "1+2", "12"]
-    plans = writer.plan(["Anger", "Contempt", "Happiness", "Surprise", "Other"], ["Disgust", "Fear", "Sadness"], (6, 9))
-    for s, clips in enumerate(plans):
-        number = SAMM_SUBJECTS[s % len(SAMM_SUBJECTS)] + 100 * (s // len(SAMM_SUBJECTS))
-        subject = f"{number:03d}"
-        for c, planned in enumerate(clips):
-            inducement = c // 3 + 1
-            name = f"{subject}_{inducement}_{c % 3 + 1}"
-            clip = writer.render(planned)
-            onset = int(writer.rng.integers(1000, 9000))
-            offset, apex = onset + planned.n_frames - 1, onset + planned.apex_index
-            for index, frame in enumerate(clip.frames):
-                # zero-padding varies between copies: one clip unpadded
-                frame_name = f"{subject}_{onset + index}.jpg" if (s, c) == (0, 1) else f"{subject}_{onset + index:05d}.jpg"
-                _save(frames_dir / subject / name / frame_name, frame, grey=True)
-            row = [number, name, inducement, onset, apex, offset, offset - onset + 1, "Micro - 1/2",
-                   au_examples[c % len(au_examples)], planned.label, 1 + c % 7, None]
-            if (s, c) == (0, 0):
-                row.append("stray")  # one official row has a value beyond Notes
-            rows.append(row)
-            writer.record(planned, subject, name, onset, apex, offset, clip)
-    _write_sheet(writer.root / "SAMM_Micro_FACS_Codes_v2.xlsx", {"FACS_Movement_Only": rows})
-
-
-# spNO.2 and spNO.216 come early so that small trees hold rows of the owners' errata
-# (tsfmicro.data.errata): spNO.2 e (apex occluded) and spNO.216 e (onset and apex written 0).
-CASME3_SUBJECTS = [1, 2, 216, 3, 4, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16, 17, 18, 40, 149]
-CASME3_ERRATA_VIDEO = {2: "occluded", 216: "onset_apex_zero"}  # participant -> its last clip goes to video e
-CASME3_ROMAN = {"happy": "I", "disgust": "II", "fear": "III", "anger": "IV", "sad": "V", "surprise": "VI",
-                "others": "VII"}
-
-
-def _write_casme3(writer: _Writer) -> None:
-    frames_dir = writer.root / "part_A" / "data" / "part_A_split" / "part_A"
-    header = ["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class", "emotion"]
-    rows = [header]
-    plans = writer.plan(["anger", "disgust", "fear", "happy", "sad", "surprise", "others"], [], (4, 7))
-    for s, clips in enumerate(plans):
-        number = CASME3_SUBJECTS[s % len(CASME3_SUBJECTS)] + 1000 * (s // len(CASME3_SUBJECTS))
-        subject = f"spNO.{number}"
-        folder = f"spNo.{number}" if s == 1 else subject  # folders are reported to say spNo
-        onset = int(writer.rng.integers(100, 400))
-        for c, planned in enumerate(clips):
-            video = "abcdefghijklm"[(c // 2) % 13]
-            if s == 0 and c // 2 == (len(clips) - 1) // 2:
-                video = "j"  # labelled 'J' (the one uppercase Filename), folder j
-            erratum = CASME3_ERRATA_VIDEO.get(number) if c == len(clips) - 1 else None
-            if erratum:
-                video = "e"
-            cell_video = "J" if video == "j" else video  # one uppercase J in the labels
-            if planned.label == "others" and s < 2:
-                planned.label = "Others"  # 'Others' appears beside 'others'
-            if erratum == "onset_apex_zero":
-                _write_casme3_zero_onset(writer, planned, rows, frames_dir / folder / video / "color", subject)
-                continue
-            clip = writer.render(planned)
-            offset, apex = onset + planned.n_frames - 1, onset + planned.apex_index
-            for index, frame in enumerate(clip.frames):
-                _save(frames_dir / folder / video / "color" / f"{onset + index}.jpg", frame)
-            # every cell is text in the official file, frame numbers included
-            rows.append([subject, cell_video, str(onset), str(apex), str(offset), "4+7",
-                         CASME3_ROMAN[planned.label.lower()], planned.label])
-            writer.record(planned, subject, f"{subject}_{cell_video}_{onset}", onset, apex, offset, clip,
-                          erratum="apex_occluded" if erratum == "occluded" else "")
-            onset = offset + int(writer.rng.integers(20, 60))
-    # Known bad rows: apex before onset; onset after offset; a clip listed twice with offset 0.
-    bad = [([f"spNO.{CASME3_SUBJECTS[0]}", "d", "900", "890", "920", "4", "II", "disgust"], "apex outside"),
-           ([f"spNO.{CASME3_SUBJECTS[0]}", "d", "990", "985", "980", "4", "II", "disgust"], "onset is after offset"),
-           ([f"spNO.{CASME3_SUBJECTS[0]}", "e", "950", "955", "0", "4", "II", "disgust"], "offset frame is 0"),
-           ([f"spNO.{CASME3_SUBJECTS[0]}", "e", "950", "955", "0", "4", "II", "disgust"], "offset frame is 0")]
-    for row, reason in bad:
-        rows.append(row)
-        planned = _Planned(0, row[7], LABEL_MOVEMENT[row[7]], 0, 0)
-        writer.record(planned, row[0], f"{row[0]}_{row[1]}_{row[2]}", int(row[2]), int(row[3]), int(row[4]),
-                      None, expected=reason)
-    _write_sheet(writer.root / "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx", {"label": rows, "Sheet2": [], "Sheet3": []})
-
-
-def _write_casme3_zero_onset(writer: _Writer, planned: _Planned, rows: list, folder: Path, subject: str) -> None:
-    """spNO.216 e as the owners list it: onset and apex written 0, frames from 1.jpg (their fix: +1)."""
-    planned.apex_index = 0  # after the fix the apex is the onset: an all-zero difference frame
-    clip = writer.render(planned)
-    for index, frame in enumerate(clip.frames):
-        _save(folder / f"{index + 1}.jpg", frame)
-    offset = planned.n_frames
-    rows.append([subject, "e", "0", "0", str(offset), "4+7", CASME3_ROMAN[planned.label.lower()], planned.label])
-    # the clip id is the reader's, after the fix (onset 1); onset and apex as written
-    writer.record(planned, subject, f"{subject}_e_1", 0, 0, offset, clip, erratum="onset_apex_zero")
-
-
-SMIC_SUBJECTS = [n for n in range(1, 21) if n not in (7, 10, 16, 17)]
-SMIC_SHORT = {"negative": "ne", "positive": "po", "surprise": "sur"}
-
-
-def _write_smic(writer: _Writer) -> None:
-    raw = writer.root / "SMIC_all_raw" / "HS"
-    cropped = writer.root / "SMIC_all_cropped" / "HS"
-    plans = writer.plan(["negative", "positive", "surprise"], [], (3, 3))
-    for s, clips in enumerate(plans):
-        subject = f"s{SMIC_SUBJECTS[s % len(SMIC_SUBJECTS)] + 20 * (s // len(SMIC_SUBJECTS))}"
-        counters = {label: 0 for label in SMIC_SHORT}
-        for planned in clips:
-            planned.apex_index = (planned.n_frames - 1) // 2  # SMIC readers take the middle frame
-            counters[planned.label] += 1
-            name = f"{subject}_{SMIC_SHORT[planned.label]}_{counters[planned.label]:02d}"
-            clip = writer.render(planned)
-            onset = int(writer.rng.integers(100000, 900000))
-            offset, apex = onset + planned.n_frames - 1, onset + planned.apex_index
-            for index, frame in enumerate(clip.frames):
-                relative = Path(subject) / "micro" / planned.label / name
-                _save(raw / relative / f"image{onset + index:06d}.bmp", frame)
-                _save(cropped / relative / f"reg_image{onset + index:06d}.bmp", _crop(frame, clip.face_box))
-            writer.record(planned, subject, name, onset, apex, offset, clip)
-        if s == 0:  # non_micro clips are not part of the dataset; readers must skip them
-            _save(raw / subject / "non_micro" / f"{subject}_no_01" / "image000001.bmp", writer.faces[0].background.astype(np.uint8))
-
-
-_LAYOUT_WRITERS = {"casme2": _write_casme2, "samm": _write_samm, "casme3": _write_casme3, "smic": _write_smic}
-_FRAME_SIZES = {"casme2": (640, 480), "samm": (960, 650), "casme3": (640, 480), "smic": (640, 480)}
-# MEGC2019 membership per part: label -> 0 negative, 1 positive, 2 surprise; other labels are not listed.
-_MEGC_CLASSES = {
-    "casme2": {"disgust": 0, "repression": 0, "happiness": 1, "surprise": 2},
-    "samm": {"anger": 0, "contempt": 0, "disgust": 0, "fear": 0, "sadness": 0, "happiness": 1, "surprise": 2},
-    "smic": {"negative": 0, "positive": 1, "surprise": 2},
-}
+def _fixed_times(workbook: bytes) -> bytes:
+    stamp = _FIXED_TIME.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(workbook)) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for entry in source.infolist():
+            data = source.read(entry)
+            if entry.filename == "docProps/core.xml":
+                data = re.sub(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)", rb"\g<1>" + stamp + rb"\2",
+                              data)
+            fixed = zipfile.ZipInfo(entry.filename, date_time=_FIXED_TIME.timetuple()[:6])
+            fixed.compress_type = zipfile.ZIP_DEFLATED
+            fixed.external_attr = entry.external_attr
+            target.writestr(fixed, data)
+    return out.getvalue()
 
 
 def write_synthetic(layout: str, out: str | Path, subjects: int = 8, clips_per_subject: int = 10,
                     seed: int = 0) -> Path:
     """Write a synthetic dataset in ``layout``'s official layout to ``out`` and return ``out``.
 
-    ``layout`` is casme2, samm, casme3, smic, or megc2019 (casme2/, samm/, smic/ and
-    combined_3class_gt.csv in one folder). ``out`` must be missing, empty, or an earlier
-    synthetic dataset (which is replaced).
+    ``layout`` is a dataset with a synthetic writer (tsfmicro.data.registry.SYNTHETIC_LAYOUTS:
+    casme2, samm, casme3, smic, or megc2019: casme2/, samm/, smic/ and combined_3class_gt.csv in
+    one folder). ``out`` must be missing, empty, or an earlier synthetic dataset (which is replaced).
     """
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown synthetic layout {layout!r}; choose from {', '.join(LAYOUTS)}")
+    # here, not at the top: the registry imports the dataset modules, whose writers use this module
+    from .registry import SYNTHETIC_LAYOUTS, dataset_spec
+
+    if layout not in SYNTHETIC_LAYOUTS:
+        raise ValueError(f"unknown synthetic layout {layout!r}; choose from {', '.join(SYNTHETIC_LAYOUTS)}")
     out = Path(out).expanduser()
     if out.exists() and any(out.iterdir()) and not (out / MARKER_FILE).is_file():
         raise ValueError(f"{out} is not empty and not a synthetic dataset; refusing to overwrite it")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        if layout == "megc2019":
-            manifest = _write_megc(staging, subjects, clips_per_subject, seed)
-        else:
-            manifest = _write_layout(staging, layout, subjects, clips_per_subject, seed)
+        manifest = write_layout(staging, dataset_spec(layout), subjects, clips_per_subject, seed)
         write_csv(staging / MANIFEST_FILE, manifest)
-        if layout == "megc2019":  # each part has its marker; the composite folder needs one too
-            write_text(staging / MARKER_FILE, _marker_text(layout, subjects, clips_per_subject, seed))
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
@@ -621,30 +473,18 @@ def write_synthetic(layout: str, out: str | Path, subjects: int = 8, clips_per_s
     return out
 
 
-def _write_layout(root: Path, layout: str, subjects: int, clips_per_subject: int, seed: int) -> pd.DataFrame:
-    writer = _Writer(root, layout, subjects, clips_per_subject, seed, _FRAME_SIZES[layout])
-    _LAYOUT_WRITERS[layout](writer)
-    write_text(root / MARKER_FILE, _marker_text(layout, subjects, clips_per_subject, seed))
-    return pd.DataFrame(writer.manifest)
-
-
-def _write_megc(root: Path, subjects: int, clips_per_subject: int, seed: int) -> pd.DataFrame:
-    manifests = []
-    lines = []
-    for part in ("casme2", "samm", "smic"):
-        manifest = _write_layout(root / part, part, subjects, clips_per_subject, seed)
-        manifests.append(manifest)
-        for row in manifest.itertuples():
-            label = _MEGC_CLASSES[part].get(row.label.lower())
-            if label is None or row.expected != "valid":
-                continue
-            subject, clip = row.subject, row.clip_id
-            if part == "smic":  # the official list zero-pads SMIC ids: s01, s01_ne_01
-                number = int(subject[1:])
-                subject, clip = f"s{number:02d}", clip.replace(f"{row.subject}_", f"s{number:02d}_", 1)
-            lines.append(f"{part},{subject},{clip},{label}")
-    write_text(root / "combined_3class_gt.csv", "\n".join(lines) + "\n")
-    return pd.concat(manifests, ignore_index=True)
+def write_layout(root: Path, spec: DatasetSpec, subjects: int, clips_per_subject: int, seed: int) -> pd.DataFrame:
+    """Draw ``spec``'s synthetic tree into ``root`` (its writer, then the marker file) and return
+    its manifest; a composite's writer writes its parts with this function."""
+    if isinstance(spec.synthetic, SyntheticComposite):
+        manifest = spec.synthetic.write(root, subjects, clips_per_subject, seed)
+    else:
+        writer = _Writer(root, spec.name, subjects, clips_per_subject, seed, spec.synthetic.frame_size,
+                         spec.synthetic.stream)
+        spec.synthetic.write(writer)
+        manifest = pd.DataFrame(writer.manifest)
+    write_text(root / MARKER_FILE, _marker_text(spec.name, subjects, clips_per_subject, seed))
+    return manifest
 
 
 def _marker_text(layout: str, subjects: int, clips_per_subject: int, seed: int) -> str:

@@ -5,14 +5,15 @@ import argparse
 import json
 
 from tsfmicro.engine.execute import train
-from tsfmicro.engine.imbalance import LOSSES, SAMPLINGS
-from tsfmicro.engine.recipes import PRECISIONS, RECIPES
+from tsfmicro.engine.recipes import RECIPES
 from tsfmicro.engine.runs import DEVICES, RunConfig
-from tsfmicro.model.config import TEMPORAL_BRANCHES
-from tsfmicro.model.retention import ROTARY
 from tsfmicro.metrics import PROTOCOLS
+from tsfmicro.options import OPTIONS, Option
+from tsfmicro.results import excluded_line, runs_in
 
 LABELS = {"accuracy": "ACC", "uf1": "UF1", "uar": "UAR"}
+STRICT_HELP = ("stop before training when an annotation row is unusable (unreadable frames, bad numbers, duplicate "
+               "rows, missing frames); default: leave it out, listed in excluded.csv beside the run")
 
 
 def register(subparsers) -> None:
@@ -22,7 +23,7 @@ def register(subparsers) -> None:
 
 
 def _add_train(subparsers) -> None:
-    from tsfmicro.data import APEX_CHOICES, DATASETS, ERRATA_CHOICES, SPLITS
+    from tsfmicro.data import DATASETS
     from tsfmicro.model import FUSIONS, PRESETS
 
     parser = subparsers.add_parser(
@@ -40,21 +41,8 @@ def _add_train(subparsers) -> None:
     parser.add_argument("--fusion", default="ts_late", choices=FUSIONS, help="default: ts_late (the paper's method)")
     parser.add_argument("--preset", default="paper", choices=list(PRESETS), help="model size; default: paper")
     parser.add_argument("--recipe", default="paper", choices=RECIPES, help="training recipe; default: paper")
-    parser.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
-    parser.add_argument("--batch-size", type=int, help="override the recipe's batch size (32)")
-    parser.add_argument("--precision", choices=PRECISIONS,
-                        help="fp32 (the recipes' default, as the authors) or bf16 (autocast speed mode; the "
-                        "attention's decay and rotary stay fp32)")
-    parser.add_argument("--rotary", choices=ROTARY,
-                        help="rotary position encoding: flat (the presets', the authors') or axial (our option)")
-    parser.add_argument("--temporal-branch", choices=TEMPORAL_BRANCHES,
-                        help="the temporal branch's token mixer: retention (the paper's) or an ablation")
-    parser.add_argument("--loss", choices=LOSSES,
-                        help="training loss: cross_entropy (the recipes', the paper's), weighted_cross_entropy "
-                        "(inverse class frequency of each fold's training clips) or focal (gamma 2)")
-    parser.add_argument("--sampling", choices=SAMPLINGS,
-                        help="order of each epoch's training clips: shuffle (the recipes', the paper's) or "
-                        "class_balanced (drawn with replacement, each class equally likely)")
+    for row in OPTIONS:  # one flag per run option (tsfmicro.options)
+        _add_option(parser, row)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one or more seeds; default: 0")
     parser.add_argument("--device", default="auto", choices=DEVICES, help="default: auto (cuda, mps, cpu)")
     parser.add_argument("--out", default="runs", help="folder holding run directories; default: runs")
@@ -64,23 +52,22 @@ def _add_train(subparsers) -> None:
                         help="epochs between checkpoints inside a fold; default: 5")
     parser.add_argument("--checkpoint-seconds", type=float, default=60.0,
                         help="minimum seconds between checkpoints inside a fold; default: 60")
-    parser.add_argument("--frame-reselection", action="store_true",
-                        help="train on the (onset+i, apex-j) pair with the largest frame difference (the "
-                        "authors' optional re-selection; test clips keep the annotated frames); default: off")
-    parser.add_argument("--errata", default="keep", choices=ERRATA_CHOICES,
-                        help="the dataset owners' errata (CAS(ME)^3): keep the clips they would remove, as the "
-                        "authors' code does (default), or leave them out (owners); their corrections always apply")
-    parser.add_argument("--apex", default="annotated", choices=APEX_CHOICES,
-                        help="the apex frame: the annotated one (default), or automatic: the frame between onset "
-                        "and offset whose face crop differs most from the onset's, for training and testing")
-    parser.add_argument("--split", choices=list(SPLITS),
-                        help="how the data becomes folds: loso (default: one fold per subject), lodo (one fold "
-                        "per dataset of the megc2019 composite), cross_dataset (implied by --test-dataset)")
-    parser.add_argument("--test-dataset", choices=DATASETS,
-                        help="cross-dataset: train on all of --dataset, test on all of this dataset (same --task)")
     parser.add_argument("--test-root", help="the test dataset's folder (with --test-dataset)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--strict", action="store_true", help=STRICT_HELP)
     parser.set_defaults(handler=run_train)
+
+
+def _add_option(parser: argparse.ArgumentParser, row: Option) -> None:
+    """A run option's flag: a switch (bool), a number (int) or one of its choices; its default
+    RunConfig's (None: the preset's or the recipe's)."""
+    if row.type is bool:
+        parser.add_argument(row.cli_flag, dest=row.name, action="store_true", help=row.help)
+    elif row.choices is None:
+        parser.add_argument(row.cli_flag, dest=row.name, type=row.type, default=row.field_default, help=row.help)
+    else:
+        parser.add_argument(row.cli_flag, dest=row.name, default=row.field_default,
+                            choices=list(row.resolve_choices()), help=row.help)
 
 
 def _add_evaluate(subparsers) -> None:
@@ -99,9 +86,9 @@ def _add_report(subparsers) -> None:
     parser = subparsers.add_parser(
         "report",
         help="metrics table of one or more runs, both protocols side by side",
-        description="Print ACC/UF1/UAR with 95%% intervals for each run and protocol, and oracle - fixed.",
+        description="Print ACC/UF1/UAR with 95% intervals for each run and protocol, and oracle - fixed.",
     )
-    parser.add_argument("runs", nargs="+", help="run directories")
+    parser.add_argument("runs", nargs="+", help="run directories, or folders holding them (e.g. runs/)")
     parser.set_defaults(handler=run_report)
 
 
@@ -114,30 +101,20 @@ def run_train(args: argparse.Namespace) -> int:
         preset=args.preset,
         recipe=args.recipe,
         seeds=tuple(args.seeds),
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        precision=args.precision,
-        rotary=args.rotary,
-        temporal_branch=args.temporal_branch,
-        loss=args.loss,
-        sampling=args.sampling,
         device=args.device,
         out=args.out,
         crop_size=args.crop_size,
         cache_dir=args.cache_dir,
         checkpoint_every=args.checkpoint_every,
         checkpoint_seconds=args.checkpoint_seconds,
-        frame_reselection=args.frame_reselection,
-        errata=args.errata,
-        apex=args.apex,
-        split=args.split,
-        test_dataset=args.test_dataset,
         test_root=args.test_root,
+        **{row.name: getattr(args, row.name) for row in OPTIONS},
     )
     from tsfmicro import report
 
-    run = train(config, progress=not args.no_progress)
+    run = train(config, progress=not args.no_progress, strict=args.strict)
     print(report.text_report([run]))
+    print_excluded([run])
     print(f"\nrun directory: {run.path}")
     return 0
 
@@ -165,5 +142,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def run_report(args: argparse.Namespace) -> int:
     from tsfmicro import report
 
-    print(report.text_report(args.runs))
+    runs = report.as_runs([found for given in args.runs for found in runs_in(given)])  # a runs folder: its runs
+    print(report.text_report(runs))
+    print_excluded(runs)
     return 0
+
+
+def print_excluded(runs) -> None:
+    """A line per run that left annotation rows out (tsfmicro.results.excluded_line)."""
+    for run in runs:
+        line = excluded_line(run)
+        if line:
+            print(f"{run.path.name}: {line}")

@@ -69,7 +69,12 @@ def paired_augment(onset: torch.Tensor, apex: torch.Tensor, transforms: torch.Te
 
     onset, apex: ``(B, 3, S, S)`` normalised; transforms: ``(B, 2, 3)`` from :func:`random_transforms`.
     """
-    pair = torch.cat([onset, apex], dim=1)  # (B, 6, S, S): one warp moves both frames identically
-    grid = F.affine_grid(transforms.to(pair.device, pair.dtype), list(pair.shape), align_corners=False)
-    warped = F.grid_sample(pair, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return warped[:, :3], warped[:, 3:]
+    return augment_together((onset, apex), transforms)
+
+
+def augment_together(images: tuple[torch.Tensor, ...], transforms: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Apply each clip's transform to all of a network's inputs (``(B, C, S, S)`` each) together."""
+    stacked = torch.cat(images, dim=1)  # (B, sum C, S, S): one warp moves every input identically
+    grid = F.affine_grid(transforms.to(stacked.device, stacked.dtype), list(stacked.shape), align_corners=False)
+    warped = F.grid_sample(stacked, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return tuple(warped.split([image.shape[1] for image in images], dim=1))

@@ -21,6 +21,7 @@ order from the folds' files.
 """
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
@@ -32,8 +33,13 @@ from typing import Callable, Iterator
 
 from tqdm import tqdm
 
+from tsfmicro._checksums import damage
+from tsfmicro._io import NoSpaceLeft
 from tsfmicro.engine import folds as fold_files
+from tsfmicro.engine import ray_orphans
 from tsfmicro.engine.folds import FoldBusy, FoldReport, FoldTask, RunFolderNotWritable, run_fold_task
+from tsfmicro.engine.excluded import check_strict
+from tsfmicro.engine.integrity import check_plan
 from tsfmicro.engine.plan import Plan, UnitPlan, make_plan
 from tsfmicro.engine.provenance import now
 from tsfmicro.engine.runs import RunConfig, model_overrides, write_request, write_unit
@@ -100,6 +106,7 @@ class RayExecutor:
     max_retries: int = 2  # a fold whose worker dies is tried at most 1 + max_retries times
     name: str = field(default="ray", init=False)
     _ray: object = field(default=None, init=False, repr=False)
+    _record: object = field(default=None, init=False, repr=False)  # tsfmicro.engine.ray_orphans
 
     @property
     def threads(self) -> int:
@@ -135,7 +142,13 @@ class RayExecutor:
         self._ray = ray
         if self.address is None:  # this machine: its cores, or just enough for `workers` folds at once
             cpus = self.workers * self.cpus_per_fold if self.workers else (os.cpu_count() or 1)
+            ray_orphans.end_orphans()  # left by an earlier local instance whose driver was killed
+            # Ray enables token authentication for a local instance and says so on every run ("Token
+            # authentication is enabled for this Ray cluster ..."): kept, without the warning. (Setting
+            # RAY_AUTH_MODE=token here instead breaks ray.init: its native side has read the mode.)
+            logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
             ray.init(num_cpus=cpus, include_dashboard=False, logging_level="WARNING")
+            self._record = ray_orphans.record(ray._private.worker._global_node.get_session_dir_path())
         else:
             self._connect()
         if self.gpus_per_fold > 0 and ray.cluster_resources().get("GPU", 0) == 0:
@@ -171,6 +184,8 @@ class RayExecutor:
     def close(self) -> None:
         if self._ray is not None and self._ray.is_initialized():
             self._ray.shutdown()
+        ray_orphans.forget(self._record)
+        self._record = None
 
     def map(self, jobs: list[tuple[FoldTask, object]], wait: bool,
             on_wait: Callable[[str], None]) -> Iterator[tuple[FoldTask, FoldReport | FoldBusy]]:
@@ -195,7 +210,7 @@ class RayExecutor:
                 message = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
                 for other in pending:
                     ray.cancel(other, force=True)
-                code = 2 if isinstance(cause, RunFolderNotWritable) else 1
+                code = 2 if isinstance(cause, (RunFolderNotWritable, NoSpaceLeft)) else 1  # user-side: exit 2
                 raise FoldFailed(f"{task.describe()} failed: {type(cause).__name__}: {message}", code) from None
             except ray.exceptions.RayError as error:  # its worker died every time (killed, out of memory)
                 for other in pending:
@@ -269,6 +284,7 @@ def execute(plan: Plan, executor, progress: bool = True, messages: bool = True) 
     run_id = f"{now()} pid {os.getpid()} on {socket.gethostname()}"
     for out in sorted({str(r.config.out) for r in plan.requests}):
         fold_files.check_writable(out)
+    check_plan(plan)  # damaged run files or fold results: named, rebuilt or retrained, before any training
     units_before = sum(u.finished for u in plan.units)
     remaining: dict[Path, set[str]] = {}
     jobs = []
@@ -333,7 +349,7 @@ def _task(unit: UnitPlan, index: int, fold, executor, run_id: str) -> FoldTask:
     request, config = unit.request, unit.request.config
     return FoldTask(
         unit_dir=str(unit.path), unit_key=unit.key, unit_name=unit.path.name, fold_index=index, fold=fold,
-        preset=config.preset, fusion=config.fusion, num_classes=len(request.data.class_names),
+        arch=config.arch, preset=config.preset, fusion=config.fusion, num_classes=len(request.data.class_names),
         model_options=model_overrides(config), recipe=request.recipe, image_size=request.image_size, seed=unit.seed,
         device=request.device.type, frame_reselection=config.frame_reselection, keep_weights=unit.keep_weights,
         checkpoint_every=config.checkpoint_every, checkpoint_seconds=config.checkpoint_seconds,
@@ -351,10 +367,13 @@ def _finish_unit(unit: UnitPlan, say: Callable[[str], None]) -> None:
     say(f"finished {unit.label}: {len(results)} folds, {seconds:.1f} s of training, UF1 (fixed) {100 * fixed:.1f} %")
 
 
-def train(config: RunConfig, progress: bool = True) -> Run:
-    """Train ``config`` in this process (or reuse it when finished before) and return the loaded run."""
+def train(config: RunConfig, progress: bool = True, strict: bool = False) -> Run:
+    """Train ``config`` in this process (or reuse it when finished before) and return the loaded run.
+    ``strict``: stop before training when the data left out an unusable row (tsfmicro.engine.excluded)."""
     plan = make_plan([config], progress=progress)
+    if strict:
+        check_strict(plan)
     (request,) = plan.requests
-    if not is_finished(request.path):
+    if not is_finished(request.path) or any(damage(path) for path in [request.path, *(u.path for u in plan.units)]):
         execute(plan, LocalExecutor(), progress=progress, messages=progress)
     return load_run(request.path)

@@ -81,7 +81,7 @@ class FoldTask:
     preset: str
     fusion: str
     num_classes: int
-    model_options: dict  # ModelConfig fields the request changes from its preset (rotary, temporal branch)
+    model_options: dict  # network options the request sets (tsfmicro.options, owner model: rotary, temporal branch)
     recipe: Recipe
     image_size: int
     seed: int
@@ -93,6 +93,7 @@ class FoldTask:
     run_id: str
     executor: str
     threads: int | None = None  # torch intra-op threads for this fold; None: leave as is
+    arch: str = "tsfmicro"  # the network (tsfmicro.model.registry; its default)
 
     @property
     def name(self) -> str:
@@ -256,7 +257,7 @@ def run_fold_task(task: FoldTask, data, wait: bool = True, on_wait: Callable[[st
 
     ``data``: the unit's tsfmicro.data.PreparedData.
     """
-    from tsfmicro.model import build_model
+    from tsfmicro.model import model_from_config
 
     check_writable(Path(task.unit_dir) / FOLDS)
     if task.threads:
@@ -268,8 +269,8 @@ def run_fold_task(task: FoldTask, data, wait: bool = True, on_wait: Callable[[st
         _DEVICE_DATA[key] = loso.DeviceData(data, device, task.frame_reselection)
     trainer = loso.FoldTrainer(
         data=_DEVICE_DATA[key],
-        build_model=lambda: build_model(task.preset, num_classes=task.num_classes, fusion=task.fusion,
-                                        **task.model_options),
+        build_model=lambda: model_from_config({"arch": task.arch, "preset": task.preset, "fusion": task.fusion,
+                                               **task.model_options}, task.num_classes),
         recipe=task.recipe,
         image_size=task.image_size,
         seed=task.seed,

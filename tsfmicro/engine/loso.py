@@ -34,11 +34,12 @@ from tsfmicro import metrics
 from tsfmicro.data.types import PreparedData
 from tsfmicro.engine import checkpoint as ckpt
 from tsfmicro.engine import imbalance
-from tsfmicro.engine.augment import paired_augment, random_transforms, to_model_input
+from tsfmicro.engine.augment import augment_together, random_transforms, to_model_input
 from tsfmicro.engine.recipes import Recipe
 from tsfmicro.results import fold_weights_path
 
 EVAL_BATCH = 64
+PAIR = ("onset", "apex")  # TSFmicro's inputs (its ``inputs``, the model contract)
 
 
 @dataclass
@@ -62,7 +63,8 @@ class FoldOutcome:
 
 
 class DeviceData:
-    """The prepared crops as uint8 tensors on the training device, and the labels.
+    """The prepared crops as uint8 tensors on the training device, and the labels; a network's
+    inputs by name (:data:`INPUTS`, what a network's ``inputs`` may name).
 
     ``frame_reselection``: training batches read the re-selected pair (``data.train_onset``,
     ``data.train_apex``, from ``prepare(..., reselect_frames=True)``); evaluation always reads
@@ -85,10 +87,18 @@ class DeviceData:
         self.num_classes = len(data.class_names)
         self.device = device
 
-    def inputs(self, index: torch.Tensor, image_size: int, train: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised onset and apex ``(B, 3, S, S)`` of rows ``index`` (``train``: the training pair)."""
-        onset, apex = (self.train_onset, self.train_apex) if train else (self.onset, self.apex)
-        return to_model_input(onset[index], image_size), to_model_input(apex[index], image_size)
+    INPUTS = PAIR  # the inputs the data provides
+
+    def inputs(self, index: torch.Tensor, image_size: int, train: bool = False,
+               names: tuple[str, ...] = PAIR) -> tuple[torch.Tensor, ...]:
+        """The inputs ``names`` (a network's ``inputs``) of rows ``index``, normalised ``(B, 3, S, S)``
+        each (``train``: the training pair)."""
+        frames = dict(zip(PAIR, (self.train_onset, self.train_apex) if train else (self.onset, self.apex)))
+        unknown = [name for name in names if name not in frames]
+        if unknown:
+            raise ValueError(f"the network reads input {', '.join(map(repr, unknown))}; the data provides "
+                             f"{', '.join(self.INPUTS)} (tsfmicro.engine.loso.DeviceData)")
+        return tuple(to_model_input(frames[name][index], image_size) for name in names)
 
 
 @dataclass
@@ -202,11 +212,12 @@ class FoldTrainer:
         correct = torch.zeros((), device=device, dtype=torch.long)
         batches = zip(order.split(self.recipe.batch_size), all_transforms.split(self.recipe.batch_size))
         for batch, transforms in batches:
-            onset, apex = self.data.inputs(batch, self.image_size, train=True)
-            onset, apex = paired_augment(onset, apex, transforms)
+            # the network names its inputs (the model contract); one transform moves them all alike
+            images = augment_together(self.data.inputs(batch, self.image_size, train=True, names=model.inputs),
+                                      transforms)
             labels = self.data.labels[batch]
             with self.autocast():
-                logits = model(onset, apex)  # (B, classes)
+                logits = model(*images)  # (B, classes)
             loss = loss_function(logits.float(), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -222,9 +233,9 @@ class FoldTrainer:
         outputs = []
         for batch in test_index.split(EVAL_BATCH):
             batch = batch.to(self.data.device)
-            onset, apex = self.data.inputs(batch, self.image_size)
+            images = self.data.inputs(batch, self.image_size, names=model.inputs)
             with self.autocast():
-                outputs.append(model(onset, apex).float())
+                outputs.append(model(*images).float())
         logits = torch.cat(outputs)
         loss = F.cross_entropy(logits, self.data.labels[test_index.to(self.data.device)]).item()
         return logits.softmax(dim=1).cpu(), loss

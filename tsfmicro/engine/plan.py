@@ -112,28 +112,29 @@ COLUMNS = ["dataset", "task", "fusion", "options", "preset", "recipe", "precisio
            "started", "finished"]
 
 
-def forward_flops(preset: str, fusion: str, num_classes: int, temporal_branch: str | None = None) -> int:
+def forward_flops(preset: str, fusion: str, num_classes: int, temporal_branch: str | None = None,
+                  arch: str = "tsfmicro") -> int:
     """Forward FLOPs per clip of one network (``temporal_branch``: None = the preset's). Counted once
-    per preset, fusion and temporal branch: the number of classes only changes the head's last
-    Linear layer (hidden -> classes: 2 x hidden FLOPs a class)."""
-    counted, hidden, counted_classes = _counted_flops(preset, fusion, temporal_branch)
+    per network, preset, fusion and temporal branch: the number of classes only changes the last
+    Linear layer (``model.classifier``, the model contract: hidden -> classes, 2 x hidden FLOPs a class)."""
+    counted, hidden, counted_classes = _counted_flops(preset, fusion, temporal_branch, arch=arch)
     return counted + 2 * hidden * (num_classes - counted_classes)
 
 
 @functools.lru_cache(maxsize=None)
 def _counted_flops(preset: str, fusion: str, temporal_branch: str | None = None,
-                   num_classes: int = 5) -> tuple[int, int, int]:
-    from tsfmicro.model import build_model, count_flops
+                   num_classes: int = 5, arch: str = "tsfmicro") -> tuple[int, int, int]:
+    from tsfmicro.model import count_flops, model_from_config
 
-    options = {"temporal_branch": temporal_branch} if temporal_branch else {}
-    model = build_model(preset, num_classes=num_classes, fusion=fusion, **options)
-    return count_flops(model), model.head.classifier.in_features, num_classes
+    model = model_from_config({"arch": arch, "preset": preset, "fusion": fusion, "temporal_branch": temporal_branch},
+                              num_classes)
+    return count_flops(model), model.classifier.in_features, num_classes
 
 
 def compute_flops(preset: str, fusion: str, num_classes: int, epochs: int, train_clips: list[int],
-                  test_clips: list[int], temporal_branch: str | None = None) -> float:
+                  test_clips: list[int], temporal_branch: str | None = None, arch: str = "tsfmicro") -> float:
     """Training (3 x forward per training clip) plus scoring (1 x forward per test clip), every epoch."""
-    forward = forward_flops(preset, fusion, num_classes, temporal_branch)
+    forward = forward_flops(preset, fusion, num_classes, temporal_branch, arch)
     return float(epochs) * forward * (3 * sum(train_clips) + sum(test_clips))
 
 
@@ -154,7 +155,8 @@ def measured_throughput(device_type: str, preset: str, precision: str = "fp32") 
 
 
 def estimate_seconds(device_type: str, preset: str, precision: str, fusion: str, num_classes: int, epochs: int,
-                     train_clips: list[int], test_clips: list[int], temporal_branch: str | None = None) -> float | None:
+                     train_clips: list[int], test_clips: list[int], temporal_branch: str | None = None,
+                     arch: str = "tsfmicro") -> float | None:
     """Seconds at the measured throughput (training clips per second of the T-S late network,
     scaled by this network's FLOPs: its fusion and temporal branch); None when this device type,
     preset and precision were never measured."""
@@ -163,7 +165,7 @@ def estimate_seconds(device_type: str, preset: str, precision: str, fusion: str,
         return None
     flops_per_second = float(measured["train_clips_per_s"]) * 3 * forward_flops(preset, "ts_late", num_classes)
     return compute_flops(preset, fusion, num_classes, epochs, train_clips, test_clips,
-                         temporal_branch) / flops_per_second
+                         temporal_branch, arch) / flops_per_second
 
 
 def throughput_basis(device_type: str, preset: str, precision: str = "fp32") -> str:
@@ -187,7 +189,7 @@ def unit_row(unit: UnitPlan) -> dict:
     test_clips = [len(f.test_index) for f in unit.folds]
     row = cost_row(config.dataset, config.task, config.fusion, config.preset, config.recipe, request.recipe.precision,
                    unit.seed, len(request.data.class_names), request.recipe.epochs, train_clips, test_clips,
-                   request.device.type, unit.state(), config.temporal_branch)
+                   request.device.type, unit.state(), config.temporal_branch, config.arch)
     row["options"] = options_text(config)
     row["folds_done"] = len(unit.done_folds())
     if unit.finished:
@@ -212,7 +214,7 @@ def plan_table(configs: list[RunConfig], unavailable: list[RunConfig] = (), devi
 
 def published_folds(config: RunConfig) -> tuple[list[float], list[float]]:
     """Training and test clips of each fold of ``config``'s split, from the published sizes
-    (``published_sizes.csv``): LOSO, subjects of equal size; LODO, parts of equal size (the
+    (each dataset spec's ``published``): LOSO, subjects of equal size; LODO, parts of equal size (the
     totals are exact whatever the parts' sizes: each clip is tested once and trained on in
     every other fold); cross-dataset, one fold, all of one dataset against all of the other."""
     from tsfmicro.data.registry import dataset_info, published_size
@@ -237,12 +239,12 @@ def published_row(config: RunConfig, seed: int, device_type: str) -> dict:
                         batch_size=config.batch_size, precision=config.precision)
     return cost_row(config.dataset, config.task, config.fusion, config.preset, config.recipe, recipe.precision,
                     seed, len(class_names(config.dataset, config.task)), recipe.epochs, train, test, device_type,
-                    STATE_NO_DATA, config.temporal_branch) | {"options": options_text(config)}
+                    STATE_NO_DATA, config.temporal_branch, config.arch) | {"options": options_text(config)}
 
 
 def cost_row(dataset: str, task: str, fusion: str, preset: str, recipe: str, precision: str, seed: int,
              num_classes: int, epochs: int, train_clips: list[int], test_clips: list[int], device_type: str,
-             state: str, temporal_branch: str | None = None) -> dict:
+             state: str, temporal_branch: str | None = None, arch: str = "tsfmicro") -> dict:
     """A plan row from fold sizes (also used with published dataset sizes when the data is missing)."""
     return {
         "dataset": dataset, "task": task, "fusion": fusion, "options": "", "preset": preset, "recipe": recipe,
@@ -250,9 +252,10 @@ def cost_row(dataset: str, task: str, fusion: str, preset: str, recipe: str, pre
         "folds": len(train_clips),
         "train_clips_per_fold": round(sum(train_clips) / max(len(train_clips), 1), 1),
         "epochs": epochs,
-        "tflops": compute_flops(preset, fusion, num_classes, epochs, train_clips, test_clips, temporal_branch) / 1e12,
+        "tflops": compute_flops(preset, fusion, num_classes, epochs, train_clips, test_clips, temporal_branch,
+                                arch) / 1e12,
         "estimated_seconds": estimate_seconds(device_type, preset, precision, fusion, num_classes, epochs,
-                                              train_clips, test_clips, temporal_branch),
+                                              train_clips, test_clips, temporal_branch, arch),
         "state": state, "folds_done": 0, "trained_seconds": None, "device": None, "executor": None,
         "started": None, "finished": None,
     }

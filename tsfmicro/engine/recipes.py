@@ -56,10 +56,10 @@ to 3 degrees, random crop with 15 px padding at 224 px; the 3-class scripts use 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 from tsfmicro.engine.imbalance import LOSSES, SAMPLINGS
-from tsfmicro.model import FUSIONS
+from tsfmicro.options import NOT_DEFAULT, OPTIONS
 
 RECIPES = ("paper", "authors_code")
 THREE_CLASS_TASKS = ("3class", "3class_megc")  # trained with the authors' 3-class scripts' values
@@ -86,13 +86,15 @@ class Recipe:
     sampling: str = DEFAULT_SAMPLING  # tsfmicro.engine.imbalance.SAMPLINGS; the authors': a shuffled epoch
 
     def as_dict(self) -> dict:
-        """The recipe's fields, hashed into run keys: the imbalance options only when not the
-        authors' (runs trained before they existed keep their keys)."""
-        fields = asdict(self)
-        for name, default in (("loss", DEFAULT_LOSS), ("sampling", DEFAULT_SAMPLING)):
-            if fields[name] == default:
-                del fields[name]
-        return fields
+        """The recipe's fields, hashed into run keys: a recipe option keyed "when not default"
+        (tsfmicro.options: loss, sampling) only when not the field's default, the authors' (runs
+        trained before it existed keep their keys)."""
+        values = asdict(self)
+        defaults = {f.name: f.default for f in fields(self)}
+        for row in OPTIONS:
+            if row.owner == "recipe" and row.key == NOT_DEFAULT and values[row.name] == defaults[row.name]:
+                del values[row.name]
+        return values
 
     def padding_at(self, image_size: int) -> int:
         """Crop padding in pixels for images of ``image_size`` (same fraction of the image)."""
@@ -115,10 +117,12 @@ def get_recipe(
     precision: str | None = None,
     loss: str | None = None,
     sampling: str | None = None,
+    **options,
 ) -> Recipe:
     """The recipe ``name`` for one dataset, task and fusion variant; ``epochs``, ``batch_size``,
-    ``precision``, ``loss`` and ``sampling`` override it (None: the recipe's own). ``fusion`` matters only for ``authors_code`` (see the table
-    in the module docstring).
+    ``precision``, ``loss``, ``sampling`` and any other recipe option of tsfmicro.options
+    (``options``) override it (None: the recipe's own). ``fusion`` matters only for
+    ``authors_code`` (see the table in the module docstring).
 
     A smaller batch gives more optimiser steps per epoch: on the tiny CPU demo sets (a couple
     of dozen training clips) batch 32 means one step an epoch, too few for BatchNorm's running
@@ -129,8 +133,9 @@ def get_recipe(
     """
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
-    if fusion not in FUSIONS:
-        raise ValueError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
+    from tsfmicro.model.registry import check_fusion
+
+    check_fusion(fusion)
     three_class = task in THREE_CLASS_TASKS
     default_epochs = 50 if name == "paper" else authors_epochs(dataset, task, fusion)
     recipe = Recipe(
@@ -154,10 +159,16 @@ def get_recipe(
         if batch_size < 2:
             raise ValueError(f"batch_size must be at least 2 (BatchNorm needs two clips), got {batch_size}")
         recipe = replace(recipe, batch_size=batch_size)
-    for field_name, value, choices in (("precision", precision, PRECISIONS), ("loss", loss, LOSSES),
-                                       ("sampling", sampling, SAMPLINGS)):
+    named = {"precision": precision, "loss": loss, "sampling": sampling, **options}
+    for row in OPTIONS:  # the recipe options with named choices (tsfmicro.options)
+        if row.owner != "recipe" or row.choices is None:
+            continue
+        value = named.pop(row.name, None)
         if value is not None:
+            choices = row.resolve_choices()
             if value not in choices:
-                raise ValueError(f"unknown {field_name} {value!r}; choose one of {', '.join(choices)}")
-            recipe = replace(recipe, **{field_name: value})
+                raise ValueError(f"unknown {row.what} {value!r}; choose one of {', '.join(choices)}")
+            recipe = replace(recipe, **{row.name: value})
+    if named:
+        raise ValueError(f"get_recipe: no recipe option {', '.join(named)}")
     return recipe

@@ -4,7 +4,8 @@ Layout under ``config.out``::
 
     units/<dataset>_<task>_<fusion>_<preset>_<recipe>_seed<S>_<key>/   one seed, trained once
                              (cross-dataset: <dataset>_to_<test dataset>_...; a split other than
-                             LOSO: <task>_<split>, e.g. megc2019_3class_lodo_...)
+                             LOSO: <task>_<split>, e.g. megc2019_3class_lodo_...; a network other
+                             than TSFmicro: its arch in place of <fusion>)
         config.yaml  provenance.json  predictions.csv  curves.csv  metrics.json
         folds/<fold>.pt      each fold's result, written as soon as the fold ends (tsfmicro.engine.folds);
                              the five files above are assembled from them when every fold is there
@@ -14,12 +15,13 @@ Layout under ``config.out``::
 
 A unit's key hashes everything that changes its numbers: the engine version, dataset, task,
 fusion, preset, the resolved recipe (epochs included), crop size, the seed, the prepared data's
-cache key, the device type (GPU and CPU arithmetic differ), the precision (in the recipe) and,
-when not the preset's or the default, the model options (rotary form, temporal branch), the
-training-time frame re-selection, the owners' errata choice, the evaluation split (when not LOSO),
-a cross-dataset request's test dataset and its cache key, the recipe's class-imbalance options
-(loss, sampling; tsfmicro.engine.recipes) and the automatic apex (absent when default, so keys made
-before they existed hold). Paths, progress bars, checkpoint timing, the executor and the number of
+cache key, the device type (GPU and CPU arithmetic differ), the precision (in the recipe) and
+the run options of tsfmicro.options, each only when it differs from its default (the preset's,
+the recipe's or RunConfig's), so keys made before an option existed hold: the network (arch),
+the model options (rotary form, temporal branch), the training-time frame re-selection, the
+owners' errata choice, the automatic apex, the recipe's class-imbalance options (loss, sampling;
+inside the recipe), the evaluation split (when not LOSO) and a cross-dataset request's test
+dataset with its cache key. Paths, progress bars, checkpoint timing, the executor and the number of
 workers are not part of it. A request's key hashes the same without the seed, plus its list of
 seeds. A finished unit or request (``metrics.json`` written last) is loaded instead of retrained,
 so a multi-seed request reuses seeds trained before. Planning and training live in
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields, make_dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -40,9 +42,12 @@ from tsfmicro import _io, metrics
 from tsfmicro.engine import loso, provenance
 from tsfmicro.engine import folds as fold_files
 from tsfmicro.engine.folds import FoldResult
-from tsfmicro.engine.imbalance import LOSSES, SAMPLINGS
-from tsfmicro.engine.recipes import DEFAULT_LOSS, DEFAULT_SAMPLING, PRECISIONS, RECIPES, get_recipe
-from tsfmicro.results import MODEL_OPTIONS, load_run
+from tsfmicro.engine.excluded import write_excluded
+from tsfmicro.engine.integrity import write_metrics_last
+from tsfmicro.engine.recipes import RECIPES, Recipe, get_recipe
+from tsfmicro.model.registry import check_network, network_name
+from tsfmicro.options import NOT_DEFAULT, OPTIONS, PRESET, RECIPE, model_options
+from tsfmicro.results import load_run
 
 # bump when a code change alters results, so older runs are not reused
 # 3: the authors' flat rotary in the presets, fp32 by default on CUDA, T-to-S head init
@@ -50,38 +55,8 @@ ENGINE_VERSION = 3
 DEVICES = ("auto", "cuda", "mps", "cpu")
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """One training request. ``seeds`` are trained one after another, each as its own unit."""
-
-    dataset: str
-    root: str
-    task: str
-    fusion: str = "ts_late"
-    preset: str = "paper"
-    recipe: str = "paper"
-    seeds: tuple[int, ...] = (0,)
-    epochs: int | None = None  # None: the recipe's own length
-    batch_size: int | None = None  # None: the recipe's own (32)
-    precision: str | None = None  # None: the recipe's own (fp32); "bf16": autocast speed mode
-    rotary: str | None = None  # None: the preset's (flat, the authors'); "axial": our option
-    temporal_branch: str | None = None  # None: the preset's (retention, the paper's); else an ablation
-    loss: str | None = None  # None: the recipe's (cross_entropy, the paper's); else tsfmicro.engine.imbalance.LOSSES
-    sampling: str | None = None  # None: the recipe's (shuffle, the paper's); "class_balanced": balanced epochs
-    device: str = "auto"  # auto = cuda, then mps, then cpu
-    out: str = "runs"
-    crop_size: int | None = None  # size of the cached crops; None: the preset's image size
-    cache_dir: str | None = None  # where tsfmicro.data.prepare keeps its cache; None: its default
-    checkpoint_every: int = 5  # epochs between mid-fold checkpoints (a checkpoint also ends each fold) ...
-    checkpoint_seconds: float = 60.0  # ... and at least this long after the previous one
-    frame_reselection: bool = False  # train on the re-selected (onset+i, apex-j) pair (paper.md); tests: annotated
-    errata: str = "keep"  # "owners": leave out the clips the dataset's owners would remove (tsfmicro.data.errata)
-    apex: str = "annotated"  # "automatic": train and test on the frame differing most from the onset (moved_frames)
-    # How the data becomes folds (tsfmicro.data.SPLITS). None: LOSO, or cross_dataset when a test
-    # dataset is given; "lodo": leave one dataset of a composite out.
-    split: str | None = None
-    test_dataset: str | None = None  # cross-dataset: train on all of `dataset`, test on all of this one
-    test_root: str | None = None  # the test dataset's folder
+class _RunConfigChecks:
+    """RunConfig's normalisation; its fields are declared below, the options' from tsfmicro.options."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", str(self.root))
@@ -93,13 +68,47 @@ class RunConfig:
         if self.cache_dir is not None:
             object.__setattr__(self, "cache_dir", str(self.cache_dir))
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
-        object.__setattr__(self, "frame_reselection", bool(self.frame_reselection))
+        for row in OPTIONS:
+            if row.type is bool:
+                object.__setattr__(self, row.name, bool(getattr(self, row.name)))
         if not self.seeds:
             raise ValueError("give at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds repeat: {list(self.seeds)}")
         if self.checkpoint_every < 1 or self.checkpoint_seconds < 0:
             raise ValueError("checkpoint_every must be at least 1 and checkpoint_seconds at least 0")
+
+
+# The settings every request has; the run options (tsfmicro.options.OPTIONS) follow them.
+_CORE_FIELDS = [
+    ("dataset", str),
+    ("root", str),
+    ("task", str),
+    ("fusion", str, field(default="ts_late")),  # the network's variant (TSFmicro's FUSIONS)
+    ("preset", str, field(default="paper")),
+    ("recipe", str, field(default="paper")),
+    ("seeds", tuple, field(default=(0,))),  # trained one after another, each as its own unit
+    ("device", str, field(default="auto")),  # auto = cuda, then mps, then cpu
+    ("out", str, field(default="runs")),
+    ("crop_size", "int | None", field(default=None)),  # size of the cached crops; None: the preset's image size
+    ("cache_dir", "str | None", field(default=None)),  # where tsfmicro.data.prepare keeps its cache; None: its default
+    # mid-fold checkpoints every N epochs (a checkpoint also ends each fold), at least S seconds apart
+    ("checkpoint_every", int, field(default=5)),
+    ("checkpoint_seconds", float, field(default=60.0)),
+    ("test_root", "str | None", field(default=None)),  # the test dataset's folder (with test_dataset)
+]
+
+RunConfig = make_dataclass(
+    "RunConfig",
+    _CORE_FIELDS + [(row.name, f"{row.type.__name__} | None", field(default=row.field_default)) for row in OPTIONS],
+    bases=(_RunConfigChecks,),
+    frozen=True,
+    namespace={"__module__": __name__, "__doc__": (
+        "One training request. ``seeds`` are trained one after another, each as its own unit. Beyond "
+        "the settings every request has, one field per run option of tsfmicro.options.OPTIONS (None: "
+        "the preset's or the recipe's value)."
+    )},
+)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -125,10 +134,8 @@ def request_split(config: RunConfig) -> str:
 
 def validate(config: RunConfig) -> None:
     """Clear errors for unknown names and missing folders, before any work starts."""
-    from tsfmicro.data import APEX_CHOICES, DATASETS, ERRATA_CHOICES, SPLITS, TASKS
-    from tsfmicro.model import FUSIONS, PRESETS
-    from tsfmicro.model.config import TEMPORAL_BRANCHES
-    from tsfmicro.model.retention import ROTARY
+    from tsfmicro.data import DATASETS, SPLITS, TASKS
+    from tsfmicro.model import PRESETS
 
     _check_choice("dataset", config.dataset, DATASETS)
     _check_choice("split", request_split(config), SPLITS)
@@ -140,21 +147,13 @@ def validate(config: RunConfig) -> None:
     _check_choice(f"task for {config.dataset}", config.task, TASKS[config.dataset])
     if request_split(config) == "lodo":
         _validate_lodo(config)
-    _check_choice("fusion", config.fusion, FUSIONS)
     _check_choice("preset", config.preset, PRESETS)
     _check_choice("recipe", config.recipe, RECIPES)
-    if config.precision is not None:
-        _check_choice("precision", config.precision, PRECISIONS)
-    if config.rotary is not None:
-        _check_choice("rotary", config.rotary, ROTARY)
-    if config.temporal_branch is not None:
-        _check_choice("temporal_branch", config.temporal_branch, TEMPORAL_BRANCHES)
-    if config.loss is not None:
-        _check_choice("loss", config.loss, LOSSES)
-    if config.sampling is not None:
-        _check_choice("sampling", config.sampling, SAMPLINGS)
-    _check_choice("errata choice", config.errata, ERRATA_CHOICES)
-    _check_choice("apex", config.apex, APEX_CHOICES)
+    for row in OPTIONS:  # every option with named choices; None: the default (the preset's, the recipe's)
+        value = getattr(config, row.name)
+        if value is not None and row.choices is not None:
+            _check_choice(row.what, value, row.resolve_choices())
+    check_network(config.arch, config.fusion, model_options(config))  # the one check of fusion
     if config.apex != "annotated" and config.frame_reselection:
         raise ValueError("frame_reselection re-selects frames around the annotated apex; it cannot be combined "
                          f"with apex {config.apex!r}")
@@ -225,8 +224,14 @@ class Request:
     def folds(self) -> list:
         """The request's folds (tsfmicro.data.Fold), by its split."""
         from tsfmicro.data import SPLITS
+        from tsfmicro.data.splits import TooFewSubjects
 
-        return SPLITS[self.split](self.data.samples)
+        try:
+            return SPLITS[self.split](self.data.samples)
+        except TooFewSubjects as error:  # named with the folder, before any fold is started
+            found = f" ({', '.join(error.subjects)})" if error.subjects else ""
+            raise ValueError(
+                f"LOSO needs at least 2 subjects; {self.config.root} has {len(error.subjects)}{found}") from None
 
     @property
     def stem(self) -> str:
@@ -234,7 +239,7 @@ class Request:
         dataset = f"{c.dataset}_to_{c.test_dataset}" if c.test_dataset else c.dataset
         # LOSO is the default and a cross-dataset request is named by its two datasets: others show
         task = c.task if self.split in ("loso", "cross_dataset") else f"{c.task}_{self.split}"
-        return f"{dataset}_{task}_{c.fusion}_{c.preset}_{c.recipe}"
+        return f"{dataset}_{task}_{network_name(c.arch, c.fusion)}_{c.preset}_{c.recipe}"
 
     @property
     def key(self) -> str:
@@ -289,9 +294,7 @@ def resolve_request(config: RunConfig, progress: bool, device: torch.device | No
         if join_key not in prepared:
             prepared[join_key] = join_for_cross_dataset(data, test_data)
         data = prepared[join_key]
-    recipe = get_recipe(config.recipe, config.dataset, config.task, fusion=config.fusion, epochs=config.epochs,
-                        batch_size=config.batch_size, precision=config.precision, loss=config.loss,
-                        sampling=config.sampling)
+    recipe = get_recipe(config.recipe, config.dataset, config.task, fusion=config.fusion, **recipe_options(config))
     identity = request_identity(config, recipe, device.type, own_cache_key,
                                 test_data.cache_key if test_data is not None else None)
     return Request(config, device, image_size, data, recipe, identity)
@@ -318,17 +321,14 @@ def request_identity(config: RunConfig, recipe, device_type: str, data_cache_key
         "data_cache_key": data_cache_key,
         "device_type": device_type,
     }
-    if config.frame_reselection:  # only when on: runs trained before the option existed keep their keys
-        identity["frame_reselection"] = True
-    for name, value in model_overrides(config).items():  # only when not the preset's: earlier keys hold
-        if value != getattr(PRESETS[config.preset], name):
-            identity[name] = value
-    if config.errata != "keep":  # likewise: the default keeps the keys of earlier runs
-        identity["errata"] = config.errata
-    if config.apex != "annotated":  # likewise
-        identity["apex"] = config.apex
-    split = request_split(config)
-    if split != "loso":  # likewise: LOSO requests keep their keys
+    for row in OPTIONS:  # only when not the default: keys made before an option existed hold
+        value = getattr(config, row.name)
+        # recipe options are in the recipe (Recipe.as_dict); the split's below
+        if (row.key == NOT_DEFAULT and row.owner != "recipe" and value is not None
+                and value != option_default(row, config)):
+            identity[row.name] = value
+    split = request_split(config)  # the options keyed BY_SPLIT
+    if split != "loso":  # LOSO requests keep their keys
         identity["split"] = split
     if config.test_dataset is not None:
         identity["test_dataset"] = config.test_dataset
@@ -336,37 +336,37 @@ def request_identity(config: RunConfig, recipe, device_type: str, data_cache_key
     return identity
 
 
-# RunConfig fields that make a request a variant of the parameters' run (a chapter's option);
-# shown in the plan's "options" column when they differ from RunConfig's default.
-OPTION_FIELDS = ("rotary", "temporal_branch", "frame_reselection", "errata", "split", "test_dataset", "loss",
-                 "sampling", "apex")
-RECIPE_DEFAULTS = {"loss": DEFAULT_LOSS, "sampling": DEFAULT_SAMPLING}  # None in RunConfig: the recipe's
+def option_default(row, config: RunConfig):
+    """An option's default for ``config``: the preset's value (a model option), the recipe's
+    (tsfmicro.engine.recipes.Recipe's field), or RunConfig's."""
+    from tsfmicro.model import PRESETS
+
+    if row.default == PRESET:
+        return getattr(PRESETS[config.preset], row.name, None)
+    if row.default == RECIPE:
+        return {f.name: f.default for f in fields(Recipe)}.get(row.name)
+    return row.default
 
 
 def config_options(config: RunConfig) -> dict:
-    """The OPTION_FIELDS of ``config`` that differ from their default: the preset's value for a
-    model option (rotary, temporal branch), the recipe's for loss and sampling, RunConfig's
-    default for the others."""
-    from tsfmicro.model import PRESETS
-
-    defaults = {name: field.default for name, field in RunConfig.__dataclass_fields__.items()}
+    """The options of ``config`` that make it a variant of the parameters' run (the plan's
+    "options" column): each option row with ``variant`` whose value differs from its default."""
     options = {}
-    for name in OPTION_FIELDS:
-        value = getattr(config, name)
-        if value is not None and name in MODEL_OPTIONS:
-            default = getattr(PRESETS[config.preset], name)
-        elif value is not None and name in RECIPE_DEFAULTS:
-            default = RECIPE_DEFAULTS[name]
-        else:
-            default = defaults[name]
-        if value != default:
-            options[name] = value
+    for row in OPTIONS:
+        value = getattr(config, row.name)
+        if row.variant and value != (option_default(row, config) if value is not None else row.field_default):
+            options[row.name] = value
     return options
 
 
+def recipe_options(config: RunConfig) -> dict:
+    """The recipe's overrides ``config`` holds (options of owner recipe; None: the recipe's own)."""
+    return {row.name: getattr(config, row.name) for row in OPTIONS if row.owner == "recipe"}
+
+
 def model_overrides(config: RunConfig) -> dict:
-    """ModelConfig fields the request sets (``MODEL_OPTIONS`` that are not None)."""
-    return {name: getattr(config, name) for name in MODEL_OPTIONS if getattr(config, name) is not None}
+    """The network options the request sets (owner model, except arch; not None)."""
+    return model_options(config)
 
 
 def _unit_key(request: Request, seed: int) -> str:
@@ -392,10 +392,14 @@ def write_unit(request: Request, seed: int, results: list[FoldResult]) -> Path:
     record["folds"] = {r.outcome.name: {"start_epoch": r.start_epoch, "seconds": round(r.seconds, 3),
                                         "host": r.host, "executor": r.executor} for r in results}
     _io.write_json(unit_dir / "provenance.json", record)
-    _io.write_json(unit_dir / "metrics.json", metrics.summarize(predictions, data.class_names))  # last: marks done
+    write_excluded(unit_dir, data)  # the rows left out, beside the run (tsfmicro.engine.excluded)
+    # last (marks done), after the record of every file (damage found later: tsfmicro.engine.integrity)
+    write_metrics_last(unit_dir, metrics.summarize(predictions, data.class_names))
     (unit_dir / "checkpoint.pt").unlink(missing_ok=True)  # left by an interrupted run of engine version < 3
     for result in results:  # a kill between a fold's result and the removal of its checkpoint leaves one
         fold_files.checkpoint_path(unit_dir, result.outcome.name).unlink(missing_ok=True)
+        # every fold has its result: whoever takes the lock after this finds it and trains nothing
+        fold_files.lock_path(unit_dir, result.outcome.name).unlink(missing_ok=True)
     return unit_dir
 
 
@@ -421,7 +425,8 @@ def write_request(request: Request) -> Path:
     _io.write_csv(run_dir / "curves.csv", curves)
     _io.write_text(run_dir / "config.yaml", _config_yaml(request, list(config.seeds), relative, request.key))
     _io.write_json(run_dir / "provenance.json", record)
-    _io.write_json(run_dir / "metrics.json", metrics.summarize(predictions, request.data.class_names))
+    write_excluded(run_dir, request.data)
+    write_metrics_last(run_dir, metrics.summarize(predictions, request.data.class_names))
     return run_dir
 
 

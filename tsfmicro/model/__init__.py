@@ -3,10 +3,13 @@
 from .complexity import count_flops, count_parameters
 from .config import FUSIONS, PRESETS, TEMPORAL_BRANCHES, ModelConfig, make_config
 from .network import TSFmicro, build_model
+from .registry import MODELS, model_from_config, register_model
+from . import networks  # noqa: E402,F401  registers every network module of tsfmicro/model/networks/
 from .retention import ManhattanSelfAttention, decay_1d, decay_gammas, manhattan_decay_2d
 
 __all__ = [
     "FUSIONS",
+    "MODELS",
     "PRESETS",
     "TEMPORAL_BRANCHES",
     "ManhattanSelfAttention",
@@ -19,4 +22,6 @@ __all__ = [
     "decay_gammas",
     "make_config",
     "manhattan_decay_2d",
+    "model_from_config",
+    "register_model",
 ]

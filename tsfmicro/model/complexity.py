@@ -16,7 +16,8 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def count_flops(model: TSFmicro, batch_size: int = 1) -> int:
-    """Forward FLOPs per sample of ``model(onset, apex)``, counted by torch's FlopCounterMode.
+    """Forward FLOPs per sample of ``model(*inputs)`` (TSFmicro: ``model(onset, apex)``; any network
+    of the model contract, tsfmicro.model.registry), counted by torch's FlopCounterMode.
 
     Counted (one multiply-add = 2 FLOPs): convolutions (also depthwise and transposed),
     Linear layers and matrix products, and attention: QK^T and AV of every
@@ -29,15 +30,14 @@ def count_flops(model: TSFmicro, batch_size: int = 1) -> int:
     The model is run once in eval mode with no_grad on random inputs on its own device;
     its training/eval mode is restored afterwards.
     """
-    config = model.config
     device = next(model.parameters()).device
-    shape = (batch_size, 3, config.image_size, config.image_size)
-    onset, apex = torch.randn(shape, device=device), torch.randn(shape, device=device)
+    shape = (batch_size, 3, model.image_size, model.image_size)
+    inputs = [torch.randn(shape, device=device) for _ in model.inputs]
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
-            model(onset, apex)
+            model(*inputs)
     finally:
         model.train(was_training)
     return counter.get_total_flops() // batch_size

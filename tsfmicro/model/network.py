@@ -23,8 +23,9 @@ import torch
 from timm.layers import trunc_normal_
 from torch import nn
 
-from .config import ModelConfig, make_config
+from .config import FUSIONS, ModelConfig, make_config
 from .head import ClassifierHead
+from .registry import register_model
 from .spatial import SpatialBranch, SpatialUpsampler
 from .temporal import ConvStem, TemporalBranch
 
@@ -35,6 +36,8 @@ class TSFmicro(nn.Module):
     onset, apex: (B, 3, S, S) ImageNet-normalised, S = ``config.image_size``. The
     difference frame apex - onset (the temporal input) is computed here.
     """
+
+    inputs = ("onset", "apex")  # the model contract (tsfmicro.model.registry): what the data gives it
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -74,6 +77,15 @@ class TSFmicro(nn.Module):
             tokens = self.fusion_norm(tokens)
         return self.head(tokens)
 
+    @property
+    def image_size(self) -> int:
+        return self.config.image_size
+
+    @property
+    def classifier(self) -> nn.Linear:
+        """The final Linear layer (hidden -> classes)."""
+        return self.head.classifier
+
     def feature_layers(self) -> dict[str, nn.Module]:
         """Grad-CAM target layers: each module's output is a channels-first map (B, C, h, w).
 
@@ -107,3 +119,9 @@ def build_model(preset: str = "paper", num_classes: int = 5, fusion: str = "ts_l
     """
     # unknown preset, fusion or field -> ValueError naming the valid choices
     return TSFmicro(make_config(preset, num_classes=num_classes, fusion=fusion, **overrides))
+
+
+@register_model("tsfmicro", fusions=FUSIONS, options=("rotary", "temporal_branch"))
+def tsfmicro(preset: str, num_classes: int, fusion: str, **options) -> TSFmicro:
+    """The paper's network; ``fusion`` picks the variant, ``options`` replace ModelConfig fields."""
+    return build_model(preset, num_classes=num_classes, fusion=fusion, **options)

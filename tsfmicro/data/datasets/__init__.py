@@ -1,0 +1,9 @@
+"""One module per dataset, each holding its ``SPEC`` (tsfmicro.data.specs.DatasetSpec).
+
+``SPECS`` is the list tsfmicro knows, in the order every listing shows them (parameters checks,
+the command line's choices, messages). Adding a dataset: its module here, one line below, and
+its test (ARCHITECTURE.md, "Add a dataset").
+"""
+from . import casme2, casme3, megc2019, samm, smic
+
+SPECS = (casme2.SPEC, samm.SPEC, casme3.SPEC, smic.SPEC, megc2019.SPEC)

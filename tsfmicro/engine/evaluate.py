@@ -1,0 +1,164 @@
+"""Running a trained run's fold models on other inputs than they were tested on: the onset and
+apex sensitivity's shifted frames (the chapter's tables and sentences are tsfmicro.sensitivity's).
+
+:func:`shift_predictions`: the fold models of a trained run (its first seed, whose final weights
+the engine keeps; protocol ``fixed``, the last epoch) tested on their own held-out clips with the
+apex, or separately the onset, moved by a percentage of the clip (tsfmicro.data.moved_frames: the
+rounding and clamping rules). Each fold's clips are evaluated in the batches training evaluated
+them in, so a shift of 0 reproduces the run's own predictions exactly (on the device type it was
+trained on).
+
+The predictions are kept in the run folder (``evaluations/shifts_<key>.csv``, with the clips left
+out in ``shifts_<key>_excluded.csv``), so a notebook opened again only reads them.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tsfmicro import _io
+from tsfmicro.data.moved_frames import SHIFT_KINDS
+from tsfmicro.results import Run, first_seed_predictions
+
+EVALUATIONS = "evaluations"
+EVALUATION_VERSION = 1  # bump when the evaluation changes, so kept predictions are not reused
+EXCLUDED_COLUMNS = ["kind", "dataset", "subject", "clip_id", "reason"]
+
+
+@dataclass
+class ShiftEvaluation:
+    """``predictions``: one row per (kind, percent, clip): kind, percent, seed, fold, subject,
+    clip_id, sample_index, true, pred, steps, frame, moved, prob_<class>. ``excluded``: the clips
+    left out of every shift of a kind (a shifted frame missing or unreadable), with the reason."""
+
+    predictions: pd.DataFrame
+    excluded: pd.DataFrame
+    path: Path | None = None
+
+
+def shift_predictions(run: Run, data, device: str | None = None) -> ShiftEvaluation:
+    """Predictions of ``run``'s fold models (first seed, protocol fixed) on the shifted inputs of
+    ``data`` (``prepare(..., shifts=...)`` of the run's dataset and task), read from the run
+    folder when they were computed before. ``device``: default the run's device type when this
+    machine has it, else the CPU."""
+    import torch
+
+    if data.shifted is None:
+        raise ValueError("the prepared data holds no shifted frames: prepare(..., shifts=[...])")
+    _check_alignment(run, first_seed_predictions(run), data)
+    device = torch.device(device or _run_device(run))
+    key = _hash({"version": EVALUATION_VERSION, "run": run.config.get("key"), "frames": data.shifted.cache_key,
+                 "percents": list(data.shifted.percents), "data": data.cache_key, "task": data.task,
+                 "clips": list(data.samples["clip_id"].astype(str)), "device": device.type})
+    folder = Path(run.path) / EVALUATIONS
+    stored, excluded_file = folder / f"shifts_{key}.csv", folder / f"shifts_{key}_excluded.csv"
+    if stored.is_file() and excluded_file.is_file():
+        return ShiftEvaluation(pd.read_csv(stored, dtype={"fold": str, "subject": str, "clip_id": str}),
+                               pd.read_csv(excluded_file, dtype={"subject": str, "clip_id": str}), stored)
+    predictions, excluded = _evaluate_shifts(run, data, device)
+    _io.write_csv(excluded_file, excluded)
+    _io.write_csv(stored, predictions)  # last: its presence marks the evaluation done
+    return ShiftEvaluation(predictions, excluded, stored)
+
+
+def _run_device(run: Run) -> str:
+    import torch
+
+    wanted = run.config.get("resolved", {}).get("device_type", "cpu")
+    if wanted == "cuda" and torch.cuda.is_available():
+        return "cuda"
+    if wanted == "mps" and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def _evaluate_shifts(run: Run, data, device) -> tuple[pd.DataFrame, pd.DataFrame]:
+    import torch
+
+    from tsfmicro.engine import loso
+    from tsfmicro.engine.recipes import Recipe
+
+    table = first_seed_predictions(run)
+    shifted = data.shifted
+    resolved = run.config["resolved"]
+    recipe, image_size = Recipe(**resolved["recipe"]), int(resolved["image_size"])
+    usable = {kind: shifted.usable(kind) for kind in SHIFT_KINDS}
+    excluded = [dict(kind=kind, dataset=data.samples.loc[sample, "dataset"], subject=data.samples.loc[sample, "subject"],
+                     clip_id=data.samples.loc[sample, "clip_id"], reason=reason)
+                for kind in SHIFT_KINDS
+                for sample, reason in _first_reasons(shifted.table, kind, usable[kind], table["sample_index"])]
+    for kind in SHIFT_KINDS:
+        if not usable[kind][table["sample_index"].to_numpy(dtype=int)].any():
+            raise ValueError(f"{data.dataset} {data.task}: no clip of run {run.path} has an input at every {kind} "
+                             f"shift ({', '.join(f'{p:+g} %' for p in shifted.percents)}): e.g. "
+                             f"{excluded[0]['reason'] if excluded else 'no frame'}")
+    names = run.class_names
+    parts = []
+    for fold, rows in table.groupby("fold", sort=False):  # test clips in the order training evaluated them
+        model = run.fold_model(rows["subject"].iloc[0]).to(device)
+        index = rows["sample_index"].to_numpy(dtype=int)
+        computed = {}  # (onset frames, apex frames) of the fold's clips -> probabilities: equal inputs, once
+        for kind in SHIFT_KINDS:
+            keep = usable[kind][index]
+            for percent in shifted.percents:
+                where = shifted.rows(kind, percent).set_index("sample").loc[index]
+                frames = tuple(where["frame"].where(where["reason"] == "", -1))
+                annotated = tuple(data.samples[("apex" if kind == "onset" else "onset") + "_frame"].to_numpy()[index])
+                inputs = (frames, annotated) if kind == "onset" else (annotated, frames)
+                if inputs not in computed:
+                    onset, apex = shifted.inputs(kind, percent, data.onset, data.apex, rows=index)
+                    subset = replace(data, samples=data.samples.iloc[index].reset_index(drop=True), onset=onset,
+                                     apex=apex, train_onset=None, train_apex=None, shifted=None)
+                    trainer = loso.FoldTrainer(data=loso.DeviceData(subset, device), build_model=None, recipe=recipe,
+                                               image_size=image_size, seed=0)
+                    computed[inputs] = trainer.predict(model, torch.arange(len(index)))[0].numpy()
+                probabilities = computed[inputs]
+                frame = pd.DataFrame({
+                    "kind": kind, "percent": percent, "seed": rows["seed"].to_numpy(), "fold": str(fold),
+                    "subject": rows["subject"].to_numpy(), "clip_id": rows["clip_id"].to_numpy(),
+                    "sample_index": index, "true": rows["true"].to_numpy(), "pred": probabilities.argmax(axis=1),
+                    "steps": where["steps"].to_numpy(), "frame": where["frame"].to_numpy(),
+                    "moved": where["moved"].to_numpy(),
+                })
+                for k, name in enumerate(names):
+                    frame[f"prob_{name}"] = probabilities[:, k]
+                parts.append(frame[keep])
+    predictions = pd.concat(parts, ignore_index=True)
+    order = {kind: position for position, kind in enumerate(SHIFT_KINDS)}
+    predictions = predictions.sort_values(["kind", "percent"], key=lambda c: c.map(order) if c.name == "kind" else c,
+                                          kind="stable").reset_index(drop=True)
+    return predictions, pd.DataFrame(excluded, columns=EXCLUDED_COLUMNS)
+
+
+def _first_reasons(table: pd.DataFrame, kind: str, usable: np.ndarray, samples: pd.Series):
+    """(sample, reason) of each clip of the run left out of the ``kind`` shifts."""
+    part = table[(table["kind"] == kind) & (table["reason"] != "")]
+    wanted = set(samples.astype(int))
+    for sample, rows in part.groupby("sample", sort=True):
+        if int(sample) in wanted and not usable[int(sample)]:
+            yield int(sample), "; ".join(rows["reason"])
+
+
+def _check_alignment(run: Run, table: pd.DataFrame, data) -> None:
+    index = table["sample_index"].to_numpy(dtype=int)
+    if index.max(initial=-1) >= len(data.samples):
+        raise ValueError(f"the prepared data ({len(data.samples)} clips) does not match run {run.path}")
+    rows = data.samples.iloc[index]
+    mismatched = (rows["clip_id"].astype(str).to_numpy() != table["clip_id"].astype(str).to_numpy()) | \
+                 (rows["subject"].astype(str).to_numpy() != table["subject"].astype(str).to_numpy())
+    if mismatched.any():
+        first = table[mismatched].iloc[0]
+        raise ValueError(f"the prepared data does not match run {run.path}: its clip {first['subject']} "
+                         f"{first['clip_id']} is another clip there; prepare the run's dataset and task with "
+                         "the run's crop size, errata choice and annotated apex")
+
+
+
+def _hash(document: dict) -> str:
+    return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
