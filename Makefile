@@ -48,9 +48,9 @@ PAPERMILL_ARGS ?=
 EXECUTOR ?= local
 DEMO_EXECUTOR ?= ray
 RUN_ARGS ?=
-NOTEBOOKS := 00_datasets 01_main_results 02_fusion_ablation 03_confusion_matrices 04_gradcam \
-             05_composite 06_cross_dataset 07_temporal_branch 08_annotation_sensitivity 09_class_imbalance \
-             10_compute
+# The notebooks, in book order, from the chapter registry (tsfmicro/chapters/); read when _book runs,
+# after `install` has made the virtualenv.
+NOTEBOOKS = $(shell $(BIN)/python -m tsfmicro.chapters notebooks)
 EXECUTED := book/notebooks
 
 book: install
@@ -61,6 +61,7 @@ reproduce: install
 
 _book:
 	@test -f "$(PARAMS)" || { echo "make: parameters file $(PARAMS) not found" >&2; exit 2; }
+	@test -n "$(strip $(NOTEBOOKS))" || { echo "make: no notebooks: $(BIN)/python -m tsfmicro.chapters notebooks failed" >&2; exit 2; }
 	@mkdir -p $(EXECUTED)
 	@$(BIN)/tsfmicro run "$(PARAMS)" $(if $(OVERRIDES),--overrides "$(OVERRIDES)") --executor $(EXECUTOR) $(RUN_ARGS) || { \
 	  rm -rf _build/html; \

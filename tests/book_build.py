@@ -21,8 +21,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tsfmicro import chapters
+
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+# The book's notebooks in book order: the chapter registry's (tests/test_chapters.py checks that
+# every notebook file belongs to a chapter)
+NOTEBOOKS = [ROOT / "notebooks" / f"{name}.ipynb" for name in chapters.notebooks()]
 DEMO_PARAMS = ROOT / "params" / "demo.yaml"
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 # The book tests run the demo parameters with fewer epochs (the same runs, sections, pages and

@@ -75,8 +75,8 @@ def test_shift_zero_reproduces_the_runs_predictions_exactly(trained, one_torch_t
 
 def test_the_study_runs_the_evaluation_through_the_engine(trained, synthetic_casme2_root, engine_cache_dir,
                                                           one_torch_thread):
-    """The notebook asks the Study, which prepares the chapter's shifted frames and hands them to
-    tsfmicro.engine.evaluate: the same predictions as the engine's own call."""
+    """The notebook asks its chapter page, which prepares the chapter's shifted frames and hands them
+    to tsfmicro.engine.evaluate: the same predictions as the engine's own call."""
     from tsfmicro.study import Study
 
     run, data = trained
@@ -85,7 +85,7 @@ def test_the_study_runs_the_evaluation_through_the_engine(trained, synthetic_cas
         "paths": {"prepared": str(engine_cache_dir)}, "cross_dataset": None, "imbalance": None,
         "annotation": {"shifts": SHIFTS, "automatic_apex": False}})
     direct = evaluate.shift_predictions(run, data)
-    through_study = study.shift_evaluation(run, "casme2", "5class")
+    through_study = study.chapter("annotation").shift_evaluation(run)
     assert through_study.path == direct.path
     pd.testing.assert_frame_equal(through_study.predictions, direct.predictions, check_dtype=False)
 
@@ -179,7 +179,7 @@ def test_apex_option_enters_the_run_key_only_when_automatic(tmp_path, monkeypatc
     class Stop(Exception):
         pass
 
-    def record(config, progress):
+    def record(config, progress, strict=False):
         seen.append(config)
         raise Stop
 
@@ -282,25 +282,26 @@ def test_annotation_parameters_are_checked_and_plan_the_automatic_apex_run(tmp_p
     import yaml
     from book_build import DEMO_PARAMS, ROOT
 
-    from tsfmicro.params import PlannedRun, run_options
+    from tsfmicro.params import Params, PlannedRun, run_options
     from tsfmicro.study import Study
 
-    study = Study.load(DEMO_PARAMS)
+    study = Params.load(DEMO_PARAMS)
     annotation = study.params["annotation"]
     automatic = PlannedRun(annotation["dataset"], annotation["task"], "ts_late", tuple(annotation["seeds"]),
                            run_options(apex="automatic"))
     assert automatic in study.planned_runs()
     assert study.run_config(*automatic[:3], list(automatic.seeds), apex="automatic").apex == "automatic"
-    paper = Study.load(ROOT / "params" / "paper.yaml")
-    assert paper.section_seeds("annotation") == tuple(paper.seeds) and paper.annotation["automatic_apex"] is True
+    paper = Params.load(ROOT / "params" / "paper.yaml")
+    assert paper.section_seeds("annotation") == tuple(paper.seeds) and paper.section("annotation").automatic_apex is True
     # the section is optional: absent, null in a file, or without the automatic apex run
     for overrides in ({"annotation": None}, {"annotation": {"automatic_apex": False}}):
-        narrowed = Study.load(DEMO_PARAMS, overrides=overrides)
+        narrowed = Params.load(DEMO_PARAMS, overrides=overrides)
         assert not [run for run in narrowed.planned_runs() if "apex" in dict(run.options)]
-    assert Study.load(DEMO_PARAMS, overrides={"annotation": None}).annotation is None
+    page = Study.load(DEMO_PARAMS, overrides={"annotation": None}).chapter("annotation")
+    assert page.section is None and not page.configured and page.planned == {}
     written = tmp_path / "null.yaml"
     written.write_text(yaml.safe_dump({**yaml.safe_load(DEMO_PARAMS.read_text()), "annotation": None}))
-    assert Study.load(written).annotation is None
+    assert Params.load(written).section("annotation") is None
 
     invalid = {
         "annotation.shift: unknown key (did you mean 'shifts'?)": {"annotation": {"shift": [1]}},

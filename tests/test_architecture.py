@@ -1,6 +1,7 @@
 """The layers of ARCHITECTURE.md hold: no module imports one of a higher layer (imports inside
-functions included), so reading runs never needs the training engine and the engine never reads
-a parameters file."""
+functions included), so reading runs never needs the training engine, the engine never reads
+a parameters file, and the display layer (tables, figures) never needs the parameters or the
+chapters."""
 import ast
 from pathlib import Path
 
@@ -11,11 +12,10 @@ PACKAGE = Path(tsfmicro.__file__).resolve().parent
 # ARCHITECTURE.md, "Layers": the first matching prefix gives a module's layer.
 LAYERS = [
     ("tsfmicro.cli", 5), ("tsfmicro._study_cli", 5), ("tsfmicro.study", 5), ("tsfmicro.__main__", 5),
-    ("tsfmicro.engine._cli", 5), ("tsfmicro.data._cli", 5),
-    ("tsfmicro.report", 4), ("tsfmicro.plots", 4), ("tsfmicro.gradcam", 4), ("tsfmicro.attention_maps", 4),
-    ("tsfmicro.sensitivity", 4),
-    ("tsfmicro.provenance_box", 4), ("tsfmicro.reported", 4),
-    ("tsfmicro.params", 3),
+    ("tsfmicro.engine._cli", 5), ("tsfmicro.data._cli", 5), ("tsfmicro.provenance_box", 5),
+    ("tsfmicro.params", 4), ("tsfmicro.sections", 4), ("tsfmicro.chapters", 4),
+    ("tsfmicro.report", 3), ("tsfmicro.plots", 3), ("tsfmicro.gradcam", 3), ("tsfmicro.attention_maps", 3),
+    ("tsfmicro.sensitivity", 3), ("tsfmicro.reported", 3),
     ("tsfmicro.engine", 2),
     ("tsfmicro.results", 1),
     ("tsfmicro.data", 0), ("tsfmicro.model", 0), ("tsfmicro.metrics", 0), ("tsfmicro._io", 0), ("tsfmicro", 0),
@@ -69,10 +69,13 @@ def test_the_layer_check_reads_every_form_of_import():
     assert "tsfmicro.report" in imported_modules(PACKAGE / "engine" / "_cli.py", "tsfmicro.engine._cli")
     # relative imports of a package's __init__
     assert "tsfmicro.engine.execute" in imported_modules(PACKAGE / "engine" / "__init__.py", "tsfmicro.engine")
-    assert layer("tsfmicro.engine.plan") == 2 and layer("tsfmicro.report") == 4 and layer("tsfmicro.data.cache") == 0
+    assert layer("tsfmicro.engine.plan") == 2 and layer("tsfmicro.report") == 3 and layer("tsfmicro.data.cache") == 0
+    # a chapter composes its section (parameters) and its tables (display): above both
+    assert layer("tsfmicro.chapters.composite") == layer("tsfmicro.params") > layer("tsfmicro.report")
+    assert "tsfmicro.report" in imported_modules(PACKAGE / "chapters" / "composite.py", "tsfmicro.chapters.composite")
 
 
-# Display modules (layer 4) draw tables and figures from finished runs; running models is the
+# Display modules (layer 3) draw tables and figures from finished runs; running models is the
 # engine's (tsfmicro.engine.evaluate runs fold models on other inputs). The one exception left:
 # Grad-CAM turns crops into the model's inputs with the engine's transform.
 DISPLAY_MAY_IMPORT_FROM_ENGINE = {"tsfmicro.gradcam": {"tsfmicro.engine.augment"}}
@@ -82,7 +85,7 @@ def test_display_modules_run_no_models():
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):
         name = module_name(path)
-        if layer(name) != 4:
+        if layer(name) != 3:
             continue
         engine = {m for m in imported_modules(path, name) if m == "tsfmicro.engine" or m.startswith("tsfmicro.engine.")}
         extra = engine - DISPLAY_MAY_IMPORT_FROM_ENGINE.get(name, set())

@@ -424,13 +424,13 @@ def test_a_params_file_outside_the_repository(tmp_path, monkeypatch):
                             text=True).stdout.strip()
     box = ProvenanceBox(study, "a chapter")
     assert box.commit.startswith(commit) and len(commit) == 12  # the code's commit, not "no commit yet"
-    assert study.path("runs") == outside.parent / ".cache/tsfmicro/runs"  # relative paths: beside the file
+    assert study.parameters.path("runs") == outside.parent / ".cache/tsfmicro/runs"  # relative paths: beside the file
     assert "# paths: relative ones are relative to the project folder" in DEMO.read_text(encoding="utf-8")
 
     monkeypatch.chdir(tmp_path)
     real = Study.load(outside, overrides={"data_source": "real", "roots": {"casme2": "data/CASME2"}})
     with pytest.raises(DatasetRootMissing) as missing:
-        real.root("casme2")
+        real.parameters.root("casme2")
     assert (f"the CASME II folder data/CASME2 does not exist (a relative folder is read from the working folder, "
             f"{tmp_path})") in str(missing.value)
 

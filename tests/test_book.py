@@ -16,13 +16,10 @@ import pytest
 import yaml
 
 from book_build import BOOK_TEST_OVERRIDES, DEMO_PARAMS, NOTEBOOKS, ROOT, build_book, glued
-from tsfmicro import report
+from tsfmicro import chapters, report
 from tsfmicro.study import DatasetRootMissing, Study
 
-EXPECTED_NOTEBOOKS = ["00_datasets", "01_main_results", "02_fusion_ablation",
-                      "03_confusion_matrices", "04_gradcam", "05_composite", "06_cross_dataset",
-                      "07_temporal_branch", "08_annotation_sensitivity",
-                      "09_class_imbalance", "10_compute"]
+EXPECTED_NOTEBOOKS = chapters.notebooks()  # the chapter registry, in book order
 
 
 USER_RUNS = ROOT / ".cache" / "tsfmicro" / "runs"  # params/demo.yaml's paths: runs:
@@ -43,6 +40,7 @@ def book(tmp_path_factory):
 # --------------------------------------------------------------------------- sources
 def test_every_notebook_has_one_parameters_cell_and_only_calls_tsfmicro():
     assert [path.stem for path in NOTEBOOKS] == EXPECTED_NOTEBOOKS
+    assert sorted(path.stem for path in (ROOT / "notebooks").glob("*.ipynb")) == sorted(EXPECTED_NOTEBOOKS)
     for path in NOTEBOOKS:
         notebook = nbformat.read(path, as_version=4)
         tagged = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
@@ -84,13 +82,13 @@ def test_params_files_describe_the_demo_and_the_paper_run():
 
 def test_study_plans_each_run_once_and_shares_ts_late():
     study = Study.load(DEMO_PARAMS)
-    planned = study.planned_runs()
+    planned = study.parameters.planned_runs()
     # main results, fusions, composite, cross-dataset (2 x 2 cells), LODO, 2 temporal branches
     # beside retention (its seed-0 run is the ablation's ts_late), the automatic apex (the annotated
     # apex's seed-0 run is the ablation's ts_late), 1 more imbalance option (cross-entropy's seed-0
     # request is its own request of the main run's seed 0)
     assert len(planned) == len(set(planned)) == 3 + 6 + 1 + 4 + 1 + 2 + 1 + 2
-    units = study.planned_units()
+    units = study.parameters.planned_units()
     assert ("casme2", "5class", "ts_late", 0, ()) in units
     assert ("casme2", "5class", "ts_late", 0, (("apex", "automatic"),)) in units
     # 3 main results x 2 seeds, plus 5 more fusions x 1 seed (ts_late seed 0 is shared), plus one
@@ -112,7 +110,7 @@ def test_missing_real_root_says_how_to_obtain_the_dataset(dataset, name, layout_
     monkeypatch.delenv(variable, raising=False)
     study = Study.load(ROOT / "params" / "paper.yaml")
     with pytest.raises(DatasetRootMissing) as error:
-        study.root(dataset)
+        study.parameters.root(dataset)
     message = str(error.value)
     assert message.startswith(f"no folder given for {name}.")
     for needed in (f"-p {dataset}_root", variable, "paper.yaml", "licence", layout_file, "params/demo.yaml"):
@@ -120,10 +118,10 @@ def test_missing_real_root_says_how_to_obtain_the_dataset(dataset, name, layout_
     # a folder that does not exist is named
     missing = tmp_path / "nope"
     with pytest.raises(DatasetRootMissing, match=re.escape(f"the {name} folder {missing} does not exist")):
-        Study.load(ROOT / "params" / "paper.yaml", roots={dataset: str(missing)}).root(dataset)
+        Study.load(ROOT / "params" / "paper.yaml", roots={dataset: str(missing)}).parameters.root(dataset)
     monkeypatch.setenv(variable, str(missing))  # the same from the environment variable
     with pytest.raises(DatasetRootMissing, match=re.escape(f"the {name} folder {missing} does not exist")):
-        Study.load(ROOT / "params" / "paper.yaml").root(dataset)
+        Study.load(ROOT / "params" / "paper.yaml").parameters.root(dataset)
 
 
 def test_root_precedence_parameter_then_environment(monkeypatch, tmp_path):
@@ -132,8 +130,8 @@ def test_root_precedence_parameter_then_environment(monkeypatch, tmp_path):
     from_parameter.mkdir()
     monkeypatch.setenv("TSFMICRO_SAMM_ROOT", str(from_environment))
     paper = ROOT / "params" / "paper.yaml"
-    assert Study.load(paper).root("samm") == from_environment
-    assert Study.load(paper, roots={"samm": str(from_parameter)}).root("samm") == from_parameter
+    assert Study.load(paper).parameters.root("samm") == from_environment
+    assert Study.load(paper, roots={"samm": str(from_parameter)}).parameters.root("samm") == from_parameter
 
 
 def test_overrides_and_unknown_source_are_checked():
@@ -153,8 +151,8 @@ def test_errata_parameter_reaches_the_samples_the_runs_and_the_label(synthetic_c
     roots = {"casme3": str(synthetic_casme3_root)}
     keep = Study.load(paper, roots=roots)
     owners = Study.load(paper, roots=roots, overrides={"errata": "owners"})
-    assert keep.run_config("casme3", "7class").errata == "keep"
-    assert owners.run_config("casme3", "7class").errata == "owners"
+    assert keep.parameters.run_config("casme3", "7class").errata == "keep"
+    assert owners.parameters.run_config("casme3", "7class").errata == "owners"
     assert "errata" not in keep.label() and "errata: owners" in owners.label()
     kept, left = keep.samples("casme3", "7class"), owners.samples("casme3", "7class")
     assert len(kept.samples) == len(left.samples) + 1
@@ -227,7 +225,7 @@ def test_tsfmicro_run_trains_every_run_before_the_notebooks_which_only_read(book
     assert book.run_returncode == 0, "tsfmicro run params/demo.yaml failed:\n" + book.run_log[-6000:]
     study = Study.load(DEMO_PARAMS, overrides={**BOOK_TEST_OVERRIDES, "paths": {"runs": str(book.runs)}})
     planned = {unit.path.name for unit in study.engine_plan().units}
-    assert len(planned) == len(study.planned_units()) >= 21 and planned == set(book.units_after_run)
+    assert len(planned) == len(study.parameters.planned_units()) >= 21 and planned == set(book.units_after_run)
     assert book.units_after_notebooks == book.units_after_run  # papermill trained nothing
 
 
@@ -260,7 +258,7 @@ def test_the_notebooks_trained_every_run_in_the_session_run_folder(book):
     study = Study.load(DEMO_PARAMS, overrides={**BOOK_TEST_OVERRIDES, "paths": {"runs": str(book.runs)}})
     runs = sorted(p.name for p in book.runs.iterdir() if p.name != "units")
     units = sorted(p.name for p in (book.runs / "units").iterdir())
-    assert len(runs) == len(study.planned_runs()) and len(units) == len(study.planned_units()), (runs, units)
+    assert len(runs) == len(study.parameters.planned_runs()) and len(units) == len(study.parameters.planned_units()), (runs, units)
     for folder in [book.runs / name for name in runs] + [book.runs / "units" / name for name in units]:
         assert (folder / "metrics.json").is_file(), f"{folder} is not a finished run"
         assert not (folder / "checkpoint.pt").exists(), folder

@@ -244,10 +244,11 @@ def test_part_scores_pool_each_parts_clips_over_every_class():
 
 def test_field_table_puts_ours_beside_the_published_numbers_with_their_selection():
     from tsfmicro import report
+    from tsfmicro.chapters import composite
     from tsfmicro.reported import field_reported
 
     parts = report.part_scores(fake_run(SUBJECTS, TRUE, FIXED, ORACLE))
-    table = report.field_table(parts, field_reported(), "TSFmicro (ts_late)")
+    table = composite.field_table(parts, field_reported(), "TSFmicro (ts_late)")
     assert table.columns.tolist() == ["method", "selection", "selects on test", "composite UF1 %", "CASME II UF1 %",
                                       "SAMM UF1 %", "SMIC-HS UF1 %", "composite UAR %", "source"]
     ours = table[table.method == "TSFmicro (ts_late)"].set_index("selection")
@@ -263,38 +264,39 @@ def test_field_table_puts_ours_beside_the_published_numbers_with_their_selection
 
 def test_cross_dataset_matrix_lodo_table_and_the_generated_sentences():
     from tsfmicro import report
+    from tsfmicro.chapters import composite, cross_dataset
 
     good = fake_run(["casme2/sub01"] * 3, [0, 1, 2], [0, 1, 2])
     poor = fake_run(["samm/006"] * 3, [0, 1, 2], [0, 0, 0])
     middling = fake_run(["casme2/sub01"] * 3, [0, 1, 2], [0, 1, 1])
     runs = {("casme2", "casme2"): good, ("casme2", "samm"): poor, ("samm", "casme2"): middling,
             ("samm", "samm"): good}
-    matrix = report.cross_dataset_matrix(runs)
+    matrix = cross_dataset.cross_dataset_matrix(runs)
     assert matrix[["train", "test", "own"]].values.tolist() == [
         ["casme2", "casme2", True], ["casme2", "samm", False], ["samm", "casme2", False], ["samm", "samm", True]]
     assert matrix.set_index(["train", "test"]).loc[("casme2", "samm"), "mean"] == pytest.approx(1 / 6)
-    sentence = report.transfer_sentence(matrix)
+    sentence = cross_dataset.transfer_sentence(matrix)
     assert sentence.startswith("The direction that transfers worst here is trained on CASME II, tested on SAMM: "
                                "UF1 16.7 %, against 100.0 % when SAMM is trained on its own subjects (LOSO): "
                                "83.3 points less.")
     assert "The best of the 2 directions is SAMM to CASME II (55.6 %)." in sentence
-    assert report.transfer_sentence(matrix[matrix.own]) == ""
+    assert cross_dataset.transfer_sentence(matrix[matrix.own]) == ""
     # a direction that beats the test dataset's own LOSO score says so
     better = matrix.assign(mean=[0.3, 0.5, 0.6, 0.4])
     assert "trained on CASME II, tested on SAMM: UF1 50.0 %, against 40.0 % when SAMM is trained on its own " \
-        "subjects (LOSO): 10.0 points more." in report.transfer_sentence(better)
+        "subjects (LOSO): 10.0 points more." in cross_dataset.transfer_sentence(better)
 
     lodo = report.part_scores(fake_run(SUBJECTS, TRUE, FIXED), protocols=("fixed",))
     loso = report.part_scores(fake_run(SUBJECTS, TRUE, ORACLE))
-    table = report.lodo_table(lodo, loso)
+    table = cross_dataset.lodo_table(lodo, loso)
     assert table["held-out part"].tolist() == ["all parts (pooled)", "CASME II", "SAMM", "SMIC-HS"]
     assert table["clips"].tolist() == [12, 6, 3, 3]
     assert table["LOSO on the composite UF1 %"].iloc[0].startswith("100.0")
-    assert "LOSO on the composite UF1 %" not in report.lodo_table(lodo).columns
+    assert "LOSO on the composite UF1 %" not in cross_dataset.lodo_table(lodo).columns
 
-    text = report.composite_sentence(report.part_scores(fake_run(SUBJECTS, TRUE, FIXED, ORACLE)))
+    text = composite.composite_sentence(report.part_scores(fake_run(SUBJECTS, TRUE, FIXED, ORACLE)))
     fixed = report.part_scores(fake_run(SUBJECTS, TRUE, FIXED)).query("part == 'composite' and metric == 'uf1'")
     assert text.startswith(f"On the MEGC2019 composite, TSFmicro (ts_late) reaches UF1 "
                            f"{100 * fixed['mean'].iloc[0]:.1f} % under the fixed protocol (CASME II ")
     assert "gives 100.0 % (+" in text and text.endswith("an upper bound, not an estimate.")
-    assert report.composite_sentence(lodo.iloc[0:0]) == ""
+    assert composite.composite_sentence(lodo.iloc[0:0]) == ""

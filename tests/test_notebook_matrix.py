@@ -140,7 +140,7 @@ def _compute_page(name, values, executed):
 
     params_file, overrides = PARAMETER_SETS[name]
     roots = {"casme2": str(executed.parents[2] / "casme2_small")} if name == "paper" else None
-    expected = len(Study.load(params_file, overrides=overrides, roots=roots).planned_units())
+    expected = len(Study.load(params_file, overrides=overrides, roots=roots).parameters.planned_units())
     assert values["units"] == str(expected) and values["units_done"] == str(expected), (values, expected)
     images = [o for o in outputs(executed) if "image/png" in o.get("data", {})]
     assert len(images) == 1  # the training-times figure

@@ -1,4 +1,5 @@
-"""Parameters: how overrides narrow a plan, and the checks Study.load runs before any work."""
+"""Parameters: how overrides narrow a plan, the checks Params.load (and so Study.load) runs before any
+work, and what the chapters' sections plan."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tsfmicro.params import _problems, apply_overrides
+from tsfmicro import chapters
+from tsfmicro.chapters import ablation, composite, cross_dataset
+from tsfmicro.params import Params, _problems, apply_overrides
 from tsfmicro.study import Study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,14 +35,14 @@ def test_null_removes_a_key_at_any_level():
     merged = apply_overrides(base, {"epochs": None, "ablation": {"seeds": None}})
     assert "epochs" not in merged and "seeds" not in merged["ablation"]
     assert merged["ablation"]["fusions"] == base["ablation"]["fusions"]
-    study = Study.load(DEMO_PARAMS, overrides={"ablation": {"seeds": None}, "seeds": [3, 4]})
-    assert study.ablation_seeds == [3, 4]  # without its own seeds the ablation uses seeds:
+    study = Params.load(DEMO_PARAMS, overrides={"ablation": {"seeds": None}, "seeds": [3, 4]})
+    assert ablation.seeds_of(study) == [3, 4]  # without its own seeds the ablation uses seeds:
 
 
 def test_overrides_narrow_the_paper_plan_without_editing_a_file(monkeypatch):
     for dataset in ("casme2", "samm", "casme3"):
         monkeypatch.delenv(f"TSFMICRO_{dataset.upper()}_ROOT", raising=False)
-    study = Study.load(PAPER_PARAMS, overrides={"datasets": {"casme2": ["5class"]}, "seeds": [0],
+    study = Params.load(PAPER_PARAMS, overrides={"datasets": {"casme2": ["5class"]}, "seeds": [0],
                                                 "ablation": {"fusions": ["ts_late", "spatial_only"]},
                                                 "composite": None, "cross_dataset": None,
                                                 "temporal_branch": {"variants": ["retention"]}, "imbalance": None})
@@ -53,12 +56,12 @@ def test_overrides_narrow_the_paper_plan_without_editing_a_file(monkeypatch):
 
 def test_overrides_must_be_a_mapping():
     with pytest.raises(ValueError, match="overrides must be a mapping"):
-        Study.load(DEMO_PARAMS, overrides=["epochs", 2])
+        Study.load(DEMO_PARAMS, overrides=["epochs", 2])  # the notebooks' Study checks as Params
 
 
 def test_shipped_parameters_files_are_valid():
     for path in (DEMO_PARAMS, PAPER_PARAMS):
-        Study.load(path)
+        Params.load(path)
 
 
 # ------------------------------------------------------------------------------ validation
@@ -144,7 +147,7 @@ INVALID = {
 @pytest.mark.parametrize("overrides, expected", INVALID.values(), ids=INVALID.keys())
 def test_invalid_parameters_are_named_with_their_valid_values(overrides, expected):
     with pytest.raises(ValueError) as error:
-        Study.load(DEMO_PARAMS, overrides=overrides)
+        Params.load(DEMO_PARAMS, overrides=overrides)
     message = str(error.value)
     assert message.startswith(f"{DEMO_PARAMS} with overrides: invalid parameters (nothing was run)")
     for text in expected:
@@ -153,20 +156,20 @@ def test_invalid_parameters_are_named_with_their_valid_values(overrides, expecte
 
 def test_every_problem_is_reported_at_once():
     with pytest.raises(ValueError) as error:
-        Study.load(DEMO_PARAMS, overrides={"seeds": [], "preset": "small", "colour": "red"})
+        Params.load(DEMO_PARAMS, overrides={"seeds": [], "preset": "small", "colour": "red"})
     problems = [line for line in str(error.value).splitlines() if line.startswith("  - ")]
     assert [line.split(":")[0] for line in problems] == ["  - colour", "  - preset", "  - seeds"]
 
 
 def test_unknown_dataset_root_and_unknown_key_in_a_file(tmp_path):
     with pytest.raises(ValueError, match=r"roots\.casme4: unknown dataset .*" + DATASETS):
-        Study.load(DEMO_PARAMS, roots={"casme4": str(tmp_path)})
+        Params.load(DEMO_PARAMS, roots={"casme4": str(tmp_path)})
     params = yaml.safe_load(DEMO_PARAMS.read_text())
     params["gradcam"]["colourmap"] = "jet"
     written = tmp_path / "mine.yaml"
     written.write_text(yaml.safe_dump(params))
     with pytest.raises(ValueError, match=r"mine\.yaml: invalid parameters .*\n  - gradcam\.colourmap: unknown key"):
-        Study.load(written)
+        Params.load(written)
 
 
 
@@ -174,7 +177,7 @@ def test_a_chapter_option_is_one_planned_run_and_shows_in_the_plan_options():
     from tsfmicro.engine.runs import config_options
     from tsfmicro.params import PlannedRun, run_options
 
-    study = Study.load(DEMO_PARAMS)
+    study = Params.load(DEMO_PARAMS)
     plain = study.run_config("casme2", "5class")
     assert config_options(plain) == {}  # rotary: flat in the parameters is the preset's own
     variant = study._planned_config(PlannedRun("casme2", "5class", "ts_late", (0,),
@@ -187,34 +190,34 @@ def test_a_chapter_option_is_one_planned_run_and_shows_in_the_plan_options():
 def test_the_chapter_sections_plan_their_runs_and_can_be_left_out(tmp_path):
     from tsfmicro.params import PlannedRun, run_options
 
-    study = Study.load(DEMO_PARAMS, overrides={"cross_dataset": {"datasets": ["casme2", "samm", "casme3"]}})
+    study = Params.load(DEMO_PARAMS, overrides={"cross_dataset": {"datasets": ["casme2", "samm", "casme3"]}})
     planned = study.planned_runs()
     assert PlannedRun("megc2019", "3class", "ts_late", (0,)) in planned  # composite: fusions [ts_late], seeds [0]
-    pairs = study.cross_dataset_pairs()
+    pairs = cross_dataset.pairs(study)
     assert len(pairs) == 9 and pairs[:3] == [("casme2", "casme2"), ("casme2", "samm"), ("casme2", "casme3")]
-    assert study.cross_dataset_planned("samm", "samm") == PlannedRun("samm", "3class_megc", "ts_late", (0,))
-    assert study.cross_dataset_planned("samm", "casme3") == PlannedRun(
+    assert cross_dataset.planned(study, "samm", "samm") == PlannedRun("samm", "3class_megc", "ts_late", (0,))
+    assert cross_dataset.planned(study, "samm", "casme3") == PlannedRun(
         "samm", "3class_megc", "ts_late", (0,), run_options(test_dataset="casme3"))
-    assert study.lodo_planned() == PlannedRun("megc2019", "3class", "ts_late", (0,), run_options(split="lodo"))
+    assert cross_dataset.lodo_planned(study) == PlannedRun("megc2019", "3class", "ts_late", (0,), run_options(split="lodo"))
     for pair in pairs:
-        assert study.cross_dataset_planned(*pair) in planned
+        assert cross_dataset.planned(study, *pair) in planned
     # a cross-dataset request gets both folders
     (tmp_path / "SAMM").mkdir()
     (tmp_path / "CASME3").mkdir()
-    paper = Study.load(PAPER_PARAMS, roots={"samm": str(tmp_path / "SAMM"), "casme3": str(tmp_path / "CASME3")})
-    variant = paper._planned_config(paper.cross_dataset_planned("samm", "casme3"))
+    paper = Params.load(PAPER_PARAMS, roots={"samm": str(tmp_path / "SAMM"), "casme3": str(tmp_path / "CASME3")})
+    variant = paper._planned_config(cross_dataset.planned(paper, "samm", "casme3"))
     assert (variant.dataset, variant.test_dataset, variant.task) == ("samm", "casme3", "3class_megc")
     assert (variant.root, variant.test_root) == (str(tmp_path / "SAMM"), str(tmp_path / "CASME3"))
     # the synthetic composite has its own (smaller) size per part
-    small = Study.load(DEMO_PARAMS, overrides={"paths": {"synthetic": str(tmp_path / "synthetic")}, "synthetic": {
+    small = Params.load(DEMO_PARAMS, overrides={"paths": {"synthetic": str(tmp_path / "synthetic")}, "synthetic": {
         "composite_subjects": 1, "composite_clips_per_subject": 3}})
     assert small.root("megc2019").name == "megc2019-1x3-seed0"
     assert (small.root("megc2019") / "combined_3class_gt.csv").is_file()
     # a section left out (null) plans nothing; the seeds fall back to `seeds`
-    bare = Study.load(DEMO_PARAMS, overrides={"composite": None, "cross_dataset": None})
-    assert bare.cross_dataset_pairs() == [] and bare.lodo_planned() is None
+    bare = Params.load(DEMO_PARAMS, overrides={"composite": None, "cross_dataset": None})
+    assert cross_dataset.pairs(bare) == [] and cross_dataset.lodo_planned(bare) is None
     assert all(run.dataset != "megc2019" and run.task != "3class_megc" for run in bare.planned_runs())
-    assert PlannedRun("megc2019", "3class", "ts_late", (4, 5)) in Study.load(
+    assert PlannedRun("megc2019", "3class", "ts_late", (4, 5)) in Params.load(
         DEMO_PARAMS, overrides={"composite": {"seeds": None}, "seeds": [4, 5]}).planned_runs()
 
 
@@ -223,14 +226,14 @@ def test_a_section_written_null_in_the_file_is_absent(tmp_path):
     params.update(composite=None, cross_dataset=None)
     written = tmp_path / "mine.yaml"
     written.write_text(yaml.safe_dump(params))
-    study = Study.load(written)
-    assert study._composite_runs() == [] and study._cross_dataset_runs() == []
+    study = Params.load(written)
+    assert composite.runs(study) == {} and cross_dataset.runs(study) == {}
 
 
 def test_the_paper_plan_names_the_chapters_runs_without_their_folders(monkeypatch):
     for dataset in ("casme2", "samm", "casme3", "smic", "megc2019"):
         monkeypatch.delenv(f"TSFMICRO_{dataset.upper()}_ROOT", raising=False)
-    study = Study.load(PAPER_PARAMS)
+    study = Params.load(PAPER_PARAMS)
     available, missing = study.run_configs(missing_roots=True)
     assert available == []
     cross = [c for c in missing if c.test_dataset is not None]
@@ -242,7 +245,7 @@ def test_the_temporal_branch_and_imbalance_sections_plan_their_variants_sharing_
     from tsfmicro.engine.runs import config_options
     from tsfmicro.params import PlannedRun, run_options
 
-    study = Study.load(DEMO_PARAMS, overrides={
+    study = Params.load(DEMO_PARAMS, overrides={
         "composite": None, "cross_dataset": None, "annotation": None,  # chapters 05, 06, 08: their own tests
         "temporal_branch": {"variants": ["retention", "conv", "transformer"], "seeds": [0]},
         "imbalance": {"tasks": ["samm/5class", "casme3/7class"], "options": ["cross_entropy", "focal", "class_balanced"],
@@ -269,8 +272,8 @@ def test_the_temporal_branch_and_imbalance_sections_plan_their_variants_sharing_
     # left out or null: no runs, nothing to read
     for overrides in ({"temporal_branch": None, "imbalance": None, "composite": None, "cross_dataset": None,
                        "annotation": None},):
-        bare = Study.load(DEMO_PARAMS, overrides=overrides)
-        assert bare.temporal_branch_variants() == {} and bare.imbalance_tasks() == []
+        bare = Params.load(DEMO_PARAMS, overrides=overrides)
+        assert chapters.temporal_branch.variants(bare) == {} and chapters.imbalance.tasks(bare) == []
         assert all(not run.options for run in bare.planned_runs())
     written = yaml.safe_load(DEMO_PARAMS.read_text())
     written["temporal_branch"] = written["imbalance"] = None  # `null` in a file, as in an override

@@ -7,6 +7,7 @@ import pytest
 from sklearn.metrics import recall_score
 
 from tsfmicro import metrics, report
+from tsfmicro.chapters import imbalance, temporal_branch
 from tsfmicro.results import Run
 
 CLASSES = ["anger", "happiness", "other"]
@@ -92,7 +93,7 @@ def test_temporal_branch_sizes_count_each_network():
     conv = count_parameters(build_model("tiny", num_classes=3, temporal_branch="conv"))
     assert sizes.loc[1, "parameters (M)"] == round(conv / 1e6, 3)
     assert sizes.loc[1, "forward GFLOPs / sample"] < sizes.loc[0, "forward GFLOPs / sample"]  # no attention
-    sentence = report.size_sentence(sizes, "temporal branch", "retention")
+    sentence = temporal_branch.size_sentence(sizes, "temporal branch", "retention")
     retention = count_parameters(build_model("tiny", num_classes=3))
     assert sentence.startswith(f"At 64 px (tiny preset), retention (the paper's) has {retention / 1e6:.3g} M parameters")
     ratio = sizes.loc[1, "forward GFLOPs / sample"] / sizes.loc[0, "forward GFLOPs / sample"]
@@ -147,8 +148,8 @@ def test_rare_class_sentence_names_the_rarest_class_and_its_recall_per_option():
          "mean": mean, "low": mean - 0.1, "high": mean + 0.1}
         for option, shift in (("cross_entropy", 0.0), ("focal", 0.2))
         for name, support, mean in (("anger", 9, 0.5), ("contempt", 2, 0.1 + shift), ("other", 2, 0.4))])
-    assert report.rare_class_sentence(recall, "option") == (
+    assert imbalance.rare_class_sentence(recall, "option") == (
         "The rarest class of samm 5class, contempt (2 of 13 clips; as few as other), is recalled 10.0 [0.0, 20.0] % "
         "with cross_entropy, 30.0 [20.0, 40.0] % with focal.")
     alone = recall[recall["class_name"] != "other"]
-    assert report.rare_class_sentence(alone, "option").startswith("The rarest class of samm 5class, contempt (2 of 11 clips), ")
+    assert imbalance.rare_class_sentence(alone, "option").startswith("The rarest class of samm 5class, contempt (2 of 11 clips), ")

@@ -110,10 +110,10 @@ def run_plan(args: argparse.Namespace) -> int:
              for preset, precision in sorted(set(zip(table["preset"], table["precision"])))]
     if args.json:
         rows = json.loads(table.to_json(orient="records"))
-        print(json.dumps({"params": str(study.params_file), "device": device, "units": rows,
+        print(json.dumps({"params": str(study.parameters.params_file), "device": device, "units": rows,
                           "totals": planning.totals(table), "throughput": basis}, indent=2))
         return 0
-    print(f"plan for {study.params_file} (device {device}, data {study.source})\n")
+    print(f"plan for {study.parameters.params_file} (device {device}, data {study.source})\n")
     print(report.plan_text(table, planning.totals(table)))
     print("time estimates: " + "; ".join(basis))
     return 0
@@ -132,7 +132,7 @@ def run_run(args: argparse.Namespace) -> int:
     if args.executor not in EXECUTORS:  # checked before anything is loaded
         raise execute.ExecutorError(f"unknown executor {args.executor!r}; choose one of {', '.join(EXECUTORS)}")
     study = _study(args)
-    check_writable(study.path("runs"))  # before any work
+    check_writable(study.parameters.path("runs"))  # before any work
     requested = study.params["device"]
     cpus = args.cpus_per_fold if args.cpus_per_fold is not None else study.params.get("cpu_threads")
     gpus = args.gpus_per_fold
@@ -158,7 +158,7 @@ def run_run(args: argparse.Namespace) -> int:
         raise
     table = plan.table()
     total = totals(table)
-    print(f"plan for {study.params_file}: {total['units']} units, {total['folds']} folds ({total['folds_done']} "
+    print(f"plan for {study.parameters.params_file}: {total['units']} units, {total['folds']} folds ({total['folds_done']} "
           f"done), est. {report.format_seconds(total['estimated_seconds'])} on "
           f"{plan.requests[0].device.type if plan.requests else requested}; executor {executor.name}", flush=True)
     if args.no_progress:
@@ -166,10 +166,10 @@ def run_run(args: argparse.Namespace) -> int:
     try:
         summary = execute.execute(plan, executor, progress=progress)
     except KeyboardInterrupt:
-        print(f"tsfmicro run: interrupted; every finished fold is kept in {study.path('runs')}: "
+        print(f"tsfmicro run: interrupted; every finished fold is kept in {study.parameters.path('runs')}: "
               "run the same command to continue", file=sys.stderr)
         return 130
     print("\n" + report.run_summary_text(summary))
     print_excluded([load_run(request.path) for request in plan.requests])
-    print(f"runs folder: {study.path('runs')}")
+    print(f"runs folder: {study.parameters.path('runs')}")
     return 0

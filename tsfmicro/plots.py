@@ -207,7 +207,7 @@ def transfer_heatmap(matrix: pd.DataFrame, label: str) -> plt.Figure:
     names), each cell the mean and its interval in percent; the diagonal (each dataset's own
     LOSO) is outlined and marked.
 
-    ``matrix``: tsfmicro.report.cross_dataset_matrix (columns train, test, own, metric,
+    ``matrix``: tsfmicro.chapters.cross_dataset.cross_dataset_matrix (columns train, test, own, metric,
     protocol, mean, low, high).
     """
     from tsfmicro.data.registry import dataset_info

@@ -81,14 +81,14 @@ class ProvenanceBox:
         runs = study.runs_used()
         return {
             "data source": study.source,
-            "parameters": f"{_relative(study.params_file, study.project_root)}",
+            "parameters": f"{_relative(study.parameters.params_file, study.parameters.project_root)}",
             "values": "\n".join(f"{key}: {json.dumps(value, default=str)}"
                                 for key, value in shown.items()),
             "commit": self.commit,
             "device": self.device,
             "date": self.date,
             "duration": (f"{self.duration:.0f} s (notebook, including training of runs not "
-                         f"already in {_relative(study.path('runs'), study.project_root)})"
+                         f"already in {_relative(study.parameters.path('runs'), study.parameters.project_root)})"
                          if self.duration is not None else "running…"),
             "runs": ", ".join(_run_name(run) for run in runs) if runs else "none",
         }

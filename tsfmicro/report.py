@@ -47,11 +47,11 @@ def summary_table(runs, protocols: Sequence[str] = PROTOCOLS) -> pd.DataFrame:
     rows = []
     for run in as_runs(runs):
         for protocol in protocols:
-            rows.append({**describe(run), "protocol": protocol, **_scores_row(run.metrics["protocols"][protocol])})
+            rows.append({**describe(run), "protocol": protocol, **scores_row(run.metrics["protocols"][protocol])})
     return pd.DataFrame(rows)
 
 
-def _scores_row(summary: dict) -> dict:
+def scores_row(summary: dict) -> dict:
     """One protocol's block of metrics.json (tsfmicro.metrics.summarize) as columns: each metric's
     mean and interval (t over seeds, or the subject bootstrap with one seed) and which interval."""
     one_seed = len(summary["per_seed"]) == 1
@@ -93,13 +93,13 @@ def seed_table(run: RunLike) -> pd.DataFrame:
 def per_class_table(run: RunLike, protocol: str = "fixed") -> pd.DataFrame:
     """Per class, all seeds pooled: support, predictions, precision, recall, F1."""
     (run,) = as_runs(run)
-    return pd.DataFrame(run.metrics["protocols"][_check(protocol)]["per_class"]).assign(protocol=protocol)
+    return pd.DataFrame(run.metrics["protocols"][check_protocol(protocol)]["per_class"]).assign(protocol=protocol)
 
 
 def confusion_table(run: RunLike, protocol: str = "fixed", normalize: bool = False) -> pd.DataFrame:
     """Confusion matrix (rows true, columns predicted), all seeds pooled; ``normalize``: rows sum to 1."""
     (run,) = as_runs(run)
-    matrix = np.asarray(run.metrics["protocols"][_check(protocol)]["confusion"], dtype=float)
+    matrix = np.asarray(run.metrics["protocols"][check_protocol(protocol)]["confusion"], dtype=float)
     if normalize:
         matrix = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     names = run.class_names
@@ -109,7 +109,7 @@ def confusion_table(run: RunLike, protocol: str = "fixed", normalize: bool = Fal
 def per_subject_table(run: RunLike, protocol: str = "fixed") -> pd.DataFrame:
     """Per held-out subject, mean over seeds; each subject scored over the classes it shows."""
     (run,) = as_runs(run)
-    column = f"pred_{_check(protocol)}"
+    column = f"pred_{check_protocol(protocol)}"
     per_seed = [
         metrics.scores_by(part, "subject", "true", column).assign(seed=seed)
         for seed, part in run.predictions.groupby("seed")
@@ -124,7 +124,7 @@ def evaluate(run: RunLike, protocols: Sequence[str] = PROTOCOLS) -> dict:
     """Recompute a run's metrics from its predictions.csv (what ``tsfmicro evaluate`` prints)."""
     (run,) = as_runs(run)
     summary = metrics.summarize(run.predictions, run.class_names)
-    summary["protocols"] = {p: summary["protocols"][_check(p)] for p in protocols}
+    summary["protocols"] = {p: summary["protocols"][check_protocol(p)] for p in protocols}
     return summary
 
 
@@ -158,7 +158,7 @@ def text_report(runs) -> str:
     return "\n".join(parts)
 
 
-def _check(protocol: str) -> str:
+def check_protocol(protocol: str) -> str:
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     return protocol
@@ -227,43 +227,6 @@ def oracle_gain(runs: dict[tuple[str, str, str], Run], digits: int = 1) -> pd.Da
     return shown
 
 
-def shift_table(scores: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
-    """Shifted annotations (tsfmicro.sensitivity.shift_scores) for display: one row per kind and
-    shift, UF1/UAR in percent with their subject-bootstrap interval, the change of each from shift
-    0 in percentage points with its paired subject-bootstrap interval."""
-    shown = pd.DataFrame({
-        "moved": scores["kind"], "shift %": scores["percent"].map(lambda p: f"{p:+g}" if p else "0"),
-        "frames moved (median)": scores["median_frames_moved"].map(lambda v: f"{v:g}"),
-        "clips moved": [f"{m} of {n}" for m, n in zip(scores["clips_moved"], scores["clips"])],
-    })
-    for metric in ("uf1", "uar"):
-        name = METRIC_NAMES[metric]
-        shown[f"{name} %"] = [format_interval(m, lo, hi, digits) for m, lo, hi in
-                              zip(scores[metric], scores[f"{metric}_low"], scores[f"{metric}_high"])]
-        shown[f"{name} change pp"] = [format_interval(m, lo, hi, digits, "+") for m, lo, hi in zip(
-            scores[f"delta_{metric}"], scores[f"delta_{metric}_low"], scores[f"delta_{metric}_high"])]
-    return shown
-
-
-def apex_comparison_table(runs: dict[str, Run], difference: pd.DataFrame, protocol: str = "fixed",
-                          digits: int = 1) -> pd.DataFrame:
-    """The runs with the annotated and the automatic apex (``runs``: apex -> Run) and their
-    difference (tsfmicro.sensitivity.apex_difference), ACC/UF1/UAR in percent with intervals."""
-    summary = summary_table(list(runs.values()), protocols=[protocol])
-    rows = []
-    for apex, (_, row) in zip(runs, summary.iterrows()):
-        rows.append({"apex": apex, **{f"{name} %": format_interval(row[metric], row[f"{metric}_low"],
-                                                                    row[f"{metric}_high"], digits)
-                                      for metric, name in METRIC_NAMES.items()}, "interval": row["interval"]})
-    change = difference.set_index("metric")
-    rows.append({"apex": "automatic − annotated (pp)",
-                 **{f"{name} %": format_interval(change.loc[metric, "difference"], change.loc[metric, "low"],
-                                                 change.loc[metric, "high"], digits, "+")
-                    for metric, name in METRIC_NAMES.items()},
-                 "interval": change["interval"].iloc[0]})
-    return pd.DataFrame(rows)
-
-
 def per_class_by_run(runs: dict[tuple[str, str, str], Run], protocol: str = "fixed") -> pd.DataFrame:
     """Per-class support, precision, recall and F1 of each run, all seeds pooled
     (:func:`per_class_table` of each, with the run's dataset, task and fusion)."""
@@ -281,7 +244,7 @@ def class_recall(runs: dict[tuple[str, str, str], Run], column: str, protocol: s
     per run and class with ``support`` (clips per seed), ``mean``, ``low``, ``high`` (fractions) and
     ``interval``: a 95 % t interval over seeds, or with one seed a 95 % subject-bootstrap interval
     (tsfmicro.metrics.bootstrap_class_recall), as for the scores."""
-    column_name = f"pred_{_check(protocol)}"
+    column_name = f"pred_{check_protocol(protocol)}"
     rows = []
     for (dataset, task, variant), run in runs.items():
         names = run.class_names
@@ -418,39 +381,6 @@ def variant_conclusion(long: pd.DataFrame, column: str, reference: str, what: st
     return " ".join(sentences)
 
 
-def rare_class_sentence(recall: pd.DataFrame, column: str) -> str:
-    """Per dataset/task of a :func:`class_recall` table: its rarest class (fewest clips; the first
-    in class order on ties) and that class's recall under each variant, in words."""
-    sentences = []
-    for (dataset, task), part in recall.groupby(["dataset", "task"], sort=False):
-        support = part.groupby("class_name", sort=False)["support"].first()
-        rarest = support.idxmin()
-        tied = [name for name in support.index if support[name] == support[rarest] and name != rarest]
-        rows = part[part["class_name"] == rarest]
-        scores = ", ".join(f"{format_interval(r['mean'], r['low'], r['high'])} % with {r[column]}"
-                           for _, r in rows.iterrows())
-        ties = f"; as few as {', '.join(tied)}" if tied else ""
-        sentences.append(f"The rarest class of {dataset} {task}, {rarest} ({support[rarest]} of "
-                         f"{support.sum()} clips{ties}), is recalled {scores}.")
-    return " ".join(sentences)
-
-
-def size_sentence(sizes: pd.DataFrame, column: str, reference: str) -> str:
-    """Parameters and forward FLOPs of each variant (a :func:`temporal_branch_sizes` table, the
-    variant in ``column``) against the ``reference``'s, in words."""
-    rows = sizes.set_index(column)
-    def size(name):
-        return (f"{rows.loc[name, 'parameters (M)']:.3g} M parameters and "
-                f"{rows.loc[name, 'forward GFLOPs / sample']:.3g} GFLOPs per clip")
-    if reference not in rows.index:
-        return "; ".join(f"{name}: {size(name)}" for name in rows.index) + "."
-    base = rows.loc[reference, "forward GFLOPs / sample"]
-    others = [f"{name} {size(name)} ({rows.loc[name, 'forward GFLOPs / sample'] / base:.2g}x the FLOPs)"
-              for name in rows.index if name != reference]
-    return (f"At {rows['input'].iloc[0]} ({rows['preset'].iloc[0]} preset), {reference} (the paper's) has "
-            f"{size(reference)}" + (f"; {'; '.join(others)}" if others else "") + ".")
-
-
 def model_sizes(presets=("paper", "tiny"), fusions=None, num_classes: int = 5) -> pd.DataFrame:
     """Parameters and forward GFLOPs per sample of each preset and fusion variant
     (tsfmicro.model.count_parameters / count_flops; no training involved)."""
@@ -506,7 +436,7 @@ def part_scores(run: RunLike, protocols: Sequence[str] = PROTOCOLS) -> pd.DataFr
     for name, part in groups:
         summary = metrics.summarize(part, run.class_names)
         for protocol in protocols:
-            scores = _scores_row(summary["protocols"][_check(protocol)])
+            scores = scores_row(summary["protocols"][check_protocol(protocol)])
             for metric in METRIC_NAMES:
                 rows.append({"part": name, "protocol": protocol, "metric": metric, "mean": scores[metric],
                              "low": scores[f"{metric}_low"], "high": scores[f"{metric}_high"],
@@ -517,7 +447,7 @@ def part_scores(run: RunLike, protocols: Sequence[str] = PROTOCOLS) -> pd.DataFr
 
 def composite_scores(runs: dict[tuple[str, str, str], Run], protocols: Sequence[str] = PROTOCOLS) -> pd.DataFrame:
     """:func:`part_scores` of each run (keyed by (dataset, task, fusion), as
-    tsfmicro.study.Study.composite_runs), with its ``fusion``."""
+    study.chapter("composite").runs), with its ``fusion``."""
     parts = [part_scores(run, protocols).assign(fusion=fusion) for (_, _, fusion), run in runs.items()]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
         columns=["part", "protocol", "metric", "mean", "low", "high", "interval", "clips", "subjects", "fusion"])
@@ -529,7 +459,7 @@ def part_confusions(run: RunLike, protocol: str = "fixed") -> dict[str, np.ndarr
     (run,) = as_runs(run)
     predictions = run.predictions.reset_index(drop=True)
     parts = clip_parts(predictions)
-    column, classes = f"pred_{_check(protocol)}", len(run.class_names)
+    column, classes = f"pred_{check_protocol(protocol)}", len(run.class_names)
     matrices = {}
     for name in [WHOLE] + sorted(set(parts) - {WHOLE}):
         rows = predictions if name == WHOLE else predictions[parts == name]
@@ -537,187 +467,10 @@ def part_confusions(run: RunLike, protocol: str = "fixed") -> dict[str, np.ndarr
     return matrices
 
 
-OUR_SELECTION = {"fixed": ("last epoch (fixed protocol; no selection)", False),
-                 "oracle": ("best epoch per subject on its test data (oracle protocol)", True)}
-
-
-def field_table(ours: pd.DataFrame, field: pd.DataFrame, method: str, digits: int = 1) -> pd.DataFrame:
-    """Our composite scores (``ours``: :func:`part_scores` of a composite run) beside the field's
-    published ones (``field``: tsfmicro.reported.field_reported()): one row per method and epoch
-    selection, UF1 of the composite and of each part and the composite's UAR in percent, whether
-    the selection looks at the test subject's own clips, and the source. Ours carry their
-    interval; a value a source does not give is "n/a"."""
-    from tsfmicro.reported import FIELD_PARTS, format_value
-
-    def columns(value_of) -> dict:
-        row = {f"{_part_name(part)} UF1 %": value_of(part, "uf1") for part in FIELD_PARTS}
-        row["composite UAR %"] = value_of(WHOLE, "uar")
-        return row
-
-    rows = []
-    for protocol in [p for p in PROTOCOLS if p in set(ours["protocol"])]:
-        mine = ours[ours["protocol"] == protocol].set_index(["part", "metric"])
-
-        def ours_value(part, metric, mine=mine):
-            key = (part, metric)
-            if key not in mine.index:
-                return "n/a"
-            hit = mine.loc[key]
-            return format_interval(hit["mean"], hit["low"], hit["high"], digits)
-
-        selection, on_test = OUR_SELECTION[protocol]
-        rows.append({"method": method, "selection": selection, "selects on test": on_test, **columns(ours_value),
-                     "source": "this book (tsfmicro), runs of these parameters"})
-    for (name, selection), group in field.groupby(["method", "selection"], sort=False):
-        values = group.set_index(["part", "metric"])["value"]
-
-        def field_value(part, metric, values=values):
-            return format_value(values.get((part, metric), float("nan")))
-
-        rows.append({"method": name, "selection": selection, "selects on test": bool(group["selects_on_test"].iloc[0]),
-                     **columns(field_value), "source": "; ".join(dict.fromkeys(group["source"]))})
-    return pd.DataFrame(rows)
-
-
-def selection_effect_sentence(field: pd.DataFrame) -> str:
-    """What test-set epoch selection adds to the same network in the field's own measurements
-    (tsfmicro.reported.field_reported: methods measured both ways, composite UF1)."""
-    composite = field[(field["part"] == WHOLE) & (field["metric"] == "uf1")]
-    effects = []
-    for method, rows in composite.groupby("method", sort=False):
-        values = rows.set_index("selects_on_test")["value"]
-        if {True, False} <= set(values.index):
-            effects.append(f"{method}: {values[False]:.2f} % without, {values[True]:.2f} % with "
-                           f"({values[True] - values[False]:+.2f} points)")
-    if not effects:
-        return ""
-    return ("Measured on the same network with and without choosing each subject's epoch on its own test "
-            "clips, the composite UF1 is " + "; ".join(effects) + ".")
-
-
-def class_maps(datasets: Sequence[str], task: str) -> pd.DataFrame:
-    """One row per dataset and class of ``task``: the dataset's labels grouped into that class,
-    the labels the task leaves out, and the map's source (tsfmicro/data/registry.py)."""
-    from tsfmicro.data.registry import dataset_info, task_info
-
-    rows = []
-    for dataset in datasets:
-        info, mapping = dataset_info(dataset), task_info(dataset, task)
-        dropped = [label for label in info.labels if label not in mapping.label_to_class]
-        for name in mapping.class_names:
-            rows.append({"dataset": info.display_name, "class": name,
-                         "labels": ", ".join(label for label, target in mapping.label_to_class.items()
-                                             if target == name),
-                         "left out": ", ".join(dropped) or "none", "source": mapping.source})
-    return pd.DataFrame(rows)
-
-
-def cross_dataset_table(runs: dict[tuple[str, str], Run], protocol: str = "fixed", digits: int = 1) -> pd.DataFrame:
-    """The cross-dataset matrix as a table: one row per (trained on, tested on), UF1 and UAR in
-    percent with their interval; the diagonal rows (LOSO on the dataset) say so."""
-    from tsfmicro.data.registry import dataset_info
-
-    matrices = {metric: cross_dataset_matrix(runs, metric, protocol) for metric in ("uf1", "uar")}
-    first = matrices["uf1"]
-    table = pd.DataFrame({
-        "trained on": [dataset_info(d).display_name for d in first["train"]],
-        "tested on": [dataset_info(d).display_name for d in first["test"]],
-        "evaluation": ["LOSO on the dataset" if own else "all of one dataset, tested on all of the other"
-                       for own in first["own"]]})
-    for metric, matrix in matrices.items():
-        table[f"{METRIC_NAMES[metric]} %"] = [format_interval(m, lo, hi, digits)
-                                              for m, lo, hi in zip(matrix["mean"], matrix["low"], matrix["high"])]
-    table["interval"] = first["interval"].to_numpy()
-    table["test clips"] = first["test clips"].to_numpy()
-    return table
-
-
-def _part_name(part: str) -> str:
+def part_name(part: str) -> str:
     from tsfmicro.data.registry import dataset_info
 
     return part if part == WHOLE else dataset_info(part).display_name
-
-
-def cross_dataset_matrix(runs: dict[tuple[str, str], Run], metric: str = "uf1",
-                         protocol: str = "fixed") -> pd.DataFrame:
-    """One row per (trained on, tested on) cell: ``mean``, ``low``, ``high`` of ``metric`` under
-    ``protocol`` (fractions; t over seeds or subject bootstrap), ``own``: the diagonal (A's own
-    LOSO). ``runs``: tsfmicro.study.Study.cross_dataset_runs()."""
-    rows = []
-    for (train, test), run in runs.items():
-        scores = _scores_row(run.metrics["protocols"][_check(protocol)])
-        rows.append({"train": train, "test": test, "own": train == test, "metric": metric, "protocol": protocol,
-                     "mean": scores[metric], "low": scores[f"{metric}_low"], "high": scores[f"{metric}_high"],
-                     "interval": scores["interval"], "test clips": run.metrics["clips"]})
-    return pd.DataFrame(rows, columns=["train", "test", "own", "metric", "protocol", "mean", "low", "high", "interval",
-                                       "test clips"])
-
-
-def lodo_table(lodo: pd.DataFrame, loso: pd.DataFrame | None = None, digits: int = 1) -> pd.DataFrame:
-    """Leave-one-dataset-out per held-out part (``lodo``: :func:`part_scores` of the LODO run;
-    the WHOLE row pools the three held-out parts) beside the same part's clips scored by the
-    composite's LOSO run (``loso``: its :func:`part_scores`), fixed protocol, in percent."""
-    rows = []
-    for part in dict.fromkeys(lodo["part"]):
-        row = {"held-out part": _part_name(part) if part != WHOLE else "all parts (pooled)"}
-        for label, table in (("LODO", lodo), ("LOSO on the composite", loso)):
-            if table is None:
-                continue
-            hits = table[(table["part"] == part) & (table["protocol"] == "fixed")].set_index("metric")
-            for metric in ("uf1", "uar"):
-                row[f"{label} {METRIC_NAMES[metric]} %"] = (
-                    format_interval(hits.loc[metric, "mean"], hits.loc[metric, "low"], hits.loc[metric, "high"],
-                                    digits) if metric in hits.index else "n/a")
-        row["clips"] = int(lodo.loc[lodo["part"] == part, "clips"].iloc[0])
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def composite_sentence(parts: pd.DataFrame, fusion: str = "ts_late") -> str:
-    """What the composite chapter concludes, from :func:`part_scores` of the composite run."""
-    def uf1(part: str, protocol: str) -> float | None:
-        hit = parts[(parts["part"] == part) & (parts["protocol"] == protocol) & (parts["metric"] == "uf1")]
-        return float(hit["mean"].iloc[0]) if len(hit) else None
-
-    fixed = uf1(WHOLE, "fixed")
-    if fixed is None:
-        return ""
-    by_part = [f"{_part_name(part)} {100 * uf1(part, 'fixed'):.1f} %" for part in dict.fromkeys(parts["part"])
-               if part != WHOLE and uf1(part, "fixed") is not None]
-    text = (f"On the MEGC2019 composite, TSFmicro ({fusion}) reaches UF1 {100 * fixed:.1f} % under the fixed "
-            f"protocol" + (f" ({', '.join(by_part)})" if by_part else "") + ".")
-    oracle = uf1(WHOLE, "oracle")
-    if oracle is not None:
-        text += (f" Choosing each subject's epoch on its own test clips (the oracle protocol, as the authors' "
-                 f"code does) gives {100 * oracle:.1f} % ({100 * (oracle - fixed):+.1f} points): an upper bound, "
-                 "not an estimate.")
-    return text
-
-
-def transfer_sentence(matrix: pd.DataFrame) -> str:
-    """Which direction transfers worst, from :func:`cross_dataset_matrix`: the lowest score
-    off the diagonal, against the test dataset's own LOSO score; "" without two datasets."""
-    from tsfmicro.data.registry import dataset_info
-
-    pairs = matrix[~matrix["own"]].sort_values("mean", kind="stable")
-    if pairs.empty:
-        return ""
-    own = matrix[matrix["own"]].set_index("test")["mean"]
-    metric = METRIC_NAMES[str(pairs["metric"].iloc[0])]
-    name = {d: dataset_info(d).display_name for d in set(matrix["train"]) | set(matrix["test"])}
-    worst = pairs.iloc[0]
-    text = (f"The direction that transfers worst here is trained on {name[worst['train']]}, tested on "
-            f"{name[worst['test']]}: {metric} {100 * worst['mean']:.1f} %")
-    if worst["test"] in own.index:
-        drop = own[worst["test"]] - worst["mean"]
-        text += (f", against {100 * own[worst['test']]:.1f} % when {name[worst['test']]} is trained on its own "
-                 f"subjects (LOSO): {100 * abs(drop):.1f} points {'less' if drop >= 0 else 'more'}")
-    text += "."
-    if len(pairs) > 1:
-        best = pairs.iloc[-1]
-        text += (f" The best of the {len(pairs)} directions is {name[best['train']]} to {name[best['test']]} "
-                 f"({100 * best['mean']:.1f} %).")
-    return text
 
 
 # ----------------------------------------------------------------------------- plans and runs

@@ -4,11 +4,13 @@ its datasets, its finished training runs and its plan, and the provenance box.
 Every notebook of the book starts the same way::
 
     study = Study.load(params_file, roots=..., overrides=...)
-    box = study.provenance_box("Main results")
+    page = study.chapter("main_results")  # tsfmicro/chapters/main_results.py
+    box = study.provenance_box(page.title)
 
-and then asks the study for what it shows: ``study.data(dataset, task)`` for face crops,
-``study.run(dataset, task, fusion)`` for a finished training run, ``study.plan()`` for what was
-trained. A run is identified by its configuration (dataset, task, fusion, preset, recipe,
+and then shows what its chapter's page reads (``page.runs``, its tables and sentences), or asks
+the study directly: ``study.data(dataset, task)`` for face crops, ``study.run(dataset, task,
+fusion)`` for a finished training run, ``study.plan()`` for what was trained. The parameters
+themselves are ``study.parameters`` (tsfmicro.params.Params; ``study.params`` is their mapping). A run is identified by its configuration (dataset, task, fusion, preset, recipe,
 epochs, seeds, ...); the engine stores it under the run folder of the parameters, so each run is
 trained once and shared by every notebook. Under `make book` and `make reproduce`, `tsfmicro run`
 has trained them all before the notebooks start; a notebook opened with a run missing trains it
@@ -17,11 +19,13 @@ notebooks a run folder of their own (``overrides: {paths: {runs: ...}}``), so th
 
 The data flow and the module of each step: parameters (tsfmicro.params) -> plan
 (tsfmicro.engine.plan) -> run (tsfmicro.engine.execute) -> read (tsfmicro.results) -> display
-(tsfmicro.report, tsfmicro.plots, tsfmicro.provenance_box). This module only composes them.
+(tsfmicro.report, tsfmicro.plots, tsfmicro.provenance_box), one chapter per notebook
+(tsfmicro.chapters). This module only composes them.
 """
 from __future__ import annotations
 
 import functools
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,11 +43,58 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 
 
 @dataclass
-class Study(Params):
-    """Parameters plus the project folder; reads data and runs (training a missing run on demand)."""
+class Study:
+    """A checked parameters file (``parameters``: tsfmicro.params.Params) with the data and runs
+    a notebook reads (training a missing run on demand) and its chapters' pages."""
 
+    parameters: Params
     _runs: dict = field(default_factory=dict, repr=False)
     _data: dict = field(default_factory=dict, repr=False)
+    _pages: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def load(cls, params_file: str | os.PathLike = "params/demo.yaml", *,
+             roots: dict[str, str | None] | None = None,
+             overrides: dict[str, Any] | None = None) -> "Study":
+        """Params.load (same arguments, same checks), then ``cpu_threads`` for the work this
+        process does (training, Grad-CAM, evaluations)."""
+        parameters = Params.load(params_file, roots=roots, overrides=overrides)
+        if parameters.params.get("cpu_threads"):
+            # PyTorch's intra-op threads in this process (training runs in it). On a small
+            # shared CPU one thread is often faster: spinning OpenMP threads compete with
+            # every other busy process.
+            import torch
+
+            torch.set_num_threads(int(parameters.params["cpu_threads"]))
+        return cls(parameters)
+
+    # ------------------------------------------------------------------ the parameters
+    @property
+    def params(self) -> dict[str, Any]:
+        """The checked parameters as a mapping (``study.params["preset"]``)."""
+        return self.parameters.params
+
+    @property
+    def seeds(self) -> list[int]:
+        return self.parameters.seeds
+
+    def dataset_tasks(self) -> list[tuple[str, str]]:
+        """(dataset, task) pairs of the main results, in the order of the parameters."""
+        return self.parameters.dataset_tasks()
+
+    @property
+    def errata(self) -> str:
+        return self.parameters.errata
+
+    def chapter(self, name: str):
+        """What chapter ``name``'s notebook reads (tsfmicro.chapters: its runs, tables and
+        sentences), one page per chapter and study."""
+        if name not in self._pages:
+            from tsfmicro import chapters
+
+            chapter = chapters.get(name)
+            self._pages[name] = chapter.page(self, chapter)
+        return self._pages[name]
 
     # ------------------------------------------------------------------ names
     @property
@@ -52,7 +103,7 @@ class Study(Params):
         read so far (before any: those of the parameters). A folder written by the
         synthetic writer (it carries a marker file) makes the source SYNTHETIC whatever
         the parameters say."""
-        if self.synthetic or any(str(data.source).upper().startswith(SYNTHETIC)
+        if self.parameters.synthetic or any(str(data.source).upper().startswith(SYNTHETIC)
                                  for data in self._data.values()) or self._synthetic_roots:
             return SYNTHETIC
         used = list(dict.fromkeys(dataset for dataset, _ in self._data)) or list(self.params["datasets"])
@@ -67,7 +118,7 @@ class Study(Params):
 
         for dataset in self.params["datasets"]:
             try:
-                root = self.root(dataset)
+                root = self.parameters.root(dataset)
             except DatasetRootMissing:
                 continue
             if is_synthetic_root(root) or any(is_synthetic_root(part) for part in root.iterdir() if part.is_dir()):
@@ -92,7 +143,7 @@ class Study(Params):
         """The sample table (with the excluded-rows report) read from the official files."""
         from tsfmicro.data import load_samples
 
-        return load_samples(dataset, self.root(dataset), task, errata=self.errata)
+        return load_samples(dataset, self.parameters.root(dataset), task, errata=self.errata)
 
     def data(self, dataset: str, task: str):
         """Face crops of one task (tsfmicro.data.prepare; cached on disk and in memory)."""
@@ -100,12 +151,18 @@ class Study(Params):
 
         key = (dataset, task)
         if key not in self._data:
-            self._data[key] = prepare(dataset, self.root(dataset), task,
-                                      crop_size=self.crop_size,
-                                      cache_dir=self.path("prepared"),
-                                      progress=bool(self.params.get("progress", False)),
-                                      errata=self.errata)
+            self._data[key] = self.prepared(dataset, task)
         return self._data[key]
+
+    def prepared(self, dataset: str, task: str, **options):
+        """tsfmicro.data.prepare of one task with the parameters' crop size, cache and errata,
+        not kept in memory; ``options``: prepare's own (``shifts=``, ``apex="automatic"``: their
+        own cache files, rebuilt only when their frames change)."""
+        from tsfmicro.data import prepare
+
+        return prepare(dataset, self.parameters.root(dataset), task, crop_size=self.parameters.crop_size,
+                       cache_dir=self.parameters.path("prepared"), progress=bool(self.params.get("progress", False)),
+                       errata=self.errata, **options)
 
     def all_data(self) -> dict[tuple[str, str], Any]:
         """Prepared data of every (dataset, task) of the main results."""
@@ -184,7 +241,7 @@ class Study(Params):
         """A finished run (tsfmicro.results.Run): reused from the run folder, or trained now when
         missing. The engine trains each seed as its own unit, so a run with seeds [0] reuses seed 0
         of a run with seeds [0, 1] and the other way round. ``options``: RunConfig fields a
-        chapter sets beyond the parameters (None: the default), as in :meth:`planned_runs`."""
+        chapter sets beyond the parameters (None: the default), as in tsfmicro.params.PlannedRun."""
         from tsfmicro.engine import train
         from tsfmicro.params import run_options
 
@@ -195,96 +252,13 @@ class Study(Params):
             self.data(dataset, task)  # builds the face-crop cache quietly; train() reuses it
             if dict(options).get("test_dataset"):
                 self.data(dict(options)["test_dataset"], task)
-            self._runs[key] = train(self.run_config(dataset, task, fusion, list(seeds), **dict(options)),
+            self._runs[key] = train(self.parameters.run_config(dataset, task, fusion, list(seeds), **dict(options)),
                                     progress=bool(self.params.get("progress", False)))
         return self._runs[key]
-
-    def main_runs(self) -> dict[tuple[str, str, str], Any]:
-        """TSFmicro (ts_late) on every (dataset, task) of the parameters."""
-        return {(dataset, task, "ts_late"): self.run(dataset, task, "ts_late")
-                for dataset, task in self.dataset_tasks()}
-
-    def ablation_runs(self) -> dict[tuple[str, str, str], Any]:
-        """Every fusion variant of ``ablation:`` on its one dataset/task."""
-        ablation = self.params["ablation"]
-        return {(ablation["dataset"], ablation["task"], fusion):
-                self.run(ablation["dataset"], ablation["task"], fusion, self.ablation_seeds)
-                for fusion in ablation["fusions"]}
 
     def planned(self, run) -> Any:
         """The finished run of a tsfmicro.params.PlannedRun (:meth:`run`)."""
         return self.run(run.dataset, run.task, run.fusion, list(run.seeds), **dict(run.options))
-
-    def composite_runs(self) -> dict[tuple[str, str, str], Any]:
-        """Every fusion of ``composite:`` trained LOSO on the MEGC2019 composite; {} without the section."""
-        return {(run.dataset, run.task, run.fusion): self.planned(run) for run in self._composite_runs()}
-
-    def cross_dataset_runs(self) -> dict[tuple[str, str], Any]:
-        """(trained on, tested on) -> run, for every pair of ``cross_dataset: datasets``; the
-        diagonal (A, A) is A's own LOSO on the shared task. {} without the section."""
-        return {(train, test): self.planned(self.cross_dataset_planned(train, test))
-                for train, test in self.cross_dataset_pairs()}
-
-    def lodo_run(self):
-        """Leave-one-dataset-out on the composite (``cross_dataset: lodo``), or None."""
-        planned = self.lodo_planned()
-        return self.planned(planned) if planned else None
-
-    def temporal_branch_runs(self) -> dict[tuple[str, str, str], Any]:
-        """Each variant of ``temporal_branch:`` (T-S late on its dataset/task), keyed by
-        (dataset, task, variant); {} when the section is absent. The paper's retention is
-        the main results' run."""
-        settings = self.params.get("temporal_branch")
-        if not settings:
-            return {}
-        seeds = self.section_seeds("temporal_branch")
-        return {(settings["dataset"], settings["task"], variant):
-                self.run(settings["dataset"], settings["task"], "ts_late", seeds, **options)
-                for variant, options in self.temporal_branch_variants().items()}
-
-    def imbalance_runs(self) -> dict[tuple[str, str, str], Any]:
-        """Each option of ``imbalance:`` on each of its tasks (T-S late), keyed by (dataset,
-        task, option); {} when the section is absent. The paper's cross_entropy is the main
-        results' run."""
-        seeds = self.section_seeds("imbalance")
-        return {(dataset, task, option): self.run(dataset, task, "ts_late", seeds, **settings)
-                for dataset, task in self.imbalance_tasks()
-                for option, settings in self.imbalance_options().items()}
-
-    # ------------------------------------------------------------------ annotation chapter
-    @property
-    def annotation(self) -> dict | None:
-        """``annotation:`` of the parameters, or None when these parameters have no such chapter."""
-        return self.params.get("annotation") or None
-
-    def shifted_data(self, dataset: str, task: str):
-        """Face crops of one task with the frames of ``annotation: shifts:`` (tsfmicro.data.prepare
-        with ``shifts``; their own cache file, rebuilt only when the set of frames changes)."""
-        from tsfmicro.data import prepare
-
-        return prepare(dataset, self.root(dataset), task, crop_size=self.crop_size, cache_dir=self.path("prepared"),
-                       progress=bool(self.params.get("progress", False)), errata=self.errata,
-                       shifts=self.annotation["shifts"])
-
-    def shift_evaluation(self, run, dataset: str, task: str):
-        """``run``'s fold models on :meth:`shifted_data` (tsfmicro.engine.evaluate.shift_predictions;
-        kept in the run folder, so a second call only reads them)."""
-        from tsfmicro.engine.evaluate import shift_predictions
-
-        return shift_predictions(run, self.shifted_data(dataset, task))
-
-    def automatic_apex_data(self, dataset: str, task: str):
-        """Face crops of one task with the automatic apex (what the ``apex: automatic`` run trains on)."""
-        from tsfmicro.data import prepare
-
-        return prepare(dataset, self.root(dataset), task, crop_size=self.crop_size, cache_dir=self.path("prepared"),
-                       progress=bool(self.params.get("progress", False)), errata=self.errata, apex="automatic")
-
-    def annotation_runs(self) -> dict[str, Any]:
-        """T-S late on ``annotation:``'s dataset and task with the annotated apex and, with
-        ``automatic_apex: true``, the automatic apex (keys "annotated", "automatic"); {} without
-        the section."""
-        return {dict(run.options).get("apex", "annotated"): self.planned(run) for run in self._annotation_runs()}
 
     def runs_used(self) -> list:
         return list(self._runs.values())
@@ -296,7 +270,7 @@ class Study(Params):
         device when not this machine's (a cluster's GPUs)."""
         from tsfmicro.engine.plan import make_plan
 
-        available, _ = self.run_configs()
+        available, _ = self.parameters.run_configs()
         return make_plan(available, progress=progress, device=device)
 
     def plan(self):
@@ -310,7 +284,7 @@ class Study(Params):
         from tsfmicro.engine.plan import plan_table
 
         requested = self.params["device"]
-        available, missing = self.run_configs(missing_roots=True)
+        available, missing = self.parameters.run_configs(missing_roots=True)
         return plan_table(available, missing, device=None if requested == "auto" else torch.device(requested))
 
     def train_all(self) -> list:

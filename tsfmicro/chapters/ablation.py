@@ -1,0 +1,95 @@
+"""Chapter 02, Fusion ablation: every fusion variant of ``ablation:`` on its one dataset/task of
+``datasets:`` (T-S late's run is the main results' one when the seeds agree), and the model sizes."""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from tsfmicro import report, reported
+from tsfmicro.chapters import Chapter, Page, register
+from tsfmicro.sections import PlannedRun, in_main_results, main_datasets, names, seeds, setting
+
+
+def _fusions():
+    from tsfmicro.model import FUSIONS
+
+    return FUSIONS
+
+
+@dataclass(frozen=True)
+class Section:
+    """``ablation:`` (required)."""
+
+    dataset: str = setting()
+    task: str = setting()
+    fusions: tuple[str, ...] = setting(names(_fusions))
+    seeds: tuple[int, ...] | None = setting(seeds(), default=None)  # None: the parameters' seeds
+
+    @classmethod
+    def problems(cls, raw, name, params) -> list[str]:
+        if "dataset" in raw and "task" in raw:
+            return in_main_results(name, raw["dataset"], raw["task"], main_datasets(params))
+        return []
+
+
+def seeds_of(params) -> list[int]:
+    """Seeds of the fusion ablation: ``ablation: seeds:`` if given, else ``seeds``."""
+    return [int(s) for s in params.section("ablation").seeds or params.seeds]
+
+
+def runs(params) -> dict:
+    """(dataset, task, fusion) -> the run of each fusion of ``ablation:``."""
+    section = params.section("ablation")
+    if section is None:
+        return {}
+    return {(section.dataset, section.task, fusion): PlannedRun(section.dataset, section.task, fusion,
+                                                                tuple(seeds_of(params)))
+            for fusion in section.fusions}
+
+
+class AblationPage(Page):
+    @property
+    def seeds(self) -> list[int]:
+        return seeds_of(self.parameters)
+
+    @functools.cached_property
+    def scores(self):
+        return report.scores_long(self.runs)
+
+    @functools.cached_property
+    def table(self):
+        return report.scores_wide(self.scores, reported.reported())
+
+    @functools.cached_property
+    def paper(self):
+        """The paper's values of the ablation's dataset/task, for the bars."""
+        section = self.section
+        paper = reported.reported().query(f"dataset == {section.dataset!r} and task == {section.task!r}")
+        return paper.assign(metric=paper.metric.replace({"acc": "accuracy"}))
+
+    @property
+    def classes(self) -> int:
+        return len(next(iter(self.runs.values())).class_names)
+
+    def summary(self) -> str:
+        """The chapter's conclusion, from the numbers: the best variant, T-S late and the spatial branch alone."""
+        section, scores = self.section, self.scores
+        fixed = scores[(scores.protocol == "fixed") & (scores.metric == "uf1")].set_index("fusion")["mean"]
+        best = (f"the best of the {len(fixed)} variants run here is" if len(fixed) > 1 else
+                "the one variant run here is")
+        summary = [f"On {section.dataset} {section.task} under the fixed protocol, {best} "
+                   f"{fixed.idxmax()} (UF1 {100 * fixed.max():.1f} %)."]
+        for fusion, name in (("ts_late", "T-S late (ts_late, the paper's method)"),
+                             ("spatial_only", "The spatial branch alone (spatial_only)")):
+            summary.append(f"{name} reaches UF1 {100 * fixed[fusion]:.1f} %." if fusion in fixed else
+                           f"{name} was not run with these parameters (not in the ablation's fusions).")
+        return " ".join(summary)
+
+    @functools.cached_property
+    def sizes(self):
+        """Parameters and FLOPs of every preset and fusion (no training)."""
+        return report.model_sizes()
+
+
+CHAPTER = register(Chapter(name="ablation", notebook="02_fusion_ablation", title="Fusion ablation", runs=runs,
+                           page=AblationPage, section=Section, required=True))

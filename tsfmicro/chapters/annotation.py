@@ -1,0 +1,206 @@
+"""Chapter 08, Onset and apex sensitivity: the main results' fold models of ``annotation:``'s
+dataset/task tested with the apex, or the onset, moved by each of ``shifts`` (no retraining);
+with ``automatic_apex: true``, T-S late trained on the automatic apex against the annotated one;
+and the clips whose annotated apex is the onset."""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import pandas as pd
+
+from tsfmicro import sensitivity
+from tsfmicro.chapters import Chapter, Page, register
+from tsfmicro.report import METRIC_NAMES, format_interval, summary_table
+from tsfmicro.results import Run
+from tsfmicro.sections import PlannedRun, flag, in_main_results, main_datasets, run_options, seeds, setting
+
+
+def _shifts(shifts, key, params) -> list[str]:
+    """A non-empty list of distinct percentages in [-100, 100]."""
+    from tsfmicro.data.moved_frames import MAX_SHIFT_PERCENT
+
+    numbers = isinstance(shifts, list) and shifts and all(
+        isinstance(p, (int, float)) and not isinstance(p, bool) and abs(p) <= MAX_SHIFT_PERCENT for p in shifts)
+    if not numbers:
+        return [f"{key}: {shifts!r} must be a non-empty list of percentages of the "
+                f"onset-offset length in [-{MAX_SHIFT_PERCENT:g}, {MAX_SHIFT_PERCENT:g}], "
+                "e.g. [-5, -2, -1, 1, 2, 5] (0 is always evaluated)"]
+    if len(set(shifts)) != len(shifts):
+        return [f"{key}: {shifts!r} lists a shift more than once"]
+    return []
+
+
+@dataclass(frozen=True)
+class Section:
+    """``annotation:`` (optional; null or left out: no such chapter)."""
+
+    dataset: str = setting()
+    task: str = setting()
+    shifts: tuple[float, ...] = setting(_shifts)  # percent of the onset-offset length
+    automatic_apex: bool = setting(flag(), default=False)
+    seeds: tuple[int, ...] | None = setting(seeds(), default=None, null_ok=True)  # None: the parameters' seeds
+
+    @classmethod
+    def problems(cls, raw, name, params) -> list[str]:
+        if "dataset" in raw and "task" in raw:
+            return in_main_results(name, raw["dataset"], raw["task"], main_datasets(params))
+        return []
+
+
+def runs(params) -> dict:
+    """"annotated" -> T-S late with the annotated apex (shared with the main results) and, with
+    ``automatic_apex: true``, "automatic" -> with the automatic apex, on the same seeds."""
+    section = params.section("annotation")
+    if section is None:
+        return {}
+    dataset, task, seeds = section.dataset, section.task, params.section_seeds("annotation")
+    planned = {"annotated": PlannedRun(dataset, task, "ts_late", seeds)}
+    if section.automatic_apex:
+        planned["automatic"] = PlannedRun(dataset, task, "ts_late", seeds, run_options(apex="automatic"))
+    return planned
+
+
+class AnnotationPage(Page):
+    @property
+    def seeds(self) -> list[int]:
+        return list(self.parameters.section_seeds("annotation"))
+
+    @property
+    def annotated(self) -> Run:
+        return self.runs["annotated"]
+
+    @property
+    def automatic(self) -> Run | None:
+        return self.runs.get("automatic")
+
+    @property
+    def seed(self) -> int:
+        """The seed whose fold weights are kept."""
+        return self.seeds[0]
+
+    @property
+    def figure_label(self) -> str:
+        section = self.section
+        return f"{section.dataset} {section.task}, ts_late, seed {self.seed} | " + self.study.label("fixed", [self.seed])
+
+    def shifted_data(self):
+        """Face crops of the section's task with the frames of ``shifts`` (their own cache file)."""
+        section = self.section
+        return self.study.prepared(section.dataset, section.task, shifts=list(section.shifts))
+
+    def automatic_apex_data(self):
+        """Face crops of the section's task with the automatic apex (what the ``apex: automatic`` run trains on)."""
+        section = self.section
+        return self.study.prepared(section.dataset, section.task, apex="automatic")
+
+    def shift_evaluation(self, run: Run):
+        """``run``'s fold models on :meth:`shifted_data` (tsfmicro.engine.evaluate.shift_predictions;
+        kept in the run folder, so a second call only reads them)."""
+        from tsfmicro.engine.evaluate import shift_predictions
+
+        return shift_predictions(run, self.shifted_data())
+
+    @functools.cached_property
+    def evaluation(self):
+        """The annotated run's fold models on the shifted frames."""
+        return self.shift_evaluation(self.annotated)
+
+    @functools.cached_property
+    def shift_scores(self) -> pd.DataFrame:
+        return sensitivity.shift_scores(self.evaluation.predictions, len(self.annotated.class_names))
+
+    @property
+    def shift_table(self) -> pd.DataFrame:
+        return shift_table(self.shift_scores)
+
+    def configured_text(self) -> str:
+        return "" if self.section else ("These parameters have no `annotation:` section, so they do not configure "
+                                        "this chapter: nothing is drawn.")
+
+    def shift_summary(self) -> str:
+        if not self.section:
+            return "No shifted annotations: not configured."
+        section = self.section
+        return (sensitivity.shift_sentence(self.shift_scores, section.dataset, section.task) + " "
+                + sensitivity.evaluation_note(self.evaluation, self.annotated))
+
+    @functools.cached_property
+    def apex_distances(self):
+        return sensitivity.apex_distances(self.automatic_apex_data())
+
+    @functools.cached_property
+    def apex_difference(self):
+        return sensitivity.apex_difference(self.annotated, self.automatic)
+
+    @property
+    def apex_table(self) -> pd.DataFrame:
+        return apex_comparison_table(self.runs, self.apex_difference)
+
+    def automatic_summary(self) -> str:
+        if self.section and self.automatic is not None:
+            uf1 = {apex: run.metrics["protocols"]["fixed"]["mean"]["uf1"] for apex, run in self.runs.items()}
+            return sensitivity.automatic_apex_sentence(self.apex_difference, self.apex_distances, uf1["annotated"],
+                                                       uf1["automatic"])
+        return ("No automatic-apex run: `annotation: automatic_apex:` is not true in these parameters."
+                if self.section else "No automatic apex: not configured.")
+
+    @functools.cached_property
+    def apex_onset(self) -> dict:
+        """"dataset task" -> the main results' predictions of the clips whose apex is the onset."""
+        main = self.study.chapter("main_results").runs
+        return {f"{d} {t}": sensitivity.apex_onset_predictions(run, self.study.data(d, t))
+                for (d, t, _), run in main.items()}
+
+    @property
+    def apex_onset_table(self) -> pd.DataFrame:
+        return sensitivity.apex_onset_table(self.apex_onset)
+
+    def apex_onset_summary(self, overview: pd.DataFrame) -> str:
+        counts = {f"{d} {t}": int(n) for d, t, n in zip(overview["dataset"], overview["task"], overview["apex = onset"])}
+        return sensitivity.apex_onset_sentence(counts, self.apex_onset)
+
+    def caveat(self) -> str:
+        return sensitivity.synthetic_caveat() if self.study.source == "SYNTHETIC" else ""
+
+
+# ----------------------------------------------------------------------------- tables
+def shift_table(scores: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
+    """Shifted annotations (tsfmicro.sensitivity.shift_scores) for display: one row per kind and
+    shift, UF1/UAR in percent with their subject-bootstrap interval, the change of each from shift
+    0 in percentage points with its paired subject-bootstrap interval."""
+    shown = pd.DataFrame({
+        "moved": scores["kind"], "shift %": scores["percent"].map(lambda p: f"{p:+g}" if p else "0"),
+        "frames moved (median)": scores["median_frames_moved"].map(lambda v: f"{v:g}"),
+        "clips moved": [f"{m} of {n}" for m, n in zip(scores["clips_moved"], scores["clips"])],
+    })
+    for metric in ("uf1", "uar"):
+        name = METRIC_NAMES[metric]
+        shown[f"{name} %"] = [format_interval(m, lo, hi, digits) for m, lo, hi in
+                              zip(scores[metric], scores[f"{metric}_low"], scores[f"{metric}_high"])]
+        shown[f"{name} change pp"] = [format_interval(m, lo, hi, digits, "+") for m, lo, hi in zip(
+            scores[f"delta_{metric}"], scores[f"delta_{metric}_low"], scores[f"delta_{metric}_high"])]
+    return shown
+
+
+def apex_comparison_table(runs: dict[str, Run], difference: pd.DataFrame, protocol: str = "fixed",
+                          digits: int = 1) -> pd.DataFrame:
+    """The runs with the annotated and the automatic apex (``runs``: apex -> Run) and their
+    difference (tsfmicro.sensitivity.apex_difference), ACC/UF1/UAR in percent with intervals."""
+    summary = summary_table(list(runs.values()), protocols=[protocol])
+    rows = []
+    for apex, (_, row) in zip(runs, summary.iterrows()):
+        rows.append({"apex": apex, **{f"{name} %": format_interval(row[metric], row[f"{metric}_low"],
+                                                                    row[f"{metric}_high"], digits)
+                                      for metric, name in METRIC_NAMES.items()}, "interval": row["interval"]})
+    change = difference.set_index("metric")
+    rows.append({"apex": "automatic − annotated (pp)",
+                 **{f"{name} %": format_interval(change.loc[metric, "difference"], change.loc[metric, "low"],
+                                                 change.loc[metric, "high"], digits, "+")
+                    for metric, name in METRIC_NAMES.items()},
+                 "interval": change["interval"].iloc[0]})
+    return pd.DataFrame(rows)
+
+
+CHAPTER = register(Chapter(name="annotation", notebook="08_annotation_sensitivity", title="Onset and apex sensitivity",
+                           runs=runs, page=AnnotationPage, section=Section))

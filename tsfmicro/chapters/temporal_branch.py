@@ -1,0 +1,129 @@
+"""Chapter 07, Temporal branch: the temporal branch's token mixer (retention, the paper's, against
+the variants of ``temporal_branch:``), T-S late on one dataset/task of ``datasets:``; the paper's
+retention is the main results' run."""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import pandas as pd
+
+from tsfmicro import report
+from tsfmicro.chapters import Chapter, Page, register
+from tsfmicro.sections import PlannedRun, in_main_results, main_datasets, names, run_options, seeds, setting
+
+COLUMN = "temporal branch"
+NOT_CONFIGURED = "These parameters do not configure this chapter (no temporal_branch: section), so it shows nothing."
+
+
+def _branches():
+    from tsfmicro.model.config import TEMPORAL_BRANCHES
+
+    return TEMPORAL_BRANCHES
+
+
+@dataclass(frozen=True)
+class Section:
+    """``temporal_branch:`` (optional; null or left out: no such chapter)."""
+
+    dataset: str = setting()
+    task: str = setting()
+    variants: tuple[str, ...] = setting(names(_branches))
+    seeds: tuple[int, ...] | None = setting(seeds(), default=None)  # None: the parameters' seeds
+
+    @classmethod
+    def problems(cls, raw, name, params) -> list[str]:
+        if "dataset" in raw and "task" in raw:
+            return [f"{problem}, or leave the chapter out: temporal_branch: null" for problem in
+                    in_main_results(name, raw["dataset"], raw["task"], main_datasets(params))]
+        return []
+
+
+def reference(params) -> str:
+    """The preset's temporal branch: the paper's retention, the one the others are compared with."""
+    from tsfmicro.model import PRESETS
+
+    return PRESETS[params.params["preset"]].temporal_branch
+
+
+def variants(params) -> dict[str, dict]:
+    """``temporal_branch: variants:`` -> the RunConfig options of each (the preset's own token
+    mixer, the paper's retention, sets none: its run is the main results' run)."""
+    section = params.section("temporal_branch")
+    preset = reference(params)
+    return {variant: {"temporal_branch": None if variant == preset else variant}
+            for variant in (section.variants if section is not None else ())}
+
+
+def runs(params) -> dict:
+    """(dataset, task, variant) -> T-S late with each token mixer on the section's dataset/task."""
+    section = params.section("temporal_branch")
+    if section is None:
+        return {}
+    seeds = tuple(params.section_seeds("temporal_branch"))
+    return {(section.dataset, section.task, variant): PlannedRun(section.dataset, section.task, "ts_late", seeds,
+                                                                 run_options(**options))
+            for variant, options in variants(params).items()}
+
+
+class TemporalBranchPage(Page):
+    column = COLUMN
+
+    @property
+    def reference(self) -> str:
+        return reference(self.parameters)
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(self.parameters.section_seeds("temporal_branch"))
+
+    @property
+    def classes(self) -> int:
+        return len(next(iter(self.runs.values())).class_names)
+
+    @functools.cached_property
+    def scores(self) -> pd.DataFrame:
+        return report.scores_long(self.runs, column=COLUMN)
+
+    @functools.cached_property
+    def sizes(self) -> pd.DataFrame:
+        """Parameters and FLOPs of the network with each variant (no training)."""
+        return report.temporal_branch_sizes(self.parameters.params["preset"], [key[2] for key in self.runs],
+                                            num_classes=self.classes)
+
+    @functools.cached_property
+    def table(self) -> pd.DataFrame:
+        return report.scores_wide(self.scores, column=COLUMN).merge(
+            self.sizes[[COLUMN, "parameters (M)", "forward GFLOPs / sample"]], on=COLUMN)
+
+    def summary(self) -> str:
+        if not self.runs:
+            return NOT_CONFIGURED
+        return (report.variant_conclusion(self.scores, COLUMN, self.reference, "temporal branches") + " "
+                + size_sentence(self.sizes, COLUMN, self.reference))
+
+    def caveat(self) -> str:
+        return ("These runs are on SYNTHETIC data (generated clips, a small network, few epochs): they show the "
+                "comparison working, not which temporal branch is better on real faces; run params/paper.yaml for "
+                "that." if self.runs and self.study.source == "SYNTHETIC" else "")
+
+
+# ----------------------------------------------------------------------------- sentences
+def size_sentence(sizes: pd.DataFrame, column: str, reference: str) -> str:
+    """Parameters and forward FLOPs of each variant (a :func:`temporal_branch_sizes` table, the
+    variant in ``column``) against the ``reference``'s, in words."""
+    rows = sizes.set_index(column)
+    def size(name):
+        return (f"{rows.loc[name, 'parameters (M)']:.3g} M parameters and "
+                f"{rows.loc[name, 'forward GFLOPs / sample']:.3g} GFLOPs per clip")
+    if reference not in rows.index:
+        return "; ".join(f"{name}: {size(name)}" for name in rows.index) + "."
+    base = rows.loc[reference, "forward GFLOPs / sample"]
+    others = [f"{name} {size(name)} ({rows.loc[name, 'forward GFLOPs / sample'] / base:.2g}x the FLOPs)"
+              for name in rows.index if name != reference]
+    return (f"At {rows['input'].iloc[0]} ({rows['preset'].iloc[0]} preset), {reference} (the paper's) has "
+            f"{size(reference)}" + (f"; {'; '.join(others)}" if others else "") + ".")
+
+
+CHAPTER = register(Chapter(name="temporal_branch", notebook="07_temporal_branch", title="Temporal branch", runs=runs,
+                           page=TemporalBranchPage, section=Section))
