@@ -386,7 +386,7 @@ def test_frame_reselection_enters_the_run_key_and_config(tmp_path, monkeypatch):
     class Stop(Exception):
         pass
 
-    def record(config, progress):  # the CLI's config, then stop before any training
+    def record(config, progress, strict=False):  # the CLI's config, then stop before any training
         seen.append(config)
         raise Stop
 
@@ -428,7 +428,7 @@ def test_errata_choice_reaches_the_data_and_enters_the_run_key_only_when_not_the
     class Stop(Exception):
         pass
 
-    def record(config, progress):
+    def record(config, progress, strict=False):
         seen.append(config)
         raise Stop
 
