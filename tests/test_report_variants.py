@@ -40,7 +40,7 @@ def test_scores_of_runs_keyed_by_a_variant():
     assert list(dict.fromkeys(long["option"])) == ["cross_entropy", "focal"] and len(long) == 2 * 2 * 3
     focal = long.query("option == 'focal' and protocol == 'fixed' and metric == 'accuracy'").iloc[0]
     assert focal["mean"] == pytest.approx(runs[("samm", "5class", "focal")].metrics["protocols"]["fixed"]["mean"]["accuracy"])
-    assert focal["interval"] == "subject bootstrap 95%" and focal["low"] <= focal["mean"] <= focal["high"]
+    assert focal["interval"] == "subject bootstrap 95%, 1000 resamples (one seed)" and focal["low"] <= focal["mean"] <= focal["high"]
     wide = report.scores_wide(long, column="option")
     assert list(wide.columns[:4]) == ["dataset", "task", "option", "protocol"] and "UF1 %" in wide
     assert runs[("samm", "5class", "focal")].options == {"loss": "focal"}

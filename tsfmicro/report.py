@@ -5,8 +5,11 @@ Every table names its protocol: ``fixed`` (last epoch, no test-set selection, th
 ``oracle`` (the authors' per-subject best epoch on its own test clips). Scores are fractions
 (0-1) in the tables; :func:`format_table` prints them as percentages.
 
-Intervals: with two or more seeds, a 95 % Student-t interval of the mean over seeds; with one
-seed, a 95 % subject-level bootstrap interval of that seed's pooled score (column ``interval``).
+Intervals: the run summaries (``report`` command, :func:`summary_table`) give, with two or more
+seeds, a 95 % Student-t interval of the mean over seeds and, with one seed, a 95 % subject-level
+bootstrap interval of that seed's pooled score (column ``interval``). The book's score tables
+(:func:`scores_long`) give a 95 % subject x seed bootstrap interval, each seed's value beside the
+mean, a zero-width interval as "no spread" (never as certainty), and a flag on one-class models.
 """
 from __future__ import annotations
 
@@ -174,17 +177,69 @@ def _number(value) -> float:
 METRIC_NAMES = {"accuracy": "ACC", "uf1": "UF1", "uar": "UAR"}
 
 
-def scores_long(runs: dict[tuple[str, str, str], Run], column: str = "fusion") -> pd.DataFrame:
-    """One row per run, protocol and metric: ``mean``, ``low``, ``high`` (fractions) from
-    :func:`summary_table` (95 % t interval over seeds; a subject bootstrap
-    interval when there is one seed). ``runs`` are keyed by (dataset, task, X), X in column
-    ``column``: the fusion variant, or a chapter's variant (a temporal branch, an imbalance option)."""
-    wide = summary_table(list(runs.values()))
-    wide[column] = [key[2] for key in runs for _ in PROTOCOLS]  # summary_table: each run's protocols in turn
-    keys = ["dataset", "task", column, "protocol", "seeds", "interval"]
-    parts = [wide[keys].assign(metric=metric, mean=wide[metric], low=wide[f"{metric}_low"],
-                               high=wide[f"{metric}_high"]) for metric in METRIC_NAMES]
-    return pd.concat(parts, ignore_index=True)
+def interval_name(seeds: int, resamples: int = metrics.RESAMPLES) -> str:
+    """The interval the book's score tables show, named as their ``interval`` column prints it."""
+    if seeds == 1:
+        return f"subject bootstrap 95%, {resamples} resamples (one seed)"
+    return metrics.subject_seed_method(resamples)
+
+
+def one_class_flag(predictions: pd.DataFrame, column: str, class_names: Sequence[str] | None = None) -> str:
+    """"" or the flag of a degenerate model: the seeds whose predictions (``column``) are all
+    one class, e.g. "one-class model: only 'other' (seeds 0, 1 of 2)"."""
+    seeds = metrics.one_class_seeds(predictions, column)
+    if not seeds:
+        return ""
+    predicted = sorted(set(predictions.loc[predictions["seed"].isin(seeds), column].astype(int)))
+    names = [repr(class_names[k]) if class_names is not None and k < len(class_names) else str(k) for k in predicted]
+    total = predictions["seed"].nunique()
+    which = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))}"
+    return f"one-class model: only {' / '.join(names)} ({which} of {total})"
+
+
+def scores_long(runs: dict[tuple[str, str, str], Run], column: str = "fusion",
+                resamples: int = metrics.RESAMPLES) -> pd.DataFrame:
+    """One row per run, protocol and metric: ``mean`` (over seeds), ``per_seed`` (each seed's
+    pooled score, seeds sorted), ``low``, ``high`` (fractions): the 95 % subject x seed bootstrap
+    interval (tsfmicro.metrics.subject_seed_interval; with one seed, subjects only), named in
+    ``interval``; ``no_spread``: every resample gave one value (not certainty: see
+    :func:`format_score`); ``flag``: :func:`one_class_flag` of the run and protocol. ``runs`` are
+    keyed by (dataset, task, X), X in column ``column``: the fusion variant, or a chapter's
+    variant (a temporal branch, an imbalance option)."""
+    rows = []
+    for key, run in runs.items():
+        who = describe(run)
+        for protocol in PROTOCOLS:
+            predicted = f"pred_{protocol}"
+            found = metrics.subject_seed_interval(run.predictions, predicted, len(run.class_names),
+                                                  resamples=resamples)
+            flag = one_class_flag(run.predictions, predicted, run.class_names)
+            for metric in METRIC_NAMES:
+                entry = found[metric]
+                rows.append({"dataset": who["dataset"], "task": who["task"], column: key[2], "protocol": protocol,
+                             "seeds": who["seeds"], "interval": interval_name(who["seeds"], resamples),
+                             "metric": metric, "mean": entry["mean"], "low": entry["low"], "high": entry["high"],
+                             "per_seed": tuple(entry["per_seed"]), "no_spread": entry["no_spread"],
+                             "resamples": resamples, "flag": flag})
+    return pd.DataFrame(rows, columns=["dataset", "task", column, "protocol", "seeds", "interval", "metric", "mean",
+                                       "low", "high", "per_seed", "no_spread", "resamples", "flag"])
+
+
+def format_score(mean, low, high, *, no_spread: bool = False, per_seed: Sequence[float] = (),
+                 resamples: int = metrics.RESAMPLES, digits: int = 1) -> str:
+    """A score and its interval as percent text, "45.2 [31.0, 59.4]"; a zero-width interval is
+    never printed as [x, x]: "40.2 (seeds agree; no spread in 1000 resamples)" when the seeds
+    gave one value, else "33.3 (no spread in 1000 resamples)"."""
+    if not no_spread:
+        return format_interval(mean, low, high, digits)
+    text = format_interval(mean, None, None, digits)
+    agree = len(per_seed) > 1 and np.allclose(per_seed, per_seed[0], rtol=0, atol=1e-12)
+    return f"{text} ({'seeds agree; ' if agree else ''}no spread in {resamples} resamples)"
+
+
+def format_seeds(per_seed: Sequence[float], digits: int = 1) -> str:
+    """Each seed's score in percent, "40.2 / 38.1 / 44.0" (seeds sorted)."""
+    return " / ".join(f"{100 * value:.{digits}f}" for value in per_seed)
 
 
 def scores_wide(long: pd.DataFrame, reported: pd.DataFrame | None = None, digits: int = 1,
@@ -193,17 +248,29 @@ def scores_wide(long: pd.DataFrame, reported: pd.DataFrame | None = None, digits
     protocol, ``column`` as in :func:`scores_long`), each metric as "mean [low, high]" in
     percent; with ``reported`` (tsfmicro.reported.reported()), the paper's values beside, "n/a"
     where the paper's value is not available."""
-    table = long.assign(value=[format_interval(m, lo, hi, digits)
-                               for m, lo, hi in zip(long["mean"], long["low"], long["high"])])
+    if "no_spread" in long.columns:
+        values = [format_score(row.mean, row.low, row.high, no_spread=row.no_spread, per_seed=row.per_seed,
+                               resamples=row.resamples, digits=digits) for row in long.itertuples(index=False)]
+    else:  # rows built by hand (mean, low, high only)
+        values = [format_interval(m, lo, hi, digits) for m, lo, hi in zip(long["mean"], long["low"], long["high"])]
+    table = long.assign(value=values)
     keys = list(keys) if keys is not None else ["dataset", "task", column, "protocol"]
     wide = table.pivot_table(index=keys, columns="metric", values="value", aggfunc="first",
                              sort=False)
-    wide = wide[[m for m in METRIC_NAMES if m in wide.columns]]
+    present = [m for m in METRIC_NAMES if m in wide.columns]
+    wide = wide[present]
     wide.columns = [f"{METRIC_NAMES[m]} %" for m in wide.columns]
+    if "per_seed" in long.columns:  # each seed's value beside the mean
+        seeds = table.assign(seeds_text=[format_seeds(v, digits) for v in table["per_seed"]]).pivot_table(
+            index=keys, columns="metric", values="seeds_text", aggfunc="first", sort=False)
+        for metric in reversed(present):
+            place = list(wide.columns).index(f"{METRIC_NAMES[metric]} %") + 1
+            wide.insert(place, f"{METRIC_NAMES[metric]} per seed %", seeds[metric])
     wide = wide.reset_index()
-    if "interval" in long.columns:
-        intervals = long.drop_duplicates(keys).set_index(keys)["interval"]
-        wide["interval"] = [intervals.get(tuple(row)) for row in wide[keys].itertuples(index=False)]
+    for extra in ("interval", "flag"):
+        if extra in long.columns:
+            found = long.drop_duplicates(keys).set_index(keys)[extra]
+            wide[extra] = [found.get(tuple(row)) for row in wide[keys].itertuples(index=False)]
     if reported is not None:
         from tsfmicro.reported import format_value
 
@@ -563,3 +630,87 @@ def run_summary_text(summary) -> str:
 
 def _blank(value) -> bool:
     return value is None or (not isinstance(value, str) and pd.isna(value))
+
+
+# ----------------------------------------------------------------------------- paired comparisons
+# Where nothing is planted about which variant is best (fusion variants, temporal branches), the
+# runs are compared in pairs on the same clips: reference minus each variant, with the same
+# subjects and seeds drawn for both (tsfmicro.metrics.paired_subject_seed_difference).
+VERDICTS = {"no difference": "no difference (every resample gives 0)",
+            "reference higher": "{reference} higher (interval excludes 0)",
+            "reference lower": "{reference} lower (interval excludes 0)",
+            "inside noise": "inside noise (interval contains 0)"}
+
+
+def paired_differences(runs: dict[tuple[str, str, str], Run], column: str, reference: str, metric: str = "uf1",
+                       protocol: str = "fixed", resamples: int = metrics.RESAMPLES) -> pd.DataFrame:
+    """One row per dataset/task and variant other than ``reference`` (runs keyed by (dataset,
+    task, variant)): ``difference`` (reference minus variant, fraction), ``low``/``high`` (95 %
+    paired subject x seed bootstrap), ``no_spread``, ``verdict`` (see
+    tsfmicro.metrics.paired_subject_seed_difference), ``flag`` (:func:`one_class_flag` of the
+    variant), ``interval`` (the method); no rows where the reference was not run."""
+    predicted = f"pred_{check_protocol(protocol)}"
+    rows = []
+    for (dataset, task, variant), run in runs.items():
+        base = runs.get((dataset, task, reference))
+        if variant == reference or base is None:
+            continue
+        found = metrics.paired_subject_seed_difference(base.predictions, run.predictions, predicted,
+                                                       len(run.class_names), resamples=resamples)[metric]
+        seeds = run.predictions["seed"].nunique()
+        rows.append({"dataset": dataset, "task": task, column: variant, "metric": metric, "protocol": protocol,
+                     "difference": found["difference"], "low": found["low"], "high": found["high"],
+                     "no_spread": found["no_spread"], "verdict": found["verdict"],
+                     "flag": one_class_flag(run.predictions, predicted, run.class_names),
+                     "interval": f"paired {interval_name(seeds, resamples)}", "resamples": resamples})
+    return pd.DataFrame(rows, columns=["dataset", "task", column, "metric", "protocol", "difference", "low", "high",
+                                       "no_spread", "verdict", "flag", "interval", "resamples"])
+
+
+def paired_table(paired: pd.DataFrame, column: str, reference: str, digits: int = 1) -> pd.DataFrame:
+    """:func:`paired_differences` for display: "reference − variant" in points with its interval
+    (a zero-width one as "no spread"), the verdict in words, the flag and the method."""
+    name = METRIC_NAMES[paired["metric"].iloc[0]] if len(paired) else "UF1"
+    return pd.DataFrame({
+        "dataset": paired["dataset"], "task": paired["task"], column: paired[column],
+        f"{reference} − variant, {name} points": [
+            (f"{100 * row.difference:+.{digits}f} (no spread in {row.resamples} resamples)" if row.no_spread else
+             format_interval(row.difference, row.low, row.high, digits, "+")) for row in paired.itertuples()],
+        "reading": [VERDICTS[v].format(reference=reference) for v in paired["verdict"]],
+        "flag": paired["flag"], "interval": paired["interval"]})
+
+
+def paired_sentence(paired: pd.DataFrame, column: str, reference: str, what: str) -> str:
+    """What the paired intervals support, and nothing more: per dataset/task, the variants that
+    differ from ``reference`` (interval excluding 0, with the sign's direction), those inside
+    noise, those identical; one-class variants named. No ranking: nothing is planted about which
+    variant is best."""
+    if paired.empty:
+        return f"No {what} other than {reference} were run beside it, so nothing is compared."
+    name = METRIC_NAMES[paired["metric"].iloc[0]]
+    sentences = []
+    for (dataset, task), group in paired.groupby(["dataset", "task"], sort=False):
+        protocol = group["protocol"].iloc[0]
+        start = (f"On {dataset} {task} ({protocol} protocol, {name}, {reference} minus each of the {what}, "
+                 f"paired bootstrap over subjects and seeds):")
+        parts = []
+        for verdict, words in (("reference higher", f"{reference} is higher than"),
+                               ("reference lower", f"{reference} is lower than")):
+            rows = group[group["verdict"] == verdict]
+            if len(rows):
+                listed = ", ".join(f"{row[column]} ({format_interval(row['difference'], row['low'], row['high'], 1, '+')}"
+                                   f" points)" for _, row in rows.iterrows())
+                parts.append(f"{words} {listed}, the interval excluding 0")
+        noise = group[group["verdict"] == "inside noise"]
+        if len(noise):
+            parts.append(f"{', '.join(map(str, noise[column]))}: the interval contains 0, so these runs do not "
+                         f"separate {'it' if len(noise) == 1 else 'them'} from {reference}")
+        same = group[group["verdict"] == "no difference"]
+        if len(same):
+            parts.append(f"{', '.join(map(str, same[column]))}: no difference in any resample")
+        sentences.append(f"{start} {'; '.join(parts)}.")
+        flagged = group[group["flag"] != ""]
+        for _, row in flagged.iterrows():
+            sentences.append(f"{row[column]} is a degenerate model ({row['flag']}): its score says nothing about "
+                             f"the variant.")
+    return " ".join(sentences)
