@@ -639,7 +639,8 @@ def _blank(value) -> bool:
 VERDICTS = {"no difference": "no difference (every resample gives 0)",
             "reference higher": "{reference} higher (interval excludes 0)",
             "reference lower": "{reference} lower (interval excludes 0)",
-            "inside noise": "inside noise (interval contains 0)"}
+            "inside noise": "inside noise (interval contains 0)",
+            "not paired": "not compared (the runs have different numbers of seeds)"}
 
 
 def paired_differences(runs: dict[tuple[str, str, str], Run], column: str, reference: str, metric: str = "uf1",
@@ -655,9 +656,13 @@ def paired_differences(runs: dict[tuple[str, str, str], Run], column: str, refer
         base = runs.get((dataset, task, reference))
         if variant == reference or base is None:
             continue
-        found = metrics.paired_subject_seed_difference(base.predictions, run.predictions, predicted,
-                                                       len(run.class_names), resamples=resamples)[metric]
         seeds = run.predictions["seed"].nunique()
+        if base.predictions["seed"].nunique() != seeds:  # e.g. a section's own seeds: nothing to pair
+            found = {"difference": float("nan"), "low": float("nan"), "high": float("nan"), "no_spread": False,
+                     "verdict": "not paired"}
+        else:
+            found = metrics.paired_subject_seed_difference(base.predictions, run.predictions, predicted,
+                                                           len(run.class_names), resamples=resamples)[metric]
         rows.append({"dataset": dataset, "task": task, column: variant, "metric": metric, "protocol": protocol,
                      "difference": found["difference"], "low": found["low"], "high": found["high"],
                      "no_spread": found["no_spread"], "verdict": found["verdict"],
@@ -708,6 +713,9 @@ def paired_sentence(paired: pd.DataFrame, column: str, reference: str, what: str
         same = group[group["verdict"] == "no difference"]
         if len(same):
             parts.append(f"{', '.join(map(str, same[column]))}: no difference in any resample")
+        unpaired = group[group["verdict"] == "not paired"]
+        if len(unpaired):
+            parts.append(f"{', '.join(map(str, unpaired[column]))}: not compared (different numbers of seeds)")
         sentences.append(f"{start} {'; '.join(parts)}.")
         flagged = group[group["flag"] != ""]
         for _, row in flagged.iterrows():
