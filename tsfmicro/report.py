@@ -491,25 +491,40 @@ def clip_parts(predictions: pd.DataFrame) -> pd.Series:
 
 
 def part_scores(run: RunLike, protocols: Sequence[str] = PROTOCOLS) -> pd.DataFrame:
-    """One row per part, protocol and metric (``mean``, ``low``, ``high``: fractions; ``interval``):
-    first every clip of the run together (part WHOLE), then each dataset its clips come from
-    (:func:`clip_parts`). Pooled within the part over all the task's classes, as
-    tsfmicro.metrics.summarize; 95 % t interval over seeds, or a subject bootstrap with one seed."""
+    """One row per part, protocol and metric (``mean`` over seeds, ``per_seed``, ``low``, ``high``:
+    fractions; ``no_spread``, ``flag``, ``interval``): first every clip of the run together (part
+    WHOLE), then each dataset its clips come from (:func:`clip_parts`). Pooled within the part over
+    all the task's classes, as tsfmicro.metrics.summarize; 95 % subject x seed bootstrap (subjects
+    only with one seed), as :func:`scores_long`."""
     (run,) = as_runs(run)
     predictions = run.predictions.reset_index(drop=True)
     parts = clip_parts(predictions)
     groups = [(WHOLE, predictions)] + [(name, predictions[parts == name]) for name in sorted(set(parts) - {WHOLE})]
+    seeds = predictions["seed"].nunique()
     rows = []
     for name, part in groups:
-        summary = metrics.summarize(part, run.class_names)
+        clips = int((part["seed"] == part["seed"].iloc[0]).sum())
         for protocol in protocols:
-            scores = scores_row(summary["protocols"][check_protocol(protocol)])
+            column = f"pred_{check_protocol(protocol)}"
+            found = metrics.subject_seed_interval(part, column, len(run.class_names))
+            flag = one_class_flag(part, column, run.class_names)
             for metric in METRIC_NAMES:
-                rows.append({"part": name, "protocol": protocol, "metric": metric, "mean": scores[metric],
-                             "low": scores[f"{metric}_low"], "high": scores[f"{metric}_high"],
-                             "interval": scores["interval"], "clips": summary["clips"],
+                entry = found[metric]
+                rows.append({"part": name, "protocol": protocol, "metric": metric, "mean": entry["mean"],
+                             "low": entry["low"], "high": entry["high"], "per_seed": tuple(entry["per_seed"]),
+                             "no_spread": entry["no_spread"], "resamples": metrics.RESAMPLES, "flag": flag,
+                             "interval": interval_name(seeds), "clips": clips,
                              "subjects": part["subject"].nunique()})
     return pd.DataFrame(rows)
+
+
+def format_row(row, digits: int = 1) -> str:
+    """:func:`format_score` of one row of :func:`scores_long` / :func:`part_scores` (a mapping or
+    a pandas row); rows without ``no_spread`` are printed with their interval."""
+    if "no_spread" not in row:
+        return format_interval(row["mean"], row["low"], row["high"], digits)
+    return format_score(row["mean"], row["low"], row["high"], no_spread=bool(row["no_spread"]),
+                        per_seed=row["per_seed"], resamples=int(row["resamples"]), digits=digits)
 
 
 def composite_scores(runs: dict[tuple[str, str, str], Run], protocols: Sequence[str] = PROTOCOLS) -> pd.DataFrame:
@@ -517,7 +532,8 @@ def composite_scores(runs: dict[tuple[str, str, str], Run], protocols: Sequence[
     study.chapter("composite").runs), with its ``fusion``."""
     parts = [part_scores(run, protocols).assign(fusion=fusion) for (_, _, fusion), run in runs.items()]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-        columns=["part", "protocol", "metric", "mean", "low", "high", "interval", "clips", "subjects", "fusion"])
+        columns=["part", "protocol", "metric", "mean", "low", "high", "per_seed", "no_spread", "resamples", "flag",
+                 "interval", "clips", "subjects", "fusion"])
 
 
 def part_confusions(run: RunLike, protocol: str = "fixed") -> dict[str, np.ndarray]:
