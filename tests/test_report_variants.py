@@ -110,17 +110,18 @@ def test_conclusion_says_when_intervals_do_not_separate_the_variants():
     long = long_scores([("retention", 0.40, 0.30, 0.50), ("transformer", 0.45, 0.33, 0.55),
                         ("conv", 0.35, 0.25, 0.46)])
     text = report.variant_conclusion(long, "variant", "retention", "temporal branches")
-    assert text.startswith("On casme2 5class (fixed protocol), the best of the 3 temporal branches is "
+    assert text.startswith("On casme2 5class (fixed protocol), the highest mean of the 3 temporal branches is "
                            "transformer at UF1 45.0 [33.0, 55.0] %.")
     assert "Against retention (the paper's, UF1 40.0 [30.0, 50.0] %), in UF1 points: transformer +5.0, conv -5.0." in text
-    assert text.endswith("Every interval overlaps retention's, so these runs do not separate the temporal branches.")
+    assert text.endswith("Every interval overlaps retention's, so these runs do not separate the temporal branches: "
+                         "the order of the means is inside noise.")
 
 
 def test_conclusion_names_a_variant_whose_interval_lies_outside_the_references():
     long = long_scores([("retention", 0.60, 0.55, 0.65), ("transformer", 0.58, 0.50, 0.66),
                         ("conv", 0.30, 0.20, 0.40)])
     text = report.variant_conclusion(long, "variant", "retention", "temporal branches")
-    assert "the best of the 3 temporal branches is retention (the paper's) at UF1 60.0 [55.0, 65.0] %. Against it, " \
+    assert "the highest mean of the 3 temporal branches is retention (the paper's) at UF1 60.0 [55.0, 65.0] %. Against it, " \
            "in UF1 points: transformer -2.0, conv -30.0." in text
     assert text.endswith("Conv lies wholly below it (95 % intervals); the 1 other(s) overlap it.")
     compared = report.compare_to_reference(long, "variant", "retention")

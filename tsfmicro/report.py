@@ -423,7 +423,8 @@ def variant_conclusion(long: pd.DataFrame, column: str, reference: str, what: st
             sentences.append(start + f"only {best[column]} was run: {name} {format_interval(best['mean'], best['low'], best['high'])} %.")
             continue
         paper = " (the paper's)" if best[column] == reference else ""
-        sentences.append(start + f"the best of the {len(group)} {what} is {best[column]}{paper} at {name} "
+        # "highest mean", not "best": whether the intervals separate it is said below
+        sentences.append(start + f"the highest mean of the {len(group)} {what} is {best[column]}{paper} at {name} "
                          f"{format_interval(best['mean'], best['low'], best['high'])} %.")
         base = group[group["relation"] == "reference"]
         if base.empty:
@@ -438,7 +439,8 @@ def variant_conclusion(long: pd.DataFrame, column: str, reference: str, what: st
         sentences.append(f"{against}, in {name} points: {differences}.")
         separated = others[others["relation"].isin(["above", "below"])]
         if separated.empty:
-            sentences.append(f"Every interval overlaps {reference}'s, so these runs do not separate the {what}.")
+            sentences.append(f"Every interval overlaps {reference}'s, so these runs do not separate the {what}: "
+                             f"the order of the means is inside noise.")
         else:
             parts = [f"{row[column]} lies wholly {row['relation']} it" for _, row in separated.iterrows()]
             rest = len(others) - len(separated)
@@ -738,3 +740,15 @@ def paired_sentence(paired: pd.DataFrame, column: str, reference: str, what: str
             sentences.append(f"{row[column]} is a degenerate model ({row['flag']}): its score says nothing about "
                              f"the variant.")
     return " ".join(sentences)
+
+
+def flag_sentence(long: pd.DataFrame, column: str, protocol: str = "fixed") -> str:
+    """The degenerate (one-class) runs of a :func:`scores_long` table under ``protocol``, named
+    in words; "" when there is none."""
+    if "flag" not in long.columns:
+        return ""
+    part = long[(long["protocol"] == protocol) & (long["flag"].fillna("") != "")].drop_duplicates(
+        ["dataset", "task", column])
+    return " ".join(f"{row[column]} on {row['dataset']} {row['task']} is a degenerate model ({row['flag']}, "
+                    f"{protocol} protocol): its score is what predicting one class gives, not a measurement of "
+                    f"{row[column]}." for _, row in part.iterrows())

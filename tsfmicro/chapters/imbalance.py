@@ -130,8 +130,9 @@ class ImbalancePage(Page):
     def summary(self) -> str:
         if not self.runs:
             return NOT_CONFIGURED
-        return " ".join([report.variant_conclusion(self.scores, COLUMN, self.reference, "options"),
-                         rare_class_sentence(self.recall, COLUMN)])
+        return " ".join(text for text in [report.variant_conclusion(self.scores, COLUMN, self.reference, "options"),
+                                          rare_class_sentence(self.recall, COLUMN),
+                                          report.flag_sentence(self.scores, COLUMN)] if text)
 
     def caveat(self) -> str:
         if not (self.runs and self.study.source == "SYNTHETIC"):
