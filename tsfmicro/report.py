@@ -237,6 +237,15 @@ def format_score(mean, low, high, *, no_spread: bool = False, per_seed: Sequence
     return f"{text} ({'seeds agree; ' if agree else ''}no spread in {resamples} resamples)"
 
 
+NO_FLAG = "none (every seed predicts 2+ classes)"
+
+
+def flag_cell(flag: str) -> str:
+    """A table's ``flag`` cell: the one-class flag, or :data:`NO_FLAG` (an empty cell would read
+    as "not checked")."""
+    return flag if isinstance(flag, str) and flag else NO_FLAG
+
+
 def format_seeds(per_seed: Sequence[float], digits: int = 1) -> str:
     """Each seed's score in percent, "40.2 / 38.1 / 44.0" (seeds sorted)."""
     return " / ".join(f"{100 * value:.{digits}f}" for value in per_seed)
@@ -271,6 +280,8 @@ def scores_wide(long: pd.DataFrame, reported: pd.DataFrame | None = None, digits
         if extra in long.columns:
             found = long.drop_duplicates(keys).set_index(keys)[extra]
             wide[extra] = [found.get(tuple(row)) for row in wide[keys].itertuples(index=False)]
+    if "flag" in wide.columns:
+        wide["flag"] = wide["flag"].map(flag_cell)
     if reported is not None:
         from tsfmicro.reported import format_value
 
@@ -700,7 +711,7 @@ def paired_table(paired: pd.DataFrame, column: str, reference: str, digits: int 
             (f"{100 * row.difference:+.{digits}f} (no spread in {row.resamples} resamples)" if row.no_spread else
              format_interval(row.difference, row.low, row.high, digits, "+")) for row in paired.itertuples()],
         "reading": [VERDICTS[v].format(reference=reference) for v in paired["verdict"]],
-        "flag": paired["flag"], "interval": paired["interval"]})
+        "flag": paired["flag"].map(flag_cell), "interval": paired["interval"]})
 
 
 def paired_sentence(paired: pd.DataFrame, column: str, reference: str, what: str) -> str:

@@ -167,7 +167,7 @@ def cross_dataset_table(runs: dict[tuple[str, str], Run], protocol: str = "fixed
             report.format_score(row.mean, row.low, row.high, no_spread=row.no_spread, per_seed=row.per_seed,
                                 resamples=row.resamples, digits=digits) for row in matrix.itertuples()]
         table[f"{METRIC_NAMES[metric]} per seed %"] = [report.format_seeds(v, digits) for v in matrix["per_seed"]]
-    table["flag"] = first["flag"].to_numpy()
+    table["flag"] = first["flag"].map(report.flag_cell).to_numpy()
     table["interval"] = first["interval"].to_numpy()
     table["test clips"] = first["test clips"].to_numpy()
     return table
