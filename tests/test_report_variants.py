@@ -54,16 +54,20 @@ def test_class_recall_matches_scikit_learn_with_intervals_by_seed_count():
     want = recall_score(one["true"], one["pred_fixed"], average=None, labels=range(3))
     np.testing.assert_allclose(table["mean"], want)
     assert (table["low"] <= table["mean"]).all() and (table["mean"] <= table["high"]).all()
-    assert set(table["interval"]) == {"subject bootstrap 95%"}
+    assert set(table["interval"]) == {"subject bootstrap 95%, 1000 resamples (one seed)"}
     assert table["support"].tolist() == np.bincount(one["true"], minlength=3).tolist()
-    # two seeds: the mean of the seeds' recalls with a t interval
+    # two seeds: the mean of the seeds' recalls, each seed beside it, a subject x seed bootstrap interval
     two = pd.concat([one, predictions(1, 0.4)], ignore_index=True)
     table = report.class_recall({("samm", "5class", "focal"): run_from(two)}, "option")
     per_seed = [recall_score(p["true"], p["pred_fixed"], average=None, labels=range(3)) for _, p in two.groupby("seed")]
     np.testing.assert_allclose(table["mean"], np.mean(per_seed, axis=0))
-    assert set(table["interval"]) == {"t over 2 seeds 95%"}
+    np.testing.assert_allclose(np.stack(table["per_seed"].tolist()), np.array(per_seed).T)
+    assert set(table["interval"]) == {"subject x seed bootstrap 95%, 1000 resamples"}
+    assert (table["low"] < table["high"]).all()
     wide = report.class_recall_wide(table, "option")
-    assert wide.columns.tolist() == ["dataset", "task", "class", "clips", "focal recall %"]
+    assert wide.columns.tolist() == ["dataset", "task", "class", "clips", "focal recall %", "focal per seed %",
+                                     "interval"]
+    assert wide["focal per seed %"].iloc[0] == " / ".join(f"{100 * r[0]:.1f}" for r in per_seed)
 
 
 def test_bootstrap_class_recall_resamples_subjects():

@@ -431,3 +431,26 @@ def one_class_seeds(predictions: pd.DataFrame, column: str) -> list[int]:
     whose UAR is 1/K and whose UF1 is small whatever the inputs."""
     counts = predictions.groupby("seed", sort=True)[column].nunique()
     return [int(seed) for seed, distinct in counts.items() if distinct <= 1]
+
+
+def subject_seed_class_recall(predictions: pd.DataFrame, column: str, num_classes: int, *,
+                              resamples: int = RESAMPLES, confidence: float = 0.95,
+                              seed: int = BOOTSTRAP_SEED) -> list[dict]:
+    """Per class (index order): ``per_seed`` recalls (seeds sorted; NaN where a seed has no clip
+    of the class), ``mean`` over seeds, ``low``/``high`` (percentile interval of the pooled recall
+    over draws of seeds and subjects, as :func:`subject_seed_scores`; a draw without a clip of the
+    class does not count) and ``no_spread``."""
+    subjects = sorted(predictions["subject"].unique())
+    counts = _seed_subject_counts(predictions, column, num_classes, subjects)  # (S, G, 3, K)
+    times_seed, times_subject = _subject_seed_draws(counts.shape[0], counts.shape[1], resamples, seed)
+    pooled = np.einsum("rs,rg,sgck->rck", times_seed, times_subject, counts)
+    hits, support = pooled[:, 0], pooled[:, 1]
+    per_seed_hits, per_seed_support = counts[:, :, 0].sum(1), counts[:, :, 1].sum(1)  # (S, K)
+    result = []
+    for k in range(num_classes):
+        drawn = hits[support[:, k] > 0, k] / support[support[:, k] > 0, k]
+        seeds = [float(h / n) if n else float("nan") for h, n in zip(per_seed_hits[:, k], per_seed_support[:, k])]
+        low, high = _percentiles(drawn, confidence) if len(drawn) else (float("nan"), float("nan"))
+        result.append({"per_seed": seeds, "mean": float(np.nanmean(seeds)) if not np.isnan(seeds).all() else float("nan"),
+                       "low": low, "high": high, "no_spread": no_spread(drawn)})
+    return result

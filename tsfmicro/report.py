@@ -248,7 +248,7 @@ def flag_cell(flag: str) -> str:
 
 def format_seeds(per_seed: Sequence[float], digits: int = 1) -> str:
     """Each seed's score in percent, "40.2 / 38.1 / 44.0" (seeds sorted)."""
-    return " / ".join(f"{100 * value:.{digits}f}" for value in per_seed)
+    return " / ".join("n/a" if pd.isna(value) else f"{100 * value:.{digits}f}" for value in per_seed)
 
 
 def scores_wide(long: pd.DataFrame, reported: pd.DataFrame | None = None, digits: int = 1,
@@ -294,15 +294,29 @@ def scores_wide(long: pd.DataFrame, reported: pd.DataFrame | None = None, digits
     return wide
 
 
-def oracle_gain(runs: dict[tuple[str, str, str], Run], digits: int = 1) -> pd.DataFrame:
-    """oracle − fixed per run (:func:`difference_table`), in percentage points as
-    "mean [low, high]" over seeds."""
-    table = difference_table(list(runs.values()))
-    shown = table[["dataset", "task", "fusion"]].copy()
-    for metric, name in METRIC_NAMES.items():
-        shown[f"{name} pp"] = [format_interval(m, lo, hi, digits, "+") for m, lo, hi in
-                               zip(table[metric], table[f"{metric}_low"], table[f"{metric}_high"])]
-    return shown
+def oracle_gain(runs: dict[tuple[str, str, str], Run], digits: int = 1,
+                resamples: int = metrics.RESAMPLES) -> pd.DataFrame:
+    """oracle − fixed per run, in percentage points: the mean over seeds and its 95 % paired
+    subject x seed bootstrap interval (the same subjects and seeds drawn for both protocols;
+    tsfmicro.metrics.paired_subject_seed_difference), "no spread" where every resample gave one
+    value; the method in ``interval``."""
+    rows = []
+    for (dataset, task, fusion), run in runs.items():
+        predictions = run.predictions
+        found = metrics.paired_subject_seed_difference(
+            predictions.assign(predicted=predictions["pred_oracle"]),
+            predictions.assign(predicted=predictions["pred_fixed"]), "predicted", len(run.class_names),
+            resamples=resamples)
+        row = {"dataset": dataset, "task": task, "fusion": fusion}
+        for metric, name in METRIC_NAMES.items():
+            entry = found[metric]
+            row[f"{name} pp"] = (f"{100 * entry['difference']:+.{digits}f} (no spread in {resamples} resamples)"
+                                 if entry["no_spread"] else
+                                 format_interval(entry["difference"], entry["low"], entry["high"], digits, "+"))
+        row["interval"] = f"paired {interval_name(predictions['seed'].nunique(), resamples)}"
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["dataset", "task", "fusion", *[f"{n} pp" for n in METRIC_NAMES.values()],
+                                       "interval"])
 
 
 def per_class_by_run(runs: dict[tuple[str, str, str], Run], protocol: str = "fixed") -> pd.DataFrame:
@@ -317,43 +331,49 @@ def per_class_by_run(runs: dict[tuple[str, str, str], Run], protocol: str = "fix
 
 
 # ----------------------------------------------------------------------------- chapters beyond the paper
-def class_recall(runs: dict[tuple[str, str, str], Run], column: str, protocol: str = "fixed") -> pd.DataFrame:
+def class_recall(runs: dict[tuple[str, str, str], Run], column: str, protocol: str = "fixed",
+                 resamples: int = metrics.RESAMPLES) -> pd.DataFrame:
     """Recall of each class of each run (keyed by (dataset, task, X), X in ``column``): one row
-    per run and class with ``support`` (clips per seed), ``mean``, ``low``, ``high`` (fractions) and
-    ``interval``: a 95 % t interval over seeds, or with one seed a 95 % subject-bootstrap interval
-    (tsfmicro.metrics.bootstrap_class_recall), as for the scores."""
+    per run and class with ``support`` (clips per seed), ``mean`` (over seeds), ``per_seed``,
+    ``low``, ``high`` (fractions; 95 % subject x seed bootstrap, tsfmicro.metrics.
+    subject_seed_class_recall), ``no_spread``, ``interval`` (the method) and ``flag`` (a one-class
+    model, :func:`one_class_flag`)."""
     column_name = f"pred_{check_protocol(protocol)}"
     rows = []
     for (dataset, task, variant), run in runs.items():
         names = run.class_names
-        per_seed = []
-        for seed, part in run.predictions.groupby("seed", sort=True):
-            table = metrics.per_class(part["true"], part[column_name], len(names), names)
-            bounds = metrics.bootstrap_class_recall(part["true"], part[column_name], part["subject"], len(names))
-            per_seed.append((table, bounds))
+        first = run.predictions[run.predictions["seed"] == run.predictions["seed"].min()]
+        support = np.bincount(first["true"].astype(int), minlength=len(names))
+        found = metrics.subject_seed_class_recall(run.predictions, column_name, len(names), resamples=resamples)
+        interval = interval_name(run.predictions["seed"].nunique(), resamples)
+        flag = one_class_flag(run.predictions, column_name, names)
         for k, name in enumerate(names):
-            recalls = [table["recall"].iloc[k] for table, _ in per_seed]
-            if len(per_seed) == 1:
-                mean, (low, high), interval = recalls[0], per_seed[0][1][k], "subject bootstrap 95%"
-            else:
-                mean, low, high = metrics.t_interval(recalls, bounds=(0.0, 1.0))
-                interval = f"t over {len(per_seed)} seeds 95%"
+            entry = found[k]
             rows.append({"dataset": dataset, "task": task, column: variant, "class_name": name,
-                         "support": int(per_seed[0][0]["support"].iloc[k]), "metric": "recall",
-                         "mean": float(mean), "low": float(low), "high": float(high), "interval": interval,
-                         "protocol": protocol})
+                         "support": int(support[k]), "metric": "recall", "mean": entry["mean"],
+                         "per_seed": tuple(entry["per_seed"]), "low": entry["low"], "high": entry["high"],
+                         "no_spread": entry["no_spread"], "resamples": resamples, "interval": interval,
+                         "flag": flag, "protocol": protocol})
     return pd.DataFrame(rows)
 
 
 def class_recall_wide(recall: pd.DataFrame, column: str, digits: int = 1) -> pd.DataFrame:
     """:func:`class_recall` for display: one row per dataset, task and class (with its support),
     one column per variant, "mean [low, high]" in percent."""
-    table = recall.assign(value=[format_interval(m, lo, hi, digits)
-                                 for m, lo, hi in zip(recall["mean"], recall["low"], recall["high"])])
-    wide = table.pivot_table(index=["dataset", "task", "class_name", "support"], columns=column, values="value",
-                             aggfunc="first", sort=False)
-    wide.columns = [f"{name} recall %" for name in wide.columns]
-    return wide.reset_index().rename(columns={"class_name": "class", "support": "clips"})
+    table = recall.assign(value=[format_row(row, digits) for _, row in recall.iterrows()])
+    index = ["dataset", "task", "class_name", "support"]
+    wide = table.pivot_table(index=index, columns=column, values="value", aggfunc="first", sort=False)
+    variants = list(wide.columns)
+    wide.columns = [f"{name} recall %" for name in variants]
+    if "per_seed" in recall.columns:  # each seed's recall beside the mean
+        seeds = table.assign(text=[format_seeds(v, digits) for v in table["per_seed"]]).pivot_table(
+            index=index, columns=column, values="text", aggfunc="first", sort=False)
+        for name in reversed(variants):
+            wide.insert(list(wide.columns).index(f"{name} recall %") + 1, f"{name} per seed %", seeds[name])
+    wide = wide.reset_index().rename(columns={"class_name": "class", "support": "clips"})
+    if "interval" in recall.columns:
+        wide["interval"] = "; ".join(dict.fromkeys(recall["interval"]))
+    return wide
 
 
 def class_distribution(samples: pd.DataFrame) -> pd.DataFrame:
