@@ -178,3 +178,28 @@ def test_paired_differences_table_pairs_each_variant_with_the_reference():
     assert report.paired_differences(runs, "fusion", "ts_late")["verdict"].iloc[-1] == "not paired"
     with pytest.raises(ValueError, match="as many seeds"):
         metrics.paired_subject_seed_difference(good, noisy(0, 0.5), "pred_fixed", 3)
+
+
+def test_oracle_gain_is_a_paired_bootstrap_and_zero_gain_reads_no_spread():
+    same = pd.concat([noisy(0, 0.6), noisy(1, 0.6)], ignore_index=True)
+    gain = report.oracle_gain({("casme2", "3class", "ts_late"): run_from(same)})
+    assert gain["UF1 pp"].iloc[0] == "+0.0 (no spread in 1000 resamples)"
+    assert gain["interval"].iloc[0] == "paired subject x seed bootstrap 95%, 1000 resamples"
+    better = same.assign(pred_oracle=same["true"])  # the oracle epoch right on every clip
+    found = report.oracle_gain({("casme2", "3class", "ts_late"): run_from(better)})["ACC pp"].iloc[0]
+    mean, interval = found.split(" [")
+    low = float(interval.split(",")[0])
+    assert float(mean) == pytest.approx(100 * (1 - np.mean(same["true"] == same["pred_fixed"])), abs=0.05) and low > 0
+
+
+def test_class_recall_of_a_one_class_model_has_no_spread_and_a_flag():
+    subjects, true = np.repeat(["s0", "s1", "s2"], 3), np.tile([0, 1, 2], 3)
+    flat = pd.concat([frame(0, subjects, true, np.zeros(9, int)), frame(1, subjects, true, np.zeros(9, int))],
+                     ignore_index=True)
+    table = report.class_recall({("casme2", "3class", "ts_late"): run_from(flat)}, "fusion")
+    assert table["mean"].tolist() == [1.0, 0.0, 0.0] and table["no_spread"].all()
+    assert set(table["flag"]) == {"one-class model: only 'negative' (seeds 0, 1 of 2)"}
+    wide = report.class_recall_wide(table, "fusion")
+    assert wide["ts_late recall %"].tolist() == ["100.0 (seeds agree; no spread in 1000 resamples)",
+                                                 "0.0 (seeds agree; no spread in 1000 resamples)",
+                                                 "0.0 (seeds agree; no spread in 1000 resamples)"]

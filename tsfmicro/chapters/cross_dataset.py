@@ -208,6 +208,8 @@ def lodo_table(lodo: pd.DataFrame, loso: pd.DataFrame | None = None, digits: int
             for metric in ("uf1", "uar"):
                 row[f"{label} {METRIC_NAMES[metric]} %"] = (
                     report.format_row(hits.loc[metric], digits) if metric in hits.index else "n/a")
+            if "flag" in hits.columns and len(hits):
+                row[f"{label} flag"] = report.flag_cell(hits["flag"].iloc[0])
         row["clips"] = int(lodo.loc[lodo["part"] == part, "clips"].iloc[0])
         rows.append(row)
     return pd.DataFrame(rows)
