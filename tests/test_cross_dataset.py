@@ -280,7 +280,7 @@ def test_cross_dataset_matrix_lodo_table_and_the_generated_sentences():
     sentence = cross_dataset.transfer_sentence(matrix)
     assert sentence.startswith("The direction that transfers worst here is trained on CASME II, tested on SAMM: "
                                "UF1 16.7 %, 83.3 points below SAMM trained on its own subjects (LOSO, 100.0 %).")
-    assert "The best of the 2 directions is SAMM to CASME II (55.6 %)." in sentence
+    assert "The highest-scoring of the 2 directions is SAMM to CASME II (55.6 %)." in sentence
     assert cross_dataset.transfer_sentence(matrix[matrix.own]) == ""
     # a direction that beats the test dataset's own LOSO score says so
     better = matrix.assign(mean=[0.3, 0.5, 0.6, 0.4])

@@ -245,7 +245,7 @@ def transfer_sentence(matrix: pd.DataFrame) -> str:
     text += "."
     if len(pairs) > 1:
         best = pairs.iloc[-1]
-        text += (f" The best of the {len(pairs)} directions is {name[best['train']]} to {name[best['test']]} "
+        text += (f" The highest-scoring of the {len(pairs)} directions is {name[best['train']]} to {name[best['test']]} "
                  f"({100 * best['mean']:.1f} %).")
     if "flag" in matrix.columns:
         for _, cell in matrix[matrix["flag"].fillna("") != ""].iterrows():
