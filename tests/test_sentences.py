@@ -67,8 +67,12 @@ def test_composite_sentence_calls_the_oracle_an_upper_bound_only_when_it_is_high
 
 def test_composite_sentence_names_a_one_class_model():
     text = composite.composite_sentence(parts(1 / 3, 0.4, "one-class model: only 'negative' (seed 0 of 1)"))
-    assert text.endswith("The fixed-protocol model on the whole composite is degenerate (one-class model: only "
-                         "'negative' (seed 0 of 1)).")
+    assert text.endswith("The fixed-protocol model is degenerate (one-class model: only 'negative' (seed 0 of 1)).")
+    part = pd.concat([parts(0.5, 0.6), parts(1 / 3, 0.4, "one-class model: only 'negative' (seed 0 of 1)").assign(
+        part="casme2")], ignore_index=True)
+    assert composite.composite_sentence(part).endswith(
+        "On its CASME II clips the fixed-protocol model predicts one class (one-class model: only 'negative' "
+        "(seed 0 of 1)).")
 
 
 # ----------------------------------------------------------------------------- 02 and 07 paired comparisons
@@ -174,3 +178,20 @@ def test_flag_sentence_names_only_flagged_runs(flag, expected):
         flag=["", flag])
     text = report.flag_sentence(long, "option")
     assert text.startswith(expected) and "cross_entropy" not in text
+
+
+def test_rare_class_sentence_never_cites_a_zero_width_interval():
+    recall = pd.DataFrame([{"dataset": "samm", "task": "5class", "option": option, "class_name": name,
+                            "support": support, "mean": mean, "low": mean, "high": mean, "per_seed": (mean, mean),
+                            "no_spread": True, "resamples": 1000}
+                           for option in ("cross_entropy", "weighted")
+                           for name, support, mean in (("anger", 2, 0.0), ("other", 9, 0.5))])
+    from tsfmicro.chapters import imbalance
+
+    text = imbalance.rare_class_sentence(recall, "option")
+    assert "[0.0, 0.0]" not in text
+    assert "is recalled 0.0 (seeds agree; no spread in 1000 resamples) % with cross_entropy" in text
+
+
+def test_a_rounded_negative_zero_prints_as_zero():
+    assert report.format_interval(-0.0001, -0.02, 0.055, 1, "+") == "+0.0 [-2.0, +5.5]"

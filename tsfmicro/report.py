@@ -310,7 +310,8 @@ def oracle_gain(runs: dict[tuple[str, str, str], Run], digits: int = 1,
         row = {"dataset": dataset, "task": task, "fusion": fusion}
         for metric, name in METRIC_NAMES.items():
             entry = found[metric]
-            row[f"{name} pp"] = (f"{100 * entry['difference']:+.{digits}f} (no spread in {resamples} resamples)"
+            row[f"{name} pp"] = (f"{format_interval(entry['difference'], None, None, digits, '+')} "
+                                 f"(no spread in {resamples} resamples)"
                                  if entry["no_spread"] else
                                  format_interval(entry["difference"], entry["low"], entry["high"], digits, "+"))
         row["interval"] = f"paired {interval_name(predictions['seed'].nunique(), resamples)}"
@@ -504,9 +505,13 @@ def format_interval(mean, low, high, digits: int = 1, sign: str = "") -> str:
     """
     if mean is None or pd.isna(mean):
         return "n/a"
-    text = f"{100 * mean:{sign}.{digits}f}"
+
+    def percent(value) -> str:  # + 0.0 turns a rounded -0.0 into 0.0 ("-0.0" reads as a loss)
+        return f"{round(100 * float(value), digits) + 0.0:{sign}.{digits}f}"
+
+    text = percent(mean)
     if not (low is None or high is None or pd.isna(low) or pd.isna(high)):
-        text += f" [{100 * low:{sign}.{digits}f}, {100 * high:{sign}.{digits}f}]"
+        text += f" [{percent(low)}, {percent(high)}]"
     return text
 
 
@@ -728,7 +733,8 @@ def paired_table(paired: pd.DataFrame, column: str, reference: str, digits: int 
     return pd.DataFrame({
         "dataset": paired["dataset"], "task": paired["task"], column: paired[column],
         f"{reference} − variant, {name} points": [
-            (f"{100 * row.difference:+.{digits}f} (no spread in {row.resamples} resamples)" if row.no_spread else
+            (f"{format_interval(row.difference, None, None, digits, '+')} (no spread in {row.resamples} resamples)"
+             if row.no_spread else
              format_interval(row.difference, row.low, row.high, digits, "+")) for row in paired.itertuples()],
         "reading": [VERDICTS[v].format(reference=reference) for v in paired["verdict"]],
         "flag": paired["flag"].map(flag_cell), "interval": paired["interval"]})

@@ -183,8 +183,8 @@ def composite_sentence(parts: pd.DataFrame, fusion: str = "ts_late") -> str:
                       "subject's few clips picked; the oracle is still no estimate.")
     flags = parts[(parts["protocol"] == "fixed") & (parts["metric"] == "uf1")] if "flag" in parts.columns else parts[:0]
     for _, row in flags[flags["flag"].fillna("") != ""].iterrows():
-        text += (f" The fixed-protocol model on {'the whole composite' if row['part'] == WHOLE else part_name(row['part'])}"
-                 f" is degenerate ({row['flag']}).")
+        text += (f" The fixed-protocol model is degenerate ({row['flag']})." if row["part"] == WHOLE else
+                 f" On its {part_name(row['part'])} clips the fixed-protocol model predicts one class ({row['flag']}).")
     return text
 
 

@@ -251,8 +251,9 @@ def transfer_sentence(matrix: pd.DataFrame) -> str:
         for _, cell in matrix[matrix["flag"].fillna("") != ""].iterrows():
             what = (f"the LOSO cell of {name[cell['test']]}" if cell["own"] else
                     f"the cell trained on {name[cell['train']]}, tested on {name[cell['test']]}")
+            meaning = "no baseline to compare with" if cell["own"] else "not a measure of transfer"
             text += (f" {what[0].upper()}{what[1:]} is a degenerate model ({cell['flag']}): its "
-                     f"{100 * cell['mean']:.1f} % is what predicting one class scores, no baseline to compare with.")
+                     f"{100 * cell['mean']:.1f} % is what predicting one class scores, {meaning}.")
     return text
 
 
