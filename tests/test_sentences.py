@@ -195,3 +195,9 @@ def test_rare_class_sentence_never_cites_a_zero_width_interval():
 
 def test_a_rounded_negative_zero_prints_as_zero():
     assert report.format_interval(-0.0001, -0.02, 0.055, 1, "+") == "+0.0 [-2.0, +5.5]"
+
+
+def test_no_table_cell_prints_a_zero_width_interval():
+    assert report.format_interval(0.402, 0.402, 0.402) == "40.2 (no spread)"
+    assert report.format_interval(0.402, 0.4021, 0.4024) == "40.2 (no spread)"  # zero width once printed
+    assert report.format_interval(0.402, 0.35, 0.45) == "40.2 [35.0, 45.0]"

@@ -499,7 +499,8 @@ def model_sizes(presets=("paper", "tiny"), fusions=None, num_classes: int = 5) -
 
 
 def format_interval(mean, low, high, digits: int = 1, sign: str = "") -> str:
-    """A fraction and its interval as percent text, "45.2 [31.0, 59.4]"; "n/a" when missing.
+    """A fraction and its interval as percent text, "45.2 [31.0, 59.4]"; "n/a" when missing;
+    "40.2 (no spread)" when the interval has zero width at the printed precision.
 
     ``sign="+"`` prints differences with their sign (oracle - fixed).
     """
@@ -511,7 +512,8 @@ def format_interval(mean, low, high, digits: int = 1, sign: str = "") -> str:
 
     text = percent(mean)
     if not (low is None or high is None or pd.isna(low) or pd.isna(high)):
-        text += f" [{percent(low)}, {percent(high)}]"
+        # a zero-width interval is no certainty (seeds that agree, a one-class model): never "[x, x]"
+        text += " (no spread)" if percent(low) == percent(high) else f" [{percent(low)}, {percent(high)}]"
     return text
 
 
