@@ -161,42 +161,47 @@ def test_errata_parameter_reaches_the_samples_the_runs_and_the_label(synthetic_c
         Study.load(paper, overrides={"errata": "yes"})
 
 
-def _fake_run(dataset, mean, low=None, high=None, seeds=2):
-    """An engine Run with only the metrics the tables read (no training)."""
+def _fake_run(dataset, right_per_subject):
+    """An engine Run from hand-made predictions (no training): 2 classes, 4 clips per subject and
+    seed; ``right_per_subject[seed][subject]`` clips of each subject predicted right."""
     import pandas as pd
 
+    from tsfmicro import metrics
     from tsfmicro.engine import Run
 
-    names = ("accuracy", "uf1", "uar")
-    per_seed = [{"seed": s, **{m: mean for m in names},
-                 "bootstrap95": {m: [mean - 0.1, mean + 0.1] for m in names}} for s in range(seeds)]
-    block = {"mean": {m: mean for m in names}, "seed_ci95": {m: [low, high] for m in names},
-             "per_seed": per_seed, "per_class": [], "confusion": []}
+    rows = []
+    for seed, rights in enumerate(right_per_subject):
+        for subject, right in enumerate(rights):
+            true = [0, 1, 0, 1]
+            predicted = [t if k < right else 1 - t for k, t in enumerate(true)]
+            rows.append(pd.DataFrame({"seed": seed, "subject": f"s{subject}", "true": true, "pred_fixed": predicted,
+                                      "pred_oracle": predicted}))
+    predictions = pd.concat(rows, ignore_index=True)
     config = {"dataset": dataset, "task": "5class", "fusion": "ts_late", "preset": "tiny",
-              "recipe": "paper", "resolved": {"recipe": {"epochs": 4}}, "seeds": list(range(seeds)),
+              "recipe": "paper", "resolved": {"recipe": {"epochs": 4}}, "seeds": list(range(len(right_per_subject))),
               "data_source": "SYNTHETIC", "class_names": ["a", "b"]}
-    return Run(path=ROOT, config=config, predictions=pd.DataFrame(), curves=pd.DataFrame(),
-               provenance={}, metrics={"protocols": {"fixed": block, "oracle": block},
-                                       "oracle_minus_fixed": {"mean": {m: 0.0 for m in names},
-                                                              "seed_ci95": {m: [None, None] for m in names}}})
+    return Run(path=ROOT, config=config, predictions=predictions, curves=pd.DataFrame(), provenance={},
+               metrics=metrics.summarize(predictions, ["a", "b"], resamples=50))
 
 
 def test_result_tables_show_intervals_and_missing_paper_values_as_na():
     from tsfmicro.reported import reported
 
-    runs = {("casme2", "5class", "ts_late"): _fake_run("casme2", 0.5, 0.4, 0.6),
-            ("samm", "5class", "ts_late"): _fake_run("samm", 0.25, seeds=1)}
+    runs = {("casme2", "5class", "ts_late"): _fake_run("casme2", [[2, 2, 2, 2], [2, 2, 2, 2]]),
+            ("samm", "5class", "ts_late"): _fake_run("samm", [[0, 1, 2, 4]])}
     long = report.scores_long(runs)
     assert len(long) == 2 * 2 * 3
     wide = report.scores_wide(long, reported())
     casme2 = wide.query("dataset == 'casme2' and protocol == 'fixed'").iloc[0]
-    assert casme2["ACC %"] == "50.0 [40.0, 60.0]"
+    # two identical seeds, every subject at 50 %: no resample moves the score, said in words
+    assert casme2["ACC %"] == "50.0 (seeds agree; no spread in 1000 resamples)"
+    assert casme2["ACC per seed %"] == "50.0 / 50.0"
     assert casme2["paper ACC %"] == "87.50" and casme2["paper UF1 %"] == "n/a"
     samm = wide.query("dataset == 'samm' and protocol == 'oracle'").iloc[0]
-    assert samm["UF1 %"] == "25.0 [15.0, 35.0]"  # one seed: the subject bootstrap interval
+    assert samm["ACC %"].startswith("43.8 [") and samm["interval"].endswith("(one seed)")  # 7 of 16 right
     assert samm["paper ACC %"] == "n/a"
     gain = report.oracle_gain(runs)
-    assert gain["ACC pp"].iloc[0] == "+0.0"
+    assert gain["ACC pp"].iloc[0] == "+0.0 (no spread in 1000 resamples)"
 
 
 def test_gradcam_maps_each_branch_of_every_fusion():

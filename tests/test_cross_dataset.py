@@ -234,12 +234,14 @@ def test_part_scores_pool_each_parts_clips_over_every_class():
         assert got["uar"] == pytest.approx(recall_score(rows.true, rows.fixed, labels=[0, 1, 2], average="macro",
                                                         zero_division=0))
     oracle = parts[(parts.part == "composite") & (parts.protocol == "oracle") & (parts.metric == "uf1")]
-    assert oracle["mean"].iloc[0] == 1.0 and set(parts["interval"]) == {"subject bootstrap 95%"}
+    assert oracle["mean"].iloc[0] == 1.0 and set(parts["interval"]) == {"subject bootstrap 95%, 1000 resamples (one seed)"}
     assert parts.loc[parts.part == "casme2", "subjects"].iloc[0] == 2
     confusions = report.part_confusions(run)
     assert confusions["composite"].sum() == 12 and confusions["samm"].tolist() == [[1, 1, 0], [0, 1, 0], [0, 0, 0]]
-    # two seeds: a t interval over seeds
-    assert set(report.part_scores(fake_run(SUBJECTS, TRUE, FIXED, seeds=(0, 1)))["interval"]) == {"t over 2 seeds 95%"}
+    # two seeds: the subject x seed bootstrap; two identical seeds are said to agree, not shown as [x, x]
+    two = report.part_scores(fake_run(SUBJECTS, TRUE, FIXED, seeds=(0, 1)))
+    assert set(two["interval"]) == {"subject x seed bootstrap 95%, 1000 resamples"}
+    assert two["per_seed"].map(len).eq(2).all()
 
 
 def test_field_table_puts_ours_beside_the_published_numbers_with_their_selection():
@@ -277,14 +279,13 @@ def test_cross_dataset_matrix_lodo_table_and_the_generated_sentences():
     assert matrix.set_index(["train", "test"]).loc[("casme2", "samm"), "mean"] == pytest.approx(1 / 6)
     sentence = cross_dataset.transfer_sentence(matrix)
     assert sentence.startswith("The direction that transfers worst here is trained on CASME II, tested on SAMM: "
-                               "UF1 16.7 %, against 100.0 % when SAMM is trained on its own subjects (LOSO): "
-                               "83.3 points less.")
-    assert "The best of the 2 directions is SAMM to CASME II (55.6 %)." in sentence
+                               "UF1 16.7 %, 83.3 points below SAMM trained on its own subjects (LOSO, 100.0 %).")
+    assert "The highest-scoring of the 2 directions is SAMM to CASME II (55.6 %)." in sentence
     assert cross_dataset.transfer_sentence(matrix[matrix.own]) == ""
     # a direction that beats the test dataset's own LOSO score says so
     better = matrix.assign(mean=[0.3, 0.5, 0.6, 0.4])
-    assert "trained on CASME II, tested on SAMM: UF1 50.0 %, against 40.0 % when SAMM is trained on its own " \
-        "subjects (LOSO): 10.0 points more." in cross_dataset.transfer_sentence(better)
+    assert "trained on CASME II, tested on SAMM: UF1 50.0 %, 10.0 points above SAMM trained on its own " \
+        "subjects (LOSO, 40.0 %): these runs show no loss" in cross_dataset.transfer_sentence(better)
 
     lodo = report.part_scores(fake_run(SUBJECTS, TRUE, FIXED), protocols=("fixed",))
     loso = report.part_scores(fake_run(SUBJECTS, TRUE, ORACLE))

@@ -40,7 +40,7 @@ def test_scores_of_runs_keyed_by_a_variant():
     assert list(dict.fromkeys(long["option"])) == ["cross_entropy", "focal"] and len(long) == 2 * 2 * 3
     focal = long.query("option == 'focal' and protocol == 'fixed' and metric == 'accuracy'").iloc[0]
     assert focal["mean"] == pytest.approx(runs[("samm", "5class", "focal")].metrics["protocols"]["fixed"]["mean"]["accuracy"])
-    assert focal["interval"] == "subject bootstrap 95%" and focal["low"] <= focal["mean"] <= focal["high"]
+    assert focal["interval"] == "subject bootstrap 95%, 1000 resamples (one seed)" and focal["low"] <= focal["mean"] <= focal["high"]
     wide = report.scores_wide(long, column="option")
     assert list(wide.columns[:4]) == ["dataset", "task", "option", "protocol"] and "UF1 %" in wide
     assert runs[("samm", "5class", "focal")].options == {"loss": "focal"}
@@ -54,16 +54,20 @@ def test_class_recall_matches_scikit_learn_with_intervals_by_seed_count():
     want = recall_score(one["true"], one["pred_fixed"], average=None, labels=range(3))
     np.testing.assert_allclose(table["mean"], want)
     assert (table["low"] <= table["mean"]).all() and (table["mean"] <= table["high"]).all()
-    assert set(table["interval"]) == {"subject bootstrap 95%"}
+    assert set(table["interval"]) == {"subject bootstrap 95%, 1000 resamples (one seed)"}
     assert table["support"].tolist() == np.bincount(one["true"], minlength=3).tolist()
-    # two seeds: the mean of the seeds' recalls with a t interval
+    # two seeds: the mean of the seeds' recalls, each seed beside it, a subject x seed bootstrap interval
     two = pd.concat([one, predictions(1, 0.4)], ignore_index=True)
     table = report.class_recall({("samm", "5class", "focal"): run_from(two)}, "option")
     per_seed = [recall_score(p["true"], p["pred_fixed"], average=None, labels=range(3)) for _, p in two.groupby("seed")]
     np.testing.assert_allclose(table["mean"], np.mean(per_seed, axis=0))
-    assert set(table["interval"]) == {"t over 2 seeds 95%"}
+    np.testing.assert_allclose(np.stack(table["per_seed"].tolist()), np.array(per_seed).T)
+    assert set(table["interval"]) == {"subject x seed bootstrap 95%, 1000 resamples"}
+    assert (table["low"] < table["high"]).all()
     wide = report.class_recall_wide(table, "option")
-    assert wide.columns.tolist() == ["dataset", "task", "class", "clips", "focal recall %"]
+    assert wide.columns.tolist() == ["dataset", "task", "class", "clips", "focal recall %", "focal per seed %",
+                                     "interval"]
+    assert wide["focal per seed %"].iloc[0] == " / ".join(f"{100 * r[0]:.1f}" for r in per_seed)
 
 
 def test_bootstrap_class_recall_resamples_subjects():
@@ -110,17 +114,18 @@ def test_conclusion_says_when_intervals_do_not_separate_the_variants():
     long = long_scores([("retention", 0.40, 0.30, 0.50), ("transformer", 0.45, 0.33, 0.55),
                         ("conv", 0.35, 0.25, 0.46)])
     text = report.variant_conclusion(long, "variant", "retention", "temporal branches")
-    assert text.startswith("On casme2 5class (fixed protocol), the best of the 3 temporal branches is "
+    assert text.startswith("On casme2 5class (fixed protocol), the highest mean of the 3 temporal branches is "
                            "transformer at UF1 45.0 [33.0, 55.0] %.")
     assert "Against retention (the paper's, UF1 40.0 [30.0, 50.0] %), in UF1 points: transformer +5.0, conv -5.0." in text
-    assert text.endswith("Every interval overlaps retention's, so these runs do not separate the temporal branches.")
+    assert text.endswith("Every interval overlaps retention's, so these runs do not separate the temporal branches: "
+                         "the order of the means is inside noise.")
 
 
 def test_conclusion_names_a_variant_whose_interval_lies_outside_the_references():
     long = long_scores([("retention", 0.60, 0.55, 0.65), ("transformer", 0.58, 0.50, 0.66),
                         ("conv", 0.30, 0.20, 0.40)])
     text = report.variant_conclusion(long, "variant", "retention", "temporal branches")
-    assert "the best of the 3 temporal branches is retention (the paper's) at UF1 60.0 [55.0, 65.0] %. Against it, " \
+    assert "the highest mean of the 3 temporal branches is retention (the paper's) at UF1 60.0 [55.0, 65.0] %. Against it, " \
            "in UF1 points: transformer -2.0, conv -30.0." in text
     assert text.endswith("Conv lies wholly below it (95 % intervals); the 1 other(s) overlap it.")
     compared = report.compare_to_reference(long, "variant", "retention")

@@ -310,3 +310,147 @@ def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     result = np.zeros_like(numerator, dtype=float)
     np.divide(numerator, denominator, out=result, where=denominator > 0)
     return result
+
+
+# ----------------------------------------------------------------------------- subject x seed bootstrap
+# With two or three seeds a Student-t interval over seeds is either absurdly wide or, when the
+# seeds happen to agree, of zero width; neither says how much the score would move with other
+# subjects or other seeds. The subject x seed bootstrap resamples both sources of variation.
+RESAMPLES = 1000
+BOOTSTRAP_SEED = 0  # fixed: the same predictions always give the same interval
+
+
+def subject_seed_method(resamples: int = RESAMPLES, confidence: float = 0.95) -> str:
+    """The interval's name as tables and captions print it."""
+    return f"subject x seed bootstrap {100 * confidence:.0f}%, {resamples} resamples"
+
+
+def _seed_subject_counts(predictions: pd.DataFrame, column: str, num_classes: int,
+                         subjects: Sequence) -> np.ndarray:
+    """``(S, G, 3, K)``: per seed (sorted) and subject (``subjects``' order) the class counts of
+    :func:`_class_counts`; a subject a seed lacks counts zero."""
+    seeds = sorted(predictions["seed"].unique())
+    counts = np.zeros((len(seeds), len(subjects), 3, num_classes))
+    index = {subject: g for g, subject in enumerate(subjects)}
+    for s, seed in enumerate(seeds):
+        part = predictions[predictions["seed"] == seed]
+        for subject, rows in part.groupby("subject", sort=False):
+            y_true, y_pred = _as_labels(rows["true"], rows[column])
+            counts[s, index[subject]] = _class_counts(y_true, y_pred, num_classes)
+    return counts
+
+
+def _subject_seed_draws(seeds: int, subjects: int, resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """How often each seed ``(R, S)`` and each subject ``(R, G)`` is drawn in each resample
+    (both with replacement); one generator, so two runs with as many seeds and subjects are
+    drawn alike (the paired bootstrap)."""
+    rng = np.random.default_rng(seed)
+    seed_draws = rng.integers(0, seeds, size=(resamples, seeds))
+    subject_draws = rng.integers(0, subjects, size=(resamples, subjects))
+    times_seed, times_subject = np.zeros((resamples, seeds)), np.zeros((resamples, subjects))
+    np.add.at(times_seed, (np.arange(resamples)[:, None], seed_draws), 1)
+    np.add.at(times_subject, (np.arange(resamples)[:, None], subject_draws), 1)
+    return times_seed, times_subject
+
+
+def subject_seed_scores(predictions: pd.DataFrame, column: str, num_classes: int, *, resamples: int = RESAMPLES,
+                        seed: int = BOOTSTRAP_SEED, subjects: Sequence | None = None) -> dict[str, np.ndarray]:
+    """The pooled scores of ``resamples`` draws of seeds and subjects with replacement,
+    ``{"accuracy": (R,), "uf1": ..., "uar": ...}``: each draw pools the predictions (column
+    ``column`` of ``predictions``: seed, subject, true, ...) of every drawn (seed, subject) pair
+    and scores them once over all ``num_classes`` classes (as :func:`summarize`)."""
+    subjects = sorted(predictions["subject"].unique()) if subjects is None else list(subjects)
+    counts = _seed_subject_counts(predictions, column, num_classes, subjects)
+    times_seed, times_subject = _subject_seed_draws(counts.shape[0], counts.shape[1], resamples, seed)
+    pooled = np.einsum("rs,rg,sgck->rck", times_seed, times_subject, counts)
+    return _scores_from_counts(pooled[:, 0], pooled[:, 1], pooled[:, 2])
+
+
+def no_spread(values: np.ndarray) -> bool:
+    """Every resample gave the same value: the interval has zero width, which is not certainty
+    (e.g. two seeds that predict alike, or a one-class model whose UAR is 1/K whatever is drawn)."""
+    values = np.asarray(values, dtype=float)
+    return bool(len(values)) and bool(np.allclose(values, values[0], rtol=0, atol=1e-12))
+
+
+def subject_seed_interval(predictions: pd.DataFrame, column: str, num_classes: int, *, resamples: int = RESAMPLES,
+                          confidence: float = 0.95, seed: int = BOOTSTRAP_SEED) -> dict[str, dict]:
+    """Per metric: ``mean`` (the mean over seeds of each seed's pooled score, as
+    :func:`summarize`), ``per_seed`` (those scores, seeds sorted), ``low``/``high`` (the percentile
+    interval of :func:`subject_seed_scores`) and ``no_spread`` (every resample gave one value)."""
+    drawn = subject_seed_scores(predictions, column, num_classes, resamples=resamples, seed=seed)
+    per_seed = [scores(part["true"], part[column], num_classes) for _, part in predictions.groupby("seed", sort=True)]
+    result = {}
+    for name in METRICS:
+        values = [row[name] for row in per_seed]
+        low, high = _percentiles(drawn[name], confidence)
+        result[name] = {"mean": float(np.mean(values)), "per_seed": values, "low": low, "high": high,
+                        "no_spread": no_spread(drawn[name])}
+    return result
+
+
+def paired_subject_seed_difference(reference: pd.DataFrame, other: pd.DataFrame, column: str, num_classes: int, *,
+                                   resamples: int = RESAMPLES, confidence: float = 0.95,
+                                   seed: int = BOOTSTRAP_SEED) -> dict[str, dict]:
+    """``reference`` minus ``other`` (two runs' predictions of the same clips), per metric:
+    ``difference`` (mean over seeds of reference minus mean over seeds of other), ``low``/``high``
+    (percentile interval when the same subjects and the same seed positions are drawn for both
+    runs: a paired bootstrap), ``no_spread`` and ``verdict``: "no difference" (every resample
+    gave 0), "reference higher" / "reference lower" (the interval excludes 0), "inside noise"
+    (it contains 0). The runs must have as many seeds; their subjects are joined."""
+    seeds_a, seeds_b = reference["seed"].nunique(), other["seed"].nunique()
+    if seeds_a != seeds_b:
+        raise ValueError(f"a paired bootstrap needs as many seeds in both runs; got {seeds_a} and {seeds_b}")
+    subjects = sorted(set(reference["subject"]) | set(other["subject"]))
+    a = subject_seed_scores(reference, column, num_classes, resamples=resamples, seed=seed, subjects=subjects)
+    b = subject_seed_scores(other, column, num_classes, resamples=resamples, seed=seed, subjects=subjects)
+    mean_a = {name: np.mean([scores(p["true"], p[column], num_classes)[name] for _, p in reference.groupby("seed")])
+              for name in METRICS}
+    mean_b = {name: np.mean([scores(p["true"], p[column], num_classes)[name] for _, p in other.groupby("seed")])
+              for name in METRICS}
+    result = {}
+    for name in METRICS:
+        drawn = a[name] - b[name]
+        low, high = _percentiles(drawn, confidence)
+        flat = no_spread(drawn)
+        if flat and abs(drawn[0]) < 1e-12:
+            verdict = "no difference"
+        elif low > 0:
+            verdict = "reference higher"
+        elif high < 0:
+            verdict = "reference lower"
+        else:
+            verdict = "inside noise"
+        result[name] = {"difference": float(mean_a[name] - mean_b[name]), "low": low, "high": high,
+                        "no_spread": flat, "verdict": verdict}
+    return result
+
+
+def one_class_seeds(predictions: pd.DataFrame, column: str) -> list[int]:
+    """The seeds whose predictions (column ``column``) are all one class: a degenerate model,
+    whose UAR is 1/K and whose UF1 is small whatever the inputs."""
+    counts = predictions.groupby("seed", sort=True)[column].nunique()
+    return [int(seed) for seed, distinct in counts.items() if distinct <= 1]
+
+
+def subject_seed_class_recall(predictions: pd.DataFrame, column: str, num_classes: int, *,
+                              resamples: int = RESAMPLES, confidence: float = 0.95,
+                              seed: int = BOOTSTRAP_SEED) -> list[dict]:
+    """Per class (index order): ``per_seed`` recalls (seeds sorted; NaN where a seed has no clip
+    of the class), ``mean`` over seeds, ``low``/``high`` (percentile interval of the pooled recall
+    over draws of seeds and subjects, as :func:`subject_seed_scores`; a draw without a clip of the
+    class does not count) and ``no_spread``."""
+    subjects = sorted(predictions["subject"].unique())
+    counts = _seed_subject_counts(predictions, column, num_classes, subjects)  # (S, G, 3, K)
+    times_seed, times_subject = _subject_seed_draws(counts.shape[0], counts.shape[1], resamples, seed)
+    pooled = np.einsum("rs,rg,sgck->rck", times_seed, times_subject, counts)
+    hits, support = pooled[:, 0], pooled[:, 1]
+    per_seed_hits, per_seed_support = counts[:, :, 0].sum(1), counts[:, :, 1].sum(1)  # (S, K)
+    result = []
+    for k in range(num_classes):
+        drawn = hits[support[:, k] > 0, k] / support[support[:, k] > 0, k]
+        seeds = [float(h / n) if n else float("nan") for h, n in zip(per_seed_hits[:, k], per_seed_support[:, k])]
+        low, high = _percentiles(drawn, confidence) if len(drawn) else (float("nan"), float("nan"))
+        result.append({"per_seed": seeds, "mean": float(np.nanmean(seeds)) if not np.isnan(seeds).all() else float("nan"),
+                       "low": low, "high": high, "no_spread": no_spread(drawn)})
+    return result

@@ -5,8 +5,11 @@ Every table names its protocol: ``fixed`` (last epoch, no test-set selection, th
 ``oracle`` (the authors' per-subject best epoch on its own test clips). Scores are fractions
 (0-1) in the tables; :func:`format_table` prints them as percentages.
 
-Intervals: with two or more seeds, a 95 % Student-t interval of the mean over seeds; with one
-seed, a 95 % subject-level bootstrap interval of that seed's pooled score (column ``interval``).
+Intervals: the run summaries (``report`` command, :func:`summary_table`) give, with two or more
+seeds, a 95 % Student-t interval of the mean over seeds and, with one seed, a 95 % subject-level
+bootstrap interval of that seed's pooled score (column ``interval``). The book's score tables
+(:func:`scores_long`) give a 95 % subject x seed bootstrap interval, each seed's value beside the
+mean, a zero-width interval as "no spread" (never as certainty), and a flag on one-class models.
 """
 from __future__ import annotations
 
@@ -174,17 +177,78 @@ def _number(value) -> float:
 METRIC_NAMES = {"accuracy": "ACC", "uf1": "UF1", "uar": "UAR"}
 
 
-def scores_long(runs: dict[tuple[str, str, str], Run], column: str = "fusion") -> pd.DataFrame:
-    """One row per run, protocol and metric: ``mean``, ``low``, ``high`` (fractions) from
-    :func:`summary_table` (95 % t interval over seeds; a subject bootstrap
-    interval when there is one seed). ``runs`` are keyed by (dataset, task, X), X in column
-    ``column``: the fusion variant, or a chapter's variant (a temporal branch, an imbalance option)."""
-    wide = summary_table(list(runs.values()))
-    wide[column] = [key[2] for key in runs for _ in PROTOCOLS]  # summary_table: each run's protocols in turn
-    keys = ["dataset", "task", column, "protocol", "seeds", "interval"]
-    parts = [wide[keys].assign(metric=metric, mean=wide[metric], low=wide[f"{metric}_low"],
-                               high=wide[f"{metric}_high"]) for metric in METRIC_NAMES]
-    return pd.concat(parts, ignore_index=True)
+def interval_name(seeds: int, resamples: int = metrics.RESAMPLES) -> str:
+    """The interval the book's score tables show, named as their ``interval`` column prints it."""
+    if seeds == 1:
+        return f"subject bootstrap 95%, {resamples} resamples (one seed)"
+    return metrics.subject_seed_method(resamples)
+
+
+def one_class_flag(predictions: pd.DataFrame, column: str, class_names: Sequence[str] | None = None) -> str:
+    """"" or the flag of a degenerate model: the seeds whose predictions (``column``) are all
+    one class, e.g. "one-class model: only 'other' (seeds 0, 1 of 2)"."""
+    seeds = metrics.one_class_seeds(predictions, column)
+    if not seeds:
+        return ""
+    predicted = sorted(set(predictions.loc[predictions["seed"].isin(seeds), column].astype(int)))
+    names = [repr(class_names[k]) if class_names is not None and k < len(class_names) else str(k) for k in predicted]
+    total = predictions["seed"].nunique()
+    which = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))}"
+    return f"one-class model: only {' / '.join(names)} ({which} of {total})"
+
+
+def scores_long(runs: dict[tuple[str, str, str], Run], column: str = "fusion",
+                resamples: int = metrics.RESAMPLES) -> pd.DataFrame:
+    """One row per run, protocol and metric: ``mean`` (over seeds), ``per_seed`` (each seed's
+    pooled score, seeds sorted), ``low``, ``high`` (fractions): the 95 % subject x seed bootstrap
+    interval (tsfmicro.metrics.subject_seed_interval; with one seed, subjects only), named in
+    ``interval``; ``no_spread``: every resample gave one value (not certainty: see
+    :func:`format_score`); ``flag``: :func:`one_class_flag` of the run and protocol. ``runs`` are
+    keyed by (dataset, task, X), X in column ``column``: the fusion variant, or a chapter's
+    variant (a temporal branch, an imbalance option)."""
+    rows = []
+    for key, run in runs.items():
+        who = describe(run)
+        for protocol in PROTOCOLS:
+            predicted = f"pred_{protocol}"
+            found = metrics.subject_seed_interval(run.predictions, predicted, len(run.class_names),
+                                                  resamples=resamples)
+            flag = one_class_flag(run.predictions, predicted, run.class_names)
+            for metric in METRIC_NAMES:
+                entry = found[metric]
+                rows.append({"dataset": who["dataset"], "task": who["task"], column: key[2], "protocol": protocol,
+                             "seeds": who["seeds"], "interval": interval_name(who["seeds"], resamples),
+                             "metric": metric, "mean": entry["mean"], "low": entry["low"], "high": entry["high"],
+                             "per_seed": tuple(entry["per_seed"]), "no_spread": entry["no_spread"],
+                             "resamples": resamples, "flag": flag})
+    return pd.DataFrame(rows, columns=["dataset", "task", column, "protocol", "seeds", "interval", "metric", "mean",
+                                       "low", "high", "per_seed", "no_spread", "resamples", "flag"])
+
+
+def format_score(mean, low, high, *, no_spread: bool = False, per_seed: Sequence[float] = (),
+                 resamples: int = metrics.RESAMPLES, digits: int = 1) -> str:
+    """A score and its interval as percent text, "45.2 [31.0, 59.4]"; a zero-width interval is
+    never printed as [x, x]: "40.2 (seeds agree; no spread in 1000 resamples)" when the seeds
+    gave one value, else "33.3 (no spread in 1000 resamples)"."""
+    if not no_spread:
+        return format_interval(mean, low, high, digits)
+    text = format_interval(mean, None, None, digits)
+    agree = len(per_seed) > 1 and np.allclose(per_seed, per_seed[0], rtol=0, atol=1e-12)
+    return f"{text} ({'seeds agree; ' if agree else ''}no spread in {resamples} resamples)"
+
+
+NO_FLAG = "none (every seed predicts 2+ classes)"
+
+
+def flag_cell(flag: str) -> str:
+    """A table's ``flag`` cell: the one-class flag, or :data:`NO_FLAG` (an empty cell would read
+    as "not checked")."""
+    return flag if isinstance(flag, str) and flag else NO_FLAG
+
+
+def format_seeds(per_seed: Sequence[float], digits: int = 1) -> str:
+    """Each seed's score in percent, "40.2 / 38.1 / 44.0" (seeds sorted)."""
+    return " / ".join("n/a" if pd.isna(value) else f"{100 * value:.{digits}f}" for value in per_seed)
 
 
 def scores_wide(long: pd.DataFrame, reported: pd.DataFrame | None = None, digits: int = 1,
@@ -193,17 +257,31 @@ def scores_wide(long: pd.DataFrame, reported: pd.DataFrame | None = None, digits
     protocol, ``column`` as in :func:`scores_long`), each metric as "mean [low, high]" in
     percent; with ``reported`` (tsfmicro.reported.reported()), the paper's values beside, "n/a"
     where the paper's value is not available."""
-    table = long.assign(value=[format_interval(m, lo, hi, digits)
-                               for m, lo, hi in zip(long["mean"], long["low"], long["high"])])
+    if "no_spread" in long.columns:
+        values = [format_score(row.mean, row.low, row.high, no_spread=row.no_spread, per_seed=row.per_seed,
+                               resamples=row.resamples, digits=digits) for row in long.itertuples(index=False)]
+    else:  # rows built by hand (mean, low, high only)
+        values = [format_interval(m, lo, hi, digits) for m, lo, hi in zip(long["mean"], long["low"], long["high"])]
+    table = long.assign(value=values)
     keys = list(keys) if keys is not None else ["dataset", "task", column, "protocol"]
     wide = table.pivot_table(index=keys, columns="metric", values="value", aggfunc="first",
                              sort=False)
-    wide = wide[[m for m in METRIC_NAMES if m in wide.columns]]
+    present = [m for m in METRIC_NAMES if m in wide.columns]
+    wide = wide[present]
     wide.columns = [f"{METRIC_NAMES[m]} %" for m in wide.columns]
+    if "per_seed" in long.columns:  # each seed's value beside the mean
+        seeds = table.assign(seeds_text=[format_seeds(v, digits) for v in table["per_seed"]]).pivot_table(
+            index=keys, columns="metric", values="seeds_text", aggfunc="first", sort=False)
+        for metric in reversed(present):
+            place = list(wide.columns).index(f"{METRIC_NAMES[metric]} %") + 1
+            wide.insert(place, f"{METRIC_NAMES[metric]} per seed %", seeds[metric])
     wide = wide.reset_index()
-    if "interval" in long.columns:
-        intervals = long.drop_duplicates(keys).set_index(keys)["interval"]
-        wide["interval"] = [intervals.get(tuple(row)) for row in wide[keys].itertuples(index=False)]
+    for extra in ("interval", "flag"):
+        if extra in long.columns:
+            found = long.drop_duplicates(keys).set_index(keys)[extra]
+            wide[extra] = [found.get(tuple(row)) for row in wide[keys].itertuples(index=False)]
+    if "flag" in wide.columns:
+        wide["flag"] = wide["flag"].map(flag_cell)
     if reported is not None:
         from tsfmicro.reported import format_value
 
@@ -216,15 +294,30 @@ def scores_wide(long: pd.DataFrame, reported: pd.DataFrame | None = None, digits
     return wide
 
 
-def oracle_gain(runs: dict[tuple[str, str, str], Run], digits: int = 1) -> pd.DataFrame:
-    """oracle − fixed per run (:func:`difference_table`), in percentage points as
-    "mean [low, high]" over seeds."""
-    table = difference_table(list(runs.values()))
-    shown = table[["dataset", "task", "fusion"]].copy()
-    for metric, name in METRIC_NAMES.items():
-        shown[f"{name} pp"] = [format_interval(m, lo, hi, digits, "+") for m, lo, hi in
-                               zip(table[metric], table[f"{metric}_low"], table[f"{metric}_high"])]
-    return shown
+def oracle_gain(runs: dict[tuple[str, str, str], Run], digits: int = 1,
+                resamples: int = metrics.RESAMPLES) -> pd.DataFrame:
+    """oracle − fixed per run, in percentage points: the mean over seeds and its 95 % paired
+    subject x seed bootstrap interval (the same subjects and seeds drawn for both protocols;
+    tsfmicro.metrics.paired_subject_seed_difference), "no spread" where every resample gave one
+    value; the method in ``interval``."""
+    rows = []
+    for (dataset, task, fusion), run in runs.items():
+        predictions = run.predictions
+        found = metrics.paired_subject_seed_difference(
+            predictions.assign(predicted=predictions["pred_oracle"]),
+            predictions.assign(predicted=predictions["pred_fixed"]), "predicted", len(run.class_names),
+            resamples=resamples)
+        row = {"dataset": dataset, "task": task, "fusion": fusion}
+        for metric, name in METRIC_NAMES.items():
+            entry = found[metric]
+            row[f"{name} pp"] = (f"{format_interval(entry['difference'], None, None, digits, '+')} "
+                                 f"(no spread in {resamples} resamples)"
+                                 if entry["no_spread"] else
+                                 format_interval(entry["difference"], entry["low"], entry["high"], digits, "+"))
+        row["interval"] = f"paired {interval_name(predictions['seed'].nunique(), resamples)}"
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["dataset", "task", "fusion", *[f"{n} pp" for n in METRIC_NAMES.values()],
+                                       "interval"])
 
 
 def per_class_by_run(runs: dict[tuple[str, str, str], Run], protocol: str = "fixed") -> pd.DataFrame:
@@ -239,43 +332,49 @@ def per_class_by_run(runs: dict[tuple[str, str, str], Run], protocol: str = "fix
 
 
 # ----------------------------------------------------------------------------- chapters beyond the paper
-def class_recall(runs: dict[tuple[str, str, str], Run], column: str, protocol: str = "fixed") -> pd.DataFrame:
+def class_recall(runs: dict[tuple[str, str, str], Run], column: str, protocol: str = "fixed",
+                 resamples: int = metrics.RESAMPLES) -> pd.DataFrame:
     """Recall of each class of each run (keyed by (dataset, task, X), X in ``column``): one row
-    per run and class with ``support`` (clips per seed), ``mean``, ``low``, ``high`` (fractions) and
-    ``interval``: a 95 % t interval over seeds, or with one seed a 95 % subject-bootstrap interval
-    (tsfmicro.metrics.bootstrap_class_recall), as for the scores."""
+    per run and class with ``support`` (clips per seed), ``mean`` (over seeds), ``per_seed``,
+    ``low``, ``high`` (fractions; 95 % subject x seed bootstrap, tsfmicro.metrics.
+    subject_seed_class_recall), ``no_spread``, ``interval`` (the method) and ``flag`` (a one-class
+    model, :func:`one_class_flag`)."""
     column_name = f"pred_{check_protocol(protocol)}"
     rows = []
     for (dataset, task, variant), run in runs.items():
         names = run.class_names
-        per_seed = []
-        for seed, part in run.predictions.groupby("seed", sort=True):
-            table = metrics.per_class(part["true"], part[column_name], len(names), names)
-            bounds = metrics.bootstrap_class_recall(part["true"], part[column_name], part["subject"], len(names))
-            per_seed.append((table, bounds))
+        first = run.predictions[run.predictions["seed"] == run.predictions["seed"].min()]
+        support = np.bincount(first["true"].astype(int), minlength=len(names))
+        found = metrics.subject_seed_class_recall(run.predictions, column_name, len(names), resamples=resamples)
+        interval = interval_name(run.predictions["seed"].nunique(), resamples)
+        flag = one_class_flag(run.predictions, column_name, names)
         for k, name in enumerate(names):
-            recalls = [table["recall"].iloc[k] for table, _ in per_seed]
-            if len(per_seed) == 1:
-                mean, (low, high), interval = recalls[0], per_seed[0][1][k], "subject bootstrap 95%"
-            else:
-                mean, low, high = metrics.t_interval(recalls, bounds=(0.0, 1.0))
-                interval = f"t over {len(per_seed)} seeds 95%"
+            entry = found[k]
             rows.append({"dataset": dataset, "task": task, column: variant, "class_name": name,
-                         "support": int(per_seed[0][0]["support"].iloc[k]), "metric": "recall",
-                         "mean": float(mean), "low": float(low), "high": float(high), "interval": interval,
-                         "protocol": protocol})
+                         "support": int(support[k]), "metric": "recall", "mean": entry["mean"],
+                         "per_seed": tuple(entry["per_seed"]), "low": entry["low"], "high": entry["high"],
+                         "no_spread": entry["no_spread"], "resamples": resamples, "interval": interval,
+                         "flag": flag, "protocol": protocol})
     return pd.DataFrame(rows)
 
 
 def class_recall_wide(recall: pd.DataFrame, column: str, digits: int = 1) -> pd.DataFrame:
     """:func:`class_recall` for display: one row per dataset, task and class (with its support),
     one column per variant, "mean [low, high]" in percent."""
-    table = recall.assign(value=[format_interval(m, lo, hi, digits)
-                                 for m, lo, hi in zip(recall["mean"], recall["low"], recall["high"])])
-    wide = table.pivot_table(index=["dataset", "task", "class_name", "support"], columns=column, values="value",
-                             aggfunc="first", sort=False)
-    wide.columns = [f"{name} recall %" for name in wide.columns]
-    return wide.reset_index().rename(columns={"class_name": "class", "support": "clips"})
+    table = recall.assign(value=[format_row(row, digits) for _, row in recall.iterrows()])
+    index = ["dataset", "task", "class_name", "support"]
+    wide = table.pivot_table(index=index, columns=column, values="value", aggfunc="first", sort=False)
+    variants = list(wide.columns)
+    wide.columns = [f"{name} recall %" for name in variants]
+    if "per_seed" in recall.columns:  # each seed's recall beside the mean
+        seeds = table.assign(text=[format_seeds(v, digits) for v in table["per_seed"]]).pivot_table(
+            index=index, columns=column, values="text", aggfunc="first", sort=False)
+        for name in reversed(variants):
+            wide.insert(list(wide.columns).index(f"{name} recall %") + 1, f"{name} per seed %", seeds[name])
+    wide = wide.reset_index().rename(columns={"class_name": "class", "support": "clips"})
+    if "interval" in recall.columns:
+        wide["interval"] = "; ".join(dict.fromkeys(recall["interval"]))
+    return wide
 
 
 def class_distribution(samples: pd.DataFrame) -> pd.DataFrame:
@@ -356,7 +455,8 @@ def variant_conclusion(long: pd.DataFrame, column: str, reference: str, what: st
             sentences.append(start + f"only {best[column]} was run: {name} {format_interval(best['mean'], best['low'], best['high'])} %.")
             continue
         paper = " (the paper's)" if best[column] == reference else ""
-        sentences.append(start + f"the best of the {len(group)} {what} is {best[column]}{paper} at {name} "
+        # "highest mean", not "best": whether the intervals separate it is said below
+        sentences.append(start + f"the highest mean of the {len(group)} {what} is {best[column]}{paper} at {name} "
                          f"{format_interval(best['mean'], best['low'], best['high'])} %.")
         base = group[group["relation"] == "reference"]
         if base.empty:
@@ -371,7 +471,8 @@ def variant_conclusion(long: pd.DataFrame, column: str, reference: str, what: st
         sentences.append(f"{against}, in {name} points: {differences}.")
         separated = others[others["relation"].isin(["above", "below"])]
         if separated.empty:
-            sentences.append(f"Every interval overlaps {reference}'s, so these runs do not separate the {what}.")
+            sentences.append(f"Every interval overlaps {reference}'s, so these runs do not separate the {what}: "
+                             f"the order of the means is inside noise.")
         else:
             parts = [f"{row[column]} lies wholly {row['relation']} it" for _, row in separated.iterrows()]
             rest = len(others) - len(separated)
@@ -398,15 +499,21 @@ def model_sizes(presets=("paper", "tiny"), fusions=None, num_classes: int = 5) -
 
 
 def format_interval(mean, low, high, digits: int = 1, sign: str = "") -> str:
-    """A fraction and its interval as percent text, "45.2 [31.0, 59.4]"; "n/a" when missing.
+    """A fraction and its interval as percent text, "45.2 [31.0, 59.4]"; "n/a" when missing;
+    "40.2 (no spread)" when the interval has zero width at the printed precision.
 
     ``sign="+"`` prints differences with their sign (oracle - fixed).
     """
     if mean is None or pd.isna(mean):
         return "n/a"
-    text = f"{100 * mean:{sign}.{digits}f}"
+
+    def percent(value) -> str:  # + 0.0 turns a rounded -0.0 into 0.0 ("-0.0" reads as a loss)
+        return f"{round(100 * float(value), digits) + 0.0:{sign}.{digits}f}"
+
+    text = percent(mean)
     if not (low is None or high is None or pd.isna(low) or pd.isna(high)):
-        text += f" [{100 * low:{sign}.{digits}f}, {100 * high:{sign}.{digits}f}]"
+        # a zero-width interval is no certainty (seeds that agree, a one-class model): never "[x, x]"
+        text += " (no spread)" if percent(low) == percent(high) else f" [{percent(low)}, {percent(high)}]"
     return text
 
 
@@ -424,25 +531,40 @@ def clip_parts(predictions: pd.DataFrame) -> pd.Series:
 
 
 def part_scores(run: RunLike, protocols: Sequence[str] = PROTOCOLS) -> pd.DataFrame:
-    """One row per part, protocol and metric (``mean``, ``low``, ``high``: fractions; ``interval``):
-    first every clip of the run together (part WHOLE), then each dataset its clips come from
-    (:func:`clip_parts`). Pooled within the part over all the task's classes, as
-    tsfmicro.metrics.summarize; 95 % t interval over seeds, or a subject bootstrap with one seed."""
+    """One row per part, protocol and metric (``mean`` over seeds, ``per_seed``, ``low``, ``high``:
+    fractions; ``no_spread``, ``flag``, ``interval``): first every clip of the run together (part
+    WHOLE), then each dataset its clips come from (:func:`clip_parts`). Pooled within the part over
+    all the task's classes, as tsfmicro.metrics.summarize; 95 % subject x seed bootstrap (subjects
+    only with one seed), as :func:`scores_long`."""
     (run,) = as_runs(run)
     predictions = run.predictions.reset_index(drop=True)
     parts = clip_parts(predictions)
     groups = [(WHOLE, predictions)] + [(name, predictions[parts == name]) for name in sorted(set(parts) - {WHOLE})]
+    seeds = predictions["seed"].nunique()
     rows = []
     for name, part in groups:
-        summary = metrics.summarize(part, run.class_names)
+        clips = int((part["seed"] == part["seed"].iloc[0]).sum())
         for protocol in protocols:
-            scores = scores_row(summary["protocols"][check_protocol(protocol)])
+            column = f"pred_{check_protocol(protocol)}"
+            found = metrics.subject_seed_interval(part, column, len(run.class_names))
+            flag = one_class_flag(part, column, run.class_names)
             for metric in METRIC_NAMES:
-                rows.append({"part": name, "protocol": protocol, "metric": metric, "mean": scores[metric],
-                             "low": scores[f"{metric}_low"], "high": scores[f"{metric}_high"],
-                             "interval": scores["interval"], "clips": summary["clips"],
+                entry = found[metric]
+                rows.append({"part": name, "protocol": protocol, "metric": metric, "mean": entry["mean"],
+                             "low": entry["low"], "high": entry["high"], "per_seed": tuple(entry["per_seed"]),
+                             "no_spread": entry["no_spread"], "resamples": metrics.RESAMPLES, "flag": flag,
+                             "interval": interval_name(seeds), "clips": clips,
                              "subjects": part["subject"].nunique()})
     return pd.DataFrame(rows)
+
+
+def format_row(row, digits: int = 1) -> str:
+    """:func:`format_score` of one row of :func:`scores_long` / :func:`part_scores` (a mapping or
+    a pandas row); rows without ``no_spread`` are printed with their interval."""
+    if "no_spread" not in row:
+        return format_interval(row["mean"], row["low"], row["high"], digits)
+    return format_score(row["mean"], row["low"], row["high"], no_spread=bool(row["no_spread"]),
+                        per_seed=row["per_seed"], resamples=int(row["resamples"]), digits=digits)
 
 
 def composite_scores(runs: dict[tuple[str, str, str], Run], protocols: Sequence[str] = PROTOCOLS) -> pd.DataFrame:
@@ -450,7 +572,8 @@ def composite_scores(runs: dict[tuple[str, str, str], Run], protocols: Sequence[
     study.chapter("composite").runs), with its ``fusion``."""
     parts = [part_scores(run, protocols).assign(fusion=fusion) for (_, _, fusion), run in runs.items()]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-        columns=["part", "protocol", "metric", "mean", "low", "high", "interval", "clips", "subjects", "fusion"])
+        columns=["part", "protocol", "metric", "mean", "low", "high", "per_seed", "no_spread", "resamples", "flag",
+                 "interval", "clips", "subjects", "fusion"])
 
 
 def part_confusions(run: RunLike, protocol: str = "fixed") -> dict[str, np.ndarray]:
@@ -563,3 +686,108 @@ def run_summary_text(summary) -> str:
 
 def _blank(value) -> bool:
     return value is None or (not isinstance(value, str) and pd.isna(value))
+
+
+# ----------------------------------------------------------------------------- paired comparisons
+# Where nothing is planted about which variant is best (fusion variants, temporal branches), the
+# runs are compared in pairs on the same clips: reference minus each variant, with the same
+# subjects and seeds drawn for both (tsfmicro.metrics.paired_subject_seed_difference).
+VERDICTS = {"no difference": "no difference (every resample gives 0)",
+            "reference higher": "{reference} higher (interval excludes 0)",
+            "reference lower": "{reference} lower (interval excludes 0)",
+            "inside noise": "inside noise (interval contains 0)",
+            "not paired": "not compared (the runs have different numbers of seeds)"}
+
+
+def paired_differences(runs: dict[tuple[str, str, str], Run], column: str, reference: str, metric: str = "uf1",
+                       protocol: str = "fixed", resamples: int = metrics.RESAMPLES) -> pd.DataFrame:
+    """One row per dataset/task and variant other than ``reference`` (runs keyed by (dataset,
+    task, variant)): ``difference`` (reference minus variant, fraction), ``low``/``high`` (95 %
+    paired subject x seed bootstrap), ``no_spread``, ``verdict`` (see
+    tsfmicro.metrics.paired_subject_seed_difference), ``flag`` (:func:`one_class_flag` of the
+    variant), ``interval`` (the method); no rows where the reference was not run."""
+    predicted = f"pred_{check_protocol(protocol)}"
+    rows = []
+    for (dataset, task, variant), run in runs.items():
+        base = runs.get((dataset, task, reference))
+        if variant == reference or base is None:
+            continue
+        seeds = run.predictions["seed"].nunique()
+        if base.predictions["seed"].nunique() != seeds:  # e.g. a section's own seeds: nothing to pair
+            found = {"difference": float("nan"), "low": float("nan"), "high": float("nan"), "no_spread": False,
+                     "verdict": "not paired"}
+        else:
+            found = metrics.paired_subject_seed_difference(base.predictions, run.predictions, predicted,
+                                                           len(run.class_names), resamples=resamples)[metric]
+        rows.append({"dataset": dataset, "task": task, column: variant, "metric": metric, "protocol": protocol,
+                     "difference": found["difference"], "low": found["low"], "high": found["high"],
+                     "no_spread": found["no_spread"], "verdict": found["verdict"],
+                     "flag": one_class_flag(run.predictions, predicted, run.class_names),
+                     "interval": f"paired {interval_name(seeds, resamples)}", "resamples": resamples})
+    return pd.DataFrame(rows, columns=["dataset", "task", column, "metric", "protocol", "difference", "low", "high",
+                                       "no_spread", "verdict", "flag", "interval", "resamples"])
+
+
+def paired_table(paired: pd.DataFrame, column: str, reference: str, digits: int = 1) -> pd.DataFrame:
+    """:func:`paired_differences` for display: "reference − variant" in points with its interval
+    (a zero-width one as "no spread"), the verdict in words, the flag and the method."""
+    name = METRIC_NAMES[paired["metric"].iloc[0]] if len(paired) else "UF1"
+    return pd.DataFrame({
+        "dataset": paired["dataset"], "task": paired["task"], column: paired[column],
+        f"{reference} − variant, {name} points": [
+            (f"{format_interval(row.difference, None, None, digits, '+')} (no spread in {row.resamples} resamples)"
+             if row.no_spread else
+             format_interval(row.difference, row.low, row.high, digits, "+")) for row in paired.itertuples()],
+        "reading": [VERDICTS[v].format(reference=reference) for v in paired["verdict"]],
+        "flag": paired["flag"].map(flag_cell), "interval": paired["interval"]})
+
+
+def paired_sentence(paired: pd.DataFrame, column: str, reference: str, what: str) -> str:
+    """What the paired intervals support, and nothing more: per dataset/task, the variants that
+    differ from ``reference`` (interval excluding 0, with the sign's direction), those inside
+    noise, those identical; one-class variants named. No ranking: nothing is planted about which
+    variant is best."""
+    if paired.empty:
+        return f"No {what} other than {reference} were run beside it, so nothing is compared."
+    name = METRIC_NAMES[paired["metric"].iloc[0]]
+    sentences = []
+    for (dataset, task), group in paired.groupby(["dataset", "task"], sort=False):
+        protocol = group["protocol"].iloc[0]
+        start = (f"On {dataset} {task} ({protocol} protocol, {name}, {reference} minus each of the {what}, "
+                 f"paired bootstrap over subjects and seeds):")
+        parts = []
+        for verdict, words in (("reference higher", f"{reference} is higher than"),
+                               ("reference lower", f"{reference} is lower than")):
+            rows = group[group["verdict"] == verdict]
+            if len(rows):
+                listed = ", ".join(f"{row[column]} ({format_interval(row['difference'], row['low'], row['high'], 1, '+')}"
+                                   f" points)" for _, row in rows.iterrows())
+                parts.append(f"{words} {listed}, the interval excluding 0")
+        noise = group[group["verdict"] == "inside noise"]
+        if len(noise):
+            parts.append(f"{', '.join(map(str, noise[column]))}: the interval contains 0, so these runs do not "
+                         f"separate {'it' if len(noise) == 1 else 'them'} from {reference}")
+        same = group[group["verdict"] == "no difference"]
+        if len(same):
+            parts.append(f"{', '.join(map(str, same[column]))}: no difference in any resample")
+        unpaired = group[group["verdict"] == "not paired"]
+        if len(unpaired):
+            parts.append(f"{', '.join(map(str, unpaired[column]))}: not compared (different numbers of seeds)")
+        sentences.append(f"{start} {'; '.join(parts)}.")
+        flagged = group[group["flag"] != ""]
+        for _, row in flagged.iterrows():
+            sentences.append(f"{row[column]} is a degenerate model ({row['flag']}): its score says nothing about "
+                             f"the variant.")
+    return " ".join(sentences)
+
+
+def flag_sentence(long: pd.DataFrame, column: str, protocol: str = "fixed") -> str:
+    """The degenerate (one-class) runs of a :func:`scores_long` table under ``protocol``, named
+    in words; "" when there is none."""
+    if "flag" not in long.columns:
+        return ""
+    part = long[(long["protocol"] == protocol) & (long["flag"].fillna("") != "")].drop_duplicates(
+        ["dataset", "task", column])
+    return " ".join(f"{row[column]} on {row['dataset']} {row['task']} is a degenerate model ({row['flag']}, "
+                    f"{protocol} protocol): its score is what predicting one class gives, not a measurement of "
+                    f"{row[column]}." for _, row in part.iterrows())

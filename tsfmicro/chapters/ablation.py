@@ -71,18 +71,42 @@ class AblationPage(Page):
     def classes(self) -> int:
         return len(next(iter(self.runs.values())).class_names)
 
+    @functools.cached_property
+    def paired(self):
+        """ts_late minus each other fusion variant, UF1 under the fixed protocol, with a paired
+        subject x seed bootstrap interval (:func:`tsfmicro.report.paired_differences`)."""
+        return report.paired_differences(self.runs, "fusion", "ts_late")
+
+    @functools.cached_property
+    def paired_table(self):
+        return report.paired_table(self.paired, "fusion", "ts_late")
+
     def summary(self) -> str:
-        """The chapter's conclusion, from the numbers: the best variant, T-S late and the spatial branch alone."""
+        """The chapter's conclusion, from the numbers: what the paired intervals support about
+        T-S late against each variant (no ranking: nothing is planted about which is best), the
+        spatial branch alone, and any one-class model."""
         section, scores = self.section, self.scores
-        fixed = scores[(scores.protocol == "fixed") & (scores.metric == "uf1")].set_index("fusion")["mean"]
-        best = (f"the best of the {len(fixed)} variants run here is" if len(fixed) > 1 else
-                "the one variant run here is")
-        summary = [f"On {section.dataset} {section.task} under the fixed protocol, {best} "
-                   f"{fixed.idxmax()} (UF1 {100 * fixed.max():.1f} %)."]
+        fixed = scores[(scores.protocol == "fixed") & (scores.metric == "uf1")].set_index("fusion")
+        summary = []
+        if "ts_late" in fixed.index:
+            summary.append(report.paired_sentence(self.paired, "fusion", "ts_late", "fusion variants"))
+        else:
+            summary.append(f"On {section.dataset} {section.task}, T-S late (ts_late, the paper's method) was not run "
+                           f"with these parameters (not in the ablation's fusions), so nothing is compared with it.")
         for fusion, name in (("ts_late", "T-S late (ts_late, the paper's method)"),
                              ("spatial_only", "The spatial branch alone (spatial_only)")):
-            summary.append(f"{name} reaches UF1 {100 * fixed[fusion]:.1f} %." if fusion in fixed else
-                           f"{name} was not run with these parameters (not in the ablation's fusions).")
+            if fusion in fixed.index:
+                row = fixed.loc[fusion]
+                summary.append(f"{name} reaches UF1 " + report.format_score(
+                    row["mean"], row["low"], row["high"], no_spread=row["no_spread"], per_seed=row["per_seed"],
+                    resamples=row["resamples"]) + f" % (per seed {report.format_seeds(row['per_seed'])}).")
+            else:
+                summary.append(f"{name} was not run with these parameters (not in the ablation's fusions).")
+        flagged = fixed[fixed["flag"] != ""]
+        if "ts_late" in fixed.index:  # the paired sentence names the other variants' flags
+            flagged = flagged[flagged.index == "ts_late"]
+        summary += [f"{fusion} is a degenerate model ({row['flag']}): its score says nothing about the variant."
+                    for fusion, row in flagged.iterrows()]
         return " ".join(summary)
 
     @functools.cached_property

@@ -12,7 +12,7 @@ from tsfmicro import report, reported
 from tsfmicro.chapters import Chapter, Page, register
 from tsfmicro.metrics import PROTOCOLS
 from tsfmicro.params import COMPOSITE  # the chapter's dataset and task (also the synthetic composite's size rule)
-from tsfmicro.report import WHOLE, format_interval, part_name
+from tsfmicro.report import WHOLE, part_name
 from tsfmicro.results import Run
 from tsfmicro.sections import PlannedRun, names, seeds, setting
 
@@ -127,8 +127,7 @@ def field_table(ours: pd.DataFrame, field: pd.DataFrame, method: str, digits: in
             key = (part, metric)
             if key not in mine.index:
                 return "n/a"
-            hit = mine.loc[key]
-            return format_interval(hit["mean"], hit["low"], hit["high"], digits)
+            return report.format_row(mine.loc[key], digits)
 
         selection, on_test = OUR_SELECTION[protocol]
         rows.append({"method": method, "selection": selection, "selects on test": on_test, **columns(ours_value),
@@ -175,9 +174,17 @@ def composite_sentence(parts: pd.DataFrame, fusion: str = "ts_late") -> str:
             f"protocol" + (f" ({', '.join(by_part)})" if by_part else "") + ".")
     oracle = uf1(WHOLE, "oracle")
     if oracle is not None:
+        gain = round(100 * (oracle - fixed), 1)  # the sign at the precision printed
         text += (f" Choosing each subject's epoch on its own test clips (the oracle protocol, as the authors' "
-                 f"code does) gives {100 * oracle:.1f} % ({100 * (oracle - fixed):+.1f} points): an upper bound, "
-                 "not an estimate.")
+                 f"code does) gives {100 * oracle:.1f} % ({gain:+.1f} points)")
+        text += (": an upper bound, not an estimate." if gain > 0 else
+                 ": no higher than the fixed protocol on these runs, so the selection gained nothing here." if gain == 0
+                 else ": lower than the fixed protocol, which happens when the last epoch beats the epoch each "
+                      "subject's few clips picked; the oracle is still no estimate.")
+    flags = parts[(parts["protocol"] == "fixed") & (parts["metric"] == "uf1")] if "flag" in parts.columns else parts[:0]
+    for _, row in flags[flags["flag"].fillna("") != ""].iterrows():
+        text += (f" The fixed-protocol model is degenerate ({row['flag']})." if row["part"] == WHOLE else
+                 f" On its {part_name(row['part'])} clips the fixed-protocol model predicts one class ({row['flag']}).")
     return text
 
 

@@ -9,10 +9,10 @@ from typing import Sequence
 
 import pandas as pd
 
-from tsfmicro import report
+from tsfmicro import metrics, report
 from tsfmicro.chapters import Chapter, Page, register
 from tsfmicro.params import COMPOSITE
-from tsfmicro.report import METRIC_NAMES, WHOLE, check_protocol, format_interval, part_name, scores_row
+from tsfmicro.report import METRIC_NAMES, WHOLE, check_protocol, part_name
 from tsfmicro.results import Run
 from tsfmicro.sections import PlannedRun, flag, name_list, run_options, seeds, setting
 
@@ -163,8 +163,11 @@ def cross_dataset_table(runs: dict[tuple[str, str], Run], protocol: str = "fixed
         "evaluation": ["LOSO on the dataset" if own else "all of one dataset, tested on all of the other"
                        for own in first["own"]]})
     for metric, matrix in matrices.items():
-        table[f"{METRIC_NAMES[metric]} %"] = [format_interval(m, lo, hi, digits)
-                                              for m, lo, hi in zip(matrix["mean"], matrix["low"], matrix["high"])]
+        table[f"{METRIC_NAMES[metric]} %"] = [
+            report.format_score(row.mean, row.low, row.high, no_spread=row.no_spread, per_seed=row.per_seed,
+                                resamples=row.resamples, digits=digits) for row in matrix.itertuples()]
+        table[f"{METRIC_NAMES[metric]} per seed %"] = [report.format_seeds(v, digits) for v in matrix["per_seed"]]
+    table["flag"] = first["flag"].map(report.flag_cell).to_numpy()
     table["interval"] = first["interval"].to_numpy()
     table["test clips"] = first["test clips"].to_numpy()
     return table
@@ -172,17 +175,23 @@ def cross_dataset_table(runs: dict[tuple[str, str], Run], protocol: str = "fixed
 
 def cross_dataset_matrix(runs: dict[tuple[str, str], Run], metric: str = "uf1",
                          protocol: str = "fixed") -> pd.DataFrame:
-    """One row per (trained on, tested on) cell: ``mean``, ``low``, ``high`` of ``metric`` under
-    ``protocol`` (fractions; t over seeds or subject bootstrap), ``own``: the diagonal (A's own
-    LOSO). ``runs``: the page's runs (study.chapter("cross_dataset").runs)."""
+    """One row per (trained on, tested on) cell: ``mean`` (over seeds), ``per_seed``, ``low``,
+    ``high`` of ``metric`` under ``protocol`` (fractions; 95 % subject x seed bootstrap, as
+    :func:`tsfmicro.report.scores_long`), ``no_spread``, ``flag`` (a one-class model), ``own``: the
+    diagonal (A's own LOSO). ``runs``: the page's runs (study.chapter("cross_dataset").runs)."""
     rows = []
     for (train, test), run in runs.items():
-        scores = scores_row(run.metrics["protocols"][check_protocol(protocol)])
+        column = f"pred_{check_protocol(protocol)}"
+        found = metrics.subject_seed_interval(run.predictions, column, len(run.class_names))[metric]
+        seeds = run.predictions["seed"].nunique()
         rows.append({"train": train, "test": test, "own": train == test, "metric": metric, "protocol": protocol,
-                     "mean": scores[metric], "low": scores[f"{metric}_low"], "high": scores[f"{metric}_high"],
-                     "interval": scores["interval"], "test clips": run.metrics["clips"]})
-    return pd.DataFrame(rows, columns=["train", "test", "own", "metric", "protocol", "mean", "low", "high", "interval",
-                                       "test clips"])
+                     "mean": found["mean"], "low": found["low"], "high": found["high"],
+                     "per_seed": tuple(found["per_seed"]), "no_spread": found["no_spread"],
+                     "resamples": metrics.RESAMPLES, "flag": report.one_class_flag(run.predictions, column,
+                                                                                   run.class_names),
+                     "interval": report.interval_name(seeds), "test clips": run.metrics["clips"]})
+    return pd.DataFrame(rows, columns=["train", "test", "own", "metric", "protocol", "mean", "low", "high", "per_seed",
+                                       "no_spread", "resamples", "flag", "interval", "test clips"])
 
 
 def lodo_table(lodo: pd.DataFrame, loso: pd.DataFrame | None = None, digits: int = 1) -> pd.DataFrame:
@@ -198,8 +207,9 @@ def lodo_table(lodo: pd.DataFrame, loso: pd.DataFrame | None = None, digits: int
             hits = table[(table["part"] == part) & (table["protocol"] == "fixed")].set_index("metric")
             for metric in ("uf1", "uar"):
                 row[f"{label} {METRIC_NAMES[metric]} %"] = (
-                    format_interval(hits.loc[metric, "mean"], hits.loc[metric, "low"], hits.loc[metric, "high"],
-                                    digits) if metric in hits.index else "n/a")
+                    report.format_row(hits.loc[metric], digits) if metric in hits.index else "n/a")
+            if "flag" in hits.columns and len(hits):
+                row[f"{label} flag"] = report.flag_cell(hits["flag"].iloc[0])
         row["clips"] = int(lodo.loc[lodo["part"] == part, "clips"].iloc[0])
         rows.append(row)
     return pd.DataFrame(rows)
@@ -207,27 +217,43 @@ def lodo_table(lodo: pd.DataFrame, loso: pd.DataFrame | None = None, digits: int
 
 def transfer_sentence(matrix: pd.DataFrame) -> str:
     """Which direction transfers worst, from :func:`cross_dataset_matrix`: the lowest score
-    off the diagonal, against the test dataset's own LOSO score; "" without two datasets."""
+    off the diagonal, against the test dataset's own LOSO score, the comparison word following
+    the sign (below / above / the same as); one-class cells named, as no baseline; "" without
+    two datasets."""
     from tsfmicro.data.registry import dataset_info
 
     pairs = matrix[~matrix["own"]].sort_values("mean", kind="stable")
     if pairs.empty:
         return ""
-    own = matrix[matrix["own"]].set_index("test")["mean"]
+    own = matrix[matrix["own"]].set_index("test")
     metric = METRIC_NAMES[str(pairs["metric"].iloc[0])]
     name = {d: dataset_info(d).display_name for d in set(matrix["train"]) | set(matrix["test"])}
     worst = pairs.iloc[0]
     text = (f"The direction that transfers worst here is trained on {name[worst['train']]}, tested on "
             f"{name[worst['test']]}: {metric} {100 * worst['mean']:.1f} %")
     if worst["test"] in own.index:
-        drop = own[worst["test"]] - worst["mean"]
-        text += (f", against {100 * own[worst['test']]:.1f} % when {name[worst['test']]} is trained on its own "
-                 f"subjects (LOSO): {100 * abs(drop):.1f} points {'less' if drop >= 0 else 'more'}")
+        loso = float(own.loc[worst["test"], "mean"])
+        gap = round(100 * (worst["mean"] - loso), 1)  # compared at the precision printed
+        where = (f"{name[worst['test']]} trained on its own subjects (LOSO, {100 * loso:.1f} %)")
+        if gap < 0:
+            text += f", {-gap:.1f} points below {where}"
+        elif gap > 0:
+            text += (f", {gap:.1f} points above {where}: these runs show no loss from changing dataset in this "
+                     f"direction")
+        else:
+            text += f", the same as {where}: these runs show no loss from changing dataset in this direction"
     text += "."
     if len(pairs) > 1:
         best = pairs.iloc[-1]
-        text += (f" The best of the {len(pairs)} directions is {name[best['train']]} to {name[best['test']]} "
+        text += (f" The highest-scoring of the {len(pairs)} directions is {name[best['train']]} to {name[best['test']]} "
                  f"({100 * best['mean']:.1f} %).")
+    if "flag" in matrix.columns:
+        for _, cell in matrix[matrix["flag"].fillna("") != ""].iterrows():
+            what = (f"the LOSO cell of {name[cell['test']]}" if cell["own"] else
+                    f"the cell trained on {name[cell['train']]}, tested on {name[cell['test']]}")
+            meaning = "no baseline to compare with" if cell["own"] else "not a measure of transfer"
+            text += (f" {what[0].upper()}{what[1:]} is a degenerate model ({cell['flag']}): its "
+                     f"{100 * cell['mean']:.1f} % is what predicting one class scores, {meaning}.")
     return text
 
 

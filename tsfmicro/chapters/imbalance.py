@@ -10,7 +10,6 @@ import pandas as pd
 
 from tsfmicro import report
 from tsfmicro.chapters import Chapter, Page, register
-from tsfmicro.report import format_interval
 from tsfmicro.sections import PlannedRun, main_datasets, names, run_options, seeds, setting
 
 COLUMN = "option"
@@ -130,8 +129,9 @@ class ImbalancePage(Page):
     def summary(self) -> str:
         if not self.runs:
             return NOT_CONFIGURED
-        return " ".join([report.variant_conclusion(self.scores, COLUMN, self.reference, "options"),
-                         rare_class_sentence(self.recall, COLUMN)])
+        return " ".join(text for text in [report.variant_conclusion(self.scores, COLUMN, self.reference, "options"),
+                                          rare_class_sentence(self.recall, COLUMN),
+                                          report.flag_sentence(self.scores, COLUMN)] if text)
 
     def caveat(self) -> str:
         if not (self.runs and self.study.source == "SYNTHETIC"):
@@ -152,7 +152,7 @@ def rare_class_sentence(recall: pd.DataFrame, column: str) -> str:
         rarest = support.idxmin()
         tied = [name for name in support.index if support[name] == support[rarest] and name != rarest]
         rows = part[part["class_name"] == rarest]
-        scores = ", ".join(f"{format_interval(r['mean'], r['low'], r['high'])} % with {r[column]}"
+        scores = ", ".join(f"{report.format_row(r)} % with {r[column]}"
                            for _, r in rows.iterrows())
         ties = f"; as few as {', '.join(tied)}" if tied else ""
         sentences.append(f"The rarest class of {dataset} {task}, {rarest} ({support[rarest]} of "

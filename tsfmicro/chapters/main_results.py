@@ -39,6 +39,10 @@ class MainResultsPage(Page):
     def oracle_gain(self):
         return report.oracle_gain(self.runs)
 
+    def flags(self) -> str:
+        """The one-class runs among the main results, named ("" when none)."""
+        return report.flag_sentence(self.scores, "fusion")
+
     def headline(self) -> dict[str, str]:
         """The values the book's introduction quotes (glued by the notebook)."""
         scores, (dataset, task) = self.scores, self.parameters.dataset_tasks()[0]

@@ -96,11 +96,32 @@ class TemporalBranchPage(Page):
         return report.scores_wide(self.scores, column=COLUMN).merge(
             self.sizes[[COLUMN, "parameters (M)", "forward GFLOPs / sample"]], on=COLUMN)
 
+    @functools.cached_property
+    def paired(self) -> pd.DataFrame:
+        """The paper's retention minus each other temporal branch, UF1 under the fixed protocol,
+        with a paired subject x seed bootstrap interval (:func:`tsfmicro.report.paired_differences`)."""
+        return report.paired_differences(self.runs, COLUMN, self.reference)
+
+    @functools.cached_property
+    def paired_table(self) -> pd.DataFrame:
+        return report.paired_table(self.paired, COLUMN, self.reference)
+
     def summary(self) -> str:
+        """What the paired intervals support (no ranking: nothing is planted about which temporal
+        branch is best), the reference's one-class flag if any, and the sizes."""
         if not self.runs:
             return NOT_CONFIGURED
-        return (report.variant_conclusion(self.scores, COLUMN, self.reference, "temporal branches") + " "
-                + size_sentence(self.sizes, COLUMN, self.reference))
+        scores = self.scores
+        fixed = scores[(scores.protocol == "fixed") & (scores.metric == "uf1")].set_index(COLUMN)
+        if self.reference in fixed.index:
+            text = report.paired_sentence(self.paired, COLUMN, self.reference, "temporal branches")
+            flag = fixed.loc[self.reference, "flag"]
+            if flag:
+                text += f" {self.reference} itself is a degenerate model ({flag}): no comparison with it means much."
+        else:
+            text = (f"{self.reference} (the paper's) was not run with these parameters, so nothing is compared "
+                    f"with it.")
+        return text + " " + size_sentence(self.sizes, COLUMN, self.reference)
 
     def caveat(self) -> str:
         return ("These runs are on SYNTHETIC data (generated clips, a small network, few epochs): they show the "
