@@ -10,11 +10,15 @@ frame naming, known quirks) and behaves like them for a model:
   Identity (which photo, skin tone, size, tilt, mirror, background, position) is drawn
   per subject and is independent of the class.
 * The class is a small local movement at action-unit regions (lip corners, brows, nose
-  wings / upper lip, chin, eyelids) of about 4 % of the face width at the apex, rising
+  wings / upper lip, chin, eyelids) of about 6 % of the face width at the apex, rising
   from the onset and fading towards the offset, made by a smooth displacement warp. The
   onset frame is the neutral face plus noise, so the class is visible only in onset -> apex.
 * Per clip: movement intensity (0.8-1.2), apex timing, clip length, brightness and a few
   pixels of head position vary; every frame has sensor noise and JPEG compression.
+* Class counts follow each real dataset's published per-class proportions (``plan(counts=)``);
+  the manifest records each clip's apex index and the box of pixels the movement moves.
+
+What a correct pipeline must recover from this data, chapter by chapter, is ``PLANTED``.
 
 Each dataset's layout (file and folder names, its quirks) is drawn by the writer in its module
 (tsfmicro/data/datasets/<name>.py, its spec's ``synthetic``) with the kit below: faces, clips,
