@@ -17,7 +17,7 @@ SMIC_SHORT = {"negative": "ne", "positive": "po", "surprise": "sur"}
 def _write_smic(writer: _Writer) -> None:
     raw = writer.root / "SMIC_all_raw" / "HS"
     cropped = writer.root / "SMIC_all_cropped" / "HS"
-    plans = writer.plan(["negative", "positive", "surprise"], [], (3, 3), counts=[70, 51, 43])  # HS counts
+    plans = writer.plan(["negative", "positive", "surprise"], [], (3, 3))
     for s, clips in enumerate(plans):
         subject = f"s{SMIC_SUBJECTS[s % len(SMIC_SUBJECTS)] + 20 * (s // len(SMIC_SUBJECTS))}"
         counters = {label: 0 for label in SMIC_SHORT}
