@@ -147,3 +147,27 @@ def test_shuffled_training_labels_give_chance(roots, tmp_path, engine_cache_dir,
     uf1 = metrics.uf1(np.asarray(truth), predicted, len(names))
     print(f"shuffled labels: accuracy {accuracy:.3f}, UF1 {uf1:.3f} against the planted labels")
     assert accuracy <= 0.45 and uf1 <= 0.40
+
+
+def test_every_demo_apex_shift_moves_every_clip(roots):
+    """PLANTED (08 sensitivity): the demo's shifts (params/demo.yaml annotation: shifts) move the apex
+    of every CASME II clip by at least one frame; the only exception is the sheet's planted quirk
+    of an apex written at the offset, which a later apex cannot move (clamped to the clip).
+    Negative onset shifts move nothing by design (tsfmicro.data.moved_frames clamps an onset
+    moved earlier back to the onset), so only the positive ones are checked for the onset."""
+    from pathlib import Path
+
+    import yaml
+
+    from tsfmicro.data.moved_frames import shifted_frame
+
+    demo = yaml.safe_load((Path(__file__).resolve().parents[1] / "params" / "demo.yaml").read_text(encoding="utf-8"))
+    shifts = demo["annotation"]["shifts"]
+    samples = load_samples("casme2", roots["casme2"], "5class").samples
+    for percent in shifts:
+        for row in samples.itertuples():
+            apex = shifted_frame("apex", percent, row.onset_frame, row.apex_frame, row.offset_frame)
+            if not (percent > 0 and row.apex_frame == row.offset_frame):
+                assert apex != row.apex_frame, (percent, row.clip_id)
+            if percent > 0:
+                assert shifted_frame("onset", percent, row.onset_frame, row.apex_frame, row.offset_frame) != row.onset_frame
