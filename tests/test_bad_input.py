@@ -31,13 +31,13 @@ def _files(folder: Path) -> dict[str, bytes]:
 # ---------------------------------------------------------------- row 4: YAML syntax errors
 def test_yaml_syntax_error_in_a_params_file_names_file_line_and_column(tmp_path, capsys):
     params = tmp_path / "broken.yaml"
-    text = DEMO.read_text(encoding="utf-8").replace("seeds: [0, 1]", "seeds: [0, 1", 1)
+    text = DEMO.read_text(encoding="utf-8").replace("seeds: [0, 1, 2]", "seeds: [0, 1, 2", 1)
     assert text != DEMO.read_text(encoding="utf-8")
     params.write_text(text, encoding="utf-8")
     before = _files(tmp_path)
     assert main(["plan", str(params)]) == 2
     line = _error_line(capsys)
-    broken_line = 1 + text.splitlines().index(next(t for t in text.splitlines() if t.startswith("seeds: [0, 1")))
+    broken_line = 1 + text.splitlines().index(next(t for t in text.splitlines() if t.startswith("seeds: [0, 1, 2")))
     assert line.startswith(f"tsfmicro plan: error: {params}, line ")
     assert "YAML syntax error" in line and f"opened at line {broken_line}, column 8" in line
     assert _files(tmp_path) == before  # nothing written: no runs, no cache, the file untouched

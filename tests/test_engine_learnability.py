@@ -7,13 +7,16 @@ onset and apex; identity is drawn independently of the class. So under leave-one
 * ``spatial_only`` (the onset frame only, no motion) must stay near chance.
 
 Thresholds, for 6 subjects x 10 clips (58 clips after the writer's deliberately excluded rows),
-5 classes, chance = 1/5, scored with the honest ``fixed`` protocol (last epoch):
-a classifier at chance gets k ~ Binomial(58, 0.2) right: mean 11.6 (20 %), sd 3.0 (5.2 points).
+5 classes in the real CASME II proportions (others 21 of 58, 36 %; the rarest 6), scored with
+the honest ``fixed`` protocol (last epoch). Accuracy is not the chance measure here: a model
+that always says "others" gets ~35 %. UF1 is: that model scores 0.10, and a uniform guesser
+0.19 (sd 0.05; 4000 simulated guessers on these 58 labels).
 
-* ts_late accuracy >= 40 % (>= 24 of 58): a guessing model gets there with p = 0.02 %;
-  and UF1 >= 35 % so it is not one lucky class. Seen: 53 % accuracy, 48 % UF1.
-* spatial_only accuracy <= 35 % (<= 20 of 58): a guessing model exceeds it with p = 0.3 %; seen: 19 %.
-* ts_late beats spatial_only by >= 15 points.
+* ts_late accuracy >= 40 % and UF1 >= 35 %: a uniform guesser reaches that UF1 with p ~ 0.2 %.
+  Seen: 67 % accuracy, 56 % UF1.
+* spatial_only UF1 <= 30 %: a uniform guesser exceeds it with p ~ 2 %; seen: 15 % (accuracy 33 %,
+  near the all-"others" ~35 %).
+* ts_late beats spatial_only by >= 15 UF1 points.
 24 epochs of the paper recipe. Held-out accuracy stays at chance for ~15 epochs (2 steps
 each) and then rises: BatchNorm's running statistics (used in eval mode) start at variance 1
 and need a few dozen steps to reach the small variance of the difference frame; with batch
@@ -46,5 +49,5 @@ def test_motion_is_learned_and_appearance_alone_stays_near_chance(learnable_root
     appearance = fixed_scores(learnable_root, "spatial_only", tmp_path, engine_cache_dir)
     print(f"ts_late {motion}, spatial_only {appearance}")
     assert motion["accuracy"] >= 0.40 and motion["uf1"] >= 0.35
-    assert appearance["accuracy"] <= 0.35
-    assert motion["accuracy"] - appearance["accuracy"] >= 0.15
+    assert appearance["uf1"] <= 0.30
+    assert motion["uf1"] - appearance["uf1"] >= 0.15

@@ -10,11 +10,15 @@ frame naming, known quirks) and behaves like them for a model:
   Identity (which photo, skin tone, size, tilt, mirror, background, position) is drawn
   per subject and is independent of the class.
 * The class is a small local movement at action-unit regions (lip corners, brows, nose
-  wings / upper lip, chin, eyelids) of about 4 % of the face width at the apex, rising
+  wings / upper lip, chin, eyelids) of about 6 % of the face width at the apex, rising
   from the onset and fading towards the offset, made by a smooth displacement warp. The
   onset frame is the neutral face plus noise, so the class is visible only in onset -> apex.
 * Per clip: movement intensity (0.8-1.2), apex timing, clip length, brightness and a few
   pixels of head position vary; every frame has sensor noise and JPEG compression.
+* Class counts follow each real dataset's published per-class proportions (``plan(counts=)``);
+  the manifest records each clip's apex index and the box of pixels the movement moves.
+
+What a correct pipeline must recover from this data, chapter by chapter, is ``PLANTED``.
 
 Each dataset's layout (file and folder names, its quirks) is drawn by the writer in its module
 (tsfmicro/data/datasets/<name>.py, its spec's ``synthetic``) with the kit below: faces, clips,
@@ -49,6 +53,49 @@ from .._io import write_csv, write_text
 from .specs import MARKER_FILE, DatasetSpec, SyntheticComposite
 
 MANIFEST_FILE = "TSFMICRO_SYNTHETIC_manifest.csv"
+
+# The truths planted in the synthetic data, one row per book chapter: what is planted, the
+# expected direction and size, and why a correct pipeline must recover it. The Datasets page
+# shows this table; tests/test_synthetic_planted.py checks the data side of every row.
+PLANTED = (
+    dict(chapter="01 main results",
+         planted="the class is only in the onset -> apex movement (an action-unit warp of about 6 % of "
+                 "the face width at the apex); identity, lighting and position are drawn independently of it",
+         expected="ts_late far above chance (demo goal: fixed UF1 >= 80 %); spatial_only (onset only) "
+                  "at chance (1/classes), on both protocols",
+         why="the onset frame carries no class information, so only a model that uses the motion can score"),
+    dict(chapter="09 class imbalance",
+         planted="each dataset's class counts follow the real dataset's published proportions "
+                 "(reference/datasets.md: CASME II others 99, disgust 63, happiness 32, surprise 28, "
+                 "repression 27; SAMM anger 57, happiness 26, other 26, surprise 15, contempt 12; CAS(ME)^3 "
+                 "disgust 250 ... happy 55; every class at least twice; SMIC, only a part of the composite, stays balanced",
+         expected="plain cross-entropy recalls the rarest class less than the largest; a weighted loss "
+                  "raises the rarest class's recall",
+         why="the largest/smallest ratio is 3.7 (CASME II), 4.75 (SAMM), 4.5 (CAS(ME)^3) as in the real data"),
+    dict(chapter="06 cross-dataset",
+         planted="a domain shift: SAMM frames are grey (one channel repeated) at 960x650, CASME II and "
+                 "CAS(ME)^3 frames are colour at 640x480; CAS(ME)^3 clips are shorter (4-7 frames against 6-9)",
+         expected="transfer between CASME II and SAMM below each one's within-dataset LOSO score",
+         why="a model trained on colour crops meets grey crops (mean channel spread ~0 against > 0) only at test"),
+    dict(chapter="08 onset/apex sensitivity",
+         planted="the movement profile is known: sin^2 rise from 0 at the onset to 1 at the apex, then a "
+                 "fall to 0.15 at the offset (synthetic._profile); the apex index is in the manifest",
+         expected="moving the apex toward the onset lowers the scores monotonically (the movement shrinks); "
+                  "moving the onset toward the apex lowers them too",
+         why="the apex/onset difference shrinks as sin^2 of the frame distance: a shift that moves "
+             "a frame removes a known share of the signal"),
+    dict(chapter="04 Grad-CAM / attention",
+         planted="the moving region per clip: the box (region_x0..region_y1 in the manifest, raw-frame pixels) "
+                 "of pixels displaced by >= 20 % of the largest displacement, around the movement's landmark anchors",
+         expected="the temporal map's peak lies in the region (pointing game) more often than a random map's; "
+                  "more of its mass inside than the region's share of the crop",
+         why="only those pixels change between onset and apex"),
+    dict(chapter="02 fusion ablation, 07 temporal branch",
+         planted="nothing about which variant is best",
+         expected="no ranking: differences between motion-using variants within run-to-run noise; "
+                  "spatial_only at chance",
+         why="every motion-using variant can see the planted movement"),
+)
 
 # ---------------------------------------------------------------------------- faces
 
@@ -120,6 +167,10 @@ LABEL_MOVEMENT = {
     "sadness": "lip_corners_down", "sad": "lip_corners_down",
     "others": "lids_tighten", "other": "lids_tighten",
 }
+# All movements are scaled by this: 1.5 x the vectors above, about 6 % of the face width at
+# the apex (2-4 pixels in the tiny preset's 64-pixel crops). Why larger than real micro-movements:
+# the demo must learn the class within ~150 optimiser steps (params/demo.yaml) on a CPU.
+_AMPLITUDE = 1.5
 _SIGMA = 0.20       # spread of a movement, in eye distances
 _LID_SIGMA = 0.10   # eyelids are thin: a narrower spread keeps upper and lower lid apart
 
@@ -206,6 +257,7 @@ class Clip:
     apex_index: int
     face_box: tuple[int, int, int, int]  # square x0, y0, x1, y1 around the face (for pre-cropped)
     intensity: float
+    region: tuple[int, int, int, int]  # x0, y0, x1, y1 (frame pixels) where the movement moves pixels
 
 
 def render_clip(face: Face, movement: str, n_frames: int, apex_index: int, rng: np.random.Generator,
@@ -222,7 +274,16 @@ def render_clip(face: Face, movement: str, n_frames: int, apex_index: int, rng: 
         frame = _warp(neutral, field, strength) if strength > 0 else neutral.copy()
         frame += noise[rng.integers(len(noise))]
         frames.append(np.clip(frame, 0, 255).astype(np.uint8))
-    return Clip(frames, apex_index, _face_box(landmarks, neutral.shape[:2]), intensity)
+    return Clip(frames, apex_index, _face_box(landmarks, neutral.shape[:2]), intensity, _moving_region(field))
+
+
+def _moving_region(field: "_Field", share: float = 0.2) -> tuple[int, int, int, int]:
+    """Box (x0, y0, x1, y1, frame pixels) of the pixels displaced by at least ``share`` of the
+    field's largest displacement: where onset and apex differ (the pointing game's target)."""
+    magnitude = np.hypot(field.dx, field.dy)
+    ys, xs = np.nonzero(magnitude >= share * magnitude.max())
+    y0, _, x0, _ = field.box
+    return int(x0 + xs.min()), int(y0 + ys.min()), int(x0 + xs.max() + 1), int(y0 + ys.max() + 1)
 
 
 def _profile(index: int, apex_index: int, n_frames: int) -> float:
@@ -291,7 +352,7 @@ def _displacement(landmarks: np.ndarray, movement: str, shape: tuple[int, int]) 
         point, across_axis, down_axis = anchors[name]
         sigma = (_LID_SIGMA if "lid" in name else _SIGMA) * d
         bump = np.exp(-((x - point[0]) ** 2 + (y - point[1]) ** 2) / (2 * sigma ** 2))
-        vector = d * (along * across_axis + down * down_axis)
+        vector = _AMPLITUDE * d * (along * across_axis + down * down_axis)
         dx += bump * vector[0]
         dy += bump * vector[1]
     return _Field((y0, y1, x0, x1), dy, dx)
@@ -353,12 +414,23 @@ class _Writer:
         self.noise = _noise_bank(self.rng, (frame_size[1], frame_size[0]))
         self.manifest: list[dict] = []
 
-    def plan(self, main: list[str], rare: list[str], frames: tuple[int, int]) -> list[list[_Planned]]:
-        """Labels per subject: ``main`` cycled (balanced per subject), plus one ``rare`` label
-        replacing the last clip of the first subjects, so exclusions are exercised."""
+    def plan(self, main: list[str], rare: list[str], frames: tuple[int, int],
+             counts: list[int] | None = None) -> list[list[_Planned]]:
+        """Labels per subject, plus one ``rare`` label replacing the last clip of the first
+        subjects, so exclusions are exercised. ``counts``: the real dataset's published clips per
+        ``main`` label (reference/datasets.md): the synthetic totals follow these proportions
+        (largest remainders, each label at least ``min(2, subjects)`` times so every label is in
+        the training folds), dealt round-robin so each label is spread over the subjects.
+        Without ``counts``: ``main`` cycled (balanced per subject)."""
+        if counts is None:
+            dealt = [[main[(s + c) % len(main)] for c in range(self.clips_per_subject)] for s in range(self.subjects)]
+        else:
+            totals = _proportional(counts, self.subjects * self.clips_per_subject, min(2, self.subjects))
+            labels = [label for label, n in zip(main, totals) for _ in range(n)]
+            dealt = [labels[s::self.subjects] for s in range(self.subjects)]
         plans = []
         for s in range(self.subjects):
-            labels = [main[(s + c) % len(main)] for c in range(self.clips_per_subject)]
+            labels = list(dealt[s])
             self.rng.shuffle(labels)
             if s < len(rare) and self.clips_per_subject > 1:
                 labels[-1] = rare[s]
@@ -382,8 +454,19 @@ class _Writer:
             layout=self.layout, subject=subject, clip_id=clip_id, label=planned.label, movement=planned.movement,
             onset=onset, apex=apex, offset=offset, n_frames=planned.n_frames,
             intensity=round(clip.intensity, 3) if clip else None, photo=face.photo, mirrored=face.mirrored,
+            apex_index=planned.apex_index,
+            **{f"region_{k}": (clip.region[i] if clip else None) for i, k in enumerate(("x0", "y0", "x1", "y1"))},
             expected=expected, erratum=erratum,
         ))
+
+
+def _proportional(counts: list[int], total: int, floor: int) -> list[int]:
+    """``total`` split in proportion to ``counts`` (largest remainders), each at least ``floor``."""
+    shares = np.asarray(counts, dtype=float) / sum(counts) * (total - floor * len(counts))
+    out = np.floor(shares).astype(int)
+    for i in np.argsort(-(shares - out), kind="stable")[: total - floor * len(counts) - out.sum()]:
+        out[i] += 1
+    return [int(n) + floor for n in out]
 
 
 def _save(path: Path, image: np.ndarray, grey: bool = False) -> None:

@@ -25,7 +25,8 @@ def _write_casme2(writer: _Writer) -> None:
     irregular = {(0, 0): "EP01_2", (1, 0): "EP06_02_01", (2, 0): "EP09f"}  # real names are not regular
     slash_apex = (min(3, writer.subjects - 1), min(1, writer.clips_per_subject - 1))
     apex_at_offset = (min(4, writer.subjects - 1), min(2, writer.clips_per_subject - 1))
-    plans = writer.plan(["happiness", "surprise", "disgust", "repression", "others"], ["fear", "sadness"], (6, 9))
+    plans = writer.plan(["happiness", "surprise", "disgust", "repression", "others"], ["fear", "sadness"], (6, 9),
+                         counts=[32, 28, 63, 27, 99])  # the 2019 sheet's 5-class counts
     for s, clips in enumerate(plans):
         subject = f"sub{s + 1:02d}"
         for c, planned in enumerate(clips):

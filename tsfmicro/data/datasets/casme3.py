@@ -34,7 +34,8 @@ def _write_casme3(writer: _Writer) -> None:
     frames_dir = writer.root / "part_A" / "data" / "part_A_split" / "part_A"
     header = ["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class", "emotion"]
     rows = [header]
-    plans = writer.plan(["anger", "disgust", "fear", "happy", "sad", "surprise", "others"], [], (4, 7))
+    plans = writer.plan(["anger", "disgust", "fear", "happy", "sad", "surprise", "others"], [], (4, 7),
+                         counts=[64, 250, 86, 55, 57, 187, 161])  # part A's 7-class counts
     for s, clips in enumerate(plans):
         number = CASME3_SUBJECTS[s % len(CASME3_SUBJECTS)] + 1000 * (s // len(CASME3_SUBJECTS))
         subject = f"spNO.{number}"

@@ -40,7 +40,8 @@ def _write_samm(writer: _Writer) -> None:
     frames_dir = writer.root / "SAMM"
     rows = SAMM_PREAMBLE + [SAMM_HEADER]
     au_examples = ["4+7", "(R6 or R12)+R15", "10A/B", "R14", "1+2", "12"]
-    plans = writer.plan(["Anger", "Contempt", "Happiness", "Surprise", "Other"], ["Disgust", "Fear", "Sadness"], (6, 9))
+    plans = writer.plan(["Anger", "Contempt", "Happiness", "Surprise", "Other"], ["Disgust", "Fear", "Sadness"], (6, 9),
+                         counts=[57, 12, 26, 15, 26])  # the 5-class counts
     for s, clips in enumerate(plans):
         number = SAMM_SUBJECTS[s % len(SAMM_SUBJECTS)] + 100 * (s // len(SAMM_SUBJECTS))
         subject = f"{number:03d}"
