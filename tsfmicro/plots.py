@@ -8,7 +8,9 @@ tsfmicro.report through the notebooks.
 """
 from __future__ import annotations
 
+import html
 import math
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import matplotlib.pyplot as plt
@@ -20,14 +22,96 @@ PALETTE = "colorblind"
 
 
 def setup() -> None:
-    """One look for every figure (call once per notebook)."""
+    """One look for every figure (call once per notebook); in a notebook, figures are shown
+    with their numbered caption (:func:`number_exhibits`)."""
     sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE)
     plt.rcParams.update({"figure.dpi": 96, "savefig.dpi": 96, "figure.autolayout": False})
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with the notebook dependencies
+        return
+    shell = get_ipython()
+    if shell is not None:
+        # the book prefers text/html (nb_mime_priority_overrides): the figure and its caption
+        shell.display_formatter.formatters["text/html"].for_type(plt.Figure, _figure_html)
+
+
+# ------------------------------------------------------------------------- numbering
+@dataclass
+class Exhibits:
+    """The page's numbering: ``Figure 1.2``, ``Table 1.3`` (chapter number, then the order shown),
+    what each re-derives from the paper (``paper``: the chapter's, e.g. "the paper's fusion
+    ablation table", or "beyond the paper") and the command that regenerates the page."""
+    chapter: int
+    paper: str
+    command: str
+    counts: dict = field(default_factory=dict)
+
+    def next(self, kind: str) -> str:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        return f"{kind} {self.chapter}.{self.counts[kind]}"
+
+    def caption(self, kind: str, text: str = "", paper: str | None = None) -> str:
+        """``<b>Figure 1.2</b> text (re-derives ...; regenerate: `command`)`` as HTML."""
+        number = self.next(kind)
+        source = paper or self.paper
+        source = source if source.startswith("beyond") else f"re-derives {source}"
+        return (f"<b class='tsfmicro-number'>{number}</b> {text}"
+                f"<br><small class='tsfmicro-regenerate' style='color:#555'>{html.escape(source)}; "
+                f"regenerate: <code style='white-space:normal;word-break:break-all'>"
+                f"{html.escape(self.command)}</code></small>")
+
+
+_EXHIBITS: Exhibits | None = None
+
+
+def number_exhibits(chapter: int, paper: str, command: str) -> Exhibits:
+    """Number this notebook's figures and tables from now on (tsfmicro.study does it when the
+    notebook asks for its chapter; outside a chapter nothing is numbered)."""
+    global _EXHIBITS
+    _EXHIBITS = Exhibits(chapter, paper, command)
+    return _EXHIBITS
+
+
+def _figure_html(fig: plt.Figure) -> str | None:
+    """A figure as an HTML ``<figure>``: the PNG, then its numbered caption (numbered the first
+    time it is shown)."""
+    if _EXHIBITS is None:
+        return None  # the PNG alone, as IPython shows it
+    import base64
+    import io
+
+    caption = getattr(fig, "_tsfmicro_caption", None)
+    if caption is None:
+        caption = _EXHIBITS.caption("Figure", getattr(fig, "_tsfmicro_text", ""),
+                                    getattr(fig, "_tsfmicro_paper", None))
+        fig._tsfmicro_caption = caption
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return (f"<figure class='tsfmicro-figure' style='margin:0 0 1em 0'>"
+            f"<img src='data:image/png;base64,{data}' style='max-width:100%;height:auto' "
+            f"alt='{html.escape(_plain(caption))}'>"
+            f"<figcaption style='text-align:left;font-size:0.9em'>{caption}</figcaption></figure>")
+
+
+def _plain(markup: str) -> str:
+    import re
+
+    return re.sub(r"<[^>]+>", "", markup)
+
+
+def describe(fig: plt.Figure, text: str, paper: str | None = None) -> plt.Figure:
+    """Give ``fig`` the text of its caption (and what it re-derives, when not the chapter's)."""
+    fig._tsfmicro_text = text
+    if paper:
+        fig._tsfmicro_paper = paper
+    return fig
 
 
 def footer(fig: plt.Figure, label: str) -> plt.Figure:
     """Write ``label`` (data source, protocol, seeds) at the bottom of ``fig``."""
-    fig.text(0.01, 0.005, label, ha="left", va="bottom", fontsize=8, color="#555555")
+    fig.text(0.01, 0.005, label, ha="left", va="bottom", fontsize=9, color="#444444")
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig
 
@@ -53,6 +137,8 @@ def table(frame: pd.DataFrame, label: str, caption: str = "", percent: Sequence[
     styler = frame.style.format(formats, na_rep="n/a", precision=3).hide(axis="index")
     styler = styler.relabel_index([f"{c} %" if c in percent else str(c) for c in frame.columns],
                                   axis="columns")
+    if _EXHIBITS is not None:
+        caption = _EXHIBITS.caption("Table", caption)
     lines = [caption] if caption else []
     if fixed_text:
         lines.append(fixed_text)

@@ -75,5 +75,5 @@ class GradcamPage(Page):
         return "No attention maps: there are no Grad-CAM examples on this page."
 
 
-CHAPTER = register(Chapter(name="gradcam", notebook="04_gradcam", title="Grad-CAM", runs=runs, page=GradcamPage,
+CHAPTER = register(Chapter(name="gradcam", paper="the paper's Grad-CAM visualisation", notebook="04_gradcam", title="Grad-CAM", runs=runs, page=GradcamPage,
                            section=Section, required=True))
