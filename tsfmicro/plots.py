@@ -83,7 +83,7 @@ def _figure_html(fig: plt.Figure) -> str | None:
 
     caption = getattr(fig, "_tsfmicro_caption", None)
     if caption is None:
-        caption = _EXHIBITS.caption("Figure", getattr(fig, "_tsfmicro_text", ""),
+        caption = _EXHIBITS.caption("Figure", html.escape(_figure_text(fig)),
                                     getattr(fig, "_tsfmicro_paper", None))
         fig._tsfmicro_caption = caption
     buffer = io.BytesIO()
@@ -98,7 +98,18 @@ def _figure_html(fig: plt.Figure) -> str | None:
 def _plain(markup: str) -> str:
     import re
 
-    return re.sub(r"<[^>]+>", "", markup)
+    return html.unescape(re.sub(r"<[^>]+>", "", markup))
+
+
+def _figure_text(fig: plt.Figure) -> str:
+    """The caption's words: given by :func:`describe`, else the figure's title, else its panels'."""
+    text = getattr(fig, "_tsfmicro_text", "")
+    if text:
+        return text
+    if fig._suptitle is not None and fig._suptitle.get_text():
+        return fig._suptitle.get_text()
+    titles = list(dict.fromkeys(ax.get_title() for ax in fig.axes if ax.get_title()))
+    return "; ".join(titles[:4]) + ("; ..." if len(titles) > 4 else "")
 
 
 def describe(fig: plt.Figure, text: str, paper: str | None = None) -> plt.Figure:
@@ -335,6 +346,54 @@ def learning_curves(curves: pd.DataFrame, label: str, x: str = "epoch",
         sns.lineplot(data=curves, x=x, y=column, ax=ax, errorbar=("pi", 100))
         ax.set_title(column.replace("_", " "))
     return footer(fig, label)
+
+
+def training_curves(curves: dict[str, pd.DataFrame], label: str) -> plt.Figure:
+    """Per run (one row each, ``curves``: name -> the run's curves.csv): training loss and the
+    held-out subject's UF1 per epoch, mean over folds and seeds with a band from the lowest to
+    the highest fold; the epoch the oracle protocol keeps for each fold (its best held-out F1)
+    marked with a dot, the fixed protocol's (the last) with a dashed line."""
+    names = list(curves)
+    fig, axes = plt.subplots(max(len(names), 1), 2, figsize=(10.5, 2.9 * max(len(names), 1)),
+                             squeeze=False)
+    colours = sns.color_palette(PALETTE)
+    for row, name in enumerate(names):
+        table = curves[name]
+        for ax, column, title in ((axes[row][0], "train_loss", "training loss"),
+                                  (axes[row][1], "test_f1", "held-out subject's UF1")):
+            if column not in table:
+                ax.set_visible(False)
+                continue
+            by_epoch = table.groupby("epoch")[column]
+            mean, low, high = by_epoch.mean(), by_epoch.min(), by_epoch.max()
+            ax.fill_between(mean.index, low, high, color=colours[0], alpha=0.2, linewidth=0,
+                            label="range over folds")
+            ax.plot(mean.index, mean.values, color=colours[0], marker="o", markersize=3,
+                    label="mean over folds")
+            last = int(table["epoch"].max())
+            ax.axvline(last, color="#555555", linestyle="--", linewidth=1, label="fixed: last epoch")
+            if column == "test_f1":
+                best = table.loc[_oracle_rows(table)]
+                ax.scatter(best["epoch"], best["test_f1"], s=18, color=colours[3], zorder=3,
+                           label="oracle: each fold's chosen epoch")
+                ax.set_ylim(-0.02, 1.02)
+            ax.set_title(f"{name}: {title}", fontsize=10)
+            ax.set_xlabel("epoch")
+            ax.set_ylabel("")
+            ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        if row == 0 and "test_f1" in table:
+            axes[0][1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return footer(fig, label)
+
+
+def _oracle_rows(table: pd.DataFrame) -> list:
+    """The row of each seed and fold whose held-out F1 is the highest, the last on ties (the
+    engine's rule, tsfmicro.engine.loso.FoldOutcome.oracle_epoch)."""
+    rows = []
+    for _, part in table.groupby(["seed", "fold"], sort=False):
+        part = part.sort_values("epoch")
+        rows.append(part["test_f1"][::-1].idxmax())
+    return rows
 
 
 def gradcam_grid(panels: list[dict], label: str) -> plt.Figure:

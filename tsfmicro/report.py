@@ -120,6 +120,20 @@ def per_subject_table(run: RunLike, protocol: str = "fixed") -> pd.DataFrame:
     return table.merge(epochs, on="subject").assign(protocol=protocol)
 
 
+def per_subject_wide(run: RunLike, digits: int = 1) -> pd.DataFrame:
+    """Per held-out subject (rows in the order of the folds): clips, UF1 and ACC (%) under both
+    protocols (mean over seeds), and the epoch the oracle protocol kept (mean over seeds)."""
+    fixed = per_subject_table(run, "fixed").set_index("subject")
+    oracle = per_subject_table(run, "oracle").set_index("subject")
+    percent = lambda values: (100 * values).round(digits)
+    return pd.DataFrame({
+        "clips": fixed["samples"],
+        "UF1 fixed %": percent(fixed["uf1"]), "ACC fixed %": percent(fixed["accuracy"]),
+        "UF1 oracle %": percent(oracle["uf1"]), "ACC oracle %": percent(oracle["accuracy"]),
+        "oracle epoch": oracle["mean_epoch"].round(1),
+    }).reset_index()
+
+
 def evaluate(run: RunLike, protocols: Sequence[str] = PROTOCOLS) -> dict:
     """Recompute a run's metrics from its predictions.csv (what ``tsfmicro evaluate`` prints)."""
     (run,) = as_runs(run)
