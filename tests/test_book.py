@@ -191,6 +191,8 @@ def test_result_tables_show_intervals_and_missing_paper_values_as_na():
     wide = report.scores_wide(long, reported())
     casme2 = wide.query("dataset == 'casme2' and protocol == 'fixed'").iloc[0]
     assert casme2["ACC %"] == "50.0 [40.0, 60.0]"
+    assert casme2["paper ACC %"] == ""  # the paper's values are oracle-protocol values
+    casme2 = wide.query("dataset == 'casme2' and protocol == 'oracle'").iloc[0]
     assert casme2["paper ACC %"] == "87.50" and casme2["paper UF1 %"] == "n/a"
     samm = wide.query("dataset == 'samm' and protocol == 'oracle'").iloc[0]
     assert samm["UF1 %"] == "25.0 [15.0, 35.0]"  # one seed: the subject bootstrap interval

@@ -236,8 +236,9 @@ def metric_bars(summary: pd.DataFrame, x: str, label: str, hue: str = "protocol"
 
     ``summary`` has columns ``x``, ``hue``, ``metric``, ``mean``, ``low``, ``high``
     (fractions). ``reported`` (optional: ``x``, ``metric``, ``value`` in percent) adds the
-    paper's values as black diamonds; missing ones are simply absent. ``chance`` (metric ->
-    fraction) draws a dashed line on that metric's panel, e.g. ``{"uar": 1 / classes}``.
+    paper's values as black diamonds beside the oracle bars (the paper's protocol); missing ones
+    are simply absent. ``chance`` draws a dashed line: a fraction for every panel, or metric ->
+    fraction, or ``x`` group -> fraction (tasks with different numbers of classes).
     """
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.8), squeeze=False,
                              sharey=True)
@@ -259,11 +260,12 @@ def metric_bars(summary: pd.DataFrame, x: str, label: str, hue: str = "protocol"
         if reported is not None and len(reported):
             paper = reported[reported["metric"] == metric].set_index(x).reindex(order)["value"]
             shown = paper.notna().to_numpy()
+            # on the oracle bar when there is one (the paper's values are oracle-protocol values)
+            offset = ((hues.index("oracle") - (len(hues) - 1) / 2) * width if "oracle" in hues else 0.0)
             if shown.any():
-                ax.scatter(np.arange(len(order))[shown], paper.to_numpy(dtype=float)[shown],
-                           marker="D", color="black", zorder=5, label="paper (reported)")
-        if chance and metric in chance:
-            ax.axhline(100 * chance[metric], ls="--", color="#888888", lw=1, label="chance")
+                ax.scatter(np.arange(len(order))[shown] + offset, paper.to_numpy(dtype=float)[shown],
+                           marker="D", color="black", zorder=5, label="paper (reported, oracle)")
+        _chance_line(ax, chance, metric, order)
         ax.set_xticks(np.arange(len(order)))
         ax.set_xticklabels(order, rotation=35, ha="right")
         ax.set_title(metric.upper() if metric != "accuracy" else "ACC")
@@ -273,8 +275,25 @@ def metric_bars(summary: pd.DataFrame, x: str, label: str, hue: str = "protocol"
     for ax in axes[0]:
         for handle, name in zip(*ax.get_legend_handles_labels()):
             legend.setdefault(name, handle)
-    axes[0][-1].legend(legend.values(), legend.keys(), fontsize=8, loc="upper right")
+    # beside the panels, never over a bar or its interval
+    axes[0][-1].legend(legend.values(), legend.keys(), fontsize=8, loc="upper left",
+                       bbox_to_anchor=(1.01, 1.0), frameon=False)
     return footer(fig, label)
+
+
+def _chance_line(ax, chance, metric: str, order: list) -> None:
+    """A dashed chance line on a score panel (see :func:`metric_bars`)."""
+    if chance is None:
+        return
+    if isinstance(chance, (int, float)):
+        ax.axhline(100 * chance, ls="--", color="#888888", lw=1, label="chance (1 / classes)")
+    elif metric in chance:
+        ax.axhline(100 * chance[metric], ls="--", color="#888888", lw=1, label="chance (1 / classes)")
+    elif any(name in chance for name in order):
+        for position, name in enumerate(order):
+            if name in chance:
+                ax.hlines(100 * chance[name], position - 0.45, position + 0.45, linestyles="--",
+                          colors="#888888", lw=1, label="chance (1 / classes)")
 
 
 def confusion(matrix: np.ndarray, class_names: Sequence[str], title: str, label: str) -> plt.Figure:

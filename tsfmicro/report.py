@@ -224,9 +224,12 @@ def scores_wide(long: pd.DataFrame, reported: pd.DataFrame | None = None, digits
         for metric, name in METRIC_NAMES.items():
             short = {"accuracy": "acc"}.get(metric, metric)
             lookup = reported[reported.metric == short].set_index(["dataset", "task", "fusion"]).value
+            # the paper's values were obtained with the oracle selection: shown beside oracle
+            # rows only, so no fixed-protocol score reads as comparable to them
+            oracle = wide["protocol"] == "oracle" if "protocol" in wide else pd.Series(True, index=wide.index)
             wide[f"paper {name} %"] = [
-                format_value(lookup.get((d, t, f), float("nan")))
-                for d, t, f in zip(wide.dataset, wide.task, wide.fusion)]
+                format_value(lookup.get((d, t, f), float("nan"))) if on_oracle else ""
+                for d, t, f, on_oracle in zip(wide.dataset, wide.task, wide.fusion, oracle)]
     return wide
 
 
