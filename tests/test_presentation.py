@@ -97,3 +97,26 @@ def test_per_subject_table_has_both_protocols_and_the_oracle_epoch():
     assert table.loc["a", "clips"] == 2 and table.loc["a", "ACC fixed %"] == 50.0
     assert table.loc["a", "ACC oracle %"] == 100.0 and table.loc["a", "oracle epoch"] == 2.0
     assert table.loc["b", "oracle epoch"] == 1.0
+
+
+def test_grad_cam_examples_come_from_several_subjects():
+    from tsfmicro.gradcam import pick_examples
+
+    # fold order: subject a's clips first; each class has correct clips in a, b and c
+    predictions = pd.DataFrame({"subject": ["a"] * 4 + ["b"] * 4 + ["c"] * 4,
+                                "true": [0, 1] * 6, "pred": [0, 1] * 6})
+    chosen = pick_examples(predictions, ["x", "y"], per_class=3)
+    subjects = [predictions.loc[pick["index"], "subject"] for pick in chosen]
+    assert len(chosen) == 6 and sorted(set(subjects)) == ["a", "b", "c"]
+    assert subjects.count("a") == 2  # not 4 (first in table order)
+    assert pick_examples(predictions, ["x", "y"], per_class=3) == chosen  # reproducible
+
+
+def test_grad_cam_figure_has_a_colour_bar():
+    image = np.zeros((8, 8, 3), dtype=np.uint8)
+    panel = {"title": "correct: true x", "difference": image, "onset": image,
+             "temporal": np.linspace(0, 1, 64).reshape(8, 8), "spatial": None}
+    fig = plots.gradcam_grid([panel], "data: SYNTHETIC")
+    bars = [ax for ax in fig.axes if "Grad-CAM" in ax.get_ylabel()]
+    assert len(bars) == 1 and len(fig.axes) == 5
+    plt.close(fig)

@@ -448,7 +448,14 @@ def gradcam_grid(panels: list[dict], label: str) -> plt.Figure:
                 ax.set_title(name, fontsize=10)
         axes[row][0].set_ylabel(panel["title"], fontsize=8.5, rotation=0, ha="right",
                                 va="center", labelpad=8)
-    return footer(fig, label)
+    footer(fig, label)
+    # the CAM scale: each map is divided by its own maximum (0 = no positive evidence)
+    fig.subplots_adjust(right=0.9)
+    bar = fig.add_axes((0.92, 0.25, 0.015, 0.5))
+    fig.colorbar(plt.cm.ScalarMappable(norm=plt.Normalize(0, 1), cmap="jet"), cax=bar)
+    bar.set_ylabel("Grad-CAM, scaled to each map's maximum", fontsize=8)
+    bar.tick_params(labelsize=8)
+    return fig
 
 
 def attention_grid(panels: list[dict], label: str) -> plt.Figure:
