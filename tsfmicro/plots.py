@@ -193,15 +193,23 @@ def class_counts(samples: pd.DataFrame, label: str, column: str = "class_name") 
 def clips_per_subject(samples: pd.DataFrame, label: str, column: str = "class_name") -> plt.Figure:
     """Heatmap of clips per subject and class, one panel per dataset/task."""
     groups = list(samples.groupby(["dataset", "task"], sort=False))
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.6), squeeze=False)
+    # tall enough for one readable row per subject (labels overlapped at a fixed height)
+    subjects = max(part["subject"].nunique() for _, part in groups) if groups else 1
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.4 * len(groups), max(3.6, 0.24 * subjects + 1.6)),
+                             squeeze=False)
     for ax, ((dataset, task), part) in zip(axes[0], groups):
         part = part.sort_values("class_index") if "class_index" in part else part
         order = list(dict.fromkeys(part[column].astype(str)))
         grid = pd.crosstab(part["subject"].astype(str), part[column].astype(str)).reindex(columns=order)
-        sns.heatmap(grid, annot=True, fmt="d", cbar=False, cmap="Blues", ax=ax)
-        ax.set_title(f"{dataset} {task}: clips per subject")
+        sns.heatmap(grid, annot=True, fmt="d", cbar=False, cmap="Blues", ax=ax, annot_kws={"fontsize": 8},
+                    yticklabels=True)
+        ax.set_title(f"{dataset} {task}: clips per subject", fontsize=10)
         ax.set_xlabel("")
         ax.set_ylabel("subject")
+        ax.tick_params(axis="x", rotation=40, labelsize=8)
+        ax.tick_params(axis="y", rotation=0, labelsize=8)
+        for tick in ax.get_xticklabels():
+            tick.set_horizontalalignment("right")
     return footer(fig, label)
 
 
@@ -225,6 +233,8 @@ def example_crops(onset: np.ndarray, apex: np.ndarray, titles: Sequence[str], la
             if column == 0:
                 ax.set_ylabel(name, fontsize=9)
         axes[0][column].set_title(titles[column], fontsize=8.5)
+    # the grid's own heading, so the clip labels above its columns read as this grid's
+    fig.suptitle(label.split(" | ")[0] + ": one clip per class", fontsize=11, x=0.01, ha="left")
     return footer(fig, label)
 
 
