@@ -26,13 +26,19 @@ def setup() -> None:
     with their numbered caption (:func:`number_exhibits`)."""
     sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE)
     plt.rcParams.update({"figure.dpi": 96, "savefig.dpi": 96, "figure.autolayout": False})
+    _show_captions()
+
+
+def _show_captions() -> None:
+    """In IPython, figures also carry text/html: the PNG and its numbered caption (the book
+    prefers text/html). Done again for every figure (:func:`footer`): the inline backend, set up
+    when the first figure is made, removes every formatter of Figure but its own."""
     try:
         from IPython import get_ipython
     except ImportError:  # pragma: no cover - IPython comes with the notebook dependencies
         return
     shell = get_ipython()
     if shell is not None:
-        # the book prefers text/html (nb_mime_priority_overrides): the figure and its caption
         shell.display_formatter.formatters["text/html"].for_type(plt.Figure, _figure_html)
 
 
@@ -124,6 +130,7 @@ def footer(fig: plt.Figure, label: str) -> plt.Figure:
     """Write ``label`` (data source, protocol, seeds) at the bottom of ``fig``."""
     fig.text(0.01, 0.005, label, ha="left", va="bottom", fontsize=9, color="#444444")
     fig.tight_layout(rect=(0, 0.04, 1, 1))
+    _show_captions()
     return fig
 
 

@@ -4,6 +4,8 @@
 - No thebe scripts: the book has no live-code button, and sphinx-thebe (always loaded by
   jupyter-book) declares ``const THEBE_JS_URL`` in an inline script that reaches each page
   twice, so every page logged "Identifier 'THEBE_JS_URL' has already been declared".
+- The theme's colour mode defaults to "auto" (follow the reader's system): without a default,
+  a reader's first page logged "Got invalid theme mode: . Resetting to auto.".
 """
 from __future__ import annotations
 
@@ -18,7 +20,12 @@ def _drop_thebe(app, pagename, templatename, context, doctree):
         and "THEBE_JS_URL" not in str(getattr(script, "attributes", {}).get("body", ""))]
 
 
+def _default_mode(app, config):
+    config.html_theme_options.setdefault("default_mode", "auto")
+
+
 def setup(app):
     app.add_css_file("tsfmicro.css")
+    app.connect("config-inited", _default_mode)
     app.connect("html-page-context", _drop_thebe)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
