@@ -128,7 +128,10 @@ def describe(fig: plt.Figure, text: str, paper: str | None = None) -> plt.Figure
 
 def footer(fig: plt.Figure, label: str) -> plt.Figure:
     """Write ``label`` (data source, protocol, seeds) at the bottom of ``fig``."""
-    fig.text(0.01, 0.005, label, ha="left", va="bottom", fontsize=9, color="#444444")
+    # the book scales a figure to its ~760 px column: a wide figure's footer is set larger so
+    # that it still reads at 9 pt or more there
+    size = max(9.0, 9.0 * fig.get_figwidth() * fig.dpi / 760)
+    fig.text(0.01, 0.005, label, ha="left", va="bottom", fontsize=size, color="#444444")
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     _show_captions()
     return fig

@@ -20,12 +20,15 @@ def _drop_thebe(app, pagename, templatename, context, doctree):
         and "THEBE_JS_URL" not in str(getattr(script, "attributes", {}).get("body", ""))]
 
 
-def _default_mode(app, config):
-    config.html_theme_options.setdefault("default_mode", "auto")
+def _default_mode(app, pagename, templatename, context, doctree):
+    # the theme's layout reads `default_mode` from the page context (pydata-sphinx-theme puts
+    # it there from its theme options, which sphinx-book-theme does not accept)
+    if not context.get("default_mode"):
+        context["default_mode"] = "auto"
 
 
 def setup(app):
     app.add_css_file("tsfmicro.css")
-    app.connect("config-inited", _default_mode)
+    app.connect("html-page-context", _default_mode, priority=900)  # after the theme's own
     app.connect("html-page-context", _drop_thebe)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
