@@ -132,7 +132,8 @@ def footer(fig: plt.Figure, label: str) -> plt.Figure:
     # that it still reads at 9 pt or more there
     size = max(9.0, 9.0 * fig.get_figwidth() * fig.dpi / 760)
     fig.text(0.01, 0.005, label, ha="left", va="bottom", fontsize=size, color="#444444")
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    # room for the footer line below the panels (its height in inches over the figure's)
+    fig.tight_layout(rect=(0, max(0.04, 1.8 * size / 72 / fig.get_figheight()), 1, 1))
     _show_captions()
     return fig
 
