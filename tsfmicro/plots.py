@@ -307,14 +307,14 @@ def _chance_line(ax, chance, metric: str, order: list) -> None:
     if chance is None:
         return
     if isinstance(chance, (int, float)):
-        ax.axhline(100 * chance, ls="--", color="#888888", lw=1, label="chance (1 / classes)")
+        ax.axhline(100 * chance, ls="--", color="#444444", lw=1, zorder=4, label="chance (1 / classes)")
     elif metric in chance:
-        ax.axhline(100 * chance[metric], ls="--", color="#888888", lw=1, label="chance (1 / classes)")
+        ax.axhline(100 * chance[metric], ls="--", color="#444444", lw=1, zorder=4, label="chance (1 / classes)")
     elif any(name in chance for name in order):
         for position, name in enumerate(order):
             if name in chance:
                 ax.hlines(100 * chance[name], position - 0.45, position + 0.45, linestyles="--",
-                          colors="#888888", lw=1, label="chance (1 / classes)")
+                          colors="#444444", lw=1, zorder=4, label="chance (1 / classes)")
 
 
 def confusion(matrix: np.ndarray, class_names: Sequence[str], title: str, label: str) -> plt.Figure:
