@@ -196,6 +196,8 @@ def test_result_tables_show_intervals_and_missing_paper_values_as_na():
     # two identical seeds, every subject at 50 %: no resample moves the score, said in words
     assert casme2["ACC %"] == "50.0 (seeds agree; no spread in 1000 resamples)"
     assert casme2["ACC per seed %"] == "50.0 / 50.0"
+    assert casme2["paper ACC %"] == ""  # the paper's values are oracle-protocol values
+    casme2 = wide.query("dataset == 'casme2' and protocol == 'oracle'").iloc[0]
     assert casme2["paper ACC %"] == "87.50" and casme2["paper UF1 %"] == "n/a"
     samm = wide.query("dataset == 'samm' and protocol == 'oracle'").iloc[0]
     assert samm["ACC %"].startswith("43.8 [") and samm["interval"].endswith("(one seed)")  # 7 of 16 right

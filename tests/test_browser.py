@@ -4,11 +4,19 @@ its tables and images render (every image has a non-zero natural size), that no 
 an error, and that the provenance box is there with SYNTHETIC in large type (at least 1.5
 times the body text); it saves a full-page screenshot of each as a test artefact in
 artifacts/screenshots/.
+
+The browser has no network (every http(s) request goes to a closed local port): the book must
+work offline. At 1400 px wide, no page shows a table clipped behind a sideways scroll, no page
+logs a console error, the Method page's formulas are typeset (MathJax from the book's own
+files), every figure of a results page has a numbered caption ("Figure 1.2"), papermill's
+injected-parameters cell is hidden and the provenance box keeps its details behind a toggle.
 """
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +32,8 @@ MIN_TABLES = {"00_datasets": 2, "01_main_results": 2, "02_fusion_ablation": 1, "
               "04_gradcam": 0, "05_composite": 2, "06_cross_dataset": 3, "07_temporal_branch": 1,
               "08_annotation_sensitivity": 3, "09_class_imbalance": 3, "10_compute": 1}
 RESULT_PAGES = {f"notebooks/{name}": MIN_TABLES.get(name, 0) for name in chapters.notebooks()}
-OTHER_PAGES = ("intro", "method", "reproduce")
+OTHER_PAGES = ("intro", "method", "datasets", "reproduce", "api", "api/display")
+WIDTH = 1400  # the window width the tables must fit
 
 
 def _find(name: str, *fallbacks: str) -> str | None:
@@ -55,8 +64,11 @@ def browser():
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
                      "--no-first-run", "--disable-background-networking",
                      "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-                     "--hide-scrollbars", "--window-size=1280,1000", f"--user-data-dir={profile}"):
+                     "--hide-scrollbars", f"--window-size={WIDTH},1000", f"--user-data-dir={profile}",
+                     # no network: http(s) goes to a closed port (file:// pages still load)
+                     "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>"):
         options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(executable_path=chromedriver))
     driver.set_page_load_timeout(60)
     yield driver
@@ -87,20 +99,53 @@ return {
   traceback: document.body.innerText.includes('Traceback (most recent call last)'),
   source: (document.querySelector('.tsfmicro-source') || {}).innerText || null,
   height: document.documentElement.scrollHeight,
+  // a table wider than a box that clips or scrolls it sideways (or than the article)
+  clipped: Array.from(document.querySelectorAll('article table')).filter(t => {
+    const article = t.closest('article').getBoundingClientRect();
+    if (t.getBoundingClientRect().right > article.right + 2) return true;
+    for (let box = t.parentElement; box && box.tagName !== 'ARTICLE'; box = box.parentElement) {
+      const overflow = getComputedStyle(box).overflowX;
+      if (overflow !== 'visible' && box.scrollWidth > box.clientWidth + 2) return true;
+    }
+    return false;
+  }).map(t => ((t.querySelector('caption') || t).innerText || '').slice(0, 80)),
+  // every figure image (article images outside the provenance box) with its caption
+  figures: images.filter(i => !i.closest('.tsfmicro-provenance')).map(i => {
+    const figure = i.closest('figure');
+    const caption = figure && figure.querySelector('figcaption');
+    return caption ? caption.innerText.slice(0, 60) : '';
+  }),
+  injected_shown: Array.from(document.querySelectorAll('.tag_injected-parameters'))
+                       .filter(e => e.offsetParent !== null).length,
+  details: document.querySelectorAll('.tsfmicro-provenance details').length,
+  box_height: (document.querySelector('.tsfmicro-provenance') || {offsetHeight: 0}).offsetHeight,
 };
+"""
+
+MATH_STATE = """
+return {typeset: document.querySelectorAll('mjx-container').length,
+        raw: document.querySelectorAll('.math:not(:has(mjx-container))').length};
 """
 
 
 def _open(driver, page: Path) -> dict:
-    driver.set_window_size(1280, 1000)
+    driver.set_window_size(WIDTH, 1000)
+    driver.get_log("browser")  # drop what earlier pages logged
     driver.get(page.as_uri())
     driver.execute_script("return document.fonts ? document.fonts.ready : true")
-    return driver.execute_script(PAGE_STATE)
+    state = driver.execute_script(PAGE_STATE)
+    state["console"] = [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    return state
+
+
+def _common_checks(state: dict, where: str) -> None:
+    assert not state["clipped"], f"{where}: tables clipped at {WIDTH} px: {state['clipped']}"
+    assert not state["console"], f"{where}: console errors {state['console']}"
 
 
 def _screenshot(driver, name: str, height: int) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    driver.set_window_size(1280, min(max(height, 800), 12000))
+    driver.set_window_size(WIDTH, min(max(height, 800), 12000))
     path = SCREENSHOTS / f"{name.replace('/', '_')}.png"
     assert driver.save_screenshot(str(path))
     return path
@@ -120,6 +165,12 @@ def test_results_page_renders_in_chromium(browser, html, page, min_tables):
     assert len(state["tables"]) >= min_tables, f"{where}: {len(state['tables'])} tables, expected {min_tables}+"
     assert all(rows >= 2 for rows in state["tables"][:min_tables]), f"{where}: empty table {state['tables']}"
     assert state["errors"] == 0 and not state["traceback"], f"{where}: an output cell shows an error"
+    _common_checks(state, where)
+    unnumbered = [caption for caption in state["figures"] if not re.match(r"Figure \d+\.\d+", caption)]
+    assert not unnumbered, f"{where}: figures without a numbered caption: {unnumbered}"
+    assert state["injected_shown"] == 0, f"{where}: papermill's injected-parameters cell is shown"
+    assert state["details"] == 1 and state["box_height"] < 260, (
+        f"{where}: the provenance box is {state['box_height']} px high, {state['details']} toggles")
 
 
 @pytest.mark.parametrize("page", OTHER_PAGES)
@@ -129,5 +180,23 @@ def test_text_pages_render_in_chromium(browser, html, page):
     assert not state["broken"], f"{page}.html: broken images {state['broken']} (screenshot {shot})"
     assert not state["unsized"], f"{page}.html: images of zero natural size {state['unsized']} (screenshot {shot})"
     assert state["errors"] == 0 and not state["traceback"]
+    _common_checks(state, f"{page}.html (screenshot {shot})")
     if page == "method":
         assert state["images"] >= 1, "the architecture diagram is missing"
+        # MathJax typesets asynchronously; it comes from the book's _static/ (no network here)
+        for _ in range(40):
+            math = browser.execute_script(MATH_STATE)
+            if math["typeset"] and not math["raw"]:
+                break
+            time.sleep(0.25)
+        assert math["typeset"] > 0 and math["raw"] == 0, f"method.html: formulas not typeset offline: {math}"
+
+
+def test_one_page_is_called_datasets(html):
+    titles = {}
+    for page in html.rglob("*.html"):
+        text = page.read_text(encoding="utf-8", errors="replace")
+        found = re.search(r"<title>(.*?)</title>", text, re.S)
+        if found and not page.name.startswith(("genindex", "search", "py-modindex")):
+            titles.setdefault(found.group(1).split("&#8212;")[0].split(" — ")[0].strip(), []).append(page.name)
+    assert len(titles.get("Datasets", [])) == 1, titles.get("Datasets")

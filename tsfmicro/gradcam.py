@@ -73,17 +73,30 @@ def difference_image(onset: np.ndarray, apex: np.ndarray, gain: float = 4.0) -> 
 def pick_examples(predictions, class_names: Sequence[str], per_class: int = 1,
                   true_column: str = "true", pred_column: str = "pred") -> list[dict]:
     """Test predictions to explain: for each class, up to ``per_class`` correct and
-    ``per_class`` wrong ones (first in table order, so the choice is reproducible).
+    ``per_class`` wrong ones. With a ``subject`` column, each pick prefers the subjects shown
+    least so far (the table is in fold order: first-in-order alone drew most rows from one
+    subject); ties go to table order, so the choice is reproducible.
 
     ``predictions`` is one seed's table (one row per test clip). Returns dicts with
     ``index`` (row label), ``true``, ``pred``, ``outcome`` ("correct" / "wrong").
     """
     chosen = []
+    shown: dict = {}  # subject -> rows chosen so far
+    subjects = predictions["subject"] if "subject" in predictions else None
     for class_index, _ in enumerate(class_names):
         rows = predictions[predictions[true_column] == class_index]
         for outcome, mask in (("correct", rows[pred_column] == rows[true_column]),
                               ("wrong", rows[pred_column] != rows[true_column])):
-            for index, row in rows[mask].head(per_class).iterrows():
+            candidates = list(rows[mask].index)
+            for _ in range(per_class):
+                if not candidates:
+                    break
+                index = (candidates[0] if subjects is None else
+                         min(candidates, key=lambda i: (shown.get(subjects[i], 0), candidates.index(i))))
+                candidates.remove(index)
+                if subjects is not None:
+                    shown[subjects[index]] = shown.get(subjects[index], 0) + 1
+                row = predictions.loc[index]
                 chosen.append({"index": index, "true": int(row[true_column]),
                                "pred": int(row[pred_column]), "outcome": outcome})
     return chosen

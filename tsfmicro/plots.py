@@ -8,7 +8,9 @@ tsfmicro.report through the notebooks.
 """
 from __future__ import annotations
 
+import html
 import math
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import matplotlib.pyplot as plt
@@ -20,15 +22,119 @@ PALETTE = "colorblind"
 
 
 def setup() -> None:
-    """One look for every figure (call once per notebook)."""
+    """One look for every figure (call once per notebook); in a notebook, figures are shown
+    with their numbered caption (:func:`number_exhibits`)."""
     sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE)
     plt.rcParams.update({"figure.dpi": 96, "savefig.dpi": 96, "figure.autolayout": False})
+    _show_captions()
+
+
+def _show_captions() -> None:
+    """In IPython, figures also carry text/html: the PNG and its numbered caption (the book
+    prefers text/html). Done again for every figure (:func:`footer`): the inline backend, set up
+    when the first figure is made, removes every formatter of Figure but its own."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with the notebook dependencies
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.display_formatter.formatters["text/html"].for_type(plt.Figure, _figure_html)
+
+
+# ------------------------------------------------------------------------- numbering
+@dataclass
+class Exhibits:
+    """The page's numbering: ``Figure 1.2``, ``Table 1.3`` (chapter number, then the order shown),
+    what each re-derives from the paper (``paper``: the chapter's, e.g. "the paper's fusion
+    ablation table", or "beyond the paper") and the command that regenerates the page."""
+    chapter: int
+    paper: str
+    command: str
+    counts: dict = field(default_factory=dict)
+
+    def next(self, kind: str) -> str:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        return f"{kind} {self.chapter}.{self.counts[kind]}"
+
+    def caption(self, kind: str, text: str = "", paper: str | None = None) -> str:
+        """``<b>Figure 1.2</b> text (re-derives ...; regenerate: `command`)`` as HTML."""
+        number = self.next(kind)
+        source = paper or self.paper
+        source = source if source.startswith("beyond") else f"re-derives {source}"
+        return (f"<b class='tsfmicro-number'>{number}</b> {text}"
+                f"<br><small class='tsfmicro-regenerate' style='color:#555'>{html.escape(source)}; "
+                f"regenerate: <code style='white-space:normal;word-break:break-all'>"
+                f"{html.escape(self.command)}</code></small>")
+
+
+_EXHIBITS: Exhibits | None = None
+
+
+def number_exhibits(chapter: int, paper: str, command: str) -> Exhibits:
+    """Number this notebook's figures and tables from now on (tsfmicro.study does it when the
+    notebook asks for its chapter; outside a chapter nothing is numbered)."""
+    global _EXHIBITS
+    _EXHIBITS = Exhibits(chapter, paper, command)
+    return _EXHIBITS
+
+
+def _figure_html(fig: plt.Figure) -> str | None:
+    """A figure as an HTML ``<figure>``: the PNG, then its numbered caption (numbered the first
+    time it is shown)."""
+    if _EXHIBITS is None:
+        return None  # the PNG alone, as IPython shows it
+    import base64
+    import io
+
+    caption = getattr(fig, "_tsfmicro_caption", None)
+    if caption is None:
+        caption = _EXHIBITS.caption("Figure", html.escape(_figure_text(fig)),
+                                    getattr(fig, "_tsfmicro_paper", None))
+        fig._tsfmicro_caption = caption
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return (f"<figure class='tsfmicro-figure' style='margin:0 0 1em 0'>"
+            f"<img src='data:image/png;base64,{data}' style='max-width:100%;height:auto' "
+            f"alt='{html.escape(_plain(caption))}'>"
+            f"<figcaption style='text-align:left;font-size:0.9em'>{caption}</figcaption></figure>")
+
+
+def _plain(markup: str) -> str:
+    import re
+
+    return html.unescape(re.sub(r"<[^>]+>", "", markup))
+
+
+def _figure_text(fig: plt.Figure) -> str:
+    """The caption's words: given by :func:`describe`, else the figure's title, else its panels'."""
+    text = getattr(fig, "_tsfmicro_text", "")
+    if text:
+        return text
+    if fig._suptitle is not None and fig._suptitle.get_text():
+        return fig._suptitle.get_text()
+    titles = list(dict.fromkeys(ax.get_title() for ax in fig.axes if ax.get_title()))
+    return "; ".join(titles[:4]) + ("; ..." if len(titles) > 4 else "")
+
+
+def describe(fig: plt.Figure, text: str, paper: str | None = None) -> plt.Figure:
+    """Give ``fig`` the text of its caption (and what it re-derives, when not the chapter's)."""
+    fig._tsfmicro_text = text
+    if paper:
+        fig._tsfmicro_paper = paper
+    return fig
 
 
 def footer(fig: plt.Figure, label: str) -> plt.Figure:
     """Write ``label`` (data source, protocol, seeds) at the bottom of ``fig``."""
-    fig.text(0.01, 0.005, label, ha="left", va="bottom", fontsize=8, color="#555555")
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    # the book scales a figure to its ~760 px column: a wide figure's footer is set larger so
+    # that it still reads at 9 pt or more there
+    size = max(9.0, 9.0 * fig.get_figwidth() * fig.dpi / 760)
+    fig.text(0.01, 0.005, label, ha="left", va="bottom", fontsize=size, color="#444444")
+    # room for the footer line below the panels (its height in inches over the figure's)
+    fig.tight_layout(rect=(0, max(0.04, 1.8 * size / 72 / fig.get_figheight()), 1, 1))
+    _show_captions()
     return fig
 
 
@@ -53,6 +159,8 @@ def table(frame: pd.DataFrame, label: str, caption: str = "", percent: Sequence[
     styler = frame.style.format(formats, na_rep="n/a", precision=3).hide(axis="index")
     styler = styler.relabel_index([f"{c} %" if c in percent else str(c) for c in frame.columns],
                                   axis="columns")
+    if _EXHIBITS is not None:
+        caption = _EXHIBITS.caption("Table", caption)
     lines = [caption] if caption else []
     if fixed_text:
         lines.append(fixed_text)
@@ -96,15 +204,23 @@ def class_counts(samples: pd.DataFrame, label: str, column: str = "class_name") 
 def clips_per_subject(samples: pd.DataFrame, label: str, column: str = "class_name") -> plt.Figure:
     """Heatmap of clips per subject and class, one panel per dataset/task."""
     groups = list(samples.groupby(["dataset", "task"], sort=False))
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.6), squeeze=False)
+    # tall enough for one readable row per subject (labels overlapped at a fixed height)
+    subjects = max(part["subject"].nunique() for _, part in groups) if groups else 1
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.4 * len(groups), max(3.6, 0.24 * subjects + 1.6)),
+                             squeeze=False)
     for ax, ((dataset, task), part) in zip(axes[0], groups):
         part = part.sort_values("class_index") if "class_index" in part else part
         order = list(dict.fromkeys(part[column].astype(str)))
         grid = pd.crosstab(part["subject"].astype(str), part[column].astype(str)).reindex(columns=order)
-        sns.heatmap(grid, annot=True, fmt="d", cbar=False, cmap="Blues", ax=ax)
-        ax.set_title(f"{dataset} {task}: clips per subject")
+        sns.heatmap(grid, annot=True, fmt="d", cbar=False, cmap="Blues", ax=ax, annot_kws={"fontsize": 8},
+                    yticklabels=True)
+        ax.set_title(f"{dataset} {task}: clips per subject", fontsize=10)
         ax.set_xlabel("")
         ax.set_ylabel("subject")
+        ax.tick_params(axis="x", rotation=40, labelsize=8)
+        ax.tick_params(axis="y", rotation=0, labelsize=8)
+        for tick in ax.get_xticklabels():
+            tick.set_horizontalalignment("right")
     return footer(fig, label)
 
 
@@ -128,6 +244,8 @@ def example_crops(onset: np.ndarray, apex: np.ndarray, titles: Sequence[str], la
             if column == 0:
                 ax.set_ylabel(name, fontsize=9)
         axes[0][column].set_title(titles[column], fontsize=8.5)
+    # the grid's own heading, so the clip labels above its columns read as this grid's
+    fig.suptitle(label.split(" | ")[0] + ": one clip per class", fontsize=11, x=0.01, ha="left")
     return footer(fig, label)
 
 
@@ -139,8 +257,9 @@ def metric_bars(summary: pd.DataFrame, x: str, label: str, hue: str = "protocol"
 
     ``summary`` has columns ``x``, ``hue``, ``metric``, ``mean``, ``low``, ``high``
     (fractions). ``reported`` (optional: ``x``, ``metric``, ``value`` in percent) adds the
-    paper's values as black diamonds; missing ones are simply absent. ``chance`` (metric ->
-    fraction) draws a dashed line on that metric's panel, e.g. ``{"uar": 1 / classes}``.
+    paper's values as black diamonds beside the oracle bars (the paper's protocol); missing ones
+    are simply absent. ``chance`` draws a dashed line: a fraction for every panel, or metric ->
+    fraction, or ``x`` group -> fraction (tasks with different numbers of classes).
     """
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.8), squeeze=False,
                              sharey=True)
@@ -162,11 +281,12 @@ def metric_bars(summary: pd.DataFrame, x: str, label: str, hue: str = "protocol"
         if reported is not None and len(reported):
             paper = reported[reported["metric"] == metric].set_index(x).reindex(order)["value"]
             shown = paper.notna().to_numpy()
+            # on the oracle bar when there is one (the paper's values are oracle-protocol values)
+            offset = ((hues.index("oracle") - (len(hues) - 1) / 2) * width if "oracle" in hues else 0.0)
             if shown.any():
-                ax.scatter(np.arange(len(order))[shown], paper.to_numpy(dtype=float)[shown],
-                           marker="D", color="black", zorder=5, label="paper (reported)")
-        if chance and metric in chance:
-            ax.axhline(100 * chance[metric], ls="--", color="#888888", lw=1, label="chance")
+                ax.scatter(np.arange(len(order))[shown] + offset, paper.to_numpy(dtype=float)[shown],
+                           marker="D", color="black", zorder=5, label="paper (reported, oracle)")
+        _chance_line(ax, chance, metric, order)
         ax.set_xticks(np.arange(len(order)))
         ax.set_xticklabels(order, rotation=35, ha="right")
         ax.set_title(metric.upper() if metric != "accuracy" else "ACC")
@@ -176,8 +296,25 @@ def metric_bars(summary: pd.DataFrame, x: str, label: str, hue: str = "protocol"
     for ax in axes[0]:
         for handle, name in zip(*ax.get_legend_handles_labels()):
             legend.setdefault(name, handle)
-    axes[0][-1].legend(legend.values(), legend.keys(), fontsize=8, loc="upper right")
+    # beside the panels, never over a bar or its interval
+    axes[0][-1].legend(legend.values(), legend.keys(), fontsize=8, loc="upper left",
+                       bbox_to_anchor=(1.01, 1.0), frameon=False)
     return footer(fig, label)
+
+
+def _chance_line(ax, chance, metric: str, order: list) -> None:
+    """A dashed chance line on a score panel (see :func:`metric_bars`)."""
+    if chance is None:
+        return
+    if isinstance(chance, (int, float)):
+        ax.axhline(100 * chance, ls="--", color="#444444", lw=1, zorder=4, label="chance (1 / classes)")
+    elif metric in chance:
+        ax.axhline(100 * chance[metric], ls="--", color="#444444", lw=1, zorder=4, label="chance (1 / classes)")
+    elif any(name in chance for name in order):
+        for position, name in enumerate(order):
+            if name in chance:
+                ax.hlines(100 * chance[name], position - 0.45, position + 0.45, linestyles="--",
+                          colors="#444444", lw=1, zorder=4, label="chance (1 / classes)")
 
 
 def confusion(matrix: np.ndarray, class_names: Sequence[str], title: str, label: str) -> plt.Figure:
@@ -251,6 +388,54 @@ def learning_curves(curves: pd.DataFrame, label: str, x: str = "epoch",
     return footer(fig, label)
 
 
+def training_curves(curves: dict[str, pd.DataFrame], label: str) -> plt.Figure:
+    """Per run (one row each, ``curves``: name -> the run's curves.csv): training loss and the
+    held-out subject's UF1 per epoch, mean over folds and seeds with a band from the lowest to
+    the highest fold; the epoch the oracle protocol keeps for each fold (its best held-out F1)
+    marked with a dot, the fixed protocol's (the last) with a dashed line."""
+    names = list(curves)
+    fig, axes = plt.subplots(max(len(names), 1), 2, figsize=(10.5, 2.9 * max(len(names), 1)),
+                             squeeze=False)
+    colours = sns.color_palette(PALETTE)
+    for row, name in enumerate(names):
+        table = curves[name]
+        for ax, column, title in ((axes[row][0], "train_loss", "training loss"),
+                                  (axes[row][1], "test_f1", "held-out subject's UF1")):
+            if column not in table:
+                ax.set_visible(False)
+                continue
+            by_epoch = table.groupby("epoch")[column]
+            mean, low, high = by_epoch.mean(), by_epoch.min(), by_epoch.max()
+            ax.fill_between(mean.index, low, high, color=colours[0], alpha=0.2, linewidth=0,
+                            label="range over folds")
+            ax.plot(mean.index, mean.values, color=colours[0], marker="o", markersize=3,
+                    label="mean over folds")
+            last = int(table["epoch"].max())
+            ax.axvline(last, color="#555555", linestyle="--", linewidth=1, label="fixed: last epoch")
+            if column == "test_f1":
+                best = table.loc[_oracle_rows(table)]
+                ax.scatter(best["epoch"], best["test_f1"], s=18, color=colours[3], zorder=3,
+                           label="oracle: each fold's chosen epoch")
+                ax.set_ylim(-0.02, 1.02)
+            ax.set_title(f"{name}: {title}", fontsize=10)
+            ax.set_xlabel("epoch")
+            ax.set_ylabel("")
+            ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        if row == 0 and "test_f1" in table:
+            axes[0][1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return footer(fig, label)
+
+
+def _oracle_rows(table: pd.DataFrame) -> list:
+    """The row of each seed and fold whose held-out F1 is the highest, the last on ties (the
+    engine's rule, tsfmicro.engine.loso.FoldOutcome.oracle_epoch)."""
+    rows = []
+    for _, part in table.groupby(["seed", "fold"], sort=False):
+        part = part.sort_values("epoch")
+        rows.append(part["test_f1"][::-1].idxmax())
+    return rows
+
+
 def gradcam_grid(panels: list[dict], label: str) -> plt.Figure:
     """One row per example: difference frame + temporal CAM, onset frame + spatial CAM.
 
@@ -284,7 +469,14 @@ def gradcam_grid(panels: list[dict], label: str) -> plt.Figure:
                 ax.set_title(name, fontsize=10)
         axes[row][0].set_ylabel(panel["title"], fontsize=8.5, rotation=0, ha="right",
                                 va="center", labelpad=8)
-    return footer(fig, label)
+    footer(fig, label)
+    # the CAM scale: each map is divided by its own maximum (0 = no positive evidence)
+    fig.subplots_adjust(right=0.9)
+    bar = fig.add_axes((0.92, 0.25, 0.015, 0.5))
+    fig.colorbar(plt.cm.ScalarMappable(norm=plt.Normalize(0, 1), cmap="jet"), cax=bar)
+    bar.set_ylabel("Grad-CAM, scaled to each map's maximum", fontsize=8)
+    bar.tick_params(labelsize=8)
+    return fig
 
 
 def attention_grid(panels: list[dict], label: str) -> plt.Figure:

@@ -1,6 +1,6 @@
 """The provenance box at the top of every notebook: where its numbers come from (SYNTHETIC in
-large type, or the real datasets), the parameters, commit, device, date and duration, and the
-runs it read."""
+large type, or the real datasets) with commit, device and date on one line; the parameters,
+duration and the runs it read behind a toggle (an HTML ``<details>``)."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -93,6 +93,10 @@ class ProvenanceBox:
             "runs": ", ".join(_run_name(run) for run in runs) if runs else "none",
         }
 
+    # shown on the one line under the data source; the rest (parameters, duration, runs) sits
+    # behind a toggle so the page's results come first (issue 20: ~30 lines before any result)
+    HEADLINE = ("commit", "device", "date")
+
     def _repr_html_(self) -> str:
         fields = self.fields()
         synthetic = fields["data source"] == SYNTHETIC
@@ -101,19 +105,23 @@ class ProvenanceBox:
                 "working, they are <b>not</b> results on the paper's datasets. With few clips and "
                 "epochs (as in the demo), scores are noisy."
                 if synthetic else "Real dataset files, read from the folders given in the parameters.")
+        headline = " · ".join(f"{name} <code>{html.escape(fields[name])}</code>" for name in self.HEADLINE)
         rows = "".join(
             f"<tr><th style='text-align:left;padding:2px 10px 2px 0;vertical-align:top'>"
             f"{html.escape(name)}</th><td style='text-align:left;font-family:monospace;"
             f"font-size:0.85em;white-space:pre-wrap;word-break:break-word'>{html.escape(value)}</td></tr>"
-            for name, value in fields.items() if name != "data source")
+            for name, value in fields.items() if name != "data source" and name not in self.HEADLINE)
         return (
             f"<div class='tsfmicro-provenance' style='border:3px solid {colour};border-radius:6px;"
-            f"padding:10px 14px;margin:6px 0'>"
-            f"<div style='font-size:0.9em;color:#555'>{html.escape(self.title)} — data source</div>"
-            f"<div class='tsfmicro-source' style='font-size:2.4em;font-weight:800;color:{colour};"
-            f"line-height:1.2'>{html.escape(fields['data source'])}</div>"
-            f"<div style='margin:4px 0 8px 0'>{note}</div>"
-            f"<table style='border:none;margin:0'>{rows}</table></div>"
+            f"padding:6px 14px;margin:6px 0'>"
+            f"<div style='display:flex;flex-wrap:wrap;align-items:baseline;gap:4px 16px'>"
+            f"<span class='tsfmicro-source' style='font-size:2.2em;font-weight:800;color:{colour};"
+            f"line-height:1.2'>{html.escape(fields['data source'])}</span>"
+            f"<span class='tsfmicro-headline' style='font-size:0.9em;color:#444'>{headline}</span></div>"
+            f"<div style='margin:2px 0 4px 0;font-size:0.9em'>{note}</div>"
+            f"<details class='tsfmicro-details'><summary style='cursor:pointer;font-size:0.9em'>"
+            f"{html.escape(self.title)}: parameters, duration and runs</summary>"
+            f"<table style='border:none;margin:0'>{rows}</table></details></div>"
         )
 
     def __repr__(self) -> str:  # plain-text fallback (terminal, text exports)

@@ -93,8 +93,20 @@ class Study:
             from tsfmicro import chapters
 
             chapter = chapters.get(name)
+            if not self._pages:  # the notebook's own chapter: number its figures and tables
+                self._number_exhibits(chapter)
             self._pages[name] = chapter.page(self, chapter)
         return self._pages[name]
+
+    def _number_exhibits(self, chapter) -> None:
+        """Figures and tables of this notebook numbered "<chapter>.<n>" (book order of the
+        chapter registry), each with what it re-derives and the command that regenerates it."""
+        from tsfmicro import chapters, plots
+
+        params = _relative_path(self.parameters.params_file, self.parameters.project_root)
+        command = (f"tsfmicro run {params} && papermill notebooks/{chapter.notebook}.ipynb "
+                   f"book/notebooks/{chapter.notebook}.ipynb -p params_file {params}")
+        plots.number_exhibits(chapters.chapters().index(chapter), chapter.paper, command)
 
     # ------------------------------------------------------------------ names
     @property
@@ -303,3 +315,10 @@ class Study:
         if show:
             box.show()
         return box
+
+
+def _relative_path(path: Path, root: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(root))
+    except ValueError:
+        return str(path)

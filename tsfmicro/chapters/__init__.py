@@ -31,6 +31,9 @@ class Chapter:
     page: type  # a Page subclass: what its notebook reads
     section: type | None = None  # frozen dataclass of its parameters section (tsfmicro.sections)
     required: bool = False  # the section must be in every parameters file (else optional; null: absent)
+    # what its figures and tables re-derive, in their numbered captions: "the paper's <table or
+    # figure>", or "beyond the paper" (a question the paper leaves open)
+    paper: str = "beyond the paper"
 
 
 CHAPTERS: dict[str, Chapter] = {}

@@ -115,5 +115,5 @@ class AblationPage(Page):
         return report.model_sizes()
 
 
-CHAPTER = register(Chapter(name="ablation", notebook="02_fusion_ablation", title="Fusion ablation", runs=runs,
+CHAPTER = register(Chapter(name="ablation", paper="the paper's fusion ablation table", notebook="02_fusion_ablation", title="Fusion ablation", runs=runs,
                            page=AblationPage, section=Section, required=True))

@@ -22,5 +22,5 @@ class ComputePage(Page):
         return report.plan_summary(self.plan)
 
 
-CHAPTER = register(Chapter(name="compute", notebook="10_compute", title="Compute", runs=lambda params: {},
+CHAPTER = register(Chapter(name="compute", paper="beyond the paper (our measured sizes and times)", notebook="10_compute", title="Compute", runs=lambda params: {},
                            page=ComputePage))

@@ -13,5 +13,5 @@ class ConfusionPage(Page):
         return report.per_class_by_run(self.runs, "fixed")
 
 
-CHAPTER = register(Chapter(name="confusion_matrices", notebook="03_confusion_matrices", title="Confusion matrices",
+CHAPTER = register(Chapter(name="confusion_matrices", paper="beyond the paper (the paper reports no confusion matrix we can read)", notebook="03_confusion_matrices", title="Confusion matrices",
                            runs=main_results.runs, page=ConfusionPage))

@@ -10,5 +10,5 @@ class DatasetsPage(Page):
     ``study.all_samples()``, ...); the page adds nothing of its own."""
 
 
-CHAPTER = register(Chapter(name="datasets", notebook="00_datasets", title="Datasets",
+CHAPTER = register(Chapter(name="datasets", paper="the paper's dataset description (clips, subjects, classes)", notebook="00_datasets", title="Datasets",
                            runs=lambda params: {}, page=DatasetsPage))

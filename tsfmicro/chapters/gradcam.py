@@ -56,14 +56,18 @@ class GradcamPage(Page):
     @property
     def figure_label(self) -> str:
         section = self.section
-        return f"{section.dataset} {section.task}, ts_late, seed {self.parameters.seeds[0]} | " + self.study.label("fixed")
+        seed = self.parameters.seeds[0]  # the engine keeps the first seed's fold weights only
+        return f"{section.dataset} {section.task}, ts_late | " + self.study.label("fixed", [seed])
 
     def summary(self) -> str:
         section = self.section
         if self.panels:
             return (f"{len(self.panels)} test clips of {section.dataset} {section.task}, up to {section.examples} "
-                    "per class and outcome. Red is where the gradient of the predicted class's score is largest; "
-                    "each map is scaled to its own maximum, so compare locations, not colours, between rows.")
+                    "per class and outcome. Grad-CAM weights each channel of the branch's output map by the "
+                    "gradient of the predicted class's score averaged over the map, sums the weighted "
+                    "channels and keeps the positive part: red marks the positions whose features raise "
+                    "that score most. Each map is scaled to its own maximum (colour bar), so compare "
+                    "locations, not colours, between rows.")
         return (f"No Grad-CAM maps: gradcam: examples: is {section.examples} in these parameters."
                 if section.examples == 0 else f"No test predictions of {section.dataset} {section.task} to explain.")
 
@@ -75,5 +79,5 @@ class GradcamPage(Page):
         return "No attention maps: there are no Grad-CAM examples on this page."
 
 
-CHAPTER = register(Chapter(name="gradcam", notebook="04_gradcam", title="Grad-CAM", runs=runs, page=GradcamPage,
+CHAPTER = register(Chapter(name="gradcam", paper="the paper's Grad-CAM visualisation", notebook="04_gradcam", title="Grad-CAM", runs=runs, page=GradcamPage,
                            section=Section, required=True))

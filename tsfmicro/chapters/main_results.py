@@ -54,5 +54,5 @@ class MainResultsPage(Page):
                 "headline_uf1_oracle": f"{100 * uf1['oracle']:.1f} %"}
 
 
-CHAPTER = register(Chapter(name="main_results", notebook="01_main_results", title="Main results",
+CHAPTER = register(Chapter(name="main_results", paper="the paper's main results table (ACC, UF1, UAR per dataset and task)", notebook="01_main_results", title="Main results",
                            runs=runs, page=MainResultsPage))
