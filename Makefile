@@ -40,14 +40,17 @@ clean:
 #       PAPERMILL_ARGS passes more to papermill.
 # `make book` trains the demo on Ray with one worker per CPU core (DEMO_EXECUTOR=local: one fold
 # after another in-process); same results either way (README, "Measured figures").
-# A failing notebook stops the target: papermill has written it, with the error, to
-# book/notebooks/<name>.ipynb, and no book is built.
+# The notebooks run NOTEBOOK_JOBS at a time (default 2: most of a notebook's time is starting
+# its kernel and importing, one core each). A failing notebook stops the target: the notebooks
+# already running finish, no later one starts, papermill has written the failed one, with the
+# error, to book/notebooks/<name>.ipynb, and no book is built.
 PARAMS ?= params/demo.yaml
 OVERRIDES ?=
 PAPERMILL_ARGS ?=
 EXECUTOR ?= local
 DEMO_EXECUTOR ?= ray
 RUN_ARGS ?=
+NOTEBOOK_JOBS ?= 2
 # The notebooks, in book order, from the chapter registry (tsfmicro/chapters/); read when _book runs,
 # after `install` has made the virtualenv.
 NOTEBOOKS = $(shell $(BIN)/python -m tsfmicro.chapters notebooks)
@@ -59,6 +62,7 @@ book: install
 reproduce: install
 	@$(MAKE) --no-print-directory _book PARAMS=$(PARAMS)
 
+_book: SHELL := /bin/bash
 _book:
 	@test -f "$(PARAMS)" || { echo "make: parameters file $(PARAMS) not found" >&2; exit 2; }
 	@test -n "$(strip $(NOTEBOOKS))" || { echo "make: no notebooks: $(BIN)/python -m tsfmicro.chapters notebooks failed" >&2; exit 2; }
@@ -68,22 +72,32 @@ _book:
 	  echo "make: tsfmicro run $(PARAMS) did not finish; finished folds are kept (run make again to continue)." >&2; \
 	  echo "make: the notebooks were not run and the book was not built." >&2; exit 1; }
 	@$(BIN)/python book/figures/architecture.py >/dev/null
-	@for name in $(NOTEBOOKS); do \
-	  start=$$(date +%s); \
+	@rm -f $(EXECUTED)/.failed-*; \
+	run_notebook() { \
+	  name=$$1; start=$$(date +%s); \
 	  echo "papermill: notebooks/$$name.ipynb -> $(EXECUTED)/$$name.ipynb  ($(PARAMS))"; \
 	  if ! $(BIN)/papermill notebooks/$$name.ipynb $(EXECUTED)/$$name.ipynb \
 	      -p params_file "$(PARAMS)" $(if $(OVERRIDES),-y "overrides: $(OVERRIDES)") $(PAPERMILL_ARGS) \
 	      -k python3 --cwd . --no-progress-bar \
 	      --log-level WARNING; then \
-	    rm -rf _build/html; \
-	    echo "" >&2; \
-	    echo "make: notebook notebooks/$$name.ipynb failed with $(PARAMS)." >&2; \
-	    echo "make: papermill wrote the failed notebook, with the error, to $(EXECUTED)/$$name.ipynb" >&2; \
-	    echo "make: the book was not built." >&2; \
-	    exit 1; \
+	    touch $(EXECUTED)/.failed-$$name; \
+	    { echo ""; \
+	      echo "make: notebook notebooks/$$name.ipynb failed with $(PARAMS)."; \
+	      echo "make: papermill wrote the failed notebook, with the error, to $(EXECUTED)/$$name.ipynb"; } >&2; \
+	    return 1; \
 	  fi; \
-	  echo "  done in $$(( $$(date +%s) - start )) s"; \
-	done
+	  echo "  notebooks/$$name.ipynb done in $$(( $$(date +%s) - start )) s"; \
+	}; \
+	for name in $(NOTEBOOKS); do \
+	  while [ "$$(jobs -rp | wc -l)" -ge $(NOTEBOOK_JOBS) ]; do sleep 0.2; done; \
+	  if ls $(EXECUTED)/.failed-* >/dev/null 2>&1; then break; fi; \
+	  run_notebook $$name & \
+	done; \
+	wait; \
+	if ls $(EXECUTED)/.failed-* >/dev/null 2>&1; then \
+	  rm -f $(EXECUTED)/.failed-*; rm -rf _build/html; \
+	  echo "make: the book was not built." >&2; exit 1; \
+	fi
 	$(BIN)/jupyter-book build book/ -W --keep-going
 	@echo "book: open _build/html/index.html"
 
