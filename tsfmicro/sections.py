@@ -170,6 +170,21 @@ def seed_list(seeds: Any, key: str) -> list[str]:
     return []
 
 
+class OnMainResultsTask:
+    """A section about one dataset/task of ``datasets:`` (its ``dataset`` and ``task`` settings):
+    its extra check is that the pair is one the main results train. ``leave_out`` is added to each
+    problem (an optional chapter says how to leave it out)."""
+
+    leave_out = ""
+
+    @classmethod
+    def problems(cls, raw, name, params) -> list[str]:
+        if "dataset" in raw and "task" in raw:
+            return [problem + cls.leave_out
+                    for problem in in_main_results(name, raw["dataset"], raw["task"], main_datasets(params))]
+        return []
+
+
 def in_main_results(section: str, dataset: Any, task: Any, datasets: Mapping) -> list[str]:
     """A section that uses one dataset/task of ``datasets:`` (shared runs)."""
     if isinstance(datasets.get(dataset), list) and task in datasets[dataset]:

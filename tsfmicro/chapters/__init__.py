@@ -112,6 +112,24 @@ class Page:
         return {key: self.study.planned(run) for key, run in self.planned.items()}
 
 
+
+class ScoresPage(Page):
+    """A page whose runs are scored side by side (both protocols) beside the paper's values."""
+
+    @functools.cached_property
+    def scores(self):
+        """:func:`tsfmicro.report.scores_long` of the runs."""
+        from tsfmicro import report
+
+        return report.scores_long(self.runs)
+
+    @functools.cached_property
+    def table(self):
+        """The scores beside the paper's values (oracle rows only: the paper's are oracle values)."""
+        from tsfmicro import report, reported
+
+        return report.scores_wide(self.scores, reported.reported())
+
 def _register_builtin() -> None:
     """Import every chapter module of this package (each registers itself): a new chapter is a
     new module here, listed nowhere else."""

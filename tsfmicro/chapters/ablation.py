@@ -6,8 +6,8 @@ import functools
 from dataclasses import dataclass
 
 from tsfmicro import report, reported
-from tsfmicro.chapters import Chapter, Page, register
-from tsfmicro.sections import PlannedRun, in_main_results, main_datasets, names, seeds, setting
+from tsfmicro.chapters import Chapter, ScoresPage, register
+from tsfmicro.sections import OnMainResultsTask, PlannedRun, names, seeds, setting
 
 
 def _fusions():
@@ -17,7 +17,7 @@ def _fusions():
 
 
 @dataclass(frozen=True)
-class Section:
+class Section(OnMainResultsTask):
     """``ablation:`` (required)."""
 
     dataset: str = setting()
@@ -25,11 +25,6 @@ class Section:
     fusions: tuple[str, ...] = setting(names(_fusions))
     seeds: tuple[int, ...] | None = setting(seeds(), default=None)  # None: the parameters' seeds
 
-    @classmethod
-    def problems(cls, raw, name, params) -> list[str]:
-        if "dataset" in raw and "task" in raw:
-            return in_main_results(name, raw["dataset"], raw["task"], main_datasets(params))
-        return []
 
 
 def seeds_of(params) -> list[int]:
@@ -47,18 +42,11 @@ def runs(params) -> dict:
             for fusion in section.fusions}
 
 
-class AblationPage(Page):
+class AblationPage(ScoresPage):
     @property
     def seeds(self) -> list[int]:
         return seeds_of(self.parameters)
 
-    @functools.cached_property
-    def scores(self):
-        return report.scores_long(self.runs)
-
-    @functools.cached_property
-    def table(self):
-        return report.scores_wide(self.scores, reported.reported())
 
     @functools.cached_property
     def paper(self):

@@ -13,7 +13,7 @@ from tsfmicro import sensitivity
 from tsfmicro.chapters import Chapter, Page, register
 from tsfmicro.report import METRIC_NAMES, format_interval, summary_table
 from tsfmicro.results import Run
-from tsfmicro.sections import PlannedRun, flag, in_main_results, main_datasets, run_options, seeds, setting
+from tsfmicro.sections import OnMainResultsTask, PlannedRun, flag, run_options, seeds, setting
 
 
 def _shifts(shifts, key, params) -> list[str]:
@@ -32,7 +32,7 @@ def _shifts(shifts, key, params) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Section:
+class Section(OnMainResultsTask):
     """``annotation:`` (optional; null or left out: no such chapter)."""
 
     dataset: str = setting()
@@ -41,11 +41,6 @@ class Section:
     automatic_apex: bool = setting(flag(), default=False)
     seeds: tuple[int, ...] | None = setting(seeds(), default=None, null_ok=True)  # None: the parameters' seeds
 
-    @classmethod
-    def problems(cls, raw, name, params) -> list[str]:
-        if "dataset" in raw and "task" in raw:
-            return in_main_results(name, raw["dataset"], raw["task"], main_datasets(params))
-        return []
 
 
 def runs(params) -> dict:

@@ -6,7 +6,7 @@ import functools
 from dataclasses import dataclass
 
 from tsfmicro.chapters import Chapter, Page, register
-from tsfmicro.sections import PlannedRun, in_main_results, is_int, main_datasets, setting
+from tsfmicro.sections import OnMainResultsTask, PlannedRun, is_int, setting
 
 
 def _examples(value, key, params) -> list[str]:
@@ -16,18 +16,13 @@ def _examples(value, key, params) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Section:
+class Section(OnMainResultsTask):
     """``gradcam:`` (required)."""
 
     dataset: str = setting()
     task: str = setting()
     examples: int = setting(_examples)
 
-    @classmethod
-    def problems(cls, raw, name, params) -> list[str]:
-        if "dataset" in raw and "task" in raw:
-            return in_main_results(name, raw["dataset"], raw["task"], main_datasets(params))
-        return []
 
 
 def runs(params) -> dict:

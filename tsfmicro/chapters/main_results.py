@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 
 from tsfmicro import report, reported
-from tsfmicro.chapters import Chapter, Page, register
+from tsfmicro.chapters import Chapter, ScoresPage, register
 from tsfmicro.sections import PlannedRun
 
 
@@ -15,17 +15,7 @@ def runs(params) -> dict:
             for dataset, task in params.dataset_tasks()}
 
 
-class MainResultsPage(Page):
-    @functools.cached_property
-    def scores(self):
-        """:func:`tsfmicro.report.scores_long` of the runs."""
-        return report.scores_long(self.runs)
-
-    @functools.cached_property
-    def table(self):
-        """The scores beside the paper's values."""
-        return report.scores_wide(self.scores, reported.reported())
-
+class MainResultsPage(ScoresPage):
     @functools.cached_property
     def bars(self):
         """(our scores, the paper's values) for plots.metric_bars, one bar group per dataset/task."""

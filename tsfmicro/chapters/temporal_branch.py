@@ -10,7 +10,7 @@ import pandas as pd
 
 from tsfmicro import report
 from tsfmicro.chapters import Chapter, Page, register
-from tsfmicro.sections import PlannedRun, in_main_results, main_datasets, names, run_options, seeds, setting
+from tsfmicro.sections import OnMainResultsTask, PlannedRun, names, run_options, seeds, setting
 
 COLUMN = "temporal branch"
 NOT_CONFIGURED = "These parameters do not configure this chapter (no temporal_branch: section), so it shows nothing."
@@ -23,7 +23,7 @@ def _branches():
 
 
 @dataclass(frozen=True)
-class Section:
+class Section(OnMainResultsTask):
     """``temporal_branch:`` (optional; null or left out: no such chapter)."""
 
     dataset: str = setting()
@@ -31,12 +31,7 @@ class Section:
     variants: tuple[str, ...] = setting(names(_branches))
     seeds: tuple[int, ...] | None = setting(seeds(), default=None)  # None: the parameters' seeds
 
-    @classmethod
-    def problems(cls, raw, name, params) -> list[str]:
-        if "dataset" in raw and "task" in raw:
-            return [f"{problem}, or leave the chapter out: temporal_branch: null" for problem in
-                    in_main_results(name, raw["dataset"], raw["task"], main_datasets(params))]
-        return []
+    leave_out = ", or leave the chapter out: temporal_branch: null"
 
 
 def reference(params) -> str:
