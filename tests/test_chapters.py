@@ -168,3 +168,19 @@ def test_a_toy_chapter_is_checked_planned_trained_and_shown(toy_chapter, toy_par
     assert page.sentence().startswith("Of 2 fusions, ")
     assert sorted(path.name for path in (tmp_path / "runs" / "units").iterdir()) == units  # nothing retrained
     assert [Path(run.path).name for run in study.runs_used()] == [Path(run.path).name for run in page.runs.values()]
+
+
+def test_the_datasets_page_lists_the_planted_truths_on_synthetic_data_only():
+    """Every chapter with a planted truth has its row (what, expected, why), shown only when the
+    data is synthetic: on real datasets nothing is planted."""
+    from tsfmicro.data.synthetic import PLANTED
+    from tsfmicro.study import Study
+
+    planted = Study.load(ROOT / "params" / "demo.yaml").chapter("datasets").planted
+    assert list(planted.columns) == ["chapter", "planted", "expected", "why"]
+    assert len(planted) == len(PLANTED) and planted.chapter.is_unique
+    assert planted.notna().all().all() and (planted.map(len) > 10).all().all()
+    for number in ("01", "04", "06", "08", "09"):  # the chapters issue 18 plants an effect for
+        assert planted.chapter.str.startswith(number).any(), number
+    real = Study.load(ROOT / "params" / "paper.yaml")  # no dataset folder given: nothing read, nothing planted
+    assert real.chapter("datasets").planted is None
