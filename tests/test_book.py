@@ -246,12 +246,16 @@ def test_notebook_runs_under_papermill_with_demo_parameters(book, stem):
     notebook = nbformat.read(book.executed(stem), as_version=4)
     outputs = [output for cell in notebook.cells for output in cell.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
-    # the provenance box comes first, says SYNTHETIC in large type, and got its duration
+    # the provenance box comes first, says SYNTHETIC in large type, commit, device and date on
+    # its one line, the rest (parameters, duration) behind its toggle, and got its duration
     first = next(o for o in outputs if "text/html" in o.get("data", {}))
     html = first["data"]["text/html"]
     assert "tsfmicro-provenance" in html and ">SYNTHETIC<" in html
-    for field_name in ("commit", "device", "date", "duration", "parameters"):
-        assert f">{field_name}<" in html
+    headline, details = html.split("<details", 1)
+    for field_name in ("commit", "device", "date"):
+        assert f"{field_name} <code>" in headline, field_name
+    for field_name in ("duration", "parameters"):
+        assert f">{field_name}<" in details, field_name
     assert "running…" not in html, "box.finish() did not update the provenance box"
     injected = [c for c in notebook.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and "demo.yaml" in injected[0].source and str(book.runs) in injected[0].source
