@@ -47,7 +47,7 @@ from tsfmicro.model import PRESETS, build_model  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "run.jsonl"
 THROUGHPUT_COLUMNS = ["device_type", "preset", "precision", "threads", "train_clips_per_s", "machine", "measured",
-                      "source"]
+                      "source", "image_size"]
 
 
 def main() -> int:
@@ -114,7 +114,8 @@ def bench_cpu(args, workdir: Path) -> dict:
     threads = int(params.get("cpu_threads") or torch.get_num_threads())
     clips_per_s = _record_throughput("cpu", params["preset"], params.get("precision") or "fp32", threads,
                                      trained["totals"]["tflops"] * 1e12 / seconds,
-                                     "bench/bench_run.py cpu (the demo plan, local executor)")
+                                     "bench/bench_run.py cpu (the demo plan, local executor)",
+                                     image_size=params.get("image_size"))
     return {
         "machine": _machine(), "params": args.params, "overrides": args.param, "units": plan["totals"]["units"],
         "folds": folds, "local_seconds": round(local, 1), "ray_seconds": round(ray, 1), "ray_workers": args.workers,
@@ -177,10 +178,11 @@ def one_fold(preset: str, device: torch.device, workdir: Path, subjects: int, cl
 
 
 def _record_throughput(device_type: str, preset: str, precision: str, threads: int, flops_per_s: float,
-                       source: str) -> float:
+                       source: str, image_size: int | None = None) -> float:
     """Append a measurement to tsfmicro/engine/throughput.csv (the plan reads the latest per device
-    type and preset) as training clips/s of the T-S late network; return that figure."""
-    clips_per_s = flops_per_s / (3 * forward_flops(preset, "ts_late", 5))
+    type, preset, precision and input size) as training clips/s of the T-S late network; return that
+    figure. ``image_size``: the input side when not the preset's."""
+    clips_per_s = flops_per_s / (3 * forward_flops(preset, "ts_late", 5, image_size=image_size))
     new = not THROUGHPUT_FILE.exists()
     with THROUGHPUT_FILE.open("a", encoding="utf-8", newline="") as handle:
         if new:
@@ -193,7 +195,7 @@ def _record_throughput(device_type: str, preset: str, precision: str, threads: i
             writer.writeheader()
         writer.writerow({"device_type": device_type, "preset": preset, "precision": precision, "threads": threads,
                          "train_clips_per_s": f"{clips_per_s:.4g}", "machine": _machine(torch.device(device_type)),
-                         "measured": provenance.now()[:10], "source": source})
+                         "measured": provenance.now()[:10], "source": source, "image_size": image_size or ""})
     return clips_per_s
 
 

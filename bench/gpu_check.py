@@ -102,7 +102,7 @@ MODES = {"fp32_tf32_off": ("fp32", False), "fp32_default": ("fp32", None), "fp32
 EXACT_MODES = ("fp32_tf32_off", "fp32_default")  # full-fp32 matrix products, as the authors train
 PLAN_MODES = {"fp32_default": "fp32", "bf16": "bf16"}  # what `tsfmicro run` trains in each precision
 THROUGHPUT_COLUMNS = ["device_type", "preset", "precision", "threads", "train_clips_per_s", "machine", "measured",
-                      "source"]
+                      "source", "image_size"]  # image_size empty: the preset's
 
 
 class StepTimeout(BaseException):

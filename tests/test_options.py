@@ -115,6 +115,10 @@ def test_the_real_rows_at_their_defaults_leave_the_key_as_it_was(tmp_path):
     recipe = runs.get_recipe("paper", "casme2", "5class")
     config = RunConfig(dataset="casme2", root=str(tmp_path), task="5class", preset="tiny", device="cpu")
     identity = runs.request_identity(config, recipe, "cpu", "<data>")
-    assert not {row.name for row in OPTIONS} & set(identity)
+    assert {row.name for row in OPTIONS} & set(identity) == {"image_size"}  # always keyed, resolved, as before
+    assert identity["image_size"] == 64  # the tiny preset's
+    bigger = runs.request_identity(RunConfig(dataset="casme2", root=str(tmp_path), task="5class", preset="tiny",
+                                             device="cpu", image_size=32), recipe, "cpu", "<data>")
+    assert bigger["image_size"] == 32 and bigger["crop_size"] == 32  # the crops follow the input size
     assert set(identity["recipe"]) >= {"epochs", "batch_size", "precision"}  # keyed always, inside the recipe
     assert not {"loss", "sampling"} & set(identity["recipe"])  # keyed only when not the recipe's

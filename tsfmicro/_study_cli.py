@@ -106,7 +106,8 @@ def run_plan(args: argparse.Namespace) -> int:
     table = study.plan()
     device = study.params["device"]
     device_type = device if device != "auto" else "cpu"
-    basis = [planning.throughput_basis(device_type, preset, precision)
+    image_size = study.params.get("image_size")  # the network's input side for every run (None: the preset's)
+    basis = [planning.throughput_basis(device_type, preset, precision, image_size)
              for preset, precision in sorted(set(zip(table["preset"], table["precision"])))]
     if args.json:
         rows = json.loads(table.to_json(orient="records"))

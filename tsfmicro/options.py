@@ -37,7 +37,7 @@ RECIPE = "the recipe's"  # RunConfig holds None: the recipe's value (tsfmicro.en
 OWNERS = ("model", "recipe", "data", "split")
 # How an option enters a run key
 NOT_DEFAULT = "when not default"  # only when it differs from its (resolved) default
-ALWAYS = "always"  # every key holds it (inside the recipe)
+ALWAYS = "always"  # every key holds it (a recipe option inside the recipe; image_size resolved)
 BY_SPLIT = "by the split"  # tsfmicro.engine.runs.request_identity: the split a request uses, its test dataset
 ARCH = "arch"  # the option that picks the network (tsfmicro.model.registry)
 
@@ -87,6 +87,10 @@ OPTIONS: list[Option] = [
            "fp32 (the recipes' default, as the authors) or bf16 (autocast speed mode; the attention's decay and "
            "rotary stay fp32)", choices="tsfmicro.engine.recipes:PRECISIONS", key=ALWAYS, variant=False,
            params=True),
+    Option("image_size", "model", PRESET,
+           "the network's input side in pixels, a multiple of 16 (default: the preset's, paper 224, tiny 64); the "
+           "face crops are cached at this size unless crop_size says otherwise", type=int, key=ALWAYS,
+           variant=False, params=True),
     Option("rotary", "model", PRESET,
            "rotary position encoding: flat (the presets', the authors') or axial (our option)",
            choices="tsfmicro.model.retention:ROTARY", params=True),

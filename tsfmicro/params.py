@@ -68,7 +68,7 @@ COMPOSITE = ("megc2019", "3class")  # the composite chapter's dataset and task (
 REPLACED_MAPPINGS = ("datasets",)  # replaced whole by an override, so it can narrow the plan
 DATA_SOURCES = ("synthetic", "real")
 # Optional numbers: null (the default) or a positive integer.
-POSITIVE_OR_NULL = ("epochs", "batch_size", "cpu_threads", "crop_size", "checkpoint_every")
+POSITIVE_OR_NULL = ("epochs", "batch_size", "image_size", "cpu_threads", "crop_size", "checkpoint_every")
 FLAGS = ("frame_reselection", "progress")
 
 
@@ -359,10 +359,12 @@ class Params:
 
     @property
     def crop_size(self) -> int:
-        """Size of the cached face crops: the parameter, else the model preset's input size
-        (the engine's default, so notebooks and training share one cache)."""
+        """Size of the cached face crops: the parameter, else the network's input size (``image_size``,
+        else the preset's: the engine's default, so notebooks and training share one cache)."""
         if self.params.get("crop_size"):
             return int(self.params["crop_size"])
+        if self.params.get("image_size"):
+            return int(self.params["image_size"])
         from tsfmicro.model import PRESETS
 
         return PRESETS[self.params["preset"]].image_size

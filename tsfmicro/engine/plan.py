@@ -113,28 +113,31 @@ COLUMNS = ["dataset", "task", "fusion", "options", "preset", "recipe", "precisio
 
 
 def forward_flops(preset: str, fusion: str, num_classes: int, temporal_branch: str | None = None,
-                  arch: str = "tsfmicro") -> int:
-    """Forward FLOPs per clip of one network (``temporal_branch``: None = the preset's). Counted once
-    per network, preset, fusion and temporal branch: the number of classes only changes the last
-    Linear layer (``model.classifier``, the model contract: hidden -> classes, 2 x hidden FLOPs a class)."""
-    counted, hidden, counted_classes = _counted_flops(preset, fusion, temporal_branch, arch=arch)
+                  arch: str = "tsfmicro", image_size: int | None = None) -> int:
+    """Forward FLOPs per clip of one network (``temporal_branch``, ``image_size``: None = the preset's).
+    Counted once per network, preset, fusion, temporal branch and input size: the number of classes
+    only changes the last Linear layer (``model.classifier``, the model contract: hidden -> classes,
+    2 x hidden FLOPs a class)."""
+    counted, hidden, counted_classes = _counted_flops(preset, fusion, temporal_branch, arch=arch,
+                                                      image_size=image_size)
     return counted + 2 * hidden * (num_classes - counted_classes)
 
 
 @functools.lru_cache(maxsize=None)
 def _counted_flops(preset: str, fusion: str, temporal_branch: str | None = None,
-                   num_classes: int = 5, arch: str = "tsfmicro") -> tuple[int, int, int]:
+                   num_classes: int = 5, arch: str = "tsfmicro", image_size: int | None = None) -> tuple[int, int, int]:
     from tsfmicro.model import count_flops, model_from_config
 
-    model = model_from_config({"arch": arch, "preset": preset, "fusion": fusion, "temporal_branch": temporal_branch},
-                              num_classes)
+    model = model_from_config({"arch": arch, "preset": preset, "fusion": fusion, "temporal_branch": temporal_branch,
+                               "image_size": image_size}, num_classes)
     return count_flops(model), model.classifier.in_features, num_classes
 
 
 def compute_flops(preset: str, fusion: str, num_classes: int, epochs: int, train_clips: list[int],
-                  test_clips: list[int], temporal_branch: str | None = None, arch: str = "tsfmicro") -> float:
+                  test_clips: list[int], temporal_branch: str | None = None, arch: str = "tsfmicro",
+                  image_size: int | None = None) -> float:
     """Training (3 x forward per training clip) plus scoring (1 x forward per test clip), every epoch."""
-    forward = forward_flops(preset, fusion, num_classes, temporal_branch, arch)
+    forward = forward_flops(preset, fusion, num_classes, temporal_branch, arch, image_size)
     return float(epochs) * forward * (3 * sum(train_clips) + sum(test_clips))
 
 
@@ -144,37 +147,47 @@ def _read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(line for line in handle if not line.startswith("#")))
 
 
-def measured_throughput(device_type: str, preset: str, precision: str = "fp32") -> dict | None:
-    """The measured training throughput of ``preset`` in ``precision`` on ``device_type``
-    (throughput.csv), or None."""
+def measured_throughput(device_type: str, preset: str, precision: str = "fp32",
+                        image_size: int | None = None) -> dict | None:
+    """The measured training throughput of ``preset`` in ``precision`` on ``device_type`` at input
+    side ``image_size`` (None: the preset's; a row's empty ``image_size`` is the preset's), from
+    throughput.csv, or None. Sizes are not converted into one another: a small network's steps cost
+    mostly fixed overhead, so FLOPs would promise a speed-up that is not there."""
+    from tsfmicro.model import PRESETS
+
     if not THROUGHPUT_FILE.exists():
         return None
+    default = PRESETS[preset].image_size if preset in PRESETS else None
+    wanted = image_size or default
     rows = [row for row in _read_csv(THROUGHPUT_FILE)
-            if (row["device_type"], row["preset"], row["precision"]) == (device_type, preset, precision)]
+            if (row["device_type"], row["preset"], row["precision"]) == (device_type, preset, precision)
+            and (int(row["image_size"]) if row.get("image_size") else default) == wanted]
     return rows[-1] if rows else None  # the latest measurement
 
 
 def estimate_seconds(device_type: str, preset: str, precision: str, fusion: str, num_classes: int, epochs: int,
                      train_clips: list[int], test_clips: list[int], temporal_branch: str | None = None,
-                     arch: str = "tsfmicro") -> float | None:
+                     arch: str = "tsfmicro", image_size: int | None = None) -> float | None:
     """Seconds at the measured throughput (training clips per second of the T-S late network,
     scaled by this network's FLOPs: its fusion and temporal branch); None when this device type,
     preset and precision were never measured."""
-    measured = measured_throughput(device_type, preset, precision)
+    measured = measured_throughput(device_type, preset, precision, image_size)
     if measured is None:
         return None
-    flops_per_second = float(measured["train_clips_per_s"]) * 3 * forward_flops(preset, "ts_late", num_classes)
+    flops_per_second = (float(measured["train_clips_per_s"]) * 3
+                        * forward_flops(preset, "ts_late", num_classes, image_size=image_size))
     return compute_flops(preset, fusion, num_classes, epochs, train_clips, test_clips,
-                         temporal_branch, arch) / flops_per_second
+                         temporal_branch, arch, image_size) / flops_per_second
 
 
-def throughput_basis(device_type: str, preset: str, precision: str = "fp32") -> str:
+def throughput_basis(device_type: str, preset: str, precision: str = "fp32", image_size: int | None = None) -> str:
     """One line saying what the time estimate of ``preset`` in ``precision`` on ``device_type`` rests on."""
-    measured = measured_throughput(device_type, preset, precision)
+    measured = measured_throughput(device_type, preset, precision, image_size)
+    size = f", {image_size} px" if image_size else ""
     if measured is None:
-        return (f"{device_type}, {preset}, {precision}: unknown (no measurement for this device type, preset "
-                "and precision; bench/bench_run.py measures it)")
-    return (f"{device_type}, {preset}, {precision}: {float(measured['train_clips_per_s']):.3g} training clips/s "
+        return (f"{device_type}, {preset}{size}, {precision}: unknown (no measurement for this device type, preset, "
+                "input size and precision; bench/bench_run.py measures it)")
+    return (f"{device_type}, {preset}{size}, {precision}: {float(measured['train_clips_per_s']):.3g} training clips/s "
             f"({measured['threads']} thread(s), {measured['machine']}, {measured['measured']}, {measured['source']})")
 
 
@@ -189,7 +202,7 @@ def unit_row(unit: UnitPlan) -> dict:
     test_clips = [len(f.test_index) for f in unit.folds]
     row = cost_row(config.dataset, config.task, config.fusion, config.preset, config.recipe, request.recipe.precision,
                    unit.seed, len(request.data.class_names), request.recipe.epochs, train_clips, test_clips,
-                   request.device.type, unit.state(), config.temporal_branch, config.arch)
+                   request.device.type, unit.state(), config.temporal_branch, config.arch, config.image_size)
     row["options"] = options_text(config)
     row["folds_done"] = len(unit.done_folds())
     if unit.finished:
@@ -239,12 +252,13 @@ def published_row(config: RunConfig, seed: int, device_type: str) -> dict:
                         batch_size=config.batch_size, precision=config.precision)
     return cost_row(config.dataset, config.task, config.fusion, config.preset, config.recipe, recipe.precision,
                     seed, len(class_names(config.dataset, config.task)), recipe.epochs, train, test, device_type,
-                    STATE_NO_DATA, config.temporal_branch, config.arch) | {"options": options_text(config)}
+                    STATE_NO_DATA, config.temporal_branch, config.arch, config.image_size) | {"options": options_text(config)}
 
 
 def cost_row(dataset: str, task: str, fusion: str, preset: str, recipe: str, precision: str, seed: int,
              num_classes: int, epochs: int, train_clips: list[int], test_clips: list[int], device_type: str,
-             state: str, temporal_branch: str | None = None, arch: str = "tsfmicro") -> dict:
+             state: str, temporal_branch: str | None = None, arch: str = "tsfmicro",
+             image_size: int | None = None) -> dict:
     """A plan row from fold sizes (also used with published dataset sizes when the data is missing)."""
     return {
         "dataset": dataset, "task": task, "fusion": fusion, "options": "", "preset": preset, "recipe": recipe,
@@ -253,9 +267,9 @@ def cost_row(dataset: str, task: str, fusion: str, preset: str, recipe: str, pre
         "train_clips_per_fold": round(sum(train_clips) / max(len(train_clips), 1), 1),
         "epochs": epochs,
         "tflops": compute_flops(preset, fusion, num_classes, epochs, train_clips, test_clips, temporal_branch,
-                                arch) / 1e12,
+                                arch, image_size) / 1e12,
         "estimated_seconds": estimate_seconds(device_type, preset, precision, fusion, num_classes, epochs,
-                                              train_clips, test_clips, temporal_branch, arch),
+                                              train_clips, test_clips, temporal_branch, arch, image_size),
         "state": state, "folds_done": 0, "trained_seconds": None, "device": None, "executor": None,
         "started": None, "finished": None,
     }

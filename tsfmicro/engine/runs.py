@@ -161,6 +161,8 @@ def validate(config: RunConfig) -> None:
         raise FileNotFoundError(f"dataset root {config.root} does not exist")
     if config.epochs is not None and config.epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {config.epochs}")
+    if config.image_size is not None and (config.image_size < 16 or config.image_size % 16):
+        raise ValueError(f"image_size must be a positive multiple of 16 (the network's stride), got {config.image_size}")
 
 
 def _validate_cross_dataset(config: RunConfig) -> None:
@@ -271,7 +273,7 @@ def resolve_request(config: RunConfig, progress: bool, device: torch.device | No
 
     validate(config)
     device = device if device is not None else resolve_device(config.device)
-    image_size = PRESETS[config.preset].image_size
+    image_size = input_size(config)
     crop_size = config.crop_size or image_size
     prepared = {} if prepared is None else prepared
 
@@ -306,9 +308,7 @@ def request_identity(config: RunConfig, recipe, device_type: str, data_cache_key
     (``tsfmicro.engine.recipes.Recipe``), the training device's type and the prepared data's
     cache keys. Options enter only when they differ from the default, so keys made before an
     option existed hold (tests/fixtures/run_keys.json pins the keys of both parameters files)."""
-    from tsfmicro.model import PRESETS
-
-    image_size = PRESETS[config.preset].image_size
+    image_size = input_size(config)
     identity = {
         "engine_version": ENGINE_VERSION,
         "dataset": config.dataset,
@@ -334,6 +334,14 @@ def request_identity(config: RunConfig, recipe, device_type: str, data_cache_key
         identity["test_dataset"] = config.test_dataset
         identity["test_data_cache_key"] = test_data_cache_key
     return identity
+
+
+def input_size(config: RunConfig) -> int:
+    """The network's input side: the ``image_size`` option, else the preset's. Always in the key,
+    resolved (``image_size``), as it was before the option existed, so earlier keys hold."""
+    from tsfmicro.model import PRESETS
+
+    return config.image_size or PRESETS[config.preset].image_size
 
 
 def option_default(row, config: RunConfig):
