@@ -526,8 +526,9 @@ def attention_grid(panels: list[dict], label: str) -> plt.Figure:
 # ------------------------------------------------------------------------- annotation sensitivity
 def shift_curves(scores: pd.DataFrame, label: str, chance: float | None = None) -> plt.Figure:
     """UF1 and UAR against the shift of the apex (left) and of the onset (right), with their
-    subject-bootstrap 95 % intervals (``scores``: tsfmicro.sensitivity.shift_scores); each tick
-    says the median number of frames the shift moved the clips."""
+    subject-bootstrap 95 % intervals (``scores``: tsfmicro.sensitivity.shift_scores, the shown
+    shifts: tsfmicro.sensitivity.moved_shifts); each tick says the median number of frames the
+    shift moved the clips and how many clips it moved."""
     kinds = list(dict.fromkeys(scores["kind"]))
     fig, axes = plt.subplots(1, len(kinds), figsize=(5.2 * len(kinds), 3.8), squeeze=False, sharey=True)
     colours = sns.color_palette(PALETTE, 2)
@@ -544,9 +545,10 @@ def shift_curves(scores: pd.DataFrame, label: str, chance: float | None = None) 
         if chance is not None:
             ax.axhline(100 * chance, ls="--", color="#888888", lw=1, label="chance (UAR)")
         ax.set_xticks(positions)
-        ax.set_xticklabels([f"{p:+g}\n{m:g} fr" if p else "0\nannotated"
-                            for p, m in zip(part["percent"], part["median_frames_moved"])], fontsize=8)
-        ax.set_xlabel(f"{kind} moved (% of onset–offset; median frames)")
+        ax.set_xticklabels([f"{p:+g}\n{m:g} fr\n{k}/{n} clips" if p else "0\nannotated"
+                            for p, m, k, n in zip(part["percent"], part["median_frames_moved"], part["clips_moved"],
+                                                  part["clips"])], fontsize=8)
+        ax.set_xlabel(f"{kind} moved (% of onset–offset; median frames; clips moved)")
         ax.set_title(f"{kind} shifts")
         ax.set_ylabel("% (95 % subject bootstrap)")
         ax.set_ylim(0, 105)

@@ -20,8 +20,10 @@ def planted_table() -> pd.DataFrame:
     what is planted, what a correct pipeline shows, and why."""
     from tsfmicro.data.synthetic import PLANTED
 
-    named = {chapter.name: f"{chapter.notebook[:2]} {chapter.title}" for chapter in chapters()}
-    return pd.DataFrame([{"chapter": ", ".join(named[name] for name in row["chapters"]),
+    def named(names) -> str:  # in book order
+        return ", ".join(f"{c.notebook[:2]} {c.title}" for c in chapters() if c.name in names)
+
+    return pd.DataFrame([{"chapter": named(row["chapters"]),
                           "planted": row["planted"], "expected": row["expected"], "why": row["why"]}
                          for row in PLANTED])
 
