@@ -122,7 +122,7 @@ def truths_caption(planted: list[dict], synthetic: bool, any_truths: bool = True
         return "Nothing is planted for this chapter (tsfmicro.data.synthetic.PLANTED has no row for it)."
     what = "; ".join(row["planted"] for row in planted)
     if not any_truths:
-        return f"Planted: {what}. This page measures nothing it could be checked against."
+        return f"Planted: {what}. These parameters give this page nothing to check it against."
     return (f"Planted (tsfmicro.data.synthetic.PLANTED): {what}. Recovered: yes or no only where the "
             f"interval decides it; 'not decided' says why.")
 
