@@ -75,8 +75,10 @@ def test_every_page_reads_its_planted_rows_by_registry_name():
     assert named == set(chapters.CHAPTERS) - {"compute"}
     assert page("compute", {}).truths() == [] and page("compute", {}).truths_caption().startswith("Nothing is planted")
     table = datasets.planted_table()
-    assert table.chapter.iloc[0] == "01 Main results, 03 Confusion matrices, 05 MEGC2019 composite"
+    assert table.chapter.iloc[0] == "01 Main results, 02 Fusion ablation, 03 Confusion matrices, 05 MEGC2019 composite"
     assert "00 Datasets, 09 Class imbalance" in list(table.chapter)  # book order, from the registry
+    caption = page("ablation", {}).truths_caption()  # both rows it checks: spatial_only at chance, no ranking
+    assert "the class is only in the onset -> apex movement" in caption and "nothing about which variant" in caption
 
 
 def test_each_notebook_shows_the_truths_table_right_after_its_setup_cell():
@@ -147,6 +149,7 @@ def test_temporal_branch_variants_above_chance_and_pairs_without_a_planted_truth
     truths = built.truths()
     assert [t.recovered for t in truths] == [True, False, None]
     assert truths[2].expected.startswith("no truth planted") and "nothing is planted" in truths[2].note
+    assert "goal" not in truths[0].note  # the demo's 80 % goal is the main results' (ts_late), not every variant's
     assert page("temporal_branch", {}, section).truths() == []
 
 
@@ -214,6 +217,11 @@ def test_plain_cross_entropy_under_recalls_the_rarest_class_each_way():
 
     assert truth(0.1).recovered is True
     assert truth(0.8).recovered is None and "overlap" in truth(0.8).note
+    subjects, true = np.repeat([f"s{k}" for k in range(8)], 9), np.tile([0, 0, 0, 0, 1, 1, 1, 1, 2], 8)
+    one = run_from(pd.concat([frame(s, subjects, true, np.full(72, 2)) for s in (0, 1)], ignore_index=True))
+    flat = imbalance.rare_versus_largest_truth(report.class_recall({(*KEY, "cross_entropy"): one}, "option"), *KEY,
+                                               "cross_entropy")
+    assert flat.recovered is None and "degenerate" in flat.note  # it "recalls" the rare class fully, by predicting it only
     built = page("imbalance", {(*KEY, "cross_entropy"): imbalanced(0.1),
                                (*KEY, "weighted_cross_entropy"): imbalanced(0.9, seed_offset=7)},
                  {"tasks": ("casme2/3class",), "options": ("cross_entropy", "weighted_cross_entropy"), "seeds": None})

@@ -101,6 +101,8 @@ class AblationPage(ScoresPage):
         """Planted: the class is only in the movement, so the spatial branch alone (onset only)
         is at chance and T-S late is above it (paired); nothing about which motion-using variant
         is best: those pairs are shown as "no truth planted"."""
+        if not self.runs:
+            return []
         scores, chance = self.scores, 1 / self.classes
         uar = scores[(scores.protocol == "fixed") & (scores.metric == "uar")].set_index("fusion")
         truths = []

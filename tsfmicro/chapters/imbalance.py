@@ -173,7 +173,9 @@ def rare_versus_largest_truth(recall: pd.DataFrame, dataset: str, task: str, ref
     rare, large = recall.loc[recall["support"].idxmin()], recall.loc[recall["support"].idxmax()]
     measured = (f"{rare['class_name']} ({rare['support']} clips) {report.format_row(rare)} %, "
                 f"{large['class_name']} ({large['support']} clips) {report.format_row(large)} %")
-    if rare["high"] < large["low"]:
+    if rare.get("flag", ""):  # a one-class model recalls its one class fully and no other
+        recovered, note = None, f"not decided: a degenerate model ({rare['flag']})"
+    elif rare["high"] < large["low"]:
         recovered, note = True, "the intervals do not overlap"
     elif rare["low"] > large["high"]:
         recovered, note = False, "the rarest class's interval lies above the largest's"
@@ -181,7 +183,7 @@ def rare_versus_largest_truth(recall: pd.DataFrame, dataset: str, task: str, ref
         recovered, note = None, "not decided: the two intervals overlap (different clips, so no paired test)"
     return Truth(truth=f"{dataset} {task}, {reference}: rarest class recalled less than the largest",
                  expected="rarest class's recall below the largest's", measured=measured, recovered=recovered,
-                 note=f"{note} ({rare['interval']})")
+                 note=note if rare.get("flag", "") else f"{note} ({rare['interval']})")
 
 
 def rare_recall_truth(reference: Run, option: Run, name: str, reference_name: str, dataset: str,
