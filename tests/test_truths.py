@@ -315,3 +315,20 @@ def test_shifts_that_move_no_clip_are_left_out_and_named_with_the_reason():
     assert text == ("Left out of the table and figure: the onset shifts -25 %, -10 % moved none of the 40 clips "
                     "(an onset moved earlier is clamped back to the clip's first frame, which is the onset).")
     assert annotation.sensitivity.left_out_sentence(shown) == ""
+
+
+def test_the_truths_cell_shows_the_table_as_beyond_the_paper_or_the_caption_alone(capsys):
+    from tsfmicro import plots
+
+    frame = chapters.truths_table([Truth("a", "b", "c", True, "d")])
+    previous = plots._EXHIBITS
+    try:
+        plots.number_exhibits(1, "the paper's main results table", "make book")
+        styled = plots.truths(frame, "Planted: X.", "data: SYNTHETIC")
+        caption = styled.caption
+        assert "Table 1.1</b> Planted: X." in caption and "beyond the paper (planted vs recovered)" in caption
+        assert "re-derives the paper's main results table" not in caption
+        assert plots.truths(frame.iloc[:0], "Nothing is planted for this chapter.", "data: SYNTHETIC") is None
+        assert capsys.readouterr().out == "Nothing is planted for this chapter.\n"
+    finally:
+        plots._EXHIBITS = previous

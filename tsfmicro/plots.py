@@ -139,11 +139,12 @@ def footer(fig: plt.Figure, label: str) -> plt.Figure:
 
 
 def table(frame: pd.DataFrame, label: str, caption: str = "", percent: Sequence[str] = (),
-          digits: int = 1, compact: bool = True):
+          digits: int = 1, compact: bool = True, paper: str | None = None):
     """A pandas Styler for the book: ``caption``, then the ``label`` line (data, protocol,
     seeds). Columns in ``percent`` are fractions shown as percent; missing values show as
     "n/a"; a "mean [low, high]" cell shows its interval small, under the mean. With
-    ``compact``, columns holding one value for every row move into the caption."""
+    ``compact``, columns holding one value for every row move into the caption. ``paper``: what
+    the table re-derives when not the chapter's (its numbered caption says so)."""
     frame = frame.copy()
     constant = []
     if compact and len(frame) > 1:
@@ -160,7 +161,7 @@ def table(frame: pd.DataFrame, label: str, caption: str = "", percent: Sequence[
     styler = styler.relabel_index([f"{c} %" if c in percent else str(c) for c in frame.columns],
                                   axis="columns")
     if _EXHIBITS is not None:
-        caption = _EXHIBITS.caption("Table", caption)
+        caption = _EXHIBITS.caption("Table", caption, paper)
     lines = [caption] if caption else []
     if fixed_text:
         lines.append(fixed_text)
@@ -170,6 +171,18 @@ def table(frame: pd.DataFrame, label: str, caption: str = "", percent: Sequence[
         {"selector": "td", "props": "padding: 2px 8px; vertical-align: top;"},
         {"selector": "th", "props": "padding: 2px 8px;"},
     ])
+
+
+TRUTHS_SOURCE = "beyond the paper (planted vs recovered)"
+
+
+def truths(frame: pd.DataFrame, caption: str, label: str):
+    """A page's planted-vs-recovered table (tsfmicro.chapters.Page.truths_table) under its one-line
+    ``caption``, or the caption alone when the page has no truth to show."""
+    if not len(frame):
+        print(caption)
+        return None
+    return table(frame, label, caption, compact=False, paper=TRUTHS_SOURCE)
 
 
 def _interval_cell(value) -> str:
