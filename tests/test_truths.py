@@ -67,6 +67,7 @@ def test_a_page_on_real_data_shows_the_same_measurements_without_planted_columns
     assert list(real.columns) == ["measurement", "measured", "note"] and len(real) == len(synthetic) == 2
     assert list(real["measured"]) == list(synthetic["measured"])
     assert page("main_results", runs, source="CASME II").truths_caption().startswith("Real data")
+    assert "goal" in synthetic["note"].iloc[0] and not real["note"].str.contains("goal").any()  # the demo's goal
 
 
 def test_every_page_reads_its_planted_rows_by_registry_name():
