@@ -139,11 +139,12 @@ def footer(fig: plt.Figure, label: str) -> plt.Figure:
 
 
 def table(frame: pd.DataFrame, label: str, caption: str = "", percent: Sequence[str] = (),
-          digits: int = 1, compact: bool = True):
+          digits: int = 1, compact: bool = True, paper: str | None = None):
     """A pandas Styler for the book: ``caption``, then the ``label`` line (data, protocol,
     seeds). Columns in ``percent`` are fractions shown as percent; missing values show as
     "n/a"; a "mean [low, high]" cell shows its interval small, under the mean. With
-    ``compact``, columns holding one value for every row move into the caption."""
+    ``compact``, columns holding one value for every row move into the caption. ``paper``: what
+    the table re-derives when not the chapter's (its numbered caption says so)."""
     frame = frame.copy()
     constant = []
     if compact and len(frame) > 1:
@@ -160,7 +161,7 @@ def table(frame: pd.DataFrame, label: str, caption: str = "", percent: Sequence[
     styler = styler.relabel_index([f"{c} %" if c in percent else str(c) for c in frame.columns],
                                   axis="columns")
     if _EXHIBITS is not None:
-        caption = _EXHIBITS.caption("Table", caption)
+        caption = _EXHIBITS.caption("Table", caption, paper)
     lines = [caption] if caption else []
     if fixed_text:
         lines.append(fixed_text)
@@ -170,6 +171,18 @@ def table(frame: pd.DataFrame, label: str, caption: str = "", percent: Sequence[
         {"selector": "td", "props": "padding: 2px 8px; vertical-align: top;"},
         {"selector": "th", "props": "padding: 2px 8px;"},
     ])
+
+
+TRUTHS_SOURCE = "beyond the paper (planted vs recovered)"
+
+
+def truths(frame: pd.DataFrame, caption: str, label: str):
+    """A page's planted-vs-recovered table (tsfmicro.chapters.Page.truths_table) under its one-line
+    ``caption``, or the caption alone when the page has no truth to show."""
+    if not len(frame):
+        print(caption)
+        return None
+    return table(frame, label, caption, compact=False, paper=TRUTHS_SOURCE)
 
 
 def _interval_cell(value) -> str:
@@ -526,8 +539,9 @@ def attention_grid(panels: list[dict], label: str) -> plt.Figure:
 # ------------------------------------------------------------------------- annotation sensitivity
 def shift_curves(scores: pd.DataFrame, label: str, chance: float | None = None) -> plt.Figure:
     """UF1 and UAR against the shift of the apex (left) and of the onset (right), with their
-    subject-bootstrap 95 % intervals (``scores``: tsfmicro.sensitivity.shift_scores); each tick
-    says the median number of frames the shift moved the clips."""
+    subject-bootstrap 95 % intervals (``scores``: tsfmicro.sensitivity.shift_scores, the shown
+    shifts: tsfmicro.sensitivity.moved_shifts); each tick says the median number of frames the
+    shift moved the clips and how many clips it moved."""
     kinds = list(dict.fromkeys(scores["kind"]))
     fig, axes = plt.subplots(1, len(kinds), figsize=(5.2 * len(kinds), 3.8), squeeze=False, sharey=True)
     colours = sns.color_palette(PALETTE, 2)
@@ -544,9 +558,10 @@ def shift_curves(scores: pd.DataFrame, label: str, chance: float | None = None) 
         if chance is not None:
             ax.axhline(100 * chance, ls="--", color="#888888", lw=1, label="chance (UAR)")
         ax.set_xticks(positions)
-        ax.set_xticklabels([f"{p:+g}\n{m:g} fr" if p else "0\nannotated"
-                            for p, m in zip(part["percent"], part["median_frames_moved"])], fontsize=8)
-        ax.set_xlabel(f"{kind} moved (% of onset–offset; median frames)")
+        ax.set_xticklabels([f"{p:+g}\n{m:g} fr\n{k}/{n} clips" if p else "0\nannotated"
+                            for p, m, k, n in zip(part["percent"], part["median_frames_moved"], part["clips_moved"],
+                                                  part["clips"])], fontsize=8)
+        ax.set_xlabel(f"{kind} moved (% of onset–offset; median frames; clips moved)")
         ax.set_title(f"{kind} shifts")
         ax.set_ylabel("% (95 % subject bootstrap)")
         ax.set_ylim(0, 105)

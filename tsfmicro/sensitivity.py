@@ -79,6 +79,39 @@ def shift_scores(predictions: pd.DataFrame, num_classes: int, resamples: int = 1
     return pd.DataFrame(rows)
 
 
+def moved_shifts(scores: pd.DataFrame) -> pd.DataFrame:
+    """The rows of :func:`shift_scores` worth showing: shift 0 and every shift that moved at
+    least one clip (a shift that moves none repeats shift 0 and would read as "no effect")."""
+    return scores[(scores["percent"] == 0) | (scores["clips_moved"] > 0)].reset_index(drop=True)
+
+
+def left_out_shifts(scores: pd.DataFrame) -> pd.DataFrame:
+    """The rows of :func:`shift_scores` that moved no clip (left out of the table and figure)."""
+    return scores[(scores["percent"] != 0) & (scores["clips_moved"] == 0)].reset_index(drop=True)
+
+
+def _clamped_because(kind: str, percent: float) -> str:
+    if kind == "onset" and percent < 0:
+        return "an onset moved earlier is clamped back to the clip's first frame, which is the onset"
+    if kind == "apex" and percent > 0:
+        return "an apex moved later is clamped to the offset, where these clips' apex already is"
+    return "every moved frame was clamped back to the annotated one"
+
+
+def left_out_sentence(scores: pd.DataFrame) -> str:
+    """Which shifts moved no clip and why, in words ("" when every shift moved a clip)."""
+    parts = []
+    left_out = left_out_shifts(scores)
+    for _, rows in left_out.groupby([left_out["kind"], left_out["percent"] < 0], sort=False):
+        kind = rows["kind"].iloc[0]
+        listed = ", ".join(f"{p:+g} %" for p in rows["percent"])
+        parts.append(f"the {kind} shift{'s' if len(rows) > 1 else ''} {listed} moved none of the "
+                     f"{int(rows['clips'].iloc[0])} clips ({_clamped_because(kind, rows['percent'].iloc[0])})")
+    if not parts:
+        return ""
+    return "Left out of the table and figure: " + "; ".join(parts) + "."
+
+
 def shift_sentence(scores: pd.DataFrame, dataset: str, task: str) -> str:
     """The conclusion of the shift experiment, from its numbers."""
     sentences = []

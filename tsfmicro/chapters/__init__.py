@@ -77,6 +77,56 @@ def sectioned() -> list[Chapter]:
     return [chapter for chapter in chapters() if chapter.section is not None]
 
 
+@dataclass(frozen=True)
+class Truth:
+    """One planted truth of a chapter against what its page measured.
+
+    ``truth``: what is checked, in words that also name the measurement (on real data only this,
+    ``measured`` and ``note`` are shown); ``expected``: the planted direction and size;
+    ``measured``: the page's own number with its interval; ``recovered``: True / False when the
+    interval decides it (it excludes "no effect", or the planted value), None when the data cannot
+    decide (``note`` says why) or nothing is planted; ``note``: how it was decided, or why not."""
+
+    truth: str
+    expected: str
+    measured: str
+    recovered: bool | None
+    note: str = ""
+
+
+RECOVERED = {True: "yes", False: "no", None: "not decided"}
+TRUTH_COLUMNS = ("truth", "expected", "measured", "recovered", "note")
+MEASURED_COLUMNS = ("measurement", "measured", "note")
+
+
+def truths_table(truths: list[Truth], synthetic: bool = True):
+    """One row per truth: truth, expected, measured, recovered (yes / no / not decided), note; on
+    real data (``synthetic`` false) nothing is planted: measurement, measured, note only."""
+    import pandas as pd
+
+    if synthetic:
+        rows = [{"truth": t.truth, "expected": t.expected, "measured": t.measured,
+                 "recovered": RECOVERED[t.recovered], "note": t.note} for t in truths]
+        return pd.DataFrame(rows, columns=list(TRUTH_COLUMNS))
+    rows = [{"measurement": t.truth, "measured": t.measured, "note": t.note} for t in truths]
+    return pd.DataFrame(rows, columns=list(MEASURED_COLUMNS))
+
+
+def truths_caption(planted: list[dict], synthetic: bool, any_truths: bool = True) -> str:
+    """One line above the truths table: what is planted for the chapter (PLANTED) and how
+    "recovered" is decided; on real data, that only measurements are shown."""
+    if not synthetic:
+        return ("Real data: nothing is planted, so this table shows only what the page measures "
+                "(the synthetic demo compares the same measurements with known answers).")
+    if not planted:
+        return "Nothing is planted for this chapter (tsfmicro.data.synthetic.PLANTED has no row for it)."
+    what = "; ".join(row["planted"] for row in planted)
+    if not any_truths:
+        return f"Planted: {what}. These parameters give this page nothing to check it against."
+    return (f"Planted (tsfmicro.data.synthetic.PLANTED): {what}. Recovered: yes or no only where the "
+            f"interval decides it; 'not decided' says why.")
+
+
 class Page:
     """What a chapter's notebook reads (``study.chapter(name)``). Everything is computed when
     first asked for and kept, so a notebook asks for what it shows in the order it shows it
@@ -111,6 +161,40 @@ class Page:
         """key -> finished run (tsfmicro.results.Run; trained now when missing)."""
         return {key: self.study.planned(run) for key, run in self.planned.items()}
 
+    # ------------------------------------------------------------------ planted vs recovered
+    @property
+    def synthetic(self) -> bool:
+        """Whether the page's data is synthetic (truths planted) or real (only measurements)."""
+        from tsfmicro.params import SYNTHETIC
+
+        return self.study.source == SYNTHETIC
+
+    @property
+    def planted_rows(self) -> list[dict]:
+        """The rows of tsfmicro.data.synthetic.PLANTED that name this chapter (by registry name)."""
+        from tsfmicro.data.synthetic import PLANTED
+
+        return [row for row in PLANTED if self.chapter.name in row["chapters"]]
+
+    def truths(self) -> list["Truth"]:
+        """This page's planted truths, each with what the page measured and whether it was
+        recovered (a chapter module overrides it; none by default)."""
+        return []
+
+    def truths_table(self):
+        """:meth:`truths` for display (:func:`truths_table`): on real data without the planted
+        columns."""
+        return truths_table(self.computed_truths, self.synthetic)
+
+    def truths_caption(self) -> str:
+        """The one-line caption of :meth:`truths_table`."""
+        return truths_caption(self.planted_rows, self.synthetic, bool(self.computed_truths))
+
+    @functools.cached_property
+    def computed_truths(self) -> list["Truth"]:
+        """:meth:`truths`, computed once (the table and its caption both read it)."""
+        return list(self.truths())
+
 
 
 class ScoresPage(Page):
@@ -143,4 +227,4 @@ def _register_builtin() -> None:
 
 _register_builtin()
 
-__all__ = ["Chapter", "Page", "CHAPTERS", "register", "unregister", "chapters", "get", "notebooks", "sectioned"]
+__all__ = ["Chapter", "Page", "Truth", "truths_table", "truths_caption", "CHAPTERS", "register", "unregister", "chapters", "get", "notebooks", "sectioned"]

@@ -6,7 +6,7 @@ import functools
 from dataclasses import dataclass
 
 from tsfmicro import report, reported
-from tsfmicro.chapters import Chapter, ScoresPage, register
+from tsfmicro.chapters import Chapter, ScoresPage, Truth, register
 from tsfmicro.sections import OnMainResultsTask, PlannedRun, names, seeds, setting
 
 
@@ -97,10 +97,67 @@ class AblationPage(ScoresPage):
                     for fusion, row in flagged.iterrows()]
         return " ".join(summary)
 
+    def truths(self) -> list[Truth]:
+        """Planted: the class is only in the movement, so the spatial branch alone (onset only)
+        is at chance and T-S late is above it (paired); nothing about which motion-using variant
+        is best: those pairs are shown as "no truth planted"."""
+        if not self.runs:
+            return []
+        scores, chance = self.scores, 1 / self.classes
+        uar = scores[(scores.protocol == "fixed") & (scores.metric == "uar")].set_index("fusion")
+        truths = []
+        if "spatial_only" in uar.index:
+            truths.append(at_chance_truth(uar.loc["spatial_only"], chance, "spatial_only (onset only)"))
+        for _, row in self.paired.iterrows():
+            truths.append(paired_truth(row, "fusion", "ts_late", planted=row["fusion"] == "spatial_only"))
+        return truths
+
     @functools.cached_property
     def sizes(self):
         """Parameters and FLOPs of every preset and fusion (no training)."""
         return report.model_sizes()
+
+
+# ----------------------------------------------------------------------------- truths
+def at_chance_truth(row, chance: float, what: str) -> Truth:
+    """``what`` (a UAR row of :func:`tsfmicro.report.scores_long`) at chance: recovered when its
+    95 % interval contains chance (1/classes), not when it lies wholly above or below it. UAR,
+    not UF1: any predictor that ignores its input has expected UAR exactly 1/classes (each
+    class's recall is the share of that prediction), while its UF1 depends on the class shares
+    and lies below 1/classes on imbalanced data, so UF1 "at chance" has no one value."""
+    from tsfmicro.chapters.main_results import chance_truth
+
+    above = chance_truth(row, chance, what)  # the same measurement, read the other way
+    flag = row.get("flag", "") or ""
+    contains = row["low"] <= chance <= row["high"]
+    note = (f"the interval ({row['interval']}) {'contains' if contains else 'excludes'} chance"
+            + (f"; {flag}: predicting one class scores exactly chance on UAR" if flag else ""))
+    return Truth(truth=f"{what}: UAR at chance (fixed protocol)",
+                 expected=f"at chance ({100 * chance:.1f} % = 1/{round(1 / chance)}): the onset frame carries no class",
+                 measured=above.measured, recovered=bool(contains), note=note)
+
+
+def paired_truth(row, column: str, reference: str, planted: bool = False) -> Truth:
+    """One row of :func:`tsfmicro.report.paired_differences` (reference minus a variant, UF1,
+    paired bootstrap) as a truth: with ``planted`` (the variant cannot see the movement), the
+    reference must be higher with the interval excluding 0; otherwise nothing is planted about
+    which is better and the row says so, with the paired interval."""
+    from tsfmicro.report import VERDICTS, format_interval
+
+    measured = (f"{reference} − {row[column]}: "
+                + (f"{format_interval(row['difference'], None, None, 1, '+')} points (no spread in "
+                   f"{row['resamples']} resamples)" if row["no_spread"] else
+                   f"{format_interval(row['difference'], row['low'], row['high'], 1, '+')} points"))
+    reading = VERDICTS[row["verdict"]].format(reference=reference)
+    if not planted:
+        return Truth(truth=f"{reference} against {row[column]} (UF1, fixed protocol)",
+                     expected="no truth planted: both see the movement", measured=measured, recovered=None,
+                     note=f"nothing is planted about which is better; the paired interval reads: {reading}")
+    decided = row["verdict"] != "not paired"
+    return Truth(truth=f"{reference} above {row[column]} (UF1, fixed protocol, paired)",
+                 expected=f"{reference} higher: only it sees the movement",
+                 measured=measured, recovered=(row["verdict"] == "reference higher") if decided else None,
+                 note=reading + (f" ({row['interval']})" if decided else ""))
 
 
 CHAPTER = register(Chapter(name="ablation", paper="the paper's fusion ablation table", notebook="02_fusion_ablation", title="Fusion ablation", runs=runs,

@@ -7,10 +7,11 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from tsfmicro import sensitivity
-from tsfmicro.chapters import Chapter, Page, register
+from tsfmicro.chapters import Chapter, Page, Truth, register
 from tsfmicro.report import METRIC_NAMES, format_interval, summary_table
 from tsfmicro.results import Run
 from tsfmicro.sections import OnMainResultsTask, PlannedRun, flag, run_options, seeds, setting
@@ -102,8 +103,23 @@ class AnnotationPage(Page):
         return self.shift_evaluation(self.annotated)
 
     @functools.cached_property
-    def shift_scores(self) -> pd.DataFrame:
+    def all_shift_scores(self) -> pd.DataFrame:
+        """Every shift of the section (tsfmicro.sensitivity.shift_scores), those that moved no clip included."""
         return sensitivity.shift_scores(self.evaluation.predictions, len(self.annotated.class_names))
+
+    @property
+    def shift_scores(self) -> pd.DataFrame:
+        """The shifts shown (table, figure, sentences): shift 0 and those that moved a clip."""
+        return sensitivity.moved_shifts(self.all_shift_scores)
+
+    def left_out_text(self) -> str:
+        """Which shifts moved no clip, so are left out of the table and figure, and why."""
+        return sensitivity.left_out_sentence(self.all_shift_scores)
+
+    def truths(self) -> list[Truth]:
+        """The planted movement profile (PLANTED, onset/apex sensitivity): the apex moved toward
+        the onset, and the onset toward the apex, lower UF1 (:func:`shift_truths`)."""
+        return shift_truths(self.shift_scores) if self.section else []
 
     @property
     def shift_table(self) -> pd.DataFrame:
@@ -117,8 +133,9 @@ class AnnotationPage(Page):
         if not self.section:
             return "No shifted annotations: not configured."
         section = self.section
+        left_out = self.left_out_text()
         return (sensitivity.shift_sentence(self.shift_scores, section.dataset, section.task) + " "
-                + sensitivity.evaluation_note(self.evaluation, self.annotated))
+                + sensitivity.evaluation_note(self.evaluation, self.annotated) + (f" {left_out}" if left_out else ""))
 
     @functools.cached_property
     def apex_distances(self):
@@ -157,6 +174,54 @@ class AnnotationPage(Page):
 
     def caveat(self) -> str:
         return sensitivity.synthetic_caveat() if self.study.source == "SYNTHETIC" else ""
+
+
+# ----------------------------------------------------------------------------- truths
+# The planted directions: the sin^2 profile rises from the onset to the apex, so moving the apex
+# toward the onset (negative apex shifts) or the onset toward the apex (positive onset shifts)
+# shrinks the onset/apex difference the model sees.
+TOWARD = {"apex": (-1, "toward the onset"), "onset": (1, "toward the apex")}
+
+
+def shift_truths(scores: pd.DataFrame) -> list[Truth]:
+    """From the shown shifts (tsfmicro.sensitivity.moved_shifts): for each shift in a planted
+    direction (:data:`TOWARD`), UF1 lower than at shift 0, recovered when its paired
+    subject-bootstrap interval lies below 0; then, per kind with two or more such shifts, the
+    scores fall as the shift grows: UF1 (point values) never rises with the shift's size, and the
+    largest shift's interval lies below 0."""
+    truths = []
+    for kind, (sign, toward) in TOWARD.items():
+        part = scores[(scores["kind"] == kind) & (np.sign(scores["percent"]) == sign)]
+        part = part.iloc[np.argsort(part["percent"].abs().to_numpy(), kind="stable")]
+        for _, row in part.iterrows():
+            below = row["delta_uf1_high"] < 0
+            truths.append(Truth(
+                truth=f"{kind} moved {row['percent']:+g} % ({toward}; {row['clips_moved']} of {row['clips']} "
+                      f"clips moved): UF1 lower than annotated",
+                expected="lower (the movement shrinks)",
+                measured="UF1 change " + format_interval(row["delta_uf1"], row["delta_uf1_low"], row["delta_uf1_high"],
+                                                         1, "+") + " pp",
+                recovered=bool(below),
+                note=("the paired subject-bootstrap interval lies below 0" if below else
+                      "the paired subject-bootstrap interval does not lie below 0")))
+        if len(part) >= 2:
+            values = [100 * v for v in part["uf1"]]
+            falling = all(later <= earlier for earlier, later in zip(values, values[1:]))
+            largest = part.iloc[-1]
+            decided = falling and largest["delta_uf1_high"] < 0
+            truths.append(Truth(
+                truth=f"UF1 falls as the {kind} moves further {toward}",
+                expected="monotonic fall with the shift's size",
+                measured="UF1 " + ", ".join(f"{p:+g} %: {v:.1f}" for p, v in zip(part["percent"], values)),
+                recovered=bool(decided),
+                note=("never rises with the shift, and the largest shift's interval lies below 0" if decided else
+                      "UF1 rises between two shifts" if not falling else
+                      "the largest shift's interval does not lie below 0")))
+        elif len(part) == 1:
+            truths.append(Truth(truth=f"UF1 falls as the {kind} moves further {toward}",
+                                expected="monotonic fall with the shift's size", measured="one shift shown",
+                                recovered=None, note="not decided: needs two shifts that move clips"))
+    return truths
 
 
 # ----------------------------------------------------------------------------- tables

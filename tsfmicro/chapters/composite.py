@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from tsfmicro import report, reported
-from tsfmicro.chapters import Chapter, Page, register
+from tsfmicro.chapters import Chapter, Page, Truth, register
 from tsfmicro.metrics import PROTOCOLS
 from tsfmicro.params import COMPOSITE  # the chapter's dataset and task (also the synthetic composite's size rule)
 from tsfmicro.report import WHOLE, part_name
@@ -72,6 +72,20 @@ class CompositePage(Page):
 
     def summary(self) -> str:
         return composite_sentence(self.shown, self.fusion) if self.runs else NOT_CONFIGURED
+
+    def truths(self) -> list[Truth]:
+        """The main results' planted truth on the composite: the shown fusion above chance (1/3)
+        on all its clips and on each part's, fixed protocol (the parts' writers plant the same
+        movements)."""
+        from tsfmicro.chapters.main_results import chance_truth
+
+        if not self.runs:
+            return []
+        rows = self.shown[(self.shown["protocol"] == "fixed") & (self.shown["metric"] == "uf1")]
+        return [chance_truth(row, 1 / len(self.shown_run.class_names),
+                             f"{self.fusion} on " + ("the whole composite" if row["part"] == WHOLE else
+                                                     f"its {part_name(row['part'])} clips ({row['clips']})"))
+                for _, row in rows.iterrows()]
 
     def caveat(self) -> str:
         return ("These numbers come from SYNTHETIC data (generated faces in the official layouts, a tiny model, "

@@ -4,10 +4,16 @@ from __future__ import annotations
 import functools
 
 from tsfmicro import report
-from tsfmicro.chapters import Chapter, Page, main_results, register
+from tsfmicro.chapters import Chapter, Page, Truth, main_results, register
 
 
 class ConfusionPage(Page):
+    def truths(self) -> list[Truth]:
+        """The main results' truths (the same runs): the matrices show where their errors fall."""
+        classes = {key[:2]: len(run.class_names) for key, run in self.runs.items()}
+        return main_results.chance_truths(report.scores_long(self.runs), classes,
+                                          goal=main_results.DEMO_GOAL if self.synthetic else None)
+
     @functools.cached_property
     def per_class(self):
         return report.per_class_by_run(self.runs, "fixed")

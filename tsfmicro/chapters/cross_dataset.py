@@ -10,7 +10,7 @@ from typing import Sequence
 import pandas as pd
 
 from tsfmicro import metrics, report
-from tsfmicro.chapters import Chapter, Page, register
+from tsfmicro.chapters import Chapter, Page, Truth, register
 from tsfmicro.params import COMPOSITE
 from tsfmicro.report import METRIC_NAMES, WHOLE, check_protocol, part_name
 from tsfmicro.results import Run
@@ -106,6 +106,12 @@ class CrossDatasetPage(Page):
 
     def summary(self) -> str:
         return transfer_sentence(self.matrix) if self.runs else NOT_CONFIGURED
+
+    def truths(self) -> list[Truth]:
+        """Planted domain shift: every transfer cell below its test dataset's own LOSO (UF1,
+        fixed protocol), paired on the test dataset's clips (:func:`transfer_truth`)."""
+        return [transfer_truth(self.runs[(train, test)], self.runs[(test, test)], train, test)
+                for train, test in self.pairs if train != test and (test, test) in self.runs]
 
     def caveat(self) -> str:
         return ("These numbers come from SYNTHETIC data (generated faces in the official layouts, a tiny model, "
@@ -213,6 +219,54 @@ def lodo_table(lodo: pd.DataFrame, loso: pd.DataFrame | None = None, digits: int
         row["clips"] = int(lodo.loc[lodo["part"] == part, "clips"].iloc[0])
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def transfer_truth(transfer: Run, loso: Run, train: str, test: str, protocol: str = "fixed") -> Truth:
+    """Trained on ``train``, tested on all of ``test`` (``transfer``) against ``test``'s own LOSO
+    (``loso``), UF1: both runs predict every clip of ``test`` once per seed, so they are compared
+    by the paired subject x seed bootstrap (the same subjects and seeds drawn for both;
+    tsfmicro.metrics.paired_subject_seed_difference); recovered when LOSO − transfer lies above 0.
+    Not paired (other seeds or clips): the two runs' own intervals, recovered when they do not
+    overlap. A one-class LOSO run is no baseline: not decided."""
+    from tsfmicro.data.registry import dataset_info
+
+    column = f"pred_{check_protocol(protocol)}"
+    name = {d: dataset_info(d).display_name for d in (train, test)}
+    truth = f"trained on {name[train]}, tested on {name[test]}: UF1 below {name[test]}'s own LOSO"
+    expected = "below LOSO (planted domain shift)"
+    num_classes = len(loso.class_names)
+    flag = report.one_class_flag(loso.predictions, column, loso.class_names)
+    moved = transfer.predictions.assign(subject=[str(s).removeprefix(f"{test}/")  # joined runs prefix subjects
+                                                 for s in transfer.predictions["subject"]])
+
+    def clips(predictions):
+        first = predictions[predictions["seed"] == predictions["seed"].min()]
+        return set(zip(first["subject"].astype(str), first["clip_id"].astype(str)))
+
+    paired = (moved["seed"].nunique() == loso.predictions["seed"].nunique()
+              and clips(moved) == clips(loso.predictions))
+    if paired:
+        found = metrics.paired_subject_seed_difference(loso.predictions, moved, column, num_classes)["uf1"]
+        measured = (f"LOSO − transfer {report.format_interval(found['difference'], found['low'], found['high'], 1, '+')}"
+                    " points")
+        recovered = found["verdict"] == "reference higher"
+        note = {"reference higher": "the paired interval lies above 0",
+                "reference lower": "the paired interval lies below 0: transfer scores higher",
+                "inside noise": "the paired interval contains 0",
+                "no difference": "no difference in any resample"}[found["verdict"]]
+        note += f" (paired {report.interval_name(moved['seed'].nunique())})"
+    else:
+        a = metrics.subject_seed_interval(moved, column, num_classes)["uf1"]
+        b = metrics.subject_seed_interval(loso.predictions, column, num_classes)["uf1"]
+        measured = (f"transfer {report.format_interval(a['mean'], a['low'], a['high'])} %, "
+                    f"LOSO {report.format_interval(b['mean'], b['low'], b['high'])} %")
+        recovered = a["high"] < b["low"]
+        note = ("not paired (the runs differ in seeds or clips): " +
+                ("the intervals do not overlap" if recovered else "the intervals overlap"))
+    if flag:
+        return Truth(truth=truth, expected=expected, measured=measured, recovered=None,
+                     note=f"not decided: {name[test]}'s LOSO run is a degenerate model ({flag}), no baseline")
+    return Truth(truth=truth, expected=expected, measured=measured, recovered=bool(recovered), note=note)
 
 
 def transfer_sentence(matrix: pd.DataFrame) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from tsfmicro.chapters import Chapter, Page, register
+from tsfmicro.chapters import Chapter, Page, Truth, register
 from tsfmicro.sections import OnMainResultsTask, PlannedRun, is_int, setting
 
 
@@ -66,12 +66,77 @@ class GradcamPage(Page):
         return (f"No Grad-CAM maps: gradcam: examples: is {section.examples} in these parameters."
                 if section.examples == 0 else f"No test predictions of {section.dataset} {section.task} to explain.")
 
+    def truths(self) -> list[Truth]:
+        """The temporal map's peak in the planted moving region more often than a random map's
+        (pointing game), read from ``self.localisation`` when the page has it
+        (tsfmicro/localisation.py); otherwise one row that says it is not measured yet."""
+        localisation = getattr(self, "localisation", None)
+        if localisation is None:
+            return [Truth(truth="temporal Grad-CAM peak inside the moving region (pointing game)",
+                          expected="hit rate above the random-map baseline", measured="not measured yet",
+                          recovered=None, note="not decided: this page has no pointing game yet "
+                                               "(GradcamPage.localisation)")]
+        return localisation_truths(localisation)
+
     def attention_summary(self) -> str:
         from tsfmicro import attention_maps
 
         if self.panels:
             return attention_maps.attention_summary(self.panels)
         return "No attention maps: there are no Grad-CAM examples on this page."
+
+
+# The columns :func:`localisation_truths` decides from (fractions): one row per branch.
+LOCALISATION_COLUMNS = ("branch", "hit_rate", "hit_low", "hit_high", "baseline")
+
+
+def localisation_truths(table) -> list[Truth]:
+    """The pointing game of a localisation table (``GradcamPage.localisation``: one row per
+    branch with ``hit_rate`` and its 95 % interval ``hit_low``/``hit_high`` and the random-map
+    ``baseline`` hit rate, fractions; ``zero_maps``/``clips`` and ``mass``/``mass_low``/``mass_high``/
+    ``area_share`` used when present): the temporal branch's interval above the baseline is a
+    recovery (and its mass share's above the area share); other branches are shown for contrast,
+    nothing planted. A table without these columns is not decided, with the columns it lacks named."""
+    import pandas as pd
+
+    from tsfmicro.report import format_interval
+
+    table = getattr(table, "table", table)  # a result object holding its table
+    if not isinstance(table, pd.DataFrame) or not set(LOCALISATION_COLUMNS) <= set(table.columns):
+        have = ", ".join(map(str, getattr(table, "columns", []))) or "none"
+        return [Truth(truth="temporal Grad-CAM peak inside the moving region (pointing game)",
+                      expected="hit rate above the random-map baseline", measured=f"columns: {have}",
+                      recovered=None, note="not decided: the localisation table lacks "
+                                           + ", ".join(c for c in LOCALISATION_COLUMNS if c not in set(
+                                               getattr(table, "columns", []))))]
+    truths = []
+    for _, row in table.iterrows():
+        temporal = str(row["branch"]) == "temporal"
+        measured = (f"hit rate {format_interval(row['hit_rate'], row['hit_low'], row['hit_high'])} %, "
+                    f"random {100 * row['baseline']:.1f} %")
+        zero = f"; {int(row['zero_maps'])} of {int(row['clips'])} maps all zero, left out" if (
+            "zero_maps" in row and "clips" in row and row["zero_maps"]) else ""
+        above = row["hit_low"] > row["baseline"]
+        if temporal:
+            truths.append(Truth(truth="temporal Grad-CAM peak inside the moving region (pointing game)",
+                                expected="hit rate above the random-map baseline", measured=measured,
+                                recovered=bool(above),
+                                note=("the interval lies above the baseline" if above else
+                                      "the interval does not lie above the baseline") + zero))
+        else:
+            truths.append(Truth(truth=f"{row['branch']} Grad-CAM peak inside the moving region (pointing game)",
+                                expected="no truth planted: shown for contrast", measured=measured,
+                                recovered=None, note="nothing is planted about where this branch's map lies" + zero))
+        if temporal and {"mass", "mass_low", "mass_high", "area_share"} <= set(row.index):
+            inside = row["mass_low"] > row["area_share"]
+            truths.append(Truth(truth="temporal Grad-CAM mass inside the moving region",
+                                expected="more than the region's share of the crop (a uniform map's)",
+                                measured=(f"{format_interval(row['mass'], row['mass_low'], row['mass_high'])} %, "
+                                          f"area {100 * row['area_share']:.1f} %"),
+                                recovered=bool(inside),
+                                note="the interval lies above the area share" if inside else
+                                "the interval does not lie above the area share"))
+    return truths
 
 
 CHAPTER = register(Chapter(name="gradcam", paper="the paper's Grad-CAM visualisation", notebook="04_gradcam", title="Grad-CAM", runs=runs, page=GradcamPage,

@@ -6,10 +6,12 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-from tsfmicro import report
-from tsfmicro.chapters import Chapter, Page, register
+from tsfmicro import metrics, report
+from tsfmicro.chapters import Chapter, Page, Truth, register
+from tsfmicro.results import Run
 from tsfmicro.sections import PlannedRun, main_datasets, names, run_options, seeds, setting
 
 COLUMN = "option"
@@ -133,6 +135,22 @@ class ImbalancePage(Page):
                                           rare_class_sentence(self.recall, COLUMN),
                                           report.flag_sentence(self.scores, COLUMN)] if text)
 
+    def truths(self) -> list[Truth]:
+        """Per task: plain cross-entropy recalls the rarest class less than the largest, and the
+        weighted loss raises the rarest class's recall (paired, :func:`rare_recall_truth`)."""
+        truths = []
+        for dataset, task in self.tasks:
+            reference = self.runs.get((dataset, task, self.reference))
+            if reference is None:
+                continue
+            recall = self.recall[(self.recall["dataset"] == dataset) & (self.recall["task"] == task)]
+            truths.append(rare_versus_largest_truth(recall[recall[COLUMN] == self.reference], dataset, task,
+                                                    self.reference))
+            truths += [rare_recall_truth(reference, run, option, self.reference, dataset, task)
+                       for (d, t, option), run in self.runs.items()
+                       if (d, t) == (dataset, task) and option != self.reference]
+        return truths
+
     def caveat(self) -> str:
         if not (self.runs and self.study.source == "SYNTHETIC"):
             return ""
@@ -140,6 +158,63 @@ class ImbalancePage(Page):
         return (f"These runs are on SYNTHETIC data, whose largest class has at most {ratio:g} times the clips of "
                 f"its smallest, with a small network and few epochs: they show the options working, not how they "
                 f"cope with the real datasets' imbalance; run params/paper.yaml for that.")
+
+
+# ----------------------------------------------------------------------------- truths
+# The option PLANTED expects to raise the rarest class's recall (a loss weighted by inverse class
+# frequency); the others are shown, but nothing is planted about them.
+WEIGHTED = "weighted_cross_entropy"
+
+
+def rare_versus_largest_truth(recall: pd.DataFrame, dataset: str, task: str, reference: str) -> Truth:
+    """The reference option's :func:`tsfmicro.report.class_recall` rows of one task: the rarest
+    class's recall below the largest class's. Different clips, so not paired: recovered when the
+    two 95 % intervals do not overlap, "no" when the rarest's lies wholly above, else not decided."""
+    rare, large = recall.loc[recall["support"].idxmin()], recall.loc[recall["support"].idxmax()]
+    measured = (f"{rare['class_name']} ({rare['support']} clips) {report.format_row(rare)} %, "
+                f"{large['class_name']} ({large['support']} clips) {report.format_row(large)} %")
+    if rare.get("flag", ""):  # a one-class model recalls its one class fully and no other
+        recovered, note = None, f"not decided: a degenerate model ({rare['flag']})"
+    elif rare["high"] < large["low"]:
+        recovered, note = True, "the intervals do not overlap"
+    elif rare["low"] > large["high"]:
+        recovered, note = False, "the rarest class's interval lies above the largest's"
+    else:
+        recovered, note = None, "not decided: the two intervals overlap (different clips, so no paired test)"
+    return Truth(truth=f"{dataset} {task}, {reference}: rarest class recalled less than the largest",
+                 expected="rarest class's recall below the largest's", measured=measured, recovered=recovered,
+                 note=note if rare.get("flag", "") else f"{note} ({rare['interval']})")
+
+
+def rare_recall_truth(reference: Run, option: Run, name: str, reference_name: str, dataset: str,
+                      task: str) -> Truth:
+    """``option`` minus ``reference`` in the recall of the task's rarest class (fewest clips):
+    the recall of a class is the accuracy on its clips, so both runs' predictions of those clips
+    go to the paired subject x seed bootstrap (tsfmicro.metrics.paired_subject_seed_difference;
+    the subjects drawn are those with a clip of the class). Recovered for the weighted loss when
+    the interval lies above 0; for another option nothing is planted (not decided)."""
+    column = "pred_fixed"
+    names = reference.class_names
+    first = reference.predictions[reference.predictions["seed"] == reference.predictions["seed"].min()]
+    support = np.bincount(first["true"].astype(int), minlength=len(names))
+    rarest = int(np.argmin(support))  # the first in class order on ties
+    truth = f"{dataset} {task}: {name} raises the recall of the rarest class, {names[rarest]} ({support[rarest]} clips)"
+    expected = f"higher than {reference_name}" if name == WEIGHTED else "no truth planted about this option"
+    a = option.predictions[option.predictions["true"] == rarest]
+    b = reference.predictions[reference.predictions["true"] == rarest]
+    if a["seed"].nunique() != b["seed"].nunique():
+        return Truth(truth=truth, expected=expected, measured="not paired (different numbers of seeds)",
+                     recovered=None, note="not decided: a paired comparison needs as many seeds in both runs")
+    found = metrics.paired_subject_seed_difference(a, b, column, len(names))["accuracy"]
+    measured = (f"{name} − {reference_name}: "
+                + report.format_interval(found["difference"], found["low"], found["high"], 1, "+") + " points")
+    reading = report.VERDICTS[found["verdict"]].format(reference=name)
+    interval = f"paired {report.interval_name(a['seed'].nunique())}"
+    if name != WEIGHTED:
+        return Truth(truth=truth, expected=expected, measured=measured, recovered=None,
+                     note=f"PLANTED expects this of {WEIGHTED} only; the paired interval reads: {reading}")
+    return Truth(truth=truth, expected=expected, measured=measured,
+                 recovered=found["verdict"] == "reference higher", note=f"{reading} ({interval})")
 
 
 # ----------------------------------------------------------------------------- sentences

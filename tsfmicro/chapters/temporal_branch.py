@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from tsfmicro import report
-from tsfmicro.chapters import Chapter, Page, register
+from tsfmicro.chapters import Chapter, Page, Truth, register
 from tsfmicro.sections import OnMainResultsTask, PlannedRun, names, run_options, seeds, setting
 
 COLUMN = "temporal branch"
@@ -117,6 +117,19 @@ class TemporalBranchPage(Page):
             text = (f"{self.reference} (the paper's) was not run with these parameters, so nothing is compared "
                     f"with it.")
         return text + " " + size_sentence(self.sizes, COLUMN, self.reference)
+
+    def truths(self) -> list[Truth]:
+        """Every token mixer sees the planted movement, so each scores above chance; nothing is
+        planted about which is best: the paired comparisons are "no truth planted" rows."""
+        from tsfmicro.chapters.ablation import paired_truth
+        from tsfmicro.chapters.main_results import chance_truths
+
+        if not self.runs:
+            return []
+        fixed = self.scores[self.scores["protocol"] == "fixed"]
+        classes = {key[:2]: len(run.class_names) for key, run in self.runs.items()}
+        return (chance_truths(fixed, classes, COLUMN)
+                + [paired_truth(row, COLUMN, self.reference) for _, row in self.paired.iterrows()])
 
     def caveat(self) -> str:
         return ("These runs are on SYNTHETIC data (generated clips, a small network, few epochs): they show the "

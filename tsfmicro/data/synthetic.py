@@ -54,43 +54,45 @@ from .specs import MARKER_FILE, DatasetSpec, SyntheticComposite
 
 MANIFEST_FILE = "TSFMICRO_SYNTHETIC_manifest.csv"
 
-# The truths planted in the synthetic data, one row per book chapter: what is planted, the
-# expected direction and size, and why a correct pipeline must recover it. The Datasets page
+# The truths planted in the synthetic data: what is planted, the expected direction and size, and
+# why a correct pipeline must recover it; ``chapters``: the registry names (tsfmicro.chapters) of
+# the pages that check it (each page's ``truths()`` reads its rows by that name). The Datasets page
 # shows this table; tests/test_synthetic_planted.py checks the data side of every row.
 PLANTED = (
-    dict(chapter="01 main results",
+    dict(chapters=("main_results", "ablation", "confusion_matrices", "composite"),
          planted="the class is only in the onset -> apex movement (an action-unit warp of about 6 % of "
                  "the face width at the apex); identity, lighting and position are drawn independently of it",
          expected="ts_late far above chance (demo goal: fixed UF1 >= 80 %); spatial_only (onset only) "
                   "at chance (1/classes), on both protocols",
          why="the onset frame carries no class information, so only a model that uses the motion can score"),
-    dict(chapter="09 class imbalance",
+    dict(chapters=("imbalance", "datasets"),
          planted="each dataset's class counts follow the real dataset's published proportions "
                  "(reference/datasets.md: CASME II others 99, disgust 63, happiness 32, surprise 28, "
                  "repression 27; SAMM anger 57, happiness 26, other 26, surprise 15, contempt 12; CAS(ME)^3 "
                  "disgust 250 ... happy 55; every class at least twice; SMIC, only a part of the composite, stays balanced",
          expected="plain cross-entropy recalls the rarest class less than the largest; a weighted loss "
                   "raises the rarest class's recall",
-         why="the largest/smallest ratio is 3.7 (CASME II), 4.75 (SAMM), 4.5 (CAS(ME)^3) as in the real data"),
-    dict(chapter="06 cross-dataset",
+         why="the largest/smallest ratio is 3.7 (CASME II), 4.75 (SAMM), 4.5 (CAS(ME)^3) as in the real data",
+         imbalanced=("casme2", "samm", "casme3")),  # the layouts whose writer plants the proportions
+    dict(chapters=("cross_dataset",),
          planted="a domain shift: SAMM frames are grey (one channel repeated) at 960x650, CASME II and "
                  "CAS(ME)^3 frames are colour at 640x480; CAS(ME)^3 clips are shorter (4-7 frames against 6-9)",
          expected="transfer between CASME II and SAMM below each one's within-dataset LOSO score",
          why="a model trained on colour crops meets grey crops (mean channel spread ~0 against > 0) only at test"),
-    dict(chapter="08 onset/apex sensitivity",
+    dict(chapters=("annotation",),
          planted="the movement profile is known: sin^2 rise from 0 at the onset to 1 at the apex, then a "
                  "fall to 0.15 at the offset (synthetic._profile); the apex index is in the manifest",
          expected="moving the apex toward the onset lowers the scores monotonically (the movement shrinks); "
                   "moving the onset toward the apex lowers them too",
          why="the apex/onset difference shrinks as sin^2 of the frame distance: a shift that moves "
              "a frame removes a known share of the signal"),
-    dict(chapter="04 Grad-CAM / attention",
+    dict(chapters=("gradcam",),
          planted="the moving region per clip: the box (region_x0..region_y1 in the manifest, raw-frame pixels) "
                  "of pixels displaced by >= 20 % of the largest displacement, around the movement's landmark anchors",
          expected="the temporal map's peak lies in the region (pointing game) more often than a random map's; "
                   "more of its mass inside than the region's share of the crop",
          why="only those pixels change between onset and apex"),
-    dict(chapter="02 fusion ablation, 07 temporal branch",
+    dict(chapters=("ablation", "temporal_branch"),
          planted="nothing about which variant is best",
          expected="no ranking: differences between motion-using variants within run-to-run noise; "
                   "spatial_only at chance",
