@@ -6,10 +6,11 @@ numbers are "MDMD-like", never the official baseline's.
 Per video:
 
 1. The face: MTCNN (tsfmicro.data.faces, as the face-crop cache uses it) on the first frame, the box
-   grown by the cache's margin and made square, then the same box cut from every frame (so the
-   difference between frames is facial movement, not a moving crop), grey, ``side`` pixels. No
-   face found: the largest centred square, recorded as ``crop_method``. A missing frame repeats the
-   previous one.
+   grown by the cache's margin and made square, grey, ``side`` pixels. The box follows the head:
+   each frame's crop is registered to the first one's by phase correlation and cut again with the
+   box moved by that translation (sub-pixel), so a head that moves by a pixel is no movement (a
+   fixed box turns each one-pixel head step into a false detection). No face found: the largest
+   centred square, recorded as ``crop_method``. A missing frame repeats the previous one.
 2. For each scale (micro, macro) with half-width h: the frame's difference from the mean of the
    frames h before and h after, ``|G_i - (G_{i-h} + G_{i+h}) / 2|``, averaged in each block of a
    ``grid`` x ``grid`` grid over the face; the frame's score is the mean of its ``top`` largest blocks
@@ -65,7 +66,7 @@ class SpotterParams:
     side: int = 96  # face crop side in pixels (ours: enough for 16-pixel blocks)
     noise_factor: float = 2.0  # noise floor: this x the median score at h = 1 (ours, see the module docstring)
     micro_longest: int = 16  # an interval of at most this many frames is micro, else macro (MEGC2020's micro range)
-    reach: float = 1.5  # the extent search looks this many x the largest h each way (ours)
+    reach: float = 1.0  # the extent search looks this many x the largest h each way (ours)
     level: float = 0.9  # the extent's share of the largest one-sided difference (ours, ``extent``)
     note: str = ""
 
@@ -109,9 +110,25 @@ class Crops:
     missing: list[int] = field(default_factory=list)  # frame numbers repeated from the previous frame
 
 
-def face_crops(frames: dict[int, Path] | list[np.ndarray], side: int, detector: FaceDetector | None = None) -> Crops:
-    """The face of every frame, cut with one box (module docstring, step 1). ``frames``: frame
-    number -> image path, or the frames themselves (uint8 RGB, numbered from 1)."""
+def _grey(frame: np.ndarray, box, side: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(crop(frame, box, side)).convert("L"), dtype=np.float32)
+
+
+def _follow(reference: np.ndarray, cut: np.ndarray, box, side: int):
+    """The box moved with the head: the translation of ``cut`` against the first frame's crop
+    (phase correlation, to a tenth of a crop pixel), in frame pixels."""
+    from skimage.registration import phase_cross_correlation
+
+    (dy, dx), _, _ = phase_cross_correlation(reference, cut, upsample_factor=10, normalization=None)
+    scale = (box[2] - box[0]) / side
+    return box[0] - dx * scale, box[1] - dy * scale, box[2] - dx * scale, box[3] - dy * scale
+
+
+def face_crops(frames: dict[int, Path] | list[np.ndarray], side: int, detector: FaceDetector | None = None,
+               align: bool = True) -> Crops:
+    """The face of every frame (module docstring, step 1). ``frames``: frame number -> image path,
+    or the frames themselves (uint8 RGB, numbered from 1). ``align``: the box follows the head's
+    translation (head motion is not facial movement; ``_follow``), else one fixed box."""
     if isinstance(frames, dict):
         if not frames:
             raise ValueError("a video without frames")
@@ -130,15 +147,20 @@ def face_crops(frames: dict[int, Path] | list[np.ndarray], side: int, detector: 
     found = (detector or FaceDetector()).largest_faces([first])[0]
     box, method = (square_box(found, DEFAULT_MARGIN), CROP_MTCNN) if found else (centre_box(first.shape), CROP_CENTRE)
     grey = np.empty((len(numbers), side, side), dtype=np.float32)
-    missing, previous = [], None
+    missing, previous, reference = [], None, None
     for index, number in enumerate(numbers):
         frame = load(number)
         if frame is None:
             missing.append(int(number))
             grey[index] = previous if previous is not None else 0
             continue
-        previous = np.asarray(Image.fromarray(crop(frame, box, side)).convert("L"), dtype=np.float32)
-        previous = previous - previous.mean()  # a change of the whole face's brightness (flicker) is no movement
+        cut = _grey(frame, box, side)
+        if align:
+            if reference is None:
+                reference = cut
+            else:
+                cut = _grey(frame, _follow(reference, cut, box, side), side)
+        previous = cut - cut.mean()  # a change of the whole face's brightness (flicker) is no movement
         grey[index] = previous
     return Crops(numbers, grey, tuple(float(v) for v in box), method, missing)
 
@@ -195,7 +217,8 @@ def extent(grey: np.ndarray, index: int, reach: int, grid: int, top: int, level:
     """The half-length of the movement peaking at frame ``index``: the smallest h at which the
     frame's score |G_i - (G_{i-h} + G_{i+h}) / 2| reaches ``level`` of its largest over h = 1..reach
     (both above the ``noise`` level; smoothed over 3 values of h). Once both neighbours are past
-    the onset and the offset they are neutral and the score stops growing. The two-sided form is
+    the onset and the offset they are neutral and the score stops growing (at its plateau: the median
+    of the curve's upper half). The two-sided form is
     used because a slow head drift makes a one-sided difference keep growing with h; it cancels here."""
     n, side = len(grey), grey.shape[1]
     block = side // grid
@@ -208,8 +231,10 @@ def extent(grey: np.ndarray, index: int, reach: int, grid: int, top: int, level:
     blocks = diff.reshape(len(gaps), grid, block, grid, block).mean(axis=(2, 4)).reshape(len(gaps), -1)
     curve = np.sort(blocks, axis=1)[:, -top:].mean(axis=1)
     smooth = np.convolve(np.pad(curve, 1, mode="edge"), np.ones(3) / 3, mode="valid")
-    largest = smooth.max()
-    return gaps[int(np.argmax(smooth >= noise + level * (largest - noise)))]
+    # the plateau: the median of the upper half of the curve, not its maximum, which another
+    # movement or a head step reached by a large h would set
+    plateau = float(np.median(np.sort(smooth)[len(smooth) // 2:]))
+    return gaps[int(np.argmax(smooth >= noise + level * (plateau - noise)))]
 
 
 def spot_crops(crops: Crops, params: SpotterParams) -> VideoSpotting:
@@ -227,10 +252,12 @@ def spot_crops(crops: Crops, params: SpotterParams) -> VideoSpotting:
     reach = int(round(params.reach * max(scale.half for scale in params.scales)))
     micro_longest = params.micro_longest
     accepted = []
-    margin = max(scale.half for scale in params.scales)
-    for strength, i, _ in sorted(candidates, reverse=True):  # the strongest first, relative to its threshold
-        if any(start - margin <= i <= end + margin for start, end, _, _ in accepted):
-            continue  # the same movement, seen at the other scale or as a side lobe (within the largest h)
+    for strength, i, half in sorted(candidates, reverse=True):  # the strongest first, relative to its threshold
+        # the same movement seen at the other scale, or a side lobe: a scale-h score has its side
+        # lobes within h of a movement's ends
+        if any(start - max(half, (end - start) // 2) <= i <= end + max(half, (end - start) // 2)
+               for start, end, _, _ in accepted):
+            continue
         half = extent(crops.grey, i, reach, params.grid, params.top, params.level, noise)
         accepted.append((i - half, i + half, i, strength))
     last = len(crops.numbers) - 1
