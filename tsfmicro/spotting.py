@@ -114,12 +114,35 @@ def _grey(frame: np.ndarray, box, side: int) -> np.ndarray:
     return np.asarray(Image.fromarray(crop(frame, box, side)).convert("L"), dtype=np.float32)
 
 
-def _follow(reference: np.ndarray, cut: np.ndarray, box, side: int):
-    """The box moved with the head: the translation of ``cut`` against the first frame's crop
-    (phase correlation, to a tenth of a crop pixel), in frame pixels."""
-    from skimage.registration import phase_cross_correlation
+def _translation(reference_spectrum: np.ndarray, moving: np.ndarray) -> tuple[float, float]:
+    """(dy, dx) that moves ``moving`` onto the reference: the peak of their circular
+    cross-correlation (FFT), refined to a fraction of a pixel by a parabola through the peak and its
+    two neighbours on each axis (faster than an upsampled search, and as exact for a smooth face)."""
+    correlation = np.fft.irfft2(reference_spectrum * np.conj(np.fft.rfft2(_windowed(moving))), s=moving.shape)
+    peak = np.unravel_index(int(np.argmax(correlation)), correlation.shape)
+    shift = []
+    for axis, size in enumerate(correlation.shape):
+        before, after = list(peak), list(peak)
+        before[axis], after[axis] = (peak[axis] - 1) % size, (peak[axis] + 1) % size
+        left, centre, right = correlation[tuple(before)], correlation[peak], correlation[tuple(after)]
+        bend = left - 2 * centre + right
+        offset = 0.5 * (left - right) / bend if bend < 0 else 0.0
+        position = peak[axis] + offset
+        shift.append(position - size if position > size / 2 else position)
+    return shift[0], shift[1]
 
-    (dy, dx), _, _ = phase_cross_correlation(reference, cut, upsample_factor=10, normalization=None)
+
+def _windowed(image: np.ndarray) -> np.ndarray:
+    """Mean removed and a Hann window applied: the crop's borders (where the circular correlation
+    wraps) weigh nothing, which makes the sub-pixel peak about twice as exact on faces."""
+    window = np.outer(np.hanning(image.shape[0]), np.hanning(image.shape[1]))
+    return (image - image.mean()) * window
+
+
+def _follow(reference_spectrum: np.ndarray, cut: np.ndarray, box, side: int):
+    """The box moved with the head: the translation of ``cut`` against the first frame's crop, in
+    frame pixels."""
+    dy, dx = _translation(reference_spectrum, cut)
     scale = (box[2] - box[0]) / side
     return box[0] - dx * scale, box[1] - dy * scale, box[2] - dx * scale, box[3] - dy * scale
 
@@ -157,7 +180,7 @@ def face_crops(frames: dict[int, Path] | list[np.ndarray], side: int, detector: 
         cut = _grey(frame, box, side)
         if align:
             if reference is None:
-                reference = cut
+                reference = np.fft.rfft2(_windowed(cut))
             else:
                 cut = _grey(frame, _follow(reference, cut, box, side), side)
         previous = cut - cut.mean()  # a change of the whole face's brightness (flicker) is no movement
