@@ -35,8 +35,8 @@ def manifest(root: Path) -> pd.DataFrame:
 
 
 def test_long_video_specs_are_listed_apart_from_the_clip_datasets():
-    assert [spec.name for spec in LONG_VIDEO_SPECS] == ["casme_sq", "samm_lv"]
-    assert not set(DATASETS) & {"casme_sq", "samm_lv"}  # DATASETS (clips) is unchanged
+    assert [spec.name for spec in LONG_VIDEO_SPECS] == ["casme_sq", "samm_lv", "casme3_lv"]
+    assert not set(DATASETS) & {"casme_sq", "samm_lv", "casme3_lv"}  # DATASETS (clips) is unchanged
     assert all(isinstance(spec.reader, LongVideoSheet) for spec in LONG_VIDEO_SPECS)
     assert long_video_spec("samm_lv").reader.fps == 200 and long_video_spec("casme_sq").reader.fps == 30
     with pytest.raises(KeyError, match="unknown long-video dataset 'casme2'"):
@@ -93,6 +93,27 @@ def test_samm_lv_reader_reports_every_quirk(samm_lv):
     assert table.intervals.loc[table.intervals["onset"] == offset0["onset"], "offset"].item() == offset0["apex"]
     assert table.quirks["reason"].str.startswith("offset 0").sum() == 1
     assert set(table.intervals["kind"]) == set(expressions["kind"])
+
+
+def test_casme3_lv_reader_reports_every_quirk(tmp_path):
+    root = write_long_videos("casme3_lv", tmp_path / "casme3_lv", subjects=1, videos_per_subject=1, seed=1)
+    table = load_long_videos("casme3_lv", root)
+    planted = manifest(root)
+    expressions = planted[planted["kind"] != "blink"]
+    assert table.videos[["subject", "video", "frames"]].values.tolist() == [["spNO.1", "a", 449]]
+    assert len(table.intervals) == len(expressions) == 3
+    assert set(table.intervals["subject"]) == {"spNO.1"} and set(table.intervals["video"]) == {"a"}
+    # the empty cells (4 rows of the release): excluded with their row
+    assert table.excluded["row"].tolist() == [5]
+    assert table.excluded["reason"].str.startswith("empty or non-numeric onset and offset").all()
+    reasons = table.quirks["reason"].tolist()
+    assert "filename 'A' read as 'a' (the video folders are lower case)" in reasons  # the release's 'J'
+    missing = expressions[expressions["expected"] == "frame missing"].iloc[0]
+    assert any(f"missing inside {missing['onset']}..{missing['offset']}" in r for r in reasons)
+    # the planted blinks are in the 'eye blink' sheet, as the release annotates them
+    blinks = pd.read_excel(root / "CAS(ME)3_part_A_v2.xlsx", sheet_name="eye blink", dtype=str)
+    assert blinks[["Onset", "Offset"]].astype(int).values.tolist() == \
+        planted.loc[planted["kind"] == "blink", ["onset", "offset"]].values.tolist()
 
 
 def test_strict_raises_on_the_first_excluded_row(casme_sq):

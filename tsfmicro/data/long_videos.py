@@ -106,6 +106,8 @@ def load_long_videos(name: str, root: str | Path, strict: bool = False) -> LongV
         if record.get("problem"):
             report(excluded, record, record["problem"])
             continue
+        if record.get("note"):  # a cell the dataset's reader read differently from how it is written
+            report(quirks, record, record["note"])
         onset, apex, offset = (_number(record.get(k)) for k in ("onset", "apex", "offset"))
         kind = reader.kind(record.get("type"))
         if onset is None or offset is None:
@@ -182,12 +184,13 @@ def _videos(spec: DatasetSpec, base: Path) -> dict[tuple[str, str], dict]:
     """(subject, video key) -> the video's record, for every folder of frames the reader's
     ``videos`` lists; the key is the one the sheet's rows name."""
     found = {}
-    for subject, key, folder in spec.reader.videos(base):
+    for subject, key, folder, *name in spec.reader.videos(base):
         frames = index_frames(Path(folder))
         if not frames:
             continue
         first, last = min(frames), max(frames)
-        found[(subject, key)] = dict(dataset=spec.name, subject=subject, video=Path(folder).name, folder=str(folder),
+        video = name[0] if name else Path(folder).name  # the video's name: its folder's, unless given
+        found[(subject, key)] = dict(dataset=spec.name, subject=subject, video=video, folder=str(folder),
                                      first_frame=first, last_frame=last, frames=len(frames),
                                      missing=last - first + 1 - len(frames))
     return found

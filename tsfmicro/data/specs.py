@@ -97,9 +97,11 @@ class LongVideoSheet:
     # every sheet (header=None, as read) -> one dict per annotation row: row (1-based, as a
     # spreadsheet program shows it), sheet, subject (folder name), video (the key video_folder takes),
     # onset, apex, offset, kind (the type cell), label; a row that cannot be resolved carries
-    # ``problem`` (the reason shown in the excluded report) in place of the fields it lacks
+    # ``problem`` (the reason shown in the excluded report) in place of the fields it lacks; a row
+    # read other than as written (a case fixed) carries ``note`` (shown in the quirks report)
     rows: Callable[[Mapping[str, object]], list[dict]]
-    # the frame folder (FrameLayout.raw) -> (subject, video key, folder) of every video in it; a row's
+    # the frame folder (FrameLayout.raw) -> (subject, video key, folder[, video name: default the
+    # folder's]) of every video in it; a row's
     # (subject, video) is looked up among these keys (CAS(ME)^2: the 4-digit code in the folder's name)
     videos: Callable[[Path], list]
     kind: Callable[[object], Union[str, None]]  # the type cell -> "micro", "macro", or None (unknown)
