@@ -11,6 +11,7 @@ annotation row), ``videos`` (every frame folder), ``excluded`` (rows left out: f
 and ``quirks`` (rows kept with a value filled by a published rule, or frames missing): nothing
 is dropped or filled silently. The rules:
 
+* a decimal frame number -> rounded half up, int(x + 0.5) (MDMD SAMM_MEGC.py:43-60), reported;
 * offset 0 -> the apex (MDMD CASME_2.py:67-70; SoftNet load_label.py:60-61), reported;
 * apex 0 or empty -> (onset + offset) // 2 (the same sources), reported;
 * onset 0 or an empty onset/offset -> excluded (no published rule fills it; SoftNet drops SAMM
@@ -109,6 +110,10 @@ def load_long_videos(name: str, root: str | Path, strict: bool = False) -> LongV
         if record.get("note"):  # a cell the dataset's reader read differently from how it is written
             report(quirks, record, record["note"])
         onset, apex, offset = (_number(record.get(k)) for k in ("onset", "apex", "offset"))
+        rounded = [f"{k} {record[k]!r} rounded to {v}" for k, v in (("onset", onset), ("apex", apex), ("offset", offset))
+                   if v is not None and _fraction(record.get(k))]
+        if rounded:
+            report(quirks, record, f"{', '.join(rounded)} (int(x + 0.5), the MEGC2020 baseline's rounding)")
         kind = reader.kind(record.get("type"))
         if onset is None or offset is None:
             empty = [k for k, v in (("onset", onset), ("offset", offset)) if v is None]
@@ -206,6 +211,15 @@ def _number(cell: object) -> int | None:
     except ValueError:
         return None
     return int(value + 0.5) if np.isfinite(value) else None
+
+
+def _fraction(cell: object) -> bool:
+    """A cell holding a number that is not a whole frame number (SAMM-LV V1 has such values)."""
+    try:
+        value = float(str(cell).strip())
+    except ValueError:
+        return False
+    return bool(np.isfinite(value) and value != int(value))
 
 
 def _text(cell: object) -> str:
