@@ -89,7 +89,8 @@ def test_samm_lv_reader_reports_every_quirk(samm_lv):
     decimal = expressions[expressions["expected"] == "decimal onset"].iloc[0]
     # written as onset - 0.5, read back rounded half up (the MEGC2020 baseline's int(x + 0.5))
     assert decimal["onset"] in table.intervals["onset"].tolist()
-    assert f"onset {float(decimal['onset']) - 0.5} rounded to {decimal['onset']} (int(x + 0.5)" in " ".join(table.quirks["reason"])
+    rounded = f"onset {float(decimal['onset']) - 0.5} rounded to {decimal['onset']} (int(x + 0.5)"
+    assert rounded in " ".join(table.quirks["reason"])
     offset0 = expressions[expressions["expected"] == "offset 0"].iloc[0]
     assert table.intervals.loc[table.intervals["onset"] == offset0["onset"], "offset"].item() == offset0["apex"]
     assert table.quirks["reason"].str.startswith("offset 0").sum() == 1

@@ -7,9 +7,10 @@ Per video:
 
 1. The face: MTCNN (tsfmicro.data.faces, as the face-crop cache uses it) on the first frame, the box
    grown by the cache's margin and made square, grey, ``side`` pixels. The box follows the head:
-   each frame's crop is registered to the first one's by phase correlation and cut again with the
-   box moved by that translation (sub-pixel), so a head that moves by a pixel is no movement (a
-   fixed box turns each one-pixel head step into a false detection). No face found: the largest
+   each frame's crop is registered to the first one's (the peak of their windowed cross-correlation,
+   refined below a pixel) and cut again with the box moved by that translation, so a head that
+   moves by a pixel is no movement (a fixed box turned each one-pixel head step of the synthetic
+   videos into a false detection). No face found: the largest
    centred square, recorded as ``crop_method``. A missing frame repeats the previous one.
 2. For each scale (micro, macro) with half-width h: the frame's difference from the mean of the
    frames h before and h after, ``|G_i - (G_{i-h} + G_{i+h}) / 2|``, averaged in each block of a
@@ -23,11 +24,12 @@ Per video:
    crop's mean grey level is removed first, so a flicker of the lighting is no movement.
 4. Peaks above T, 2h + 1 frames apart (scipy find_peaks, as SoftNet/MEAN, which use h apart: ours
    keeps a movement's side lobes at +-h out), from both scales, taken strongest first (score over
-   its threshold); a peak inside an interval already taken is the same movement and is dropped.
+   its threshold); a peak within max(h, half its length) of an interval already taken is the same
+   movement (seen at the other scale, or a side lobe) and is dropped.
 5. The interval (ours): [peak - h*, peak + h*] with h* the smallest h at which the peak frame's
-   score reaches ``level`` of its largest within ``reach`` (``extent``): once the frames i -/+ h are
-   past the onset and offset they are neutral and the score stops growing. Micro if it is at most
-   ``micro_longest`` frames (the MEGC2020 micro range's top), else macro. The MEGC2020 length
+   score (step 2) reaches ``level`` of its plateau within ``reach`` (``extent``): once the frames
+   i -/+ h are past the onset and offset they are neutral and the score stops growing. Micro if it
+   is at most ``micro_longest`` frames (the MEGC2020 micro range's top, where there is one), else macro. The MEGC2020 length
    filter is then applied by the scorer (tsfmicro.spotting_metrics).
 
 Parameters per dataset (``PARAMETERS``) are data, each with its source. The recognition of the
@@ -53,7 +55,7 @@ PREDICTION_COLUMNS = ["subject", "video", "onset", "offset", "kind", "peak", "sc
 @dataclass(frozen=True)
 class Scale:
     kind: str  # "micro" or "macro"
-    half: int  # h: the score compares frame i with i - h and i + h; a spotted interval is [peak - h, peak + h]
+    half: int  # h: the score compares frame i with frames i - h and i + h (about half the movement's length)
     p: float  # threshold T = mean + p (max - mean)
     source: str  # where h and p come from
 
@@ -65,9 +67,9 @@ class SpotterParams:
     top: int = 12  # mean of the largest blocks (MDMD: round(36 / 3))
     side: int = 96  # face crop side in pixels (ours: enough for 16-pixel blocks)
     noise_factor: float = 2.0  # noise floor: this x the median score at h = 1 (ours, see the module docstring)
-    micro_longest: int = 16  # an interval of at most this many frames is micro, else macro (MEGC2020's micro range)
+    micro_longest: int = 16  # an interval of at most this many frames is micro, else macro
     reach: float = 1.0  # the extent search looks this many x the largest h each way (ours)
-    level: float = 0.9  # the extent's share of the largest one-sided difference (ours, ``extent``)
+    level: float = 0.9  # the extent: this share of the plateau of the peak's score over h (ours, ``extent``)
     note: str = ""
 
     def scale(self, kind: str) -> Scale:
@@ -79,6 +81,8 @@ class SpotterParams:
 # (the mean is not in the reference, the median is). p: ours, chosen on synthetic videos with
 # the noise floor doing most of the work (SoftNet's 0.55 is for learned scores; MDMD's 0.01 for its
 # flow feature gives thousands of false positives on the real data, long_videos.md section 5).
+# micro_longest: the top of the MEGC2020 micro length range (CAS(ME)^2 7..16, SAMM-LV 47..105;
+# long_videos.md section 2), so the spotter's kind agrees with the scorer's length filter.
 _MEDIAN_SOURCE = "half the release's median {kind} length ({median} frames, long_videos.md section 1)"
 PARAMETERS = {
     "casme_sq": SpotterParams(scales=(
