@@ -84,7 +84,31 @@ class CompositeList:
     ids: Callable[[str, str, str], tuple[str, str]]  # (part, subject, clip) as listed -> the part's own ids
 
 
-Reader = Union[Spreadsheet, LabelFolders, CompositeList]
+@dataclass(frozen=True)
+class LongVideoSheet:
+    """A long-video annotation workbook: one row per interval (micro or macro) inside a long video
+    that holds many (CAS(ME)^2, SAMM-LV; tsfmicro.data.long_videos reads it).
+
+    Why a reader kind of its own: a row names an interval of a video, not a clip with its own
+    folder, and the row's subject and video are often resolved through other sheets (CAS(ME)^2's
+    naming rules), so the dataset module gives the functions that know its workbook."""
+
+    patterns: tuple[str, ...]  # file names, lower case, fnmatch; the newest match (by name) wins
+    # every sheet (header=None, as read) -> one dict per annotation row: row (1-based, as a
+    # spreadsheet program shows it), sheet, subject (folder name), video (the key video_folder takes),
+    # onset, apex, offset, kind (the type cell), label; a row that cannot be resolved carries
+    # ``problem`` (the reason shown in the excluded report) in place of the fields it lacks; a row
+    # read other than as written (a case fixed) carries ``note`` (shown in the quirks report)
+    rows: Callable[[Mapping[str, object]], list[dict]]
+    # the frame folder (FrameLayout.raw) -> (subject, video key, folder[, video name: default the
+    # folder's]) of every video in it; a row's
+    # (subject, video) is looked up among these keys (CAS(ME)^2: the 4-digit code in the folder's name)
+    videos: Callable[[Path], list]
+    kind: Callable[[object], Union[str, None]]  # the type cell -> "micro", "macro", or None (unknown)
+    fps: int  # frames per second of the release
+
+
+Reader = Union[Spreadsheet, LabelFolders, CompositeList, LongVideoSheet]
 
 
 # ----------------------------------------------------------------------------- frames

@@ -156,6 +156,8 @@ _MOVEMENTS = {
     "lip_corners_down": [("mouth_left", -0.02, 0.09), ("mouth_right", 0.02, 0.09)],             # AU15
     "lids_tighten": [("lower_lid_left", 0, -0.10), ("lower_lid_right", 0, -0.10),
                      ("upper_lid_left", 0, 0.06), ("upper_lid_right", 0, 0.06)],                # AU7
+    # a distractor in long videos (tsfmicro.data.long_videos), never a class: the upper lids close
+    "blink": [("upper_lid_left", 0, 0.16), ("upper_lid_right", 0, 0.16)],                      # AU45
 }
 # The same movement for the same emotion in every layout (lower-cased labels).
 LABEL_MOVEMENT = {
