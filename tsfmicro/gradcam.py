@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -146,6 +147,43 @@ def explain_predictions(run, prepared, per_class: int = 1, protocol: str = "fixe
             panel.update(_attention_at_peaks(model, onset, apex, panel))
         panels.append(panel)
     return panels
+
+
+def test_maps(run, prepared, protocol: str = "fixed", branches: Sequence[str] = BRANCHES,
+              batch: int = 64) -> tuple[pd.DataFrame, dict[str, np.ndarray | None]]:
+    """Grad-CAM of every test clip of the run's first seed, each by the model of its own LOSO
+    fold, for the class that model predicted (as :func:`explain_predictions`), in batches.
+
+    Returns the clips (the first seed's prediction rows, in their order: ``subject``, ``clip_id``,
+    ``sample_index``, ``true``, ``pred``) and ``{branch: (N, S, S) maps or None}`` (None: the variant
+    has no such branch).
+    """
+    from tsfmicro.engine.augment import to_model_input
+
+    seed = int(run.predictions["seed"].iloc[0])
+    table = run.predictions[run.predictions["seed"] == seed].reset_index(drop=True)
+    clips = pd.DataFrame({"subject": table["subject"].astype(str), "clip_id": table["clip_id"],
+                          "sample_index": table["sample_index"].astype(int), "true": table["true"].astype(int),
+                          "pred": table[f"pred_{protocol}"].astype(int)})
+    maps: dict[str, np.ndarray | None] = {}
+    for subject in clips["subject"].unique():  # one fold model per subject
+        rows = np.flatnonzero(clips["subject"].to_numpy() == subject)
+        model = run.fold_model(subject)
+        size = model.config.image_size
+        for start in range(0, len(rows), batch):
+            part = rows[start:start + batch]
+            positions = clips["sample_index"].to_numpy()[part]
+            onset = to_model_input(torch.from_numpy(prepared.onset[positions].copy()), size)
+            apex = to_model_input(torch.from_numpy(prepared.apex[positions].copy()), size)
+            cams = branch_cams(model, onset, apex, target_classes=clips["pred"].to_numpy()[part], branches=branches)
+            for branch, found in cams.items():
+                if found is None:
+                    maps.setdefault(branch, None)
+                    continue
+                if maps.get(branch) is None:
+                    maps[branch] = np.zeros((len(clips), size, size), dtype=np.float32)
+                maps[branch][part] = found
+    return clips, maps
 
 
 def _attention_at_peaks(model: nn.Module, onset: torch.Tensor, apex: torch.Tensor, panel: dict) -> dict:
