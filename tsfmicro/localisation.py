@@ -88,8 +88,9 @@ def region_mask(region: Sequence[float], crop_box: Sequence[float], size: int) -
 def _covered(start: float, stop: float, box_start: float, box_stop: float, size: int) -> tuple[int, int] | None:
     """Model-input pixels [first, last) whose footprint overlaps [start, stop) on one axis."""
     scale = size / (box_stop - box_start)
-    first = int(np.floor((start - box_start) * scale))
-    last = int(np.ceil((stop - box_start) * scale))
+    # a footprint that only touches the region's edge does not overlap it (1e-9: rounding error)
+    first = int(np.floor((start - box_start) * scale + 1e-9))
+    last = int(np.ceil((stop - box_start) * scale - 1e-9))
     first, last = max(first, 0), min(last, size)
     return (first, last) if last > first else None
 

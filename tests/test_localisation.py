@@ -1,0 +1,199 @@
+"""The pointing game and the mass share (tsfmicro.localisation): the planted region mapped into the
+model-input square, the scores of known maps, the random-map baseline, zero maps counted and not
+scored, the sentence both ways, and on real crops of synthetic data."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tsfmicro import localisation as L
+
+S = 64
+
+
+def box_mask(rows: slice, columns: slice, size: int = S) -> np.ndarray:
+    mask = np.zeros((size, size), dtype=bool)
+    mask[rows, columns] = True
+    return mask
+
+
+# ----------------------------------------------------------------------------- the region
+
+
+def test_a_region_maps_through_a_hand_made_crop_box():
+    # crop box 200 px square from (100, 50): a model-input pixel is 200 / 64 = 3.125 raw pixels
+    crop_box = (100.0, 50.0, 300.0, 250.0)
+    # raw x 150..200 -> (50 .. 100) / 3.125 = 16 .. 32; raw y 100..150 likewise
+    assert np.array_equal(L.region_mask((150, 100, 200, 150), crop_box, S), box_mask(slice(16, 32), slice(16, 32)))
+    # a region edge inside a pixel: that pixel overlaps it, so it is in (x 151 -> 16.32: pixel 16 still in)
+    assert np.array_equal(L.region_mask((151, 100, 201, 150), crop_box, S), box_mask(slice(16, 32), slice(16, 33)))
+    # partly outside the crop: clipped to the square; wholly outside: empty
+    assert np.array_equal(L.region_mask((50, 40, 110, 60), crop_box, S), box_mask(slice(0, 4), slice(0, 4)))
+    assert not L.region_mask((400, 300, 450, 350), crop_box, S).any()
+    # a 224 px input: 200 / 224 raw pixels a pixel, so raw 150..200 -> 56 .. 112
+    assert np.array_equal(L.region_mask((150, 100, 200, 150), crop_box, 224),
+                          box_mask(slice(56, 112), slice(56, 112), 224))
+
+
+def test_clip_masks_match_manifest_rows_and_say_why_a_region_is_unknown():
+    manifest = pd.DataFrame({"subject": ["006", "006", "007"], "clip_id": ["a", "b", "c"],
+                             "region_x0": [150, 150, None], "region_y0": [100, 100, None],
+                             "region_x1": [200, 200, None], "region_y1": [150, 150, None]})
+    box = dict(crop_x0=100.0, crop_y0=50.0, crop_x1=300.0, crop_y1=250.0)
+    samples = pd.DataFrame([
+        dict(subject="006", clip_id="a", **box),
+        dict(subject="samm/006", clip_id="b", **box),  # a composite's prefixed subject
+        dict(subject="007", clip_id="c", **box),  # no region written
+        dict(subject="006", clip_id="b", crop_x0=np.nan, crop_y0=np.nan, crop_x1=np.nan, crop_y1=np.nan),
+        dict(subject="008", clip_id="z", **box),  # not in the manifest
+    ])
+    masks, reasons = L.clip_masks(samples, manifest, S)
+    assert np.array_equal(masks[0], box_mask(slice(16, 32), slice(16, 32))) and np.array_equal(masks[1], masks[0])
+    assert masks[2] is None and reasons[2] == "no region in the manifest"
+    assert masks[3] is None and "pre-cropped" in reasons[3]
+    assert masks[4] is None and reasons[4] == "no region in the manifest"
+    assert reasons[:2] == ["", ""]
+    unknown, why = L.clip_masks(samples, None, S)
+    assert unknown == [None] * 5 and why[0].startswith("no manifest")
+
+
+def test_on_real_crops_of_synthetic_data_the_difference_frame_peaks_in_the_mapped_region(
+        synthetic_casme2_root, engine_cache_dir):
+    """The mapping end to end: MTCNN's crop box from the cache, the writer's region, the resize. Where
+    onset and apex differ most (smoothed |apex - onset| of the 64 px crops, the model's input) must be
+    inside the mapped region for every clip; a wrong box, axis or scale misses most of them, since the
+    region covers ~10 % of the square."""
+    from scipy import ndimage
+
+    from tsfmicro.data import prepare
+
+    data = prepare("casme2", synthetic_casme2_root, "5class", crop_size=S, cache_dir=engine_cache_dir,
+                   progress=False, boxes=True)
+    masks, reasons = L.clip_masks(data.samples, L.read_manifest(synthetic_casme2_root), S)
+    assert reasons == [""] * len(masks) and len(masks) >= 20
+    difference = np.abs(data.apex.astype(np.float32) - data.onset.astype(np.float32)).mean(axis=-1)
+    hits = [L.peak_inside(ndimage.uniform_filter(d, 5), mask) for d, mask in zip(difference, masks)]
+    area = np.mean([mask.mean() for mask in masks])
+    assert np.mean(hits) >= 0.9, f"difference peaks in the region for {np.mean(hits):.0%} of clips"
+    assert area < 0.3  # the test means something: a random point lands inside far less often
+
+
+# ----------------------------------------------------------------------------- one map
+
+
+def test_a_map_concentrated_on_the_region_hits_with_all_its_mass():
+    mask = box_mask(slice(10, 20), slice(30, 40))
+    cam = np.zeros((S, S), dtype=np.float32)
+    cam[12:18, 32:38] = 0.5
+    cam[15, 35] = 1.0
+    assert L.peak_inside(cam, mask) is True
+    assert L.mass_inside(cam, mask) == pytest.approx(1.0)
+    assert not L.peak_inside(cam, ~mask) and L.mass_inside(cam, ~mask) == pytest.approx(0.0)
+
+
+def test_a_uniform_map_puts_the_area_share_of_its_mass_inside():
+    mask = box_mask(slice(0, 16), slice(0, 32))
+    assert L.mass_inside(np.full((S, S), 0.3), mask) == pytest.approx(mask.mean()) == pytest.approx(0.125)
+
+
+def test_ties_are_broken_at_the_plateau_middle():
+    # a plateau of equal maxima over columns 0..9 of row 5: its centroid is at column 4.5, the peak the
+    # first nearest tied pixel (column 4); so a region over columns 3..6 is hit, one over 0..1 is not
+    cam = np.zeros((S, S))
+    cam[5, :10] = 1.0
+    assert L.peak(cam) == (5, 4)
+    assert L.peak_inside(cam, box_mask(slice(5, 6), slice(3, 7)))
+    assert not L.peak_inside(cam, box_mask(slice(5, 6), slice(0, 2)))
+
+
+def test_a_zero_map_is_counted_not_scored():
+    zero = np.zeros((S, S), dtype=np.float32)
+    mask = box_mask(slice(0, 8), slice(0, 8))
+    assert L.is_zero(zero)
+    with pytest.raises(ValueError, match="count it"):
+        L.peak_inside(zero, mask)
+    with pytest.raises(ValueError, match="count it"):
+        L.mass_inside(zero, mask)
+    hit = np.zeros((S, S), dtype=np.float32)
+    hit[2, 2] = 1
+    scores = L.score_maps(np.stack([zero, hit]), [mask, mask], ["s1", "s2"])
+    assert scores["zero"].tolist() == [True, False]
+    assert np.isnan(scores.loc[0, "hit"]) and np.isnan(scores.loc[0, "mass"]) and scores.loc[1, "hit"] == 1
+    summary = L.summarise(scores)
+    assert (summary["clips"], summary["zero_maps"], summary["scored"]) == (2, 1, 1)
+    assert summary["hit_rate"] == 1.0  # the zero map is not a miss
+    text = L.sentence("temporal", summary)
+    assert "1 of 2 maps was zero" in text and "left out" in text
+
+
+# ----------------------------------------------------------------------------- many maps
+
+
+def _clips(count: int, subjects: int, seed: int = 0):
+    """Clips with a random 12 x 12 region each (area share 144 / 4096 = 3.5 %)."""
+    rng = np.random.default_rng(seed)
+    corners = rng.integers(0, S - 12, size=(count, 2))
+    masks = [box_mask(slice(r, r + 12), slice(c, c + 12)) for r, c in corners]
+    return masks, [f"s{k % subjects}" for k in range(count)], rng
+
+
+def test_maps_on_their_regions_beat_both_baselines_and_random_maps_do_not():
+    masks, subjects, rng = _clips(60, 6)
+    on_region = np.stack([np.where(m, 1.0, 0.05) + 0.01 * rng.random((S, S)) for m in masks])
+    good = L.summarise(L.score_maps(on_region, masks, subjects))
+    assert good["hit_rate"] == 1 and good["area_share"] == pytest.approx(144 / 4096)
+    assert good["hit_minus_random"][1] > 0.8 and good["hit_minus_shuffled"][1] > 0.8
+    assert good["mass_interval"][0] > good["area_share"]
+    text = L.sentence("temporal", good)
+    assert "100 % of the 60 clips" in text and "above a random map's 4 %" in text and "no map was zero" in text
+
+    noise = rng.random((60, S, S))  # a map that knows nothing: its peak lands inside ~3.5 % of the time
+    blind = L.summarise(L.score_maps(noise, masks, subjects))
+    low, high = blind["hit_minus_random"][1:]
+    assert low <= 0 <= high and abs(blind["mass_share"] - blind["area_share"]) < 0.01
+    assert "indistinguishable from a random map's" in L.sentence("spatial", blind)
+
+
+def test_a_map_that_always_points_at_the_same_place_does_not_beat_other_clips_regions():
+    # every region holds the point (30, 30); a map always peaking there hits every clip, far above the
+    # random map, but no better than against any other clip's region: it does not follow the movement
+    rng = np.random.default_rng(1)
+    masks = [box_mask(slice(30 - r, 31 + r), slice(30 - c, 31 + c)) for r, c in rng.integers(2, 8, size=(30, 2))]
+    fixed = np.zeros((30, S, S))
+    fixed[:, 30, 30] = 1
+    summary = L.summarise(L.score_maps(fixed, masks, [f"s{k % 5}" for k in range(30)]))
+    assert summary["hit_rate"] == 1 and summary["hit_minus_random"][1] > 0.5
+    assert summary["shuffled_hit"] == 1 and summary["hit_minus_shuffled"] == (0.0, 0.0, 0.0)
+    assert "indistinguishable from the 100 % it scores against other clips' regions" in L.sentence("temporal", summary)
+
+
+def test_a_map_pointing_away_reads_below_the_baseline():
+    masks, subjects, rng = _clips(40, 5, seed=2)
+    away = np.stack([np.where(m, 0.0, 1.0) * rng.random((S, S)) for m in masks])
+    summary = L.summarise(L.score_maps(away, masks, subjects))
+    assert summary["hit_rate"] == 0 and summary["hit_minus_random"][2] < 0
+    assert "below a random map's" in L.sentence("spatial", summary)
+
+
+def test_the_interval_resamples_whole_subjects_and_is_seeded():
+    masks, subjects, _ = _clips(20, 4, seed=3)
+    cams = np.stack([np.where(m, 1.0, 0.0) for m in masks])
+    cams[:5] = np.where(masks[0], 0.0, 1.0)  # subject s0..s4's first clips miss: subjects differ
+    summary = L.summarise(L.score_maps(cams, masks, subjects))
+    low, high = summary["hit_interval"]
+    assert low < summary["hit_rate"] < high  # whole subjects drawn: their hit rates differ, so the interval has width
+    again = L.summarise(L.score_maps(cams, masks, subjects))
+    assert again["hit_interval"] == summary["hit_interval"]  # seeded
+
+
+def test_no_scored_clip_gives_nan_and_a_sentence_that_says_so():
+    zero = np.zeros((2, S, S))
+    summary = L.summarise(L.score_maps(zero, [box_mask(slice(0, 4), slice(0, 4))] * 2, ["a", "b"]))
+    assert summary["scored"] == 0 and np.isnan(summary["hit_rate"])
+    assert L.sentence("spatial", summary) == ("The spatial branch gave no map to score: 2 of 2 maps were zero (the "
+                                              "spatial branch found no position that raises the predicted class's "
+                                              "score more than another) and are left out.")
+    row = L.table_row("spatial", summary)
+    assert row["zero maps"] == 2 and np.isnan(row["pointing game %"])
+    assert L.display_table(pd.DataFrame([row]))["pointing game % [95 % CI]"].tolist() == ["-"]
