@@ -269,7 +269,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
         return table
 
     def cell(value, low, high):
-        return "-" if np.isnan(value) else f"{value:.0f} [{low:.0f}, {high:.0f}]"
+        return "-" if np.isnan(value) else f"{value:.0f} {interval_text(low, high)}"
 
     return pd.DataFrame({
         "branch": table["branch"], "clips": table["clips"], "zero maps": table["zero maps"],
@@ -280,6 +280,14 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
         "mass share % [95 % CI]": [cell(*v) for v in table[["mass share %", "mass low %", "mass high %"]].to_numpy()],
         "area share %": table["area share %"].map(lambda v: "-" if np.isnan(v) else f"{v:.0f}"),
     })
+
+
+def interval_text(low: float, high: float) -> str:
+    """"[low, high]" in whole percent, or, when every resample gives the same value, says so: a
+    zero-width interval is not certainty, only subjects that all agree (e.g. every clip a hit)."""
+    if round(low) == round(high):
+        return "(every subject resample alike)"
+    return f"[{low:.0f}, {high:.0f}]"
 
 
 def verdict(low: float, high: float) -> str:
@@ -305,9 +313,11 @@ def sentence(branch: str, summary: dict) -> str:
     _, d_low, d_high = summary["hit_minus_random"]
     _, s_low, s_high = summary["hit_minus_shuffled"]
     _, m_low, m_high = summary["mass_minus_random"]
+    _, n_low, n_high = summary["mass_minus_shuffled"]
     return (f"The {branch} map's peak lies in the planted region for {hit:.0f} % of the {summary['scored']} clips "
-            f"with a map [{low:.0f}, {high:.0f}], {verdict(d_low, d_high)} a random map's "
+            f"with a map {interval_text(low, high)}, {verdict(d_low, d_high)} a random map's "
             f"{100 * summary['area_share']:.0f} % (difference {100 * d_low:+.0f} to {100 * d_high:+.0f} points) and "
             f"{verdict(s_low, s_high)} the {100 * summary['shuffled_hit']:.0f} % it scores against other clips' "
             f"regions; {100 * summary['mass_share']:.0f} % of its mass lies in the region, "
-            f"{verdict(m_low, m_high)} the region's {100 * summary['area_share']:.0f} % of the square; {zeros}.")
+            f"{verdict(m_low, m_high)} the region's {100 * summary['area_share']:.0f} % of the square and "
+            f"{verdict(n_low, n_high)} the {100 * summary['shuffled_mass']:.0f} % in other clips' regions; {zeros}.")
