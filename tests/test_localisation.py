@@ -303,3 +303,67 @@ def test_grad_cam_of_a_trained_onset_only_model_does_not_beat_the_baselines(crop
     print(L.sentence("spatial", onset))
     assert onset["clips"] == len(data.samples)
     assert not onset["hit_minus_random"][1] > 0 and not onset["hit_minus_shuffled"][1] > 0
+
+
+# ----------------------------------------------------------------------------- the Grad-CAM page
+
+
+def page_params(tmp_path, **changes):
+    import yaml
+
+    params = {
+        "data_source": "synthetic", "datasets": {"casme2": ["5class"]}, "preset": "tiny", "recipe": "paper",
+        "epochs": 2, "batch_size": 4, "seeds": [0], "device": "cpu", "cpu_threads": 1,
+        "ablation": {"dataset": "casme2", "task": "5class", "fusions": ["ts_late"]},
+        "gradcam": {"dataset": "casme2", "task": "5class", "examples": 1},
+        "synthetic": {"subjects": 3, "clips_per_subject": 5, "seed": 0},
+        "paths": {"synthetic": str(tmp_path / "synthetic"), "prepared": str(tmp_path / "prepared"),
+                  "runs": str(tmp_path / "runs")},
+        **changes,
+    }
+    path = tmp_path / "page.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def test_the_gradcam_page_scores_every_test_clip_of_both_branches_on_synthetic_data(tmp_path, one_torch_thread):
+    from tsfmicro.study import Study
+
+    page = Study.load(page_params(tmp_path)).chapter("gradcam")
+    table = page.localisation
+    (run,) = page.runs.values()
+    clips = int((run.predictions["seed"] == 0).sum())
+    assert table["branch"].tolist() == ["temporal", "spatial"] and (table["clips"] == clips).all()
+    assert list(table.columns) == L.TABLE_COLUMNS and page.localisation is table  # computed once
+    for row in table.to_dict("records"):
+        scored = row["clips"] - row["zero maps"]
+        if scored:  # a percentage of the scored clips, inside its interval
+            assert row["pointing low %"] <= row["pointing game %"] <= row["pointing high %"]
+            assert 0 < row["random map %"] == row["area share %"] < 50
+    text = page.localisation_summary()
+    assert "The temporal map's peak lies in the planted region" in text or "The temporal branch gave no map" in text
+    assert text.endswith(f"Intervals: {L.INTERVAL}.")
+    assert page.localisation_table()["branch"].tolist() == ["temporal", "spatial"]
+
+
+def test_on_data_without_a_manifest_the_page_says_the_region_is_unknown_and_scores_nothing(tmp_path):
+    from tsfmicro.data import write_synthetic
+    from tsfmicro.data.synthetic import MANIFEST_FILE
+    from tsfmicro.study import Study
+
+    root = write_synthetic("casme2", tmp_path / "casme2", subjects=2, clips_per_subject=3, seed=0)
+    (root / MANIFEST_FILE).unlink()  # as a real dataset: nobody recorded where the face moved
+    path = page_params(tmp_path, data_source="real", roots={"casme2": str(root)})
+    page = Study.load(path).chapter("gradcam")
+    assert page.localisation.empty and list(page.localisation.columns) == L.TABLE_COLUMNS
+    assert "is not known" in page.localisation_summary()
+    assert not (tmp_path / "runs").exists()  # nothing trained to say so
+
+
+def test_without_gradcam_examples_the_page_has_no_run_and_says_why(tmp_path):
+    from tsfmicro.study import Study
+
+    page = Study.load(page_params(tmp_path, gradcam={"dataset": "casme2", "task": "5class", "examples": 0})
+                      ).chapter("gradcam")
+    assert page.localisation.empty and "examples: is 0" in page.localisation_summary()
+    assert not (tmp_path / "runs").exists()

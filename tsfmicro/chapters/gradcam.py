@@ -61,7 +61,7 @@ class GradcamPage(Page):
         from tsfmicro import gradcam, localisation
 
         self._localisation_note = ""
-        if not self.runs:
+        if not self.planned:
             self._localisation_note = ("No localisation scores: gradcam: examples: is 0 in these parameters, so "
                                        "this page has no run.")
             return pd.DataFrame(columns=localisation.TABLE_COLUMNS)
