@@ -18,6 +18,20 @@ import torch
 from torch import nn
 
 BRANCHES = ("temporal", "spatial")
+# A finer map of the temporal branch than its output (S/16 x S/16: 4 x 4 cells of 16 pixels in the
+# tiny preset, after stages of 2-D retention that mix every position): the output of its first
+# stage (S/4 x S/4, after one retention block and the downsampling conv). Only for TSFmicro-shaped
+# networks (``model.temporal.stages``); a network without one maps it to None.
+TEMPORAL_STAGE1 = "temporal_stage1"
+
+
+def _target_layer(model: nn.Module, branch: str) -> nn.Module | None:
+    """The module whose output Grad-CAM weighs for ``branch``: ``model.feature_layers()``'s, or the
+    temporal branch's first stage for :data:`TEMPORAL_STAGE1`."""
+    if branch == TEMPORAL_STAGE1:
+        stages = getattr(getattr(model, "temporal", None), "stages", None)
+        return None if stages is None else stages[0].downsample.conv
+    return model.feature_layers().get(branch)
 
 
 class PairInput(nn.Module):
@@ -43,6 +57,7 @@ def branch_cams(model: nn.Module, onset: torch.Tensor, apex: torch.Tensor,
 
     onset, apex: ``(B, 3, S, S)`` model inputs (``tsfmicro.engine.augment.to_model_input``).
     ``target_classes``: the class each CAM explains (default: the predicted class).
+    ``branches``: names of ``model.feature_layers()``, or :data:`TEMPORAL_STAGE1`.
     Returns ``{branch: (B, S, S) float array in [0, 1]}``; a branch the variant does not
     have (e.g. ``temporal_only`` has no spatial branch) maps to None.
     """
@@ -52,11 +67,10 @@ def branch_cams(model: nn.Module, onset: torch.Tensor, apex: torch.Tensor,
     model.eval()
     wrapped = PairInput(model).eval()
     pair = stack_pair(onset, apex)
-    layers = model.feature_layers()
     targets = None if target_classes is None else [ClassifierOutputTarget(int(c)) for c in target_classes]
     cams: dict[str, np.ndarray | None] = {}
     for branch in branches:
-        layer = layers.get(branch)
+        layer = _target_layer(model, branch)
         if layer is None:
             cams[branch] = None
             continue

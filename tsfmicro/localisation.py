@@ -282,6 +282,11 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def _points(difference: float) -> str:
+    """A difference of shares in signed whole points, "+0" rather than "-0"."""
+    return f"{round(100 * difference) + 0:+d}"
+
+
 def interval_text(low: float, high: float) -> str:
     """"[low, high]" in whole percent, or, when every resample gives the same value, says so: a
     zero-width interval is not certainty, only subjects that all agree (e.g. every clip a hit)."""
@@ -299,9 +304,14 @@ def verdict(low: float, high: float) -> str:
     return "indistinguishable from"
 
 
+# How the sentences name a map (the branch names of tsfmicro.gradcam).
+MAP_NAMES = {"temporal_stage1": "temporal first-stage"}
+
+
 def sentence(branch: str, summary: dict) -> str:
     """What the numbers of one branch say, in words: the pointing game against the random map and
     against the other clips' regions, the mass share against the area share, and the zero maps."""
+    branch = MAP_NAMES.get(branch, branch)
     zero = summary["zero_maps"]
     zeros = ("no map was zero" if zero == 0 else
              f"{zero} of {summary['clips']} maps {'was' if zero == 1 else 'were'} zero (the {branch} branch "
@@ -316,7 +326,7 @@ def sentence(branch: str, summary: dict) -> str:
     _, n_low, n_high = summary["mass_minus_shuffled"]
     return (f"The {branch} map's peak lies in the planted region for {hit:.0f} % of the {summary['scored']} clips "
             f"with a map {interval_text(low, high)}, {verdict(d_low, d_high)} a random map's "
-            f"{100 * summary['area_share']:.0f} % (difference {100 * d_low:+.0f} to {100 * d_high:+.0f} points) and "
+            f"{100 * summary['area_share']:.0f} % (difference {_points(d_low)} to {_points(d_high)} points) and "
             f"{verdict(s_low, s_high)} the {100 * summary['shuffled_hit']:.0f} % it scores against other clips' "
             f"regions; {100 * summary['mass_share']:.0f} % of its mass lies in the region, "
             f"{verdict(m_low, m_high)} the region's {100 * summary['area_share']:.0f} % of the square and "

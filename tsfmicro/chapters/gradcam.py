@@ -52,7 +52,8 @@ class GradcamPage(Page):
     def localisation(self):
         """Does each branch's Grad-CAM point at the planted moving region? One row per branch
         (temporal, and spatial for contrast) over ALL test clips of the first seed, each explained
-        by its own fold model for the class it predicted (tsfmicro.localisation: pointing game and
+        by its own fold model for the class it predicted; and the temporal branch's first stage
+        (``temporal_stage1``, a finer map: gradcam.TEMPORAL_STAGE1) (tsfmicro.localisation: pointing game and
         mass share with subject-bootstrap intervals, the random-map baseline, the other clips'
         regions, zero maps counted and left out). Empty when the region is not known (real data:
         no manifest) or there is no run (``examples: 0``); :meth:`localisation_summary` says why."""
@@ -75,7 +76,9 @@ class GradcamPage(Page):
         data = self.study.data(section.dataset, section.task)
         if not set(localisation.CROP_BOX_COLUMNS) <= set(data.samples.columns):  # a cache from before the boxes
             data = self.study.prepared(section.dataset, section.task, boxes=True)
-        clips, maps = gradcam.test_maps(run, data)
+        # the temporal branch's output, its first stage (finer; see gradcam.TEMPORAL_STAGE1) and,
+        # for contrast, the spatial branch, which sees no motion
+        clips, maps = gradcam.test_maps(run, data, branches=("temporal", gradcam.TEMPORAL_STAGE1, "spatial"))
         size = next(m.shape[-1] for m in maps.values() if m is not None)
         masks, reasons = localisation.clip_masks(data.samples.iloc[clips["sample_index"].to_numpy()], manifest, size)
         known = [mask is not None for mask in masks]
