@@ -81,6 +81,29 @@ def test_on_real_crops_of_synthetic_data_the_difference_frame_peaks_in_the_mappe
     assert area < 0.3  # the test means something: a random point lands inside far less often
 
 
+def test_an_old_cache_without_crop_boxes_gives_no_region_until_prepare_is_asked_for_boxes(
+        synthetic_casme2_root, tmp_path):
+    from tsfmicro.data import prepare
+    from tsfmicro.data.cache import CROP_BOX_COLUMNS
+
+    cache = tmp_path / "cache"
+    data = prepare("casme2", synthetic_casme2_root, "5class", crop_size=S, cache_dir=cache, progress=False)
+    assert set(CROP_BOX_COLUMNS) <= set(data.samples.columns)  # kept in every new cache
+    with np.load(data.cache_path) as stored:  # as written before the boxes were kept
+        older = {name: stored[name] for name in stored.files if name not in ("boxes", "frame_shapes")}
+    with open(data.cache_path, "wb") as handle:
+        np.savez(handle, **older)
+    manifest = L.read_manifest(synthetic_casme2_root)
+    old = prepare("casme2", synthetic_casme2_root, "5class", crop_size=S, cache_dir=cache, progress=False)
+    masks, reasons = L.clip_masks(old.samples, manifest, S)
+    assert masks == [None] * len(masks) and "boxes=True" in reasons[0]
+    rebuilt = prepare("casme2", synthetic_casme2_root, "5class", crop_size=S, cache_dir=cache, progress=False,
+                      boxes=True)
+    assert rebuilt.cache_path == data.cache_path and np.array_equal(rebuilt.apex, data.apex)
+    pd.testing.assert_frame_equal(rebuilt.samples, data.samples)
+    assert all(mask is not None for mask in L.clip_masks(rebuilt.samples, manifest, S)[0])
+
+
 # ----------------------------------------------------------------------------- one map
 
 
