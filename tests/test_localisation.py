@@ -262,8 +262,9 @@ class ModelRun:
 
     def __init__(self, data, model):
         self.model = model
-        self.predictions = pd.DataFrame({"seed": 0, "subject": data.samples["subject"], "clip_id": data.samples["clip_id"],
-                                         "sample_index": np.arange(len(data.samples)), "true": 0, "pred_fixed": 0})
+        self.predictions = pd.DataFrame({"seed": 0, "subject": data.samples["subject"],
+                                         "clip_id": data.samples["clip_id"], "sample_index": np.arange(len(data.samples)),
+                                         "true": 0, "pred_fixed": 0})
 
     def fold_model(self, subject):
         return self.model
