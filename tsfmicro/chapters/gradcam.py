@@ -79,7 +79,11 @@ class GradcamPage(Page):
         # the temporal branch's output, its first stage (finer; see gradcam.TEMPORAL_STAGE1) and,
         # for contrast, the spatial branch, which sees no motion
         clips, maps = gradcam.test_maps(run, data, branches=("temporal", gradcam.TEMPORAL_STAGE1, "spatial"))
-        size = next(m.shape[-1] for m in maps.values() if m is not None)
+        size = next((m.shape[-1] for m in maps.values() if m is not None), None)
+        if size is None:  # a network without these maps (tsfmicro.model: feature_layers())
+            self._localisation_note = (f"The {run.config.get('arch') or 'tsfmicro'} network has none of the maps "
+                                       "scored here (temporal, temporal_stage1, spatial).")
+            return pd.DataFrame(columns=localisation.TABLE_COLUMNS)
         masks, reasons = localisation.clip_masks(data.samples.iloc[clips["sample_index"].to_numpy()], manifest, size)
         known = [mask is not None for mask in masks]
         unknown = [reason for reason in reasons if reason]
