@@ -13,10 +13,25 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
 BRANCHES = ("temporal", "spatial")
+# A finer map of the temporal branch than its output (S/16 x S/16: 4 x 4 cells of 16 pixels in the
+# tiny preset, after stages of 2-D retention that mix every position): the output of its first
+# stage (S/4 x S/4, after one retention block and the downsampling conv). Only for TSFmicro-shaped
+# networks (``model.temporal.stages``); a network without one maps it to None.
+TEMPORAL_STAGE1 = "temporal_stage1"
+
+
+def _target_layer(model: nn.Module, branch: str) -> nn.Module | None:
+    """The module whose output Grad-CAM weighs for ``branch``: ``model.feature_layers()``'s, or the
+    temporal branch's first stage for :data:`TEMPORAL_STAGE1`."""
+    if branch == TEMPORAL_STAGE1:
+        stages = getattr(getattr(model, "temporal", None), "stages", None)
+        return None if stages is None else stages[0].downsample.conv
+    return model.feature_layers().get(branch)
 
 
 class PairInput(nn.Module):
@@ -42,6 +57,7 @@ def branch_cams(model: nn.Module, onset: torch.Tensor, apex: torch.Tensor,
 
     onset, apex: ``(B, 3, S, S)`` model inputs (``tsfmicro.engine.augment.to_model_input``).
     ``target_classes``: the class each CAM explains (default: the predicted class).
+    ``branches``: names of ``model.feature_layers()``, or :data:`TEMPORAL_STAGE1`.
     Returns ``{branch: (B, S, S) float array in [0, 1]}``; a branch the variant does not
     have (e.g. ``temporal_only`` has no spatial branch) maps to None.
     """
@@ -51,11 +67,10 @@ def branch_cams(model: nn.Module, onset: torch.Tensor, apex: torch.Tensor,
     model.eval()
     wrapped = PairInput(model).eval()
     pair = stack_pair(onset, apex)
-    layers = model.feature_layers()
     targets = None if target_classes is None else [ClassifierOutputTarget(int(c)) for c in target_classes]
     cams: dict[str, np.ndarray | None] = {}
     for branch in branches:
-        layer = layers.get(branch)
+        layer = _target_layer(model, branch)
         if layer is None:
             cams[branch] = None
             continue
@@ -146,6 +161,43 @@ def explain_predictions(run, prepared, per_class: int = 1, protocol: str = "fixe
             panel.update(_attention_at_peaks(model, onset, apex, panel))
         panels.append(panel)
     return panels
+
+
+def test_maps(run, prepared, protocol: str = "fixed", branches: Sequence[str] = BRANCHES,
+              batch: int = 64) -> tuple[pd.DataFrame, dict[str, np.ndarray | None]]:
+    """Grad-CAM of every test clip of the run's first seed, each by the model of its own LOSO
+    fold, for the class that model predicted (as :func:`explain_predictions`), in batches.
+
+    Returns the clips (the first seed's prediction rows, in their order: ``subject``, ``clip_id``,
+    ``sample_index``, ``true``, ``pred``) and ``{branch: (N, S, S) maps or None}`` (None: the variant
+    has no such branch).
+    """
+    from tsfmicro.engine.augment import to_model_input
+
+    seed = int(run.predictions["seed"].iloc[0])
+    table = run.predictions[run.predictions["seed"] == seed].reset_index(drop=True)
+    clips = pd.DataFrame({"subject": table["subject"].astype(str), "clip_id": table["clip_id"],
+                          "sample_index": table["sample_index"].astype(int), "true": table["true"].astype(int),
+                          "pred": table[f"pred_{protocol}"].astype(int)})
+    maps: dict[str, np.ndarray | None] = {}
+    for subject in clips["subject"].unique():  # one fold model per subject
+        rows = np.flatnonzero(clips["subject"].to_numpy() == subject)
+        model = run.fold_model(subject)
+        size = model.config.image_size
+        for start in range(0, len(rows), batch):
+            part = rows[start:start + batch]
+            positions = clips["sample_index"].to_numpy()[part]
+            onset = to_model_input(torch.from_numpy(prepared.onset[positions].copy()), size)
+            apex = to_model_input(torch.from_numpy(prepared.apex[positions].copy()), size)
+            cams = branch_cams(model, onset, apex, target_classes=clips["pred"].to_numpy()[part], branches=branches)
+            for branch, found in cams.items():
+                if found is None:
+                    maps.setdefault(branch, None)
+                    continue
+                if maps.get(branch) is None:
+                    maps[branch] = np.zeros((len(clips), size, size), dtype=np.float32)
+                maps[branch][part] = found
+    return clips, maps
 
 
 def _attention_at_peaks(model: nn.Module, onset: torch.Tensor, apex: torch.Tensor, panel: dict) -> dict:

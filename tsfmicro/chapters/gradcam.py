@@ -48,6 +48,76 @@ class GradcamPage(Page):
         return gradcam.explain_predictions(run, self.study.data(section.dataset, section.task),
                                            per_class=section.examples, attention=True)
 
+    @functools.cached_property
+    def localisation(self):
+        """Does each branch's Grad-CAM point at the planted moving region? One row per branch
+        (temporal, and spatial for contrast) over ALL test clips of the first seed, each explained
+        by its own fold model for the class it predicted; and the temporal branch's first stage
+        (``temporal_stage1``, a finer map: gradcam.TEMPORAL_STAGE1) (tsfmicro.localisation: pointing game and
+        mass share with subject-bootstrap intervals, the random-map baseline, the other clips'
+        regions, zero maps counted and left out). Empty when the region is not known (real data:
+        no manifest) or there is no run (``examples: 0``); :meth:`localisation_summary` says why."""
+        import pandas as pd
+
+        from tsfmicro import gradcam, localisation
+
+        self._localisation_note = ""
+        if not self.planned:
+            self._localisation_note = ("No localisation scores: gradcam: examples: is 0 in these parameters, so "
+                                       "this page has no run.")
+            return pd.DataFrame(columns=localisation.TABLE_COLUMNS)
+        section = self.section
+        manifest = localisation.read_manifest(self.parameters.root(section.dataset))
+        if manifest is None:
+            self._localisation_note = (f"Where the movement is in each {section.dataset} clip is not known (real "
+                                       "data carry no planted region), so no pointing game is scored here.")
+            return pd.DataFrame(columns=localisation.TABLE_COLUMNS)
+        (run,) = self.runs.values()
+        data = self.study.data(section.dataset, section.task)
+        if not set(localisation.CROP_BOX_COLUMNS) <= set(data.samples.columns):  # a cache from before the boxes
+            data = self.study.prepared(section.dataset, section.task, boxes=True)
+        # the temporal branch's output, its first stage (finer; see gradcam.TEMPORAL_STAGE1) and,
+        # for contrast, the spatial branch, which sees no motion
+        clips, maps = gradcam.test_maps(run, data, branches=("temporal", gradcam.TEMPORAL_STAGE1, "spatial"))
+        size = next((m.shape[-1] for m in maps.values() if m is not None), None)
+        if size is None:  # a network without these maps (tsfmicro.model: feature_layers())
+            self._localisation_note = (f"The {run.config.get('arch') or 'tsfmicro'} network has none of the maps "
+                                       "scored here (temporal, temporal_stage1, spatial).")
+            return pd.DataFrame(columns=localisation.TABLE_COLUMNS)
+        masks, reasons = localisation.clip_masks(data.samples.iloc[clips["sample_index"].to_numpy()], manifest, size)
+        known = [mask is not None for mask in masks]
+        unknown = [reason for reason in reasons if reason]
+        if unknown:
+            self._localisation_note = (f"{len(unknown)} of {len(masks)} test clips have no known region and are "
+                                       f"left out ({'; '.join(sorted(set(unknown)))}).")
+        rows, self._localisation_summaries = [], {}
+        for branch, branch_maps in maps.items():
+            if branch_maps is None or not any(known):
+                continue
+            scores = localisation.score_maps(branch_maps[known], [m for m in masks if m is not None],
+                                             clips["subject"][known].tolist())
+            summary = localisation.summarise(scores)
+            self._localisation_summaries[branch] = summary
+            rows.append(localisation.table_row(branch, summary))
+        return pd.DataFrame(rows, columns=localisation.TABLE_COLUMNS)
+
+    def localisation_table(self):
+        """:attr:`localisation` as shown: each value with its interval in one cell."""
+        from tsfmicro import localisation
+
+        return localisation.display_table(self.localisation)
+
+    def localisation_summary(self) -> str:
+        """The localisation scores in words, generated from the numbers (or why there are none)."""
+        from tsfmicro import localisation
+
+        table = self.localisation
+        if table.empty:
+            return self._localisation_note
+        words = [localisation.sentence(branch, summary) for branch, summary in self._localisation_summaries.items()]
+        return " ".join(words + ([self._localisation_note] if self._localisation_note else [])
+                        + [f"Intervals: {localisation.INTERVAL}."])
+
     @property
     def figure_label(self) -> str:
         section = self.section

@@ -8,7 +8,7 @@ Public API:
     load_samples(dataset, root, task, strict=False, errata="keep") -> SampleTable
     prepare(dataset, root, task, *, crop_size=224, margin=0.1, use_precropped=False,
             cache_dir=None, progress=True, reselect_frames=False, errata="keep",
-            apex="annotated", shifts=()) -> PreparedData
+            apex="annotated", shifts=(), boxes=False) -> PreparedData
     APEX_CHOICES = ("annotated", "automatic"): the apex frame (tsfmicro.data.moved_frames)
     ERRATA_CHOICES = ("keep", "owners"): the dataset owners' errata (tsfmicro.data.errata)
     loso_splits(samples), lodo_splits(samples), cross_dataset_splits(samples) -> list[Fold]

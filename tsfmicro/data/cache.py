@@ -88,6 +88,9 @@ from .moved_frames import (
 )
 from .types import PreparedData
 
+# The square box (raw-frame pixels, x0 y0 x1 y1) each clip's frames were cut with, then resized
+# to the crop size; NaN for a whole pre-cropped frame (its box in the raw frame is not known).
+CROP_BOX_COLUMNS = ("crop_x0", "crop_y0", "crop_x1", "crop_y1")
 CACHE_FORMAT = 1  # bump when the crop procedure changes, so old caches are not reused
 DETECTION_BATCH = 8
 # Training-time re-selection window: i, j up to floor(fraction * (apex - onset) / divisor); each
@@ -105,7 +108,7 @@ def default_cache_dir() -> Path:
 def prepare(dataset: str, root: Root, task: str, *, crop_size: int = 224, margin: float = DEFAULT_MARGIN,
             use_precropped: bool = False, cache_dir: str | os.PathLike | None = None,
             progress: bool = True, reselect_frames: bool = False, errata: str = "keep",
-            apex: str = "annotated", shifts: Sequence[float] = ()) -> PreparedData:
+            apex: str = "annotated", shifts: Sequence[float] = (), boxes: bool = False) -> PreparedData:
     """Face crops (onset, apex) of one task, from the cache when it is up to date.
 
     ``use_precropped`` takes the dataset's pre-cropped frames (CASME II ``Cropped/``,
@@ -120,6 +123,9 @@ def prepare(dataset: str, root: Root, task: str, *, crop_size: int = 224, margin
     ``apex_path`` name it, ``annotated_apex_frame`` keeps the annotation.
     ``shifts``: percentages of the onset-offset length by which to move the annotated apex and,
     separately, the onset (tsfmicro.data.moved_frames); fills ``shifted`` with those inputs.
+    ``boxes``: make sure ``samples`` carries each clip's crop box (``CROP_BOX_COLUMNS``; every cache
+    written since the boxes are kept has them, and then they are always there): a cache written
+    before is built again once (same key, same crops), as for ``apex`` and ``shifts``.
     """
     task_info(dataset, task)  # unknown task: fail before any work
     check_choice(errata)
@@ -145,7 +151,7 @@ def prepare(dataset: str, root: Root, task: str, *, crop_size: int = 224, margin
         crops = _build(clips, settings, progress, partial)
         _write_cache(path, crops)
         partial.unlink(missing_ok=True)
-    if (apex == "automatic" or percents) and crops.boxes is None:
+    if (apex == "automatic" or percents or boxes) and crops.boxes is None:
         crops = _rebuild_with_boxes(clips, settings, progress, path, crops)
     view = _task_view(clips, crops, dataset, task, key, path, errata)
     if apex == "automatic":
@@ -695,6 +701,9 @@ def _task_view(clips: ClipTable, crops: _Crops, dataset: str, task: str, key: st
     samples = samples[cropped].reset_index(drop=True)
     index = np.array([position[clip_key] for clip_key, ok in zip(keys, cropped) if ok], dtype=np.int64)
     samples["crop_method"] = [crops.crop_method[i] for i in index]
+    if crops.boxes is not None:  # how each clip was cut: where a raw-frame point lands in its crop
+        for column, values in zip(CROP_BOX_COLUMNS, crops.boxes[index].T):
+            samples[column] = values
     train_onset = train_apex = None
     if crops.train_onset is not None:
         train_onset, train_apex = crops.train_onset[index], crops.train_apex[index]

@@ -43,7 +43,9 @@ class PreparedData:
 
     dataset: str
     task: str
-    # as SampleTable.samples, plus crop_method (mtcnn / precropped / centre); with
+    # as SampleTable.samples, plus crop_method (mtcnn / precropped / centre) and the crop box
+    # crop_x0, crop_y0, crop_x1, crop_y1 (raw-frame pixels; NaN: a whole pre-cropped frame; absent
+    # in a cache written before the boxes were kept: prepare(..., boxes=True) rebuilds it); with
     # prepare(..., apex="automatic") apex_frame/apex_path name the automatic apex and
     # annotated_apex_frame keeps the annotation
     samples: pd.DataFrame
