@@ -89,8 +89,11 @@ PLANTED = (
     dict(chapters=("gradcam",),
          planted="the moving region per clip: the box (region_x0..region_y1 in the manifest, raw-frame pixels) "
                  "of pixels displaced by >= 20 % of the largest displacement, around the movement's landmark anchors",
-         expected="the temporal map's peak lies in the region (pointing game) more often than a random map's; "
-                  "more of its mass inside than the region's share of the crop",
+         expected="the Grad-CAM peak of the temporal branch's first stage (a grid of half the input side) lies "
+                  "in the region (pointing game) more often than a random map's and than the same maps scored on "
+                  "other clips' regions; more of its mass inside than the region's share of the crop. The branch's "
+                  "output grid (1/16 of the input side: 2 x 2 in the demo) is coarser than the region: shown, "
+                  "nothing expected of it",
          why="only those pixels change between onset and apex"),
     dict(chapters=("ablation", "temporal_branch"),
          planted="nothing about which variant is best",
