@@ -407,15 +407,16 @@ def class_distribution(samples: pd.DataFrame) -> pd.DataFrame:
 
 
 def temporal_branch_sizes(preset: str, branches: Sequence[str], num_classes: int = 5,
-                          fusion: str = "ts_late") -> pd.DataFrame:
+                          fusion: str = "ts_late", image_size: int | None = None) -> pd.DataFrame:
     """Parameters and forward GFLOPs per sample of the network with each temporal branch, at
-    the preset's image size (tsfmicro.model.count_parameters / count_flops; no training)."""
-    from tsfmicro.model import PRESETS, count_flops, count_parameters, model_from_config
+    ``image_size`` (None: the preset's) (tsfmicro.model.count_parameters / count_flops; no training)."""
+    from tsfmicro.model import count_flops, count_parameters, model_from_config
 
     rows = []
     for branch in branches:
-        model = model_from_config({"preset": preset, "fusion": fusion, "temporal_branch": branch}, num_classes)
-        rows.append({"temporal branch": branch, "preset": preset, "input": f"{PRESETS[preset].image_size} px",
+        model = model_from_config({"preset": preset, "fusion": fusion, "temporal_branch": branch,
+                                   "image_size": image_size}, num_classes)
+        rows.append({"temporal branch": branch, "preset": preset, "input": f"{model.image_size} px",
                      "parameters (M)": round(count_parameters(model) / 1e6, 3),
                      "forward GFLOPs / sample": round(count_flops(model) / 1e9, 3)})
     return pd.DataFrame(rows)

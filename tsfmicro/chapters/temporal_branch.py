@@ -82,9 +82,11 @@ class TemporalBranchPage(Page):
 
     @functools.cached_property
     def sizes(self) -> pd.DataFrame:
-        """Parameters and FLOPs of the network with each variant (no training)."""
+        """Parameters and FLOPs of the network with each variant, at the input size it was trained at
+        (no training)."""
         return report.temporal_branch_sizes(self.parameters.params["preset"], [key[2] for key in self.runs],
-                                            num_classes=self.classes)
+                                            num_classes=self.classes,
+                                            image_size=self.parameters.params.get("image_size"))
 
     @functools.cached_property
     def table(self) -> pd.DataFrame:
