@@ -230,3 +230,20 @@ def test_the_plan_prices_each_depth_by_its_own_flops():
     assert forward[4] > forward[None] == plan.forward_flops("tiny", "ts_late", 5, spatial_depth=2)
     assert rows[4]["tflops"] / rows[None]["tflops"] == pytest.approx(forward[4] / forward[None])
     assert rows[4]["estimated_seconds"] > rows[None]["estimated_seconds"] > 0  # cpu/tiny throughput is measured
+
+
+def test_the_region_sentence_says_above_or_below_the_uniform_map_only_where_the_interval_excludes_it():
+    region = pd.DataFrame([
+        {"depth": 2, "branch": "temporal", "share": 0.40, "low": 0.30, "high": 0.50, "uniform": 0.1},
+        {"depth": 4, "branch": "temporal", "share": 0.12, "low": 0.05, "high": 0.20, "uniform": 0.1},
+        {"depth": 2, "branch": "spatial", "share": 0.05, "low": 0.02, "high": 0.08, "uniform": 0.1}])
+    text = spatial_branch.region_sentence(region, 2)
+    assert "temporal branch: 2 blocks 40.0 [30.0, 50.0] % (above); 4 blocks 12.0 [5.0, 20.0] %, against 10.0 %" in text
+    assert "spatial branch: 2 blocks 5.0 [2.0, 8.0] % (below), against 10.0 %" in text
+
+
+def test_without_the_localisation_module_the_region_probe_says_why(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tsfmicro.localisation", None)  # as if branch localisation were not merged
+    assert spatial_branch.region_unavailable().startswith("tsfmicro.localisation (the Grad-CAM localisation")

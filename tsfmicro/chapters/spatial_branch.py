@@ -129,67 +129,74 @@ def claim_sentence(uf1_paired: pd.DataFrame, identity: pd.DataFrame, reference: 
 
 
 # ----------------------------------------------------------------------------- region probe
-def region_unavailable(study) -> str:
-    """Why the region probe is not measured, or '' when it can be (synthetic data with
-    tsfmicro.localisation in this build)."""
-    try:
-        from tsfmicro import localisation
-    except ImportError:
-        return ("tsfmicro.localisation (the Grad-CAM localisation module: planted-region masks, mass inside) is "
-                "not in this build")
-    missing = [name for name in ("planted_masks", "mass_inside") if not hasattr(localisation, name)]
-    if missing:
-        return f"tsfmicro.localisation has no {', '.join(missing)}"
-    if study.source != "SYNTHETIC":
-        return ("on real data the region is the clip's action units' (tsfmicro.probes.AU_REGIONS, boxes around the "
-                "five MTCNN landmarks), which is not wired to Grad-CAM yet")
+# The region probe is tsfmicro.localisation's (the planted region mapped into the model's input,
+# the map's mass inside it, zero maps counted and left out, a uniform map's share = the region's
+# area share, a subject-bootstrap interval) on tsfmicro.gradcam.test_maps (every test clip of the
+# first seed, by its own fold model, for the class it predicted); this chapter only runs it per depth.
+REGION_API = {"tsfmicro.localisation": ("read_manifest", "clip_masks", "score_maps", "summarise", "CROP_BOX_COLUMNS"),
+              "tsfmicro.gradcam": ("test_maps",)}
+
+
+def region_unavailable() -> str:
+    """Why the region probe cannot run in this build ('' when it can)."""
+    import importlib
+
+    for module, names in REGION_API.items():
+        try:
+            found = importlib.import_module(module)
+        except ImportError:
+            return (f"{module} (the Grad-CAM localisation: planted-region masks, mass inside, baselines) is not in "
+                    "this build")
+        missing = [name for name in names if not hasattr(found, name)]
+        if missing:
+            return f"{module} has no {', '.join(missing)} (the region probe's inputs)"
     return ""
 
 
-def region_shares(run, data) -> pd.DataFrame:
-    """Per branch, the share of Grad-CAM mass inside each test clip's planted region (first seed,
-    each clip explained by its own fold model for the class it predicted), and the share a
-    uniform map would put there (the region's area share): one row per (branch, clip)."""
-    import torch
+def region_rows(run, data, manifest, depth: int) -> list[dict]:
+    """Per branch of ``run``: the mean share of Grad-CAM mass inside each test clip's planted
+    region, its subject-bootstrap interval, the uniform map's share (the region's area share),
+    the clips scored and the zero maps left out (tsfmicro.localisation.summarise)."""
+    from tsfmicro import gradcam, localisation
 
-    from tsfmicro import localisation
-    from tsfmicro.engine.augment import to_model_input
-    from tsfmicro.gradcam import branch_cams
-    from tsfmicro.results import first_seed_predictions
-
-    table = first_seed_predictions(run)
+    clips, maps = gradcam.test_maps(run, data)
     rows = []
-    for _, part in table.groupby("fold", sort=False):
-        model = run.fold_model(part["subject"].iloc[0])
-        size = model.image_size
-        index = part["sample_index"].to_numpy(dtype=int)
-        masks = localisation.planted_masks(data, index, size)  # (n, S, S) bool, the region in the model's input
-        onset = to_model_input(torch.from_numpy(data.onset[index].copy()), size)
-        apex = to_model_input(torch.from_numpy(data.apex[index].copy()), size)
-        cams = branch_cams(model, onset, apex, target_classes=part["pred_fixed"].to_numpy(dtype=int))
-        for branch, maps in cams.items():
-            if maps is None:
-                continue
-            for cam, mask, subject in zip(maps, masks, part["subject"].astype(str)):
-                rows.append({"branch": branch, "subject": subject, "share": localisation.mass_inside(cam, mask),
-                             "uniform": float(np.mean(mask))})
-    return pd.DataFrame(rows, columns=["branch", "subject", "share", "uniform"])
+    for branch, found in maps.items():
+        if found is None:
+            continue
+        masks, _ = localisation.clip_masks(data.samples.iloc[clips["sample_index"].to_numpy()], manifest,
+                                           found.shape[-1])
+        known = np.array([mask is not None for mask in masks])
+        if not known.any():
+            continue
+        summary = localisation.summarise(localisation.score_maps(
+            found[known], [mask for mask in masks if mask is not None], clips["subject"].to_numpy()[known]))
+        rows.append({"depth": depth, "branch": branch, "share": summary["mass_share"],
+                     "low": summary["mass_interval"][0], "high": summary["mass_interval"][1],
+                     "uniform": summary["area_share"], "clips": summary["scored"], "zero maps": summary["zero_maps"],
+                     "unknown region": int((~known).sum())})
+    return rows
 
 
-def _subject_bootstrap_mean(values: pd.Series, subjects: pd.Series, resamples: int = 1000,
-                            seed: int = 0) -> tuple[float, float]:
-    """Percentile 95 % interval of the mean of ``values`` when subjects are drawn with replacement."""
-    frame = pd.DataFrame({"v": values.to_numpy(dtype=float), "s": subjects.to_numpy()}).dropna()
-    sums = frame.groupby("s")["v"].agg(["sum", "count"])
-    draws = np.random.default_rng(seed).integers(0, len(sums), size=(resamples, len(sums)))
-    means = sums["sum"].to_numpy()[draws].sum(1) / sums["count"].to_numpy()[draws].sum(1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return float(low), float(high)
+def region_sentence(region: pd.DataFrame, reference: int) -> str:
+    """Each branch's Grad-CAM mass inside the region per depth against a uniform map's, and whether
+    the interval is above it (``region``: :func:`region_rows` rows)."""
+    parts = []
+    for branch, rows in region.groupby("branch", sort=False):
+        rows = rows.sort_values("depth")
+        cells = [f"{int(r.depth)} blocks {report.format_interval(r.share, r.low, r.high, 1)} %"
+                 + (" (above)" if r.low > r.uniform else " (below)" if r.high < r.uniform else "")
+                 for r in rows.itertuples()]
+        parts.append(f"{branch} branch: {'; '.join(cells)}, against {100 * rows['uniform'].mean():.1f} % for a "
+                     f"uniform map")
+    return ("Share of Grad-CAM mass inside the clip's planted region (95 % subject bootstrap; above/below: the "
+            f"interval excludes the uniform map's share; the paper's depth is {reference}): " + "; ".join(parts) + ".")
 
 
 # ----------------------------------------------------------------------------- the page
 class SpatialBranchPage(Page):
     column = COLUMN
+    region_reason = ""  # set by :attr:`region`: why it was not measured
 
     @property
     def reference(self) -> int:
@@ -255,23 +262,28 @@ class SpatialBranchPage(Page):
         return pd.DataFrame(rows)
 
     @functools.cached_property
-    def region_reason(self) -> str:
-        return region_unavailable(self.study)
-
-    @functools.cached_property
     def region(self) -> pd.DataFrame | None:
-        """One row per depth and branch: share (mean Grad-CAM mass inside the clip's region),
-        low, high (subject bootstrap), uniform (a uniform map's share: the region's area share),
-        clips; None when not measured (:attr:`region_reason`)."""
+        """One row per depth and branch (:func:`region_rows`); None when not measured
+        (:attr:`region_reason` says why)."""
+        self.region_reason = region_unavailable()
         if self.region_reason:
             return None
-        rows = []
-        for key, run in self.runs.items():
-            shares = region_shares(run, self.data)
-            for branch, part in shares.groupby("branch", sort=False):
-                low, high = _subject_bootstrap_mean(part["share"], part["subject"])
-                rows.append({"depth": key[2], "branch": branch, "share": part["share"].mean(), "low": low,
-                             "high": high, "uniform": part["uniform"].mean(), "clips": int(part["share"].notna().sum())})
+        from tsfmicro import localisation
+
+        section = self.section
+        manifest = localisation.read_manifest(self.parameters.root(section.dataset))
+        if manifest is None:
+            self.region_reason = (f"where the movement is in each {section.dataset} clip is not recorded (real data); "
+                                  "the regions of its action units (tsfmicro.probes.AU_REGIONS, boxes around the "
+                                  "five MTCNN landmarks) are written down but not wired to Grad-CAM yet")
+            return None
+        data = self.data
+        if not set(localisation.CROP_BOX_COLUMNS) <= set(data.samples.columns):  # a cache from before the boxes
+            data = self.study.prepared(section.dataset, section.task, boxes=True)
+        rows = [row for key, run in self.runs.items() for row in region_rows(run, data, manifest, key[2])]
+        if not rows:
+            self.region_reason = "no test clip has a known region"
+            return None
         return pd.DataFrame(rows)
 
     @functools.cached_property
@@ -303,7 +315,7 @@ class SpatialBranchPage(Page):
             for _, found in self.identity[self.identity["depth"] == depth].iterrows():
                 row[f"identity {found['features']} %"] = cell(found["accuracy"], found["low"], found["high"])
             if self.region is None:
-                row["region share %"] = "not measured"
+                row["region share %"] = "not measured"  # the reason is in the summary
             else:
                 for _, found in self.region[self.region["depth"] == depth].iterrows():
                     row[f"region {found['branch']} %"] = (f"{cell(found['share'], found['low'], found['high'])} "
@@ -341,6 +353,8 @@ class SpatialBranchPage(Page):
         text = claim_sentence(self.paired, self.identity, self.reference)
         if self.region is None:
             text += f" The region probe was not measured: {self.region_reason}."
+        else:
+            text += " " + region_sentence(self.region, self.reference)
         return text
 
     def caveat(self) -> str:
