@@ -178,6 +178,7 @@ def test_the_verdict_says_the_claim_holds_when_deeper_branches_know_more_identit
     assert text.startswith("The paper's claim holds on this data")
     assert "4 blocks +25.0 [+15.0, +35.0] points" in text and "4 blocks -12.0 [-20.0, -5.0] points" in text
     assert "little room" not in text
+    assert "Shallower branches, which the claim says nothing about, in UF1 against 2 blocks: 1 blocks -1.0 [-7.0, +5.0] points." in text
 
 
 def test_the_verdict_says_not_supported_when_nothing_moves_and_names_the_ceiling():

@@ -122,6 +122,11 @@ def claim_sentence(uf1_paired: pd.DataFrame, identity: pd.DataFrame, reference: 
     else:
         verdict = (f"The paper's claim is not supported by these runs: no deeper spatial branch carries measurably "
                    f"more identity or recognises measurably worse ({evidence}).")
+    shallower = uf1_paired[uf1_paired[COLUMN] < reference]
+    if len(shallower):  # not part of the claim, said so the reader sees the whole sweep
+        verdict += (f" Shallower branches, which the claim says nothing about, in UF1 against {reference} blocks: "
+                    + "; ".join(f"{int(r[COLUMN])} blocks {points(-r.difference, -r.high, -r.low)} points"
+                                for _, r in shallower.iterrows()) + ".")
     if len(base) and float(base.iloc[0]) >= ceiling:
         verdict += (f" At {reference} blocks the {features} features already identify the training subjects "
                     f"{100 * float(base.iloc[0]):.0f} % of the time, so there is little room for more identity.")
