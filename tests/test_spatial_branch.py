@@ -237,10 +237,12 @@ def test_the_region_sentence_says_above_or_below_the_uniform_map_only_where_the_
     region = pd.DataFrame([
         {"depth": 2, "branch": "temporal", "share": 0.40, "low": 0.30, "high": 0.50, "uniform": 0.1},
         {"depth": 4, "branch": "temporal", "share": 0.12, "low": 0.05, "high": 0.20, "uniform": 0.1},
-        {"depth": 2, "branch": "spatial", "share": 0.05, "low": 0.02, "high": 0.08, "uniform": 0.1}])
+        {"depth": 2, "branch": "spatial", "share": 0.05, "low": 0.02, "high": 0.08, "uniform": 0.1}]).assign(
+        clips=[40, 40, 30], **{"zero maps": [0, 0, 10]})
     text = spatial_branch.region_sentence(region, 2)
     assert "temporal branch: 2 blocks 40.0 [30.0, 50.0] % (above); 4 blocks 12.0 [5.0, 20.0] %, against 10.0 %" in text
-    assert "spatial branch: 2 blocks 5.0 [2.0, 8.0] % (below), against 10.0 %" in text
+    assert "spatial branch: 2 blocks 5.0 [2.0, 8.0] % (below), against 10.0 % for a uniform map (10 of 40 maps" in text
+    assert "against 10.0 % for a uniform map;" in text  # the temporal branch had no zero map: none said
 
 
 def test_without_the_localisation_module_the_region_probe_says_why(monkeypatch):
@@ -248,3 +250,49 @@ def test_without_the_localisation_module_the_region_probe_says_why(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "tsfmicro.localisation", None)  # as if branch localisation were not merged
     assert spatial_branch.region_unavailable().startswith("tsfmicro.localisation (the Grad-CAM localisation")
+
+
+# ----------------------------------------------------------------------------- frozen features
+def test_branch_features_are_each_fold_models_pooled_maps_of_its_training_clips():
+    from types import SimpleNamespace
+
+    from tsfmicro.engine.evaluate import branch_features
+
+    subjects = np.repeat(["s1", "s2", "s3"], 4)
+    clip_ids = [f"c{i}" for i in range(len(subjects))]
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, size=(2, len(subjects), 64, 64, 3), dtype=np.uint8)
+    data = SimpleNamespace(samples=pd.DataFrame({"subject": subjects, "clip_id": clip_ids}),
+                           onset=frames[0], apex=frames[1])
+    predictions = pd.DataFrame({"seed": 0, "fold": subjects, "subject": subjects, "clip_id": clip_ids,
+                                "sample_index": np.arange(len(subjects)), "true": np.arange(len(subjects)) % 5})
+    models = {}
+
+    def fold_model(subject):
+        torch.manual_seed(len(models))
+        models[subject] = model_from_config({"preset": "tiny"}, 5).eval()
+        return models[subject]
+
+    run = SimpleNamespace(predictions=predictions, config={"seeds": [0]}, fold_model=fold_model, path="fake")
+    found = branch_features(run, data, device="cpu")
+    assert list(found.clips.groupby("fold", sort=False).size()) == [8, 8, 8]
+    assert (found.clips["subject"] != found.clips["held_out"]).all()  # only each fold model's training subjects
+    assert {name: array.shape for name, array in found.features.items()} == {
+        "temporal": (24, 64), "spatial": (24, 64), "fused": (24, 64)}
+    # T-S late's fused map is the sum of the two branch maps, so its pooled tokens are the sum of the pooled maps
+    np.testing.assert_allclose(found.features["fused"], found.features["temporal"] + found.features["spatial"],
+                               rtol=1e-4, atol=1e-5)
+    # and each row is its own fold model's: the s2 fold model's features of clip c0, computed again
+    from tsfmicro.engine.augment import to_model_input
+
+    captured = {}
+    model = models["s2"]
+    def keep(module, inputs, output):  # returns None: the forward pass goes on unchanged
+        captured["spatial"] = output.mean(dim=(2, 3))
+
+    handle = model.feature_layers()["spatial"].register_forward_hook(keep)
+    with torch.no_grad():
+        model(*(to_model_input(torch.from_numpy(frames[i][:1].copy()), 64) for i in (0, 1)))
+    handle.remove()
+    row = found.clips.index[(found.clips["held_out"] == "s2") & (found.clips["clip_id"] == "c0")][0]
+    np.testing.assert_allclose(found.features["spatial"][row], captured["spatial"][0].numpy(), rtol=1e-5, atol=1e-6)

@@ -192,8 +192,11 @@ def region_sentence(region: pd.DataFrame, reference: int) -> str:
         cells = [f"{int(r.depth)} blocks {report.format_interval(r.share, r.low, r.high, 1)} %"
                  + (" (above)" if r.low > r.uniform else " (below)" if r.high < r.uniform else "")
                  for r in rows.itertuples()]
+        zero = rows["zero maps"].sum() if "zero maps" in rows else 0
+        left_out = (f" ({int(zero)} of {int(zero + rows['clips'].sum())} maps were zero, pointing nowhere, and are "
+                    f"left out)" if zero else "")
         parts.append(f"{branch} branch: {'; '.join(cells)}, against {100 * rows['uniform'].mean():.1f} % for a "
-                     f"uniform map")
+                     f"uniform map{left_out}")
     return ("Share of Grad-CAM mass inside the clip's planted region (95 % subject bootstrap; above/below: the "
             f"interval excludes the uniform map's share; the paper's depth is {reference}): " + "; ".join(parts) + ".")
 
@@ -323,8 +326,9 @@ class SpatialBranchPage(Page):
                 row["region share %"] = "not measured"  # the reason is in the summary
             else:
                 for _, found in self.region[self.region["depth"] == depth].iterrows():
+                    zero = f"; {int(found['zero maps'])} zero maps left out" if found.get("zero maps", 0) else ""
                     row[f"region {found['branch']} %"] = (f"{cell(found['share'], found['low'], found['high'])} "
-                                                          f"(uniform {100 * found['uniform']:.1f})")
+                                                          f"(uniform {100 * found['uniform']:.1f}{zero})")
             row["parameters (M)"] = float(self.sizes.set_index("depth").loc[depth, "parameters (M)"])
             rows.append(row)
         table = pd.DataFrame(rows)
