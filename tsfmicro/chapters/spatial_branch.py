@@ -239,6 +239,10 @@ class SpatialBranchPage(Page):
         return report.paired_differences(self.runs, COLUMN, self.reference)
 
     @functools.cached_property
+    def paired_table(self) -> pd.DataFrame:
+        return report.paired_table(self.paired, COLUMN, self.reference)
+
+    @functools.cached_property
     def features(self) -> dict:
         """depth -> tsfmicro.engine.evaluate.BranchFeatures of its run's fold models."""
         from tsfmicro.engine.evaluate import branch_features
