@@ -249,7 +249,7 @@ def test_the_temporal_branch_and_imbalance_sections_plan_their_variants_sharing_
     study = Params.load(DEMO_PARAMS, overrides={
         "seeds": [0, 1],  # the counts below are for two seeds, whatever the demo's
         "composite": None, "cross_dataset": None, "annotation": None,  # chapters 05, 06, 08: their own tests
-        "spatial_branch": None,  # chapter 11: tests/test_spatial_branch.py
+        "spatial_branch": None,  # chapter 12: tests/test_spatial_branch.py
         "temporal_branch": {"variants": ["retention", "conv", "transformer"], "seeds": [0]},
         "imbalance": {"tasks": ["samm/5class", "casme3/7class"], "options": ["cross_entropy", "focal", "class_balanced"],
                       "seeds": None}})

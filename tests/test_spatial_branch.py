@@ -299,7 +299,7 @@ def test_branch_features_are_each_fold_models_pooled_maps_of_its_training_clips(
 
 
 def test_the_synthetic_data_plants_identity_per_subject_independent_of_the_class(synthetic_casme2_root):
-    """PLANTED (11 spatial branch), the data side: each subject has one look, and the classes are
+    """PLANTED (12 spatial branch), the data side: each subject has one look, and the classes are
     spread over the subjects (no class belongs to one subject), so identity says nothing of the class."""
     from tsfmicro.data.synthetic import MANIFEST_FILE, PLANTED
 
@@ -308,4 +308,4 @@ def test_the_synthetic_data_plants_identity_per_subject_independent_of_the_class
     assert (looks == 1).all().all() and manifest["subject"].nunique() >= 2
     main = manifest[manifest["label"].map(manifest["label"].value_counts()) >= manifest["subject"].nunique()]
     assert (main.groupby("label")["subject"].nunique() >= 2).all()
-    assert any(row["chapter"] == "11 spatial branch" for row in PLANTED)
+    assert any(row["chapter"] == "12 spatial branch" for row in PLANTED)

@@ -1,4 +1,4 @@
-"""Chapter 11, What the spatial branch learns: the spatial branch's depth (``spatial_depth``, the
+"""Chapter 12, What the spatial branch learns: the spatial branch's depth (``spatial_depth``, the
 paper's 2 blocks) swept for T-S late on one dataset/task of ``datasets:``, with recognition (both
 protocols), an identity probe (tsfmicro.probes) and a region probe (the share of each branch's
 Grad-CAM mass inside the clip's moving region, through tsfmicro.localisation) against the depth,
@@ -378,5 +378,5 @@ class SpatialBranchPage(Page):
                 "params/paper.yaml for that.")
 
 
-CHAPTER = register(Chapter(name="spatial_branch", notebook="11_spatial_branch", title="What the spatial branch learns",
+CHAPTER = register(Chapter(name="spatial_branch", notebook="12_spatial_branch", title="What the spatial branch learns",
                            runs=runs, page=SpatialBranchPage, section=Section))
