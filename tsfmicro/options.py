@@ -97,6 +97,9 @@ OPTIONS: list[Option] = [
     Option("temporal_branch", "model", PRESET,
            "the temporal branch's token mixer: retention (the paper's) or an ablation",
            choices="tsfmicro.model.config:TEMPORAL_BRANCHES"),
+    Option("spatial_depth", "model", PRESET,
+           "transformer blocks of the spatial branch (the paper's: 2, kept shallow against identity; a whole "
+           "number >= 1)", type=int),
     Option("loss", "recipe", RECIPE,
            "training loss: cross_entropy (the recipes', the paper's), weighted_cross_entropy (inverse class "
            "frequency of each fold's training clips) or focal (gamma 2)", choices="tsfmicro.engine.imbalance:LOSSES"),

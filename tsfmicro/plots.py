@@ -617,3 +617,66 @@ def show(fig: plt.Figure) -> None:
 
     display(fig)
     plt.close(fig)
+
+
+def depth_sweep(uf1: pd.DataFrame, identity: pd.DataFrame, region: pd.DataFrame | None, label: str,
+                region_reason: str = "") -> plt.Figure:
+    """Three panels against the spatial branch's depth: recognition UF1 (both protocols), the
+    identity probe's accuracy per feature with its chance level, and the share of each branch's
+    Grad-CAM mass inside the clip's region beside a uniform map's (or why it was not measured).
+    ``uf1``: depth, protocol, mean, low, high; ``identity``: depth, features, accuracy, low, high,
+    chance; ``region``: depth, branch, share, low, high, uniform (fractions)."""
+    fig, axes = plt.subplots(1, 3, figsize=(13.5, 3.8))
+
+    def lines(ax, frame, by, value, low, high):
+        for offset, (name, part) in zip(np.linspace(-0.08, 0.08, max(1, frame[by].nunique())),
+                                        frame.groupby(by, sort=False)):
+            part = part.sort_values("depth")
+            means = 100 * part[value].to_numpy(dtype=float)
+            errors = np.vstack([means - 100 * part[low].to_numpy(dtype=float),
+                                100 * part[high].to_numpy(dtype=float) - means])
+            ax.errorbar(part["depth"].to_numpy(dtype=float) + offset, means, yerr=np.clip(np.nan_to_num(errors), 0, None),
+                        marker="o", capsize=3, label=str(name))
+
+    lines(axes[0], uf1, "protocol", "mean", "low", "high")
+    axes[0].set_title("recognition (LOSO)")
+    axes[0].set_ylabel("UF1 % (95 % interval)")
+    lines(axes[1], identity, "features", "accuracy", "low", "high")
+    chance = identity.groupby("depth")["chance"].first().sort_index()
+    axes[1].plot(chance.index, 100 * chance.to_numpy(), ls="--", color="#888888", lw=1, label="chance")
+    axes[1].set_title("identity probe (training subjects)")
+    axes[1].set_ylabel("subject accuracy % (95 % interval)")
+    if region is not None and len(region):
+        lines(axes[2], region, "branch", "share", "low", "high")
+        uniform = region.groupby("depth")["uniform"].mean().sort_index()
+        axes[2].plot(uniform.index, 100 * uniform.to_numpy(), ls="--", color="#888888", lw=1, label="uniform map")
+        axes[2].set_ylabel("Grad-CAM mass inside region %")
+    else:
+        axes[2].text(0.5, 0.5, "not measured\n" + region_reason, ha="center", va="center", wrap=True, fontsize=9,
+                     transform=axes[2].transAxes)
+        axes[2].set_yticks([])
+    axes[2].set_title("region probe")
+    depths = sorted(set(uf1["depth"]) | set(identity["depth"]))
+    for ax in axes:
+        ax.set_xticks(depths)
+        ax.set_xlabel("spatial branch depth (blocks)")
+        if ax.has_data():
+            ax.set_ylim(0, 105)
+            ax.legend(fontsize=8, loc="lower left")
+    return footer(fig, label)
+
+
+def embedding_grid(embeddings: dict, label: str) -> plt.Figure:
+    """2-D embeddings (t-SNE) of features, one row per name (e.g. a depth), coloured by class
+    (left) and by subject (right). ``embeddings``: name -> DataFrame with x, y, class, subject."""
+    fig, axes = plt.subplots(len(embeddings), 2, figsize=(9.5, 3.6 * len(embeddings)), squeeze=False)
+    for row, (name, frame) in zip(axes, embeddings.items()):
+        for ax, colour in zip(row, ("class", "subject")):
+            sns.scatterplot(data=frame, x="x", y="y", hue=colour, ax=ax, s=28, palette=PALETTE, legend=True)
+            ax.set_title(f"{name}: coloured by {colour}", fontsize=10)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_xlabel("")
+            ax.set_ylabel("")
+            sns.move_legend(ax, "upper left", bbox_to_anchor=(1.0, 1.0), title=None, frameon=False, fontsize=7)
+    return footer(fig, label)

@@ -162,3 +162,69 @@ def _check_alignment(run: Run, table: pd.DataFrame, data) -> None:
 def _hash(document: dict) -> str:
     return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
+
+
+# ----------------------------------------------------------------------------- frozen features
+FEATURE_BATCH = 64  # clips per forward pass; features do not depend on it (eval mode: no batch statistics)
+
+
+@dataclass
+class BranchFeatures:
+    """Frozen features of a run's fold models (first seed): ``clips`` one row per (fold model,
+    clip of one of its TRAINING subjects): fold, held_out (the fold's test subject), subject,
+    clip_id, sample_index, true; ``features``: {"temporal", "spatial", "fused"} -> ``(rows, C)``,
+    each map mean-pooled over its tokens ("fused": the tokens the head reads). A branch the
+    network does not have is absent."""
+
+    clips: pd.DataFrame
+    features: dict
+
+
+def branch_features(run: Run, data, device: str | None = None) -> BranchFeatures:
+    """Each fold model of ``run`` (first seed, final weights) on the clips of its own training
+    subjects (``data``: the run's prepared data, ``sample_index`` of its predictions indexes it),
+    its branch outputs and fused tokens pooled: what tsfmicro.probes reads. Not kept on disk:
+    one forward pass per clip and fold model."""
+    import torch
+
+    from tsfmicro.engine.augment import to_model_input
+
+    table = first_seed_predictions(run)
+    _check_alignment(run, table, data)
+    device = torch.device(device or _run_device(run))
+    labels = table.drop_duplicates("sample_index").set_index("sample_index")
+    parts, features = [], {}
+    for fold, rows in table.groupby("fold", sort=False):
+        held_out = str(rows["subject"].iloc[0])
+        model = run.fold_model(held_out).to(device)
+        index = labels.index[labels["subject"].astype(str) != held_out].to_numpy(dtype=int)
+        captured: dict[str, list] = {}
+
+        def keep(name):
+            def hook(module, inputs, output):
+                captured.setdefault(name, []).append(output.detach().float().mean(dim=(2, 3)).cpu())
+            return hook
+
+        def keep_tokens(module, inputs):
+            captured.setdefault("fused", []).append(inputs[0].detach().float().mean(dim=1).cpu())
+
+        handles = [layer.register_forward_hook(keep(name)) for name, layer in model.feature_layers().items()
+                   if name in ("temporal", "spatial")]
+        handles.append(model.head.register_forward_pre_hook(keep_tokens))
+        try:
+            with torch.no_grad():
+                for batch in np.array_split(index, max(1, -(-len(index) // FEATURE_BATCH))):
+                    inputs = [to_model_input(torch.from_numpy(getattr(data, name)[batch].copy()), model.image_size)
+                              .to(device) for name in model.inputs]
+                    model(*inputs)
+        finally:
+            for handle in handles:
+                handle.remove()
+        for name, chunks in captured.items():
+            features.setdefault(name, []).append(torch.cat(chunks).numpy())
+        parts.append(pd.DataFrame({"fold": str(fold), "held_out": held_out,
+                                   "subject": labels.loc[index, "subject"].astype(str).to_numpy(),
+                                   "clip_id": labels.loc[index, "clip_id"].astype(str).to_numpy(),
+                                   "sample_index": index, "true": labels.loc[index, "true"].to_numpy()}))
+    return BranchFeatures(pd.concat(parts, ignore_index=True),
+                          {name: np.concatenate(chunks) for name, chunks in features.items()})

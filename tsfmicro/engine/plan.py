@@ -113,31 +113,34 @@ COLUMNS = ["dataset", "task", "fusion", "options", "preset", "recipe", "precisio
 
 
 def forward_flops(preset: str, fusion: str, num_classes: int, temporal_branch: str | None = None,
-                  arch: str = "tsfmicro", image_size: int | None = None) -> int:
-    """Forward FLOPs per clip of one network (``temporal_branch``, ``image_size``: None = the preset's).
-    Counted once per network, preset, fusion, temporal branch and input size: the number of classes
-    only changes the last Linear layer (``model.classifier``, the model contract: hidden -> classes,
-    2 x hidden FLOPs a class)."""
+                  arch: str = "tsfmicro", image_size: int | None = None,
+                  spatial_depth: int | None = None) -> int:
+    """Forward FLOPs per clip of one network (``temporal_branch``, ``image_size``, ``spatial_depth``:
+    None = the preset's). Counted once per network, preset, fusion, temporal branch, input size and
+    spatial depth: the number of classes only changes the last Linear layer (``model.classifier``,
+    the model contract: hidden -> classes, 2 x hidden FLOPs a class)."""
     counted, hidden, counted_classes = _counted_flops(preset, fusion, temporal_branch, arch=arch,
-                                                      image_size=image_size)
+                                                      image_size=image_size, spatial_depth=spatial_depth)
     return counted + 2 * hidden * (num_classes - counted_classes)
 
 
 @functools.lru_cache(maxsize=None)
 def _counted_flops(preset: str, fusion: str, temporal_branch: str | None = None,
-                   num_classes: int = 5, arch: str = "tsfmicro", image_size: int | None = None) -> tuple[int, int, int]:
+                   num_classes: int = 5, arch: str = "tsfmicro", image_size: int | None = None,
+                   spatial_depth: int | None = None) -> tuple[int, int, int]:
     from tsfmicro.model import count_flops, model_from_config
 
     model = model_from_config({"arch": arch, "preset": preset, "fusion": fusion, "temporal_branch": temporal_branch,
-                               "image_size": image_size}, num_classes)
+                               "image_size": image_size, "spatial_depth": spatial_depth}, num_classes)
     return count_flops(model), model.classifier.in_features, num_classes
 
 
 def compute_flops(preset: str, fusion: str, num_classes: int, epochs: int, train_clips: list[int],
                   test_clips: list[int], temporal_branch: str | None = None, arch: str = "tsfmicro",
-                  image_size: int | None = None) -> float:
+                  image_size: int | None = None, spatial_depth: int | None = None) -> float:
     """Training (3 x forward per training clip) plus scoring (1 x forward per test clip), every epoch."""
-    forward = forward_flops(preset, fusion, num_classes, temporal_branch, arch, image_size)
+    forward = forward_flops(preset, fusion, num_classes, temporal_branch, arch, image_size=image_size,
+                            spatial_depth=spatial_depth)
     return float(epochs) * forward * (3 * sum(train_clips) + sum(test_clips))
 
 
@@ -167,9 +170,10 @@ def measured_throughput(device_type: str, preset: str, precision: str = "fp32",
 
 def estimate_seconds(device_type: str, preset: str, precision: str, fusion: str, num_classes: int, epochs: int,
                      train_clips: list[int], test_clips: list[int], temporal_branch: str | None = None,
-                     arch: str = "tsfmicro", image_size: int | None = None) -> float | None:
+                     arch: str = "tsfmicro", image_size: int | None = None,
+                     spatial_depth: int | None = None) -> float | None:
     """Seconds at the measured throughput (training clips per second of the T-S late network,
-    scaled by this network's FLOPs: its fusion and temporal branch); None when this device type,
+    scaled by this network's FLOPs: its fusion, temporal branch and spatial depth); None when this device type,
     preset and precision were never measured."""
     measured = measured_throughput(device_type, preset, precision, image_size)
     if measured is None:
@@ -177,7 +181,7 @@ def estimate_seconds(device_type: str, preset: str, precision: str, fusion: str,
     flops_per_second = (float(measured["train_clips_per_s"]) * 3
                         * forward_flops(preset, "ts_late", num_classes, image_size=image_size))
     return compute_flops(preset, fusion, num_classes, epochs, train_clips, test_clips,
-                         temporal_branch, arch, image_size) / flops_per_second
+                         temporal_branch, arch, image_size=image_size, spatial_depth=spatial_depth) / flops_per_second
 
 
 def throughput_basis(device_type: str, preset: str, precision: str = "fp32", image_size: int | None = None) -> str:
@@ -202,7 +206,8 @@ def unit_row(unit: UnitPlan) -> dict:
     test_clips = [len(f.test_index) for f in unit.folds]
     row = cost_row(config.dataset, config.task, config.fusion, config.preset, config.recipe, request.recipe.precision,
                    unit.seed, len(request.data.class_names), request.recipe.epochs, train_clips, test_clips,
-                   request.device.type, unit.state(), config.temporal_branch, config.arch, config.image_size)
+                   request.device.type, unit.state(), config.temporal_branch, config.arch,
+                   image_size=config.image_size, spatial_depth=config.spatial_depth)
     row["options"] = options_text(config)
     row["folds_done"] = len(unit.done_folds())
     if unit.finished:
@@ -252,13 +257,14 @@ def published_row(config: RunConfig, seed: int, device_type: str) -> dict:
                         batch_size=config.batch_size, precision=config.precision)
     return cost_row(config.dataset, config.task, config.fusion, config.preset, config.recipe, recipe.precision,
                     seed, len(class_names(config.dataset, config.task)), recipe.epochs, train, test, device_type,
-                    STATE_NO_DATA, config.temporal_branch, config.arch, config.image_size) | {"options": options_text(config)}
+                    STATE_NO_DATA, config.temporal_branch, config.arch, image_size=config.image_size,
+                    spatial_depth=config.spatial_depth) | {"options": options_text(config)}
 
 
 def cost_row(dataset: str, task: str, fusion: str, preset: str, recipe: str, precision: str, seed: int,
              num_classes: int, epochs: int, train_clips: list[int], test_clips: list[int], device_type: str,
              state: str, temporal_branch: str | None = None, arch: str = "tsfmicro",
-             image_size: int | None = None) -> dict:
+             image_size: int | None = None, spatial_depth: int | None = None) -> dict:
     """A plan row from fold sizes (also used with published dataset sizes when the data is missing)."""
     return {
         "dataset": dataset, "task": task, "fusion": fusion, "options": "", "preset": preset, "recipe": recipe,
@@ -267,9 +273,10 @@ def cost_row(dataset: str, task: str, fusion: str, preset: str, recipe: str, pre
         "train_clips_per_fold": round(sum(train_clips) / max(len(train_clips), 1), 1),
         "epochs": epochs,
         "tflops": compute_flops(preset, fusion, num_classes, epochs, train_clips, test_clips, temporal_branch,
-                                arch, image_size) / 1e12,
+                                arch, image_size=image_size, spatial_depth=spatial_depth) / 1e12,
         "estimated_seconds": estimate_seconds(device_type, preset, precision, fusion, num_classes, epochs,
-                                              train_clips, test_clips, temporal_branch, arch, image_size),
+                                              train_clips, test_clips, temporal_branch, arch,
+                                              image_size=image_size, spatial_depth=spatial_depth),
         "state": state, "folds_done": 0, "trained_seconds": None, "device": None, "executor": None,
         "started": None, "finished": None,
     }

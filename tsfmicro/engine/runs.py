@@ -153,6 +153,9 @@ def validate(config: RunConfig) -> None:
         value = getattr(config, row.name)
         if value is not None and row.choices is not None:
             _check_choice(row.what, value, row.resolve_choices())
+        if (row.owner == "model" and row.type is int and value is not None  # counts (spatial_depth: blocks)
+                and (isinstance(value, bool) or not isinstance(value, int) or value < 1)):
+            raise ValueError(f"{row.what} must be a whole number of at least 1, got {value!r}")
     check_network(config.arch, config.fusion, model_options(config))  # the one check of fusion
     if config.apex != "annotated" and config.frame_reselection:
         raise ValueError("frame_reselection re-selects frames around the annotated apex; it cannot be combined "

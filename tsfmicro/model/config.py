@@ -71,6 +71,8 @@ class ModelConfig:
                 raise ValueError(
                     f"width {dim} with {heads} heads: head dim must be a multiple of {multiple} ({self.rotary} rotary)"
                 )
+        if isinstance(self.spatial_depth, bool) or not isinstance(self.spatial_depth, int) or self.spatial_depth < 1:
+            raise ValueError(f"spatial_depth must be a whole number >= 1 (transformer blocks), got {self.spatial_depth!r}")
         if self.embed_dims[-1] % self.spatial_heads:
             raise ValueError(f"spatial width {self.embed_dims[-1]} not divisible by {self.spatial_heads} heads")
         if self.num_classes < 1:

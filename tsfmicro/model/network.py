@@ -121,7 +121,7 @@ def build_model(preset: str = "paper", num_classes: int = 5, fusion: str = "ts_l
     return TSFmicro(make_config(preset, num_classes=num_classes, fusion=fusion, **overrides))
 
 
-@register_model("tsfmicro", fusions=FUSIONS, options=("image_size", "rotary", "temporal_branch"))
+@register_model("tsfmicro", fusions=FUSIONS, options=("image_size", "rotary", "temporal_branch", "spatial_depth"))
 def tsfmicro(preset: str, num_classes: int, fusion: str, **options) -> TSFmicro:
     """The paper's network; ``fusion`` picks the variant, ``options`` replace ModelConfig fields."""
     return build_model(preset, num_classes=num_classes, fusion=fusion, **options)

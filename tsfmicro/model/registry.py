@@ -3,7 +3,7 @@ that builds a run's network.
 
 A network is registered by decorating its builder::
 
-    @register_model("tsfmicro", fusions=FUSIONS, options=("image_size", "rotary", "temporal_branch"))
+    @register_model("tsfmicro", fusions=FUSIONS, options=("image_size", "rotary", "temporal_branch", "spatial_depth"))
     def tsfmicro(preset, num_classes, fusion, **options) -> nn.Module: ...
 
 ``fusions``: the network's variants (RunConfig's ``fusion``; the first is the default); a network
