@@ -249,6 +249,30 @@ class SpatialBranchPage(Page):
 
         return {key[2]: branch_features(run, self.data) for key, run in self.runs.items()}
 
+    def truths(self) -> list:
+        """PLANTED (spatial_branch): identity is in every onset frame, so the spatial branch's identity
+        probe must lie above chance (1 / training subjects) at every depth, its interval's low end above
+        it; nothing is planted about which depth recognises best (paired "no truth planted" rows)."""
+        from tsfmicro.chapters import Truth
+        from tsfmicro.chapters.ablation import paired_truth
+        from tsfmicro.report import format_interval
+
+        if not self.runs:
+            return []
+        truths = []
+        identity = self.identity
+        for _, row in identity[identity["features"] == "spatial"].iterrows():
+            above = bool(row["low"] > row["chance"])
+            truths.append(Truth(
+                truth=f"spatial branch at depth {row['depth']}: identity probe above chance",
+                expected="far above chance: the onset frame shows who it is",
+                measured=(f"{format_interval(row['accuracy'], row['low'], row['high'])} %, chance "
+                          f"{100 * row['chance']:.1f} % ({row['subjects']} subjects)"),
+                recovered=above, note=("the interval lies above chance" if above else
+                                       "the interval does not lie above chance") + f" ({row['interval']})"))
+        truths += [paired_truth(row, COLUMN, self.reference) for _, row in self.paired.iterrows()]
+        return truths
+
     @functools.cached_property
     def identity(self) -> pd.DataFrame:
         """One row per depth and features: accuracy, low, high (tsfmicro.probes.IDENTITY_METHOD),

@@ -100,7 +100,7 @@ PLANTED = (
          expected="no ranking: differences between motion-using variants within run-to-run noise; "
                   "spatial_only at chance",
          why="every motion-using variant can see the planted movement"),
-    dict(chapter="12 spatial branch",
+    dict(chapters=("spatial_branch",),
          planted="identity (face photo, skin tone, size, tilt, mirror, background, position) is drawn per subject, "
                  "shown in every onset frame, and independent of the class",
          expected="the paper's claim does not hold: the spatial branch's identity probe near 100 % at every depth "
