@@ -45,7 +45,7 @@ from tsfmicro.engine.folds import FoldResult
 from tsfmicro.engine.excluded import write_excluded
 from tsfmicro.engine.integrity import write_metrics_last
 from tsfmicro.engine.recipes import RECIPES, Recipe, get_recipe
-from tsfmicro.model.registry import check_network, network_name
+from tsfmicro.model.registry import DEFAULT_ARCH, check_network, network_name
 from tsfmicro.options import NOT_DEFAULT, OPTIONS, PRESET, RECIPE, model_options
 from tsfmicro.results import load_run
 
@@ -287,9 +287,18 @@ def resolve_request(config: RunConfig, progress: bool, device: torch.device | No
 
     data = prepared_data(config.dataset, config.root)
     own_cache_key = data.cache_key
+    reads_flow = loso.FLOW in network_inputs(config)
+    if reads_flow:  # computed here once, into its file beside the crops, so no fold worker computes it
+        from tsfmicro.data.flow import flow_inputs
+
+        flow_inputs(data, progress=progress)
     test_data = None
     if config.test_dataset is not None:
         test_data = prepared_data(config.test_dataset, config.test_root)
+        if reads_flow:
+            from tsfmicro.data.flow import flow_inputs
+
+            flow_inputs(test_data, progress=progress)
         join_key = ("cross_dataset", id(data), id(test_data))
         if join_key not in prepared:
             prepared[join_key] = join_for_cross_dataset(data, test_data)
@@ -333,7 +342,22 @@ def request_identity(config: RunConfig, recipe, device_type: str, data_cache_key
     if config.test_dataset is not None:
         identity["test_dataset"] = config.test_dataset
         identity["test_data_cache_key"] = test_data_cache_key
+    if loso.FLOW in network_inputs(config):  # its settings, as the crops' cache key (TSFmicro never reads flow)
+        from tsfmicro.data.flow import DEFAULT_SETTINGS
+
+        identity["flow"] = DEFAULT_SETTINGS.key()
     return identity
+
+
+def network_inputs(config: RunConfig) -> tuple[str, ...]:
+    """The inputs the run's network names (``model.inputs``), from a copy built on the meta device
+    (no weights allocated); TSFmicro's without building it."""
+    from tsfmicro.model import model_from_config
+
+    if config.arch == DEFAULT_ARCH:
+        return loso.PAIR
+    with torch.device("meta"):
+        return tuple(model_from_config(config, 2).inputs)
 
 
 def option_default(row, config: RunConfig):
