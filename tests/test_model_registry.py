@@ -120,8 +120,8 @@ def test_arch_fusion_and_network_options_are_checked_in_one_place(toy_network, t
 
 def test_the_data_refuses_an_input_it_does_not_have():
     data = loso.DeviceData(loop.random_prepared(subjects=1, clips=2), torch.device("cpu"))
-    with pytest.raises(ValueError, match="the network reads input 'flow'; the data provides onset, apex"):
-        data.inputs(torch.arange(2), 32, names=("onset", "flow"))
+    with pytest.raises(ValueError, match="the network reads input 'landmarks'; the data provides onset, apex, flow"):
+        data.inputs(torch.arange(2), 32, names=("onset", "landmarks"))
 
 
 def test_a_registered_network_trains_through_tsfmicro_run(toy_network, tmp_path, capsys, one_torch_thread):
