@@ -248,8 +248,11 @@ class HTNet(nn.Module):
         return patches.reshape(b, p * p * c, n, n)
 
     def forward(self, flow: torch.Tensor) -> torch.Tensor:
-        x = assemble_crops(flow, self.config.quirks, self.config.crop_size)  # (B, 3, 28, 28)
-        x = self.patch_embedding(self.patches(x))  # (B, 256, 4, 4)
+        return self.classify(assemble_crops(flow, self.config.quirks, self.config.crop_size))
+
+    def classify(self, assembled: torch.Tensor) -> torch.Tensor:
+        """The transformer on the assembled crops (B, 3, 28, 28) -> logits (B, classes)."""
+        x = self.patch_embedding(self.patches(assembled))  # (B, 256, 4, 4)
         for level, aggregate in zip(self.levels, [*self.aggregates, None]):
             x = level(x)  # (B, d, s, s)
             if aggregate is not None:
