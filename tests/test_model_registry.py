@@ -110,7 +110,8 @@ def test_arch_fusion_and_network_options_are_checked_in_one_place(toy_network, t
             runs.validate(config)
         return str(raised.value)
 
-    assert error(arch="stst") == f"unknown arch 'stst'; choose one of tsfmicro, {TOY}"
+    assert error(arch="stst") == f"unknown arch 'stst'; choose one of {', '.join(MODELS)}"
+    assert list(MODELS)[0] == DEFAULT_ARCH and list(MODELS)[-1] == TOY  # the registered networks, in order
     assert error(fusion="ts_middle").startswith("unknown fusion 'ts_middle'; choose one of ts_late, ts_early")
     assert error(arch=TOY, fusion="ts_early") == (f"network {TOY} has no fusion variants; leave fusion at its "
                                                   "default (ts_late)")

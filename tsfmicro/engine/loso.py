@@ -39,6 +39,9 @@ from tsfmicro.engine.recipes import Recipe
 from tsfmicro.results import fold_weights_path
 
 EVAL_BATCH = 64
+# A recipe's ``optimizer`` (tsfmicro.engine.recipes.OPTIMIZERS): Adam puts the weight decay into the
+# gradient (L2), AdamW applies it to the weights directly (decoupled)
+OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
 PAIR = ("onset", "apex")  # TSFmicro's inputs (its ``inputs``, the model contract)
 FLOW = "flow"  # the baselines' input (tsfmicro.data.flow)
 
@@ -153,7 +156,7 @@ class FoldTrainer:
         torch.manual_seed(fold_seed)
         generator = torch.Generator().manual_seed(fold_seed)
         model = self.build_model().to(self.data.device)
-        optimizer = torch.optim.AdamW(
+        optimizer = OPTIMIZERS[self.recipe.optimizer](  # AdamW (TSFmicro's), Adam (the baselines')
             model.parameters(),
             lr=self.recipe.learning_rate,
             weight_decay=self.recipe.weight_decay,

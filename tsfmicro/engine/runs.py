@@ -303,7 +303,8 @@ def resolve_request(config: RunConfig, progress: bool, device: torch.device | No
         if join_key not in prepared:
             prepared[join_key] = join_for_cross_dataset(data, test_data)
         data = prepared[join_key]
-    recipe = get_recipe(config.recipe, config.dataset, config.task, fusion=config.fusion, **recipe_options(config))
+    recipe = get_recipe(config.recipe, config.dataset, config.task, fusion=config.fusion, arch=config.arch,
+                        **recipe_options(config))
     identity = request_identity(config, recipe, device.type, own_cache_key,
                                 test_data.cache_key if test_data is not None else None)
     return Request(config, device, image_size, data, recipe, identity)
