@@ -150,8 +150,11 @@ class BaselinesPage(Page):
 
     @functools.cached_property
     def paired_table(self) -> pd.DataFrame:
-        return report.paired_table(self.paired, COLUMN, REFERENCE).assign(
-            **{COLUMN: lambda t: t[COLUMN].map(display_name)})
+        return report.paired_table(self._named(self.paired), COLUMN, display_name(REFERENCE))
+
+    @staticmethod
+    def _named(table: pd.DataFrame) -> pd.DataFrame:
+        return table.assign(**{COLUMN: table[COLUMN].map(display_name)})
 
     @functools.cached_property
     def published(self) -> pd.DataFrame:
@@ -159,12 +162,17 @@ class BaselinesPage(Page):
         return published_table(self.networks)
 
     def summary(self) -> str:
-        """What the paired intervals support (no ranking), and the degenerate runs."""
+        """What the paired intervals support (no ranking: nothing is planted about which method is
+        best), and TSFmicro's own one-class flag if any."""
         if not self.runs:
             return NOT_CONFIGURED
-        text = report.paired_sentence(self.paired, COLUMN, REFERENCE, "networks")
-        flags = report.flag_sentence(self.scores, COLUMN)
-        return " ".join(part for part in (text, flags) if part)
+        text = report.paired_sentence(self._named(self.paired), COLUMN, display_name(REFERENCE), "networks")
+        scores = self.scores
+        flagged = scores[(scores[COLUMN] == REFERENCE) & (scores["protocol"] == "fixed") & (scores["flag"] != "")]
+        for _, row in flagged.drop_duplicates(["dataset", "task"]).iterrows():
+            text += (f" On {row['dataset']} {row['task']} TSFmicro itself is a degenerate model ({row['flag']}): no "
+                     f"comparison with it means much there.")
+        return text
 
     def caveat(self) -> str:
         if not self.runs:
