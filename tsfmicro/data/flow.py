@@ -11,8 +11,9 @@ strain and normalisation code is not public, so none of the upstreams can be mat
 
 1. Both face crops (the ones TSFmicro reads, from the face-crop cache) become grey: ITU-R 601
    luma (``cv2.cvtColor`` RGB -> GRAY), float32.
-2. As the IPOL TV-L1 code does: both frames jointly min-max normalised to [0, 255], then a
-   Gaussian pre-smoothing of sigma 0.8.
+2. As the IPOL TV-L1 code does: both frames jointly min-max normalised to [0, 255] (handed to
+   OpenCV as [0, 1] floats, which it scales by 255 itself), then a Gaussian pre-smoothing of
+   sigma 0.8.
 3. TV-L1 (Zach-Pock-Bischof dual TV-L1) with OpenCV contrib's ``DualTVL1OpticalFlow``, set as close
    to the IPOL defaults as OpenCV allows (:class:`FlowSettings`): tau 0.25, lambda 0.15, theta 0.3,
    5 warps, epsilon 0.01, zoom factor 0.5, as many scales as IPOL's cap allows (the coarsest level
@@ -50,7 +51,7 @@ import numpy as np
 
 from .._io import atomic_path
 
-FLOW_FORMAT = 1  # bump when the procedure above changes (not a setting): old flow files are not reused
+FLOW_FORMAT = 2  # 2: frames handed to OpenCV in [0, 1] (1 gave it 0..255, which it scaled again); bump when the procedure above changes (not a setting): old flow files are not reused
 FLOW_SIZE = 28  # the side of the maps, as STSTNet's released images
 CHANNELS = ("u", "v", "strain")
 
@@ -134,8 +135,10 @@ def tvl1_flow(onset: np.ndarray, apex: np.ndarray, settings: FlowSettings = DEFA
     if first.shape != second.shape:
         raise ValueError(f"onset and apex differ in size: {first.shape} vs {second.shape}")
     low, high = min(first.min(), second.min()), max(first.max(), second.max())
-    if high > low:  # IPOL's image_normalization: both frames jointly to [0, 255]
-        first, second = ((image - low) * (255.0 / (high - low)) for image in (first, second))
+    # IPOL's image_normalization (both frames jointly to [0, 255]), written as [0, 1]: OpenCV's
+    # solver multiplies a float image by 255 itself (a float image already in 0..255 becomes
+    # 0..65025, and the flow blows up to hundreds of pixels)
+    first, second = (((image - low) / (high - low) if high > low else image * 0.0) for image in (first, second))
     if settings.presmooth_sigma > 0:
         first, second = (cv2.GaussianBlur(image, (0, 0), settings.presmooth_sigma) for image in (first, second))
     solver = _solver(settings, *first.shape)
