@@ -29,8 +29,8 @@ with ``quirks="fixed"``; nothing else differs between the two:
   top-right, bottom-right). ``fixed``: rows from y, columns from x (left eye | right eye over
   left | right mouth corner).
 - one-token attention windows: the 28 px image in 7 px patches is a 4 x 4 token map, and the
-  NesT code splits level l's map into (2**(levels-1-l))**2 windows of (4 // 4)**2 = 1 token
-  each (4 x 4 windows on the 4 x 4 map, 2 x 2 on the 2 x 2 map, 1 on the 1 x 1 map). A softmax
+  NesT code keeps a window's token count at (4 // 4) x (4 // 4) = 1 token at every level
+  (4 x 4 windows on the 4 x 4 map, 2 x 2 on the 2 x 2 map, 1 on the 1 x 1 map). A softmax
   over one key is 1, so every attention is a linear map of its own token: no token ever attends
   to another, and space is mixed only by the aggregate convs. The positional embedding is one
   learnt scalar per level. ``fixed``: windows of 2 x 2 tokens, so each facial crop (14 x 14 px =
