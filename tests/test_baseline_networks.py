@@ -214,6 +214,8 @@ def test_a_network_and_its_options_enter_the_run_key_while_tsfmicros_keys_hold(t
     assert fixed.identity["quirks"] == "fixed" and fixed.key != htnet.key
     assert htnet.path.name.startswith("casme2_5class_htnet_tiny_authors_code_")
     assert runs.config_options(fixed.config) == {"arch": "htnet", "quirks": "fixed"}
+    named = request(arch="htnet", recipe="authors_code", quirks="authors")  # HTNet's own default, named
+    assert named.key == htnet.key and runs.config_options(named.config) == {"arch": "htnet"}
     # an option another network does not take is refused in the one check
     with pytest.raises(ValueError, match="network ststnet takes no option quirks"):
         runs.validate(dataclasses.replace(base, arch="ststnet", quirks="fixed"))

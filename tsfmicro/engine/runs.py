@@ -338,14 +338,16 @@ def request_identity(config: RunConfig, recipe, device_type: str, data_cache_key
 
 
 def option_default(row, config: RunConfig):
-    """An option's default for ``config``: the preset's value (a model option), the recipe's
-    (a network's own recipe's value, else tsfmicro.engine.recipes.Recipe's field), or RunConfig's."""
+    """An option's default for ``config``: the preset's value (a model option: the network's own
+    preset's, else TSFmicro's), the recipe's (a network's own recipe's value, else
+    tsfmicro.engine.recipes.Recipe's field), or RunConfig's."""
     from tsfmicro.model import MODELS, PRESETS
 
-    if row.default == PRESET:
-        return getattr(PRESETS[config.preset], row.name, None)
+    entry = MODELS.get(config.arch)
+    if row.default == PRESET:  # the network's own preset, else TSFmicro's
+        presets = entry.presets if entry is not None and entry.presets else PRESETS
+        return getattr(presets.get(config.preset), row.name, None)
     if row.default == RECIPE:
-        entry = MODELS.get(config.arch)
         own = entry.recipes.get(config.recipe, {}) if entry is not None else {}
         return own.get(row.name, {f.name: f.default for f in fields(Recipe)}.get(row.name))
     return row.default

@@ -264,7 +264,7 @@ class HTNet(nn.Module):
         return {f"level{i + 1}": level for i, level in enumerate(self.levels[:-1])}
 
 
-@register_model("htnet", options=("quirks",), recipes=RECIPES)
+@register_model("htnet", options=("quirks",), recipes=RECIPES, presets=PRESETS)
 def htnet(preset: str, num_classes: int, fusion: str, quirks: str | None = None) -> HTNet:
     """HTNet for ``num_classes`` classes; ``quirks`` (default the authors'): QUIRKS."""
     config = preset_config(PRESETS, preset, num_classes)

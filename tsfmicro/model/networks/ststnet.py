@@ -116,7 +116,7 @@ def _pooled_side(config: STSTNetConfig) -> int:
     return pooled // 2  # average pool 2, stride 2
 
 
-@register_model("ststnet", recipes=RECIPES)
+@register_model("ststnet", recipes=RECIPES, presets=PRESETS)
 def ststnet(preset: str, num_classes: int, fusion: str) -> STSTNet:
     """STSTNet for ``num_classes`` classes; both presets are the authors' network."""
     return STSTNet(preset_config(PRESETS, preset, num_classes))
