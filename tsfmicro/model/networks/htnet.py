@@ -8,7 +8,8 @@ no code copied.
 
 Input: the (B, 3, 28, 28) flow image (u, v, strain). The authors' PNGs are read with cv2.imread,
 so their tensor holds (strain, v, u) in 0..255; ours holds (u, v, strain) as the flow input
-gives it. A channel permutation only permutes the patch embedding's learnt weights.
+gives it. A channel permutation only permutes the patch embedding's learnt weights; the scale
+differs too (the authors' 0..255 unnormalised, ours the flow input's values, tsfmicro.data.flow).
 
 Crops (baselines.md Sec. 3 "Input construction"). The authors detect 5 landmarks per clip with
 MTCNN on the apex image resized to 28 x 28 and fall back to five fixed points when no face is
