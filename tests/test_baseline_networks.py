@@ -221,6 +221,8 @@ def test_a_network_and_its_options_enter_the_run_key_while_tsfmicros_keys_hold(t
         runs.validate(dataclasses.replace(base, arch="ststnet", quirks="fixed"))
     with pytest.raises(ValueError, match="network tsfmicro takes no option quirks"):
         runs.validate(dataclasses.replace(base, quirks="fixed"))
+    with pytest.raises(ValueError, match="network htnet has no recipe 'paper'.*choose one of authors_code"):
+        runs.validate(dataclasses.replace(base, arch="htnet"))  # before any work: RunConfig's recipe is paper
     with pytest.raises(ValueError, match="quirks 'none'.*authors, fixed"):
         runs.validate(dataclasses.replace(base, arch="htnet", quirks="none"))
 
