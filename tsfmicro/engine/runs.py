@@ -39,12 +39,12 @@ import torch
 import yaml
 
 from tsfmicro import _io, metrics
-from tsfmicro.engine import loso, provenance
+from tsfmicro.engine import loso, provenance, recipes
 from tsfmicro.engine import folds as fold_files
 from tsfmicro.engine.folds import FoldResult
 from tsfmicro.engine.excluded import write_excluded
 from tsfmicro.engine.integrity import write_metrics_last
-from tsfmicro.engine.recipes import RECIPES, Recipe, check_network_recipe, get_recipe
+from tsfmicro.engine.recipes import RECIPES, Recipe, get_recipe
 from tsfmicro.model.registry import check_network, network_name
 from tsfmicro.options import NOT_DEFAULT, OPTIONS, PRESET, RECIPE, model_options
 from tsfmicro.results import load_run
@@ -154,7 +154,7 @@ def validate(config: RunConfig) -> None:
         if value is not None and row.choices is not None:
             _check_choice(row.what, value, row.resolve_choices())
     check_network(config.arch, config.fusion, model_options(config))  # the one check of fusion
-    check_network_recipe(config.recipe, config.arch)  # a network with its own recipes: one of them
+    recipes.check_network_recipe(config.recipe, config.arch)  # a network with its own recipes: one of them
     if config.apex != "annotated" and config.frame_reselection:
         raise ValueError("frame_reselection re-selects frames around the annotated apex; it cannot be combined "
                          f"with apex {config.apex!r}")
