@@ -8,7 +8,9 @@ import pytest
 import torch
 
 import test_engine_loop as loop  # its random PreparedData and folds (module import: not re-collected)
+from tsfmicro.engine import RunConfig, load_run, train
 from tsfmicro.engine import checkpoint as ckpt
+from tsfmicro.engine import folds as fold_tasks
 from tsfmicro.engine import loso, runs
 from tsfmicro.engine.recipes import get_recipe
 from tsfmicro.model import MODELS, count_flops, count_parameters, model_from_config
@@ -112,7 +114,8 @@ def test_htnet_crops_are_the_authors_transposed_ones_and_the_fix_transposes_them
     for quirks in ht.QUIRKS:
         assembled = ht.assemble_crops(image, quirks)[0, 0]
         for (top, left), (row, col) in zip(ht.crop_corners(quirks), ((0, 0), (0, 14), (14, 0), (14, 14))):
-            assert assembled[row, col] == top * 28 + left and assembled[row + 13, col + 13] == (top + 13) * 28 + left + 13
+            assert assembled[row, col] == top * 28 + left
+            assert assembled[row + 13, col + 13] == (top + 13) * 28 + left + 13
     # the fixed crops sit on the face as MTCNN's points are: the left eye's crop is left of the right eye's
     (eye_left, eye_right, mouth_left, _) = ht.crop_corners("fixed")
     assert eye_left[1] < eye_right[1] and eye_left[0] < mouth_left[0]
@@ -211,11 +214,15 @@ def test_a_network_and_its_options_enter_the_run_key_while_tsfmicros_keys_hold(t
     assert fixed.identity["quirks"] == "fixed" and fixed.key != htnet.key
     assert htnet.path.name.startswith("casme2_5class_htnet_tiny_authors_code_")
     assert runs.config_options(fixed.config) == {"arch": "htnet", "quirks": "fixed"}
+    named = request(arch="htnet", recipe="authors_code", quirks="authors")  # HTNet's own default, named
+    assert named.key == htnet.key and runs.config_options(named.config) == {"arch": "htnet"}
     # an option another network does not take is refused in the one check
     with pytest.raises(ValueError, match="network ststnet takes no option quirks"):
         runs.validate(dataclasses.replace(base, arch="ststnet", quirks="fixed"))
     with pytest.raises(ValueError, match="network tsfmicro takes no option quirks"):
         runs.validate(dataclasses.replace(base, quirks="fixed"))
+    with pytest.raises(ValueError, match="network htnet has no recipe 'paper'.*choose one of authors_code"):
+        runs.validate(dataclasses.replace(base, arch="htnet"))  # before any work: RunConfig's recipe is paper
     with pytest.raises(ValueError, match="quirks 'none'.*authors, fixed"):
         runs.validate(dataclasses.replace(base, arch="htnet", quirks="none"))
 
@@ -225,8 +232,8 @@ class FlowData(loso.DeviceData):
 
     INPUTS = (*loso.PAIR, "flow")
 
-    def __init__(self, data, device):
-        super().__init__(data, device)
+    def __init__(self, data, device, frame_reselection=False):
+        super().__init__(data, device, frame_reselection)
         self.flow = torch.randn(len(self.labels), *FLOW, generator=torch.Generator().manual_seed(3))
         self.read: list[tuple[bool, list[int]]] = []  # (train, rows) of every batch read
 
@@ -241,7 +248,8 @@ class FlowData(loso.DeviceData):
 def test_each_network_trains_in_the_fold_loop_with_its_recipe(arch, recipe, monkeypatch, one_torch_thread):
     made = []
     for name, optimizer in list(loso.OPTIMIZERS.items()):
-        monkeypatch.setitem(loso.OPTIMIZERS, name, lambda *a, _o=optimizer, _n=name, **k: made.append(_n) or _o(*a, **k))
+        monkeypatch.setitem(loso.OPTIMIZERS, name,
+                            lambda *a, _o=optimizer, _n=name, **k: made.append(_n) or _o(*a, **k))
     prepared = loop.random_prepared(subjects=2, clips=6)
     config = runs.RunConfig(dataset="casme2", root=".", task="3class", preset="tiny", arch=arch, recipe=recipe)
     data = FlowData(prepared, torch.device("cpu"))
@@ -258,6 +266,27 @@ def test_each_network_trains_in_the_fold_loop_with_its_recipe(arch, recipe, monk
         assert train_batches == [expected[:4], expected[4:]] * 2
     else:  # MEB's shuffled loader: the same clips, another order
         assert sorted(sum(train_batches[:2], [])) == expected and sum(train_batches[:2], []) != expected
+
+
+def test_a_baseline_trains_through_the_engine_and_its_own_recipe_is_no_variant(
+        synthetic_casme2_root, engine_cache_dir, tmp_path, monkeypatch, one_torch_thread):
+    monkeypatch.setattr(loso, "DeviceData", FlowData)  # the flow maps: random here (tsfmicro.data.flow builds them)
+    monkeypatch.setattr(fold_tasks, "_DEVICE_DATA", {})
+    config = RunConfig(dataset="casme2", root=synthetic_casme2_root, task="5class", preset="tiny", epochs=2,
+                       batch_size=4, seeds=(0,), device="cpu", out=str(tmp_path), cache_dir=engine_cache_dir,
+                       arch="ststnet", recipe="authors_code")
+    run = train(config, progress=False)
+    assert run.path.name.startswith("casme2_5class_ststnet_tiny_authors_code_")
+    recipe = run.config["resolved"]["recipe"]
+    assert (recipe["optimizer"], recipe["sampling"], recipe["learning_rate"], recipe["epochs"]) == \
+        ("adam", "in_order", 5e-5, 2)
+    # the network's own unshuffled epochs are its recipe, not a variant of the parameters' run
+    assert run.options == {"arch": "ststnet"}
+    assert set(run.metrics["protocols"]) == {"fixed", "oracle"}
+    subject = run.predictions["subject"].iloc[0]
+    assert type(load_run(run.path).fold_model(subject)).__name__ == "STSTNet"
+    shuffled = dataclasses.replace(config, sampling="shuffle")  # set against its recipe: a variant
+    assert runs.config_options(shuffled) == {"arch": "ststnet", "sampling": "shuffle"}
 
 
 def test_every_baseline_is_registered_with_the_flow_input():

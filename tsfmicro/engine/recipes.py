@@ -206,11 +206,20 @@ def get_recipe(
     return recipe
 
 
-def network_recipe(arch: str, name: str, declared) -> Recipe:
-    """The recipe ``name`` a network declares (its module says where each value comes from)."""
-    if name not in declared:
+def check_network_recipe(name: str, arch: str) -> None:
+    """A network that declares its own recipes has ``name`` among them (run settings are checked
+    before any work: tsfmicro.engine.runs.validate)."""
+    from tsfmicro.model.registry import model_entry
+
+    declared = model_entry(arch).recipes
+    if declared and name not in declared:
         raise ValueError(f"network {arch} has no recipe {name!r} (tsfmicro.model.networks.{arch} says why); "
                          f"choose one of {', '.join(declared)}")
+
+
+def network_recipe(arch: str, name: str, declared) -> Recipe:
+    """The recipe ``name`` a network declares (its module says where each value comes from)."""
+    check_network_recipe(name, arch)
     values = {**NETWORK_RECIPE_DEFAULTS, **declared[name]}
     known = {f.name for f in fields(Recipe)} - {"name"}
     unknown = sorted(set(values) - known)

@@ -39,7 +39,7 @@ import torch
 import yaml
 
 from tsfmicro import _io, metrics
-from tsfmicro.engine import loso, provenance
+from tsfmicro.engine import loso, provenance, recipes
 from tsfmicro.engine import folds as fold_files
 from tsfmicro.engine.folds import FoldResult
 from tsfmicro.engine.excluded import write_excluded
@@ -154,6 +154,7 @@ def validate(config: RunConfig) -> None:
         if value is not None and row.choices is not None:
             _check_choice(row.what, value, row.resolve_choices())
     check_network(config.arch, config.fusion, model_options(config))  # the one check of fusion
+    recipes.check_network_recipe(config.recipe, config.arch)  # a network with its own recipes: one of them
     if config.apex != "annotated" and config.frame_reselection:
         raise ValueError("frame_reselection re-selects frames around the annotated apex; it cannot be combined "
                          f"with apex {config.apex!r}")
@@ -362,14 +363,18 @@ def network_inputs(config: RunConfig) -> tuple[str, ...]:
 
 
 def option_default(row, config: RunConfig):
-    """An option's default for ``config``: the preset's value (a model option), the recipe's
-    (tsfmicro.engine.recipes.Recipe's field), or RunConfig's."""
-    from tsfmicro.model import PRESETS
+    """An option's default for ``config``: the preset's value (a model option: the network's own
+    preset's, else TSFmicro's), the recipe's (a network's own recipe's value, else
+    tsfmicro.engine.recipes.Recipe's field), or RunConfig's."""
+    from tsfmicro.model import MODELS, PRESETS
 
-    if row.default == PRESET:
-        return getattr(PRESETS[config.preset], row.name, None)
+    entry = MODELS.get(config.arch)
+    if row.default == PRESET:  # the network's own preset, else TSFmicro's
+        presets = entry.presets if entry is not None and entry.presets else PRESETS
+        return getattr(presets.get(config.preset), row.name, None)
     if row.default == RECIPE:
-        return {f.name: f.default for f in fields(Recipe)}.get(row.name)
+        own = entry.recipes.get(config.recipe, {}) if entry is not None else {}
+        return own.get(row.name, {f.name: f.default for f in fields(Recipe)}.get(row.name))
     return row.default
 
 

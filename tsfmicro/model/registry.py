@@ -12,7 +12,9 @@ of owner ``model`` it is built with (tsfmicro.options), passed to the builder on
 ``recipes``: a network trained with its own authors' settings declares them here as data, one
 mapping per recipe name (``paper``, ``authors_code``) of tsfmicro.engine.recipes.Recipe field
 values; the engine's ``get_recipe(name, ..., arch=...)`` builds that recipe (a network without
-``recipes`` trains with TSFmicro's, as a toy network would).
+``recipes`` trains with TSFmicro's, as a toy network would). ``presets``: the network's configs by
+preset name, whose fields are its model options' defaults (an option set to its network's default
+stays out of the run key); without them, TSFmicro's presets give the defaults.
 
 The model contract (what the engine, the plan and the figures rely on):
 
@@ -45,18 +47,21 @@ class ModelEntry:
     options: tuple[str, ...]  # run options of owner "model" it takes
     # recipe name -> Recipe field values (tsfmicro.engine.recipes); empty: TSFmicro's recipes
     recipes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # preset name -> the network's config (its model options' defaults); empty: TSFmicro's PRESETS
+    presets: Mapping[str, Any] = field(default_factory=dict)
 
 
 MODELS: dict[str, ModelEntry] = {}
 
 
 def register_model(name: str | None = None, *, fusions: tuple[str, ...] = (), options: tuple[str, ...] = (),
-                   recipes: Mapping[str, Mapping[str, Any]] | None = None):
+                   recipes: Mapping[str, Mapping[str, Any]] | None = None, presets: Mapping[str, Any] | None = None):
     """Decorator: register a network builder under ``name`` (default: the function's name)."""
 
     def decorate(build: Callable[..., Any]) -> Callable[..., Any]:
         arch = name or build.__name__
-        MODELS[arch] = ModelEntry(arch, build, tuple(fusions), tuple(options), dict(recipes or {}))
+        MODELS[arch] = ModelEntry(arch, build, tuple(fusions), tuple(options), dict(recipes or {}),
+                                  dict(presets or {}))
         return build
 
     return decorate

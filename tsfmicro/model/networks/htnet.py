@@ -8,7 +8,8 @@ no code copied.
 
 Input: the (B, 3, 28, 28) flow image (u, v, strain). The authors' PNGs are read with cv2.imread,
 so their tensor holds (strain, v, u) in 0..255; ours holds (u, v, strain) as the flow input
-gives it. A channel permutation only permutes the patch embedding's learnt weights.
+gives it. A channel permutation only permutes the patch embedding's learnt weights; the scale
+differs too (the authors' 0..255 unnormalised, ours the flow input's values, tsfmicro.data.flow).
 
 Crops (baselines.md Sec. 3 "Input construction"). The authors detect 5 landmarks per clip with
 MTCNN on the apex image resized to 28 x 28 and fall back to five fixed points when no face is
@@ -29,8 +30,8 @@ with ``quirks="fixed"``; nothing else differs between the two:
   top-right, bottom-right). ``fixed``: rows from y, columns from x (left eye | right eye over
   left | right mouth corner).
 - one-token attention windows: the 28 px image in 7 px patches is a 4 x 4 token map, and the
-  NesT code splits level l's map into (2**(levels-1-l))**2 windows of (4 // 4)**2 = 1 token
-  each (4 x 4 windows on the 4 x 4 map, 2 x 2 on the 2 x 2 map, 1 on the 1 x 1 map). A softmax
+  NesT code keeps a window's token count at (4 // 4) x (4 // 4) = 1 token at every level
+  (4 x 4 windows on the 4 x 4 map, 2 x 2 on the 2 x 2 map, 1 on the 1 x 1 map). A softmax
   over one key is 1, so every attention is a linear map of its own token: no token ever attends
   to another, and space is mixed only by the aggregate convs. The positional embedding is one
   learnt scalar per level. ``fixed``: windows of 2 x 2 tokens, so each facial crop (14 x 14 px =
@@ -264,7 +265,7 @@ class HTNet(nn.Module):
         return {f"level{i + 1}": level for i, level in enumerate(self.levels[:-1])}
 
 
-@register_model("htnet", options=("quirks",), recipes=RECIPES)
+@register_model("htnet", options=("quirks",), recipes=RECIPES, presets=PRESETS)
 def htnet(preset: str, num_classes: int, fusion: str, quirks: str | None = None) -> HTNet:
     """HTNet for ``num_classes`` classes; ``quirks`` (default the authors'): QUIRKS."""
     config = preset_config(PRESETS, preset, num_classes)

@@ -95,7 +95,7 @@ class OffApexNet(nn.Module):
         return {"features": self.features}
 
 
-@register_model("off_apexnet", recipes=RECIPES)
+@register_model("off_apexnet", recipes=RECIPES, presets=PRESETS)
 def off_apexnet(preset: str, num_classes: int, fusion: str) -> OffApexNet:
     """OFF-ApexNet (MEB's version) for ``num_classes`` classes; both presets are the same network."""
     return OffApexNet(preset_config(PRESETS, preset, num_classes))

@@ -24,6 +24,9 @@ Parameters: convs 84 + 140 + 224 = 448, BatchNorms 32, classifier 1,203: 1,683 f
 - the input channels: the authors' PyTorch loader reads the images with cv2.imread, so its
   tensor holds (strain, v, u) in 0..255 (BGR); ours is (u, v, strain) as the flow input gives it.
   The network treats its three channels alike in every stream, so only the learnt weights differ.
+  Scale: the authors' PyTorch port feeds 0..255 unnormalised and MATLAB's input layer subtracts
+  the mean training image ("zerocenter"); ours feeds the values the flow input holds
+  (tsfmicro.data.flow), without either.
 
 One size only: the authors' network is already tiny, so the presets ``paper`` and ``tiny`` are
 the same network.
@@ -116,7 +119,7 @@ def _pooled_side(config: STSTNetConfig) -> int:
     return pooled // 2  # average pool 2, stride 2
 
 
-@register_model("ststnet", recipes=RECIPES)
+@register_model("ststnet", recipes=RECIPES, presets=PRESETS)
 def ststnet(preset: str, num_classes: int, fusion: str) -> STSTNet:
     """STSTNet for ``num_classes`` classes; both presets are the authors' network."""
     return STSTNet(preset_config(PRESETS, preset, num_classes))
