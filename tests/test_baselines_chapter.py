@@ -40,7 +40,7 @@ def test_runs_share_tsfmicro_and_give_each_network_its_authors_recipe():
     for network in ("ststnet", "off_apexnet", "htnet"):
         run = planned[("casme2", "5class", network)]
         options = dict(run.options)
-        assert options["arch"] == network and options["recipe"] == "authors_code" and options["epochs"] > 0
+        assert options["arch"] == network and options["recipe"] == "authors_code" and "epochs" not in options
         config = params._planned_config(run)
         assert config.arch == network and config.rotary is None  # the parameters' rotary is TSFmicro's
     # TSFmicro's seed 0 is the main results' unit: the chapter adds only the three networks' units
@@ -49,6 +49,10 @@ def test_runs_share_tsfmicro_and_give_each_network_its_authors_recipe():
     assert sorted(dict(unit.options)["arch"] for unit in added) == ["htnet", "off_apexnet", "ststnet"]
     assert params._planned_config(planned[("casme2", "5class", "tsfmicro")]).rotary == "flat"
     assert baselines.runs(Params.load(DEMO, overrides={"baselines": None})) == {}
+    # the section's epochs: the baselines' alone (TSFmicro's shared run keeps the parameters')
+    shorter = baselines.runs(Params.load(DEMO, overrides={"baselines": {"epochs": 3}}))
+    assert dict(shorter[("casme2", "5class", "htnet")].options)["epochs"] == 3
+    assert shorter[("casme2", "5class", "tsfmicro")].options == ()
 
 
 def test_published_numbers_are_sourced_and_carry_their_selection_and_caveats():
@@ -104,7 +108,9 @@ def test_the_page_trains_scores_pairs_and_shows_the_flow(tiny_params, tmp_path, 
     assert stst["input"] == "flow, 28 px" and stst["parameters"] == 1683 + 2 * 401  # 5 classes: FC 400 -> 5
     paired = page.paired
     assert list(paired["method"]) == ["ststnet"] and paired["protocol"].iloc[0] == "fixed"
-    assert page.summary().startswith("On casme2 5class (fixed protocol, UF1, tsfmicro minus each of the networks")
+    assert page.summary().startswith("On casme2 5class (fixed protocol, UF1, TSFmicro (T-S late) minus each of the "
+                                     "networks, paired bootstrap over subjects and seeds): ")
+    assert "STSTNet" in page.summary() and "ststnet" not in page.summary()
     assert "SYNTHETIC" in page.caveat()
     onset, apex, flow, titles = page.flow_examples()
     assert flow.shape[1:] == (3, 28, 28) and len(onset) == len(apex) == len(flow) == len(titles) >= 2
