@@ -21,7 +21,7 @@ import pandas as pd
 from tsfmicro import report, reported
 from tsfmicro.chapters import Chapter, Page, register
 from tsfmicro.params import COMPOSITE
-from tsfmicro.sections import PlannedRun, is_int, main_datasets, names, run_options, seeds, setting
+from tsfmicro.sections import PlannedRun, flag, is_int, main_datasets, names, run_options, seeds, setting
 
 COLUMN = "method"
 REFERENCE = "tsfmicro"  # TSFmicro, T-S late: the main results' run
@@ -71,15 +71,23 @@ def _positive(value, key, params) -> list[str]:
 class Section:
     """``baselines:`` (optional; null or left out: no such chapter)."""
 
-    tasks: tuple[str, ...] = setting(_tasks)  # "dataset/task"
     networks: tuple[str, ...] = setting(names(_networks))  # registered networks (arch) besides TSFmicro
+    tasks: tuple[str, ...] | None = setting(_tasks, default=None, null_ok=True)  # "dataset/task"; None: all of datasets:
+    composite: bool = setting(flag(), default=False)  # also the MEGC2019 composite (megc2019/3class)
     seeds: tuple[int, ...] | None = setting(seeds(), default=None)  # None: the parameters' seeds
     epochs: int | None = setting(_positive, default=None, null_ok=True)  # None: as every run (the recipe's)
 
 
 def tasks(params) -> list[tuple[str, str]]:
+    """The (dataset, task) pairs the section compares on: its ``tasks`` (default: every dataset/task
+    of ``datasets:``, so an override that narrows ``datasets:`` narrows this chapter too), and the
+    composite with ``composite: true``; [] without the section."""
     section = params.section("baselines")
-    return [tuple(str(entry).split("/", 1)) for entry in (section.tasks if section is not None else ())]
+    if section is None:
+        return []
+    pairs = ([tuple(str(entry).split("/", 1)) for entry in section.tasks] if section.tasks is not None
+             else list(params.dataset_tasks()))
+    return list(dict.fromkeys(pairs + ([COMPOSITE] if section.composite else [])))
 
 
 def runs(params) -> dict:
