@@ -118,6 +118,9 @@ def test_the_page_trains_scores_pairs_and_shows_the_flow(tiny_params, tmp_path, 
                                      "networks, paired bootstrap over subjects and seeds): ")
     assert "STSTNet" in page.summary() and "ststnet" not in page.summary()
     assert "SYNTHETIC" in page.caveat()
+    recovered = page.recovered()  # which methods' UF1 interval lies above chance, in words
+    assert recovered.startswith("On casme2 5class the class is planted in the onset-to-apex movement") and \
+        "chance is 20 % UF1" in recovered and "STSTNet (" in recovered
     onset, apex, flow, titles = page.flow_examples()
     assert flow.shape[1:] == (3, 28, 28) and len(onset) == len(apex) == len(flow) == len(titles) >= 2
     assert np.all((flow >= 0) & (flow <= 1))

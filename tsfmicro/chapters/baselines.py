@@ -182,6 +182,34 @@ class BaselinesPage(Page):
                      f"comparison with it means much there.")
         return text
 
+    def recovered(self) -> str:
+        """On SYNTHETIC data (the class planted in the onset -> apex movement): which methods recover
+        it, i.e. whose fixed-protocol UF1 interval lies above chance (1 / classes), per task; ""
+        on real data or without runs."""
+        if not self.runs or self.study.source != "SYNTHETIC":
+            return ""
+        scores = self.scores
+        fixed = scores[(scores["protocol"] == "fixed") & (scores["metric"] == "uf1")]
+        sentences = []
+        for (dataset, task), group in fixed.groupby(["dataset", "task"], sort=False):
+            run = self.runs[(dataset, task, group[COLUMN].iloc[0])]
+            chance = 1 / len(run.class_names)
+
+            def listed(rows):
+                return ", ".join(f"{display_name(row[COLUMN])} ({report.format_interval(row['mean'], row['low'], row['high'])})"
+                                 for _, row in rows.iterrows())
+
+            above = group[(group["low"] > chance) & (group["flag"] == "")]
+            below = group.drop(above.index)
+            text = (f"On {dataset} {task} the class is planted in the onset-to-apex movement (SYNTHETIC data); "
+                    f"chance is {100 * chance:.0f} % UF1.")
+            if len(above):
+                text += f" Recovered (fixed-protocol UF1 interval above chance): {listed(above)}."
+            if len(below):
+                text += f" Not shown to recover it (interval reaching chance, or one class predicted): {listed(below)}."
+            sentences.append(text)
+        return " ".join(sentences)
+
     def caveat(self) -> str:
         if not self.runs:
             return ""
