@@ -13,6 +13,10 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[test]'
+# grad-cam requires the plain opencv-python-headless, which writes the same cv2 folder without
+# cv2.optflow (TV-L1, tsfmicro/data/flow.py): the contrib build pinned in pyproject.toml goes last.
+	$(BIN)/python -m pip install $(PIP_FLAGS) --force-reinstall --no-deps "$$($(BIN)/python -c \
+	  'import tomllib; print(next(d for d in tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"] if d.startswith("opencv-contrib")))')"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (tsfmicro)" >/dev/null
 	@touch $(STAMP)
 

@@ -110,7 +110,8 @@ def test_arch_fusion_and_network_options_are_checked_in_one_place(toy_network, t
             runs.validate(config)
         return str(raised.value)
 
-    assert error(arch="stst") == f"unknown arch 'stst'; choose one of tsfmicro, {TOY}"
+    assert error(arch="stst") == f"unknown arch 'stst'; choose one of {', '.join(MODELS)}"
+    assert list(MODELS)[0] == DEFAULT_ARCH and list(MODELS)[-1] == TOY  # the registered networks, in order
     assert error(fusion="ts_middle").startswith("unknown fusion 'ts_middle'; choose one of ts_late, ts_early")
     assert error(arch=TOY, fusion="ts_early") == (f"network {TOY} has no fusion variants; leave fusion at its "
                                                   "default (ts_late)")
@@ -120,8 +121,8 @@ def test_arch_fusion_and_network_options_are_checked_in_one_place(toy_network, t
 
 def test_the_data_refuses_an_input_it_does_not_have():
     data = loso.DeviceData(loop.random_prepared(subjects=1, clips=2), torch.device("cpu"))
-    with pytest.raises(ValueError, match="the network reads input 'flow'; the data provides onset, apex"):
-        data.inputs(torch.arange(2), 32, names=("onset", "flow"))
+    with pytest.raises(ValueError, match="the network reads input 'landmarks'; the data provides onset, apex, flow"):
+        data.inputs(torch.arange(2), 32, names=("onset", "landmarks"))
 
 
 def test_a_registered_network_trains_through_tsfmicro_run(toy_network, tmp_path, capsys, one_torch_thread):

@@ -31,7 +31,7 @@ def planned_keys(params: Params) -> dict[str, list[str]]:
         config = params._planned_config(run, root="")
         recipe = get_recipe(config.recipe, config.dataset, config.task, fusion=config.fusion, epochs=config.epochs,
                             batch_size=config.batch_size, precision=config.precision, loss=config.loss,
-                            sampling=config.sampling)
+                            sampling=config.sampling, arch=config.arch)
         identity = request_identity(config, recipe, "cpu", f"<data of {config.dataset}>",
                                     f"<data of {config.test_dataset}>" if config.test_dataset else None)
         request = Request(config, torch.device("cpu"), 0, None, recipe, identity)

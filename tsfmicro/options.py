@@ -104,8 +104,9 @@ OPTIONS: list[Option] = [
            "training loss: cross_entropy (the recipes', the paper's), weighted_cross_entropy (inverse class "
            "frequency of each fold's training clips) or focal (gamma 2)", choices="tsfmicro.engine.imbalance:LOSSES"),
     Option("sampling", "recipe", RECIPE,
-           "order of each epoch's training clips: shuffle (the recipes', the paper's) or class_balanced (drawn "
-           "with replacement, each class equally likely)", choices="tsfmicro.engine.imbalance:SAMPLINGS"),
+           "order of each epoch's training clips: shuffle (the recipes', the paper's), class_balanced (drawn "
+           "with replacement, each class equally likely) or in_order (the table's order every epoch, no shuffling)",
+           choices="tsfmicro.engine.imbalance:SAMPLINGS"),
     Option("frame_reselection", "data", False,
            "train on the (onset+i, apex-j) pair with the largest frame difference (the authors' optional "
            "re-selection; test clips keep the annotated frames); default: off", type=bool, params=True),
@@ -123,6 +124,10 @@ OPTIONS: list[Option] = [
     Option("test_dataset", "split", None,
            "cross-dataset: train on all of --dataset, test on all of this dataset (same --task)",
            choices="tsfmicro.data:DATASETS", key=BY_SPLIT, label="test dataset"),
+    Option("quirks", "model", PRESET,
+           "HTNet's quirks in its authors' code (transposed crop centres, one-token attention windows): authors "
+           "(the network's default, reproduced) or fixed (corrected); tsfmicro.model.networks.htnet",
+           choices="tsfmicro.model.networks.htnet:QUIRKS"),
     Option(ARCH, "model", "tsfmicro",
            "the network (tsfmicro.model.registry): tsfmicro (the paper's, default; its variants are --fusion) "
            "or another registered network", choices="tsfmicro.model.registry:MODELS", params=True),

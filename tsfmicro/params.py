@@ -40,7 +40,7 @@ from typing import Any, Iterable, Mapping
 
 from tsfmicro._yaml import load_mapping
 
-from tsfmicro.options import OPTIONS
+from tsfmicro.options import OPTIONS, option
 
 from tsfmicro.sections import PlannedRun, PlannedUnit, run_options  # noqa: F401  (planned runs: defined beside the sections)
 from tsfmicro.sections import is_int as _is_int
@@ -430,7 +430,16 @@ class Params:
             checkpoint_seconds=float(60.0 if self.params.get("checkpoint_seconds") is None
                                      else self.params["checkpoint_seconds"]),
         )
-        return RunConfig(**{**settings, **options})
+        settings = {**settings, **options}
+        if settings.get("arch") not in (None, option("arch").default):
+            from tsfmicro.model.registry import model_entry
+
+            # the parameters' network options (rotary) are TSFmicro's: not set on a network that takes none
+            takes = model_entry(settings["arch"]).options
+            for row in PARAMS_OPTIONS:
+                if row.owner == "model" and row.name != "arch" and row.name not in options and row.name not in takes:
+                    settings[row.name] = row.field_default
+        return RunConfig(**settings)
 
     def _planned_config(self, run: "PlannedRun", root: str | None = None):
         return self.run_config(run.dataset, run.task, run.fusion, list(run.seeds), root=root, **dict(run.options))

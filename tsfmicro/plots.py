@@ -262,6 +262,34 @@ def example_crops(onset: np.ndarray, apex: np.ndarray, titles: Sequence[str], la
     return footer(fig, label)
 
 
+def flow_maps(onset: np.ndarray, apex: np.ndarray, flow: np.ndarray, titles: Sequence[str],
+              label: str) -> plt.Figure:
+    """One column per clip: its onset and apex crops (uint8 ``(N, H, W, 3)``) and the three maps of
+    the flow input (``(N, 3, 28, 28)`` in [0, 1]: u, v, strain; tsfmicro.data.flow), as the
+    baseline networks receive them (each map scaled to [0, 1] on its own, so grey is not zero
+    motion: the colour bar is the map's own range)."""
+    columns = len(onset)
+    fig, axes = plt.subplots(5, columns, figsize=(1.75 * columns + 0.9, 9.0), squeeze=False)
+    rows = [("onset", None), ("apex", None), ("u (horizontal)", "coolwarm"), ("v (vertical)", "coolwarm"),
+            ("strain", "magma")]
+    for column in range(columns):
+        images = [onset[column], apex[column], *flow[column]]
+        for row, (image, (name, cmap)) in enumerate(zip(images, rows)):
+            ax = axes[row][column]
+            shown = ax.imshow(image, cmap=cmap, vmin=0, vmax=255 if cmap is None else 1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            if column == 0:
+                ax.set_ylabel(name, fontsize=9)
+            if cmap is not None and column == columns - 1:
+                fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, ticks=[0, 1])
+        axes[0][column].set_title(titles[column], fontsize=8.5)
+    fig.suptitle(label.split(" | ")[0] + ": the flow input (TV-L1 onset → apex, 28 × 28)", fontsize=11,
+                 x=0.01, ha="left")
+    return footer(fig, label)
+
+
 # ------------------------------------------------------------------------- results
 def metric_bars(summary: pd.DataFrame, x: str, label: str, hue: str = "protocol",
                 metrics: Sequence[str] = ("accuracy", "uf1", "uar"),

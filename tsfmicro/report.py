@@ -422,6 +422,21 @@ def temporal_branch_sizes(preset: str, branches: Sequence[str], num_classes: int
     return pd.DataFrame(rows)
 
 
+def network_sizes(preset: str, archs: Sequence[str], num_classes: int = 5, column: str = "method") -> pd.DataFrame:
+    """Parameters and forward GFLOPs per sample of each registered network (``arch``; TSFmicro as
+    T-S late) at the ``preset``'s size, and the input it reads (tsfmicro.model.count_parameters /
+    count_flops; no training)."""
+    from tsfmicro.model import count_flops, count_parameters, model_from_config
+
+    rows = []
+    for arch in archs:
+        model = model_from_config({"preset": preset, "arch": arch}, num_classes)
+        rows.append({column: arch, "preset": preset, "input": f"{' + '.join(model.inputs)}, {model.image_size} px",
+                     "parameters": count_parameters(model),
+                     "forward GFLOPs / sample": round(count_flops(model) / 1e9, 4)})
+    return pd.DataFrame(rows)
+
+
 def compare_to_reference(long: pd.DataFrame, column: str, reference: str, metric: str = "uf1",
                          protocol: str = "fixed") -> pd.DataFrame:
     """Each variant of ``long`` (:func:`scores_long` or :func:`class_recall` rows) against the

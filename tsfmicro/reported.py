@@ -87,6 +87,28 @@ def field_reported() -> pd.DataFrame:
     return table.loc[:, list(FIELD_COLUMNS)]
 
 
+BASELINE_COLUMNS = ("network", *FIELD_COLUMNS)
+
+
+def baselines_reported() -> pd.DataFrame:
+    """The published results of the networks the baselines chapter retrains (STSTNet, OFF-ApexNet,
+    HTNet; ``tsfmicro/data/baselines_reported.csv``, facts of shared/reference/baselines.md), as
+    :func:`field_reported` with ``network`` (the registered ``arch``) first. ``selects_on_test`` is
+    None where the source does not say how the epoch was chosen; ``note`` says what is known to be
+    wrong or unverified about a value (e.g. STSTNet's "UAR", which is a macro precision)."""
+    with resources.files("tsfmicro.data").joinpath("baselines_reported.csv").open("r", encoding="utf-8") as handle:
+        table = pd.read_csv(handle, dtype={"value": "float64", "selects_on_test": str}, keep_default_na=False,
+                            na_values={"value": [""]})
+    missing_columns = set(BASELINE_COLUMNS) - set(table.columns)
+    if missing_columns:
+        raise ValueError(f"baselines_reported.csv lacks columns {sorted(missing_columns)}")
+    bad_parts = sorted(set(table.part) - set(FIELD_PARTS))
+    if bad_parts:
+        raise ValueError(f"baselines_reported.csv: unknown part(s) {bad_parts}; valid: {', '.join(FIELD_PARTS)}")
+    table["selects_on_test"] = [{"true": True, "false": False}.get(value) for value in table.selects_on_test]
+    return table.loc[:, list(BASELINE_COLUMNS)]
+
+
 def format_value(value: float, digits: int = 2) -> str:
     """Percent with fixed digits, or ``n/a`` for a missing value."""
     return MISSING_TEXT if value is None or (isinstance(value, float) and math.isnan(value)) \

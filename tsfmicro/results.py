@@ -23,6 +23,8 @@ from tsfmicro import _io
 from tsfmicro._checksums import damage
 from tsfmicro.options import OPTIONS
 
+_NONE = object()  # a value no recipe field holds
+
 FILES = ("config.yaml", "provenance.json", "predictions.csv", "curves.csv", "metrics.json")
 
 
@@ -49,12 +51,19 @@ class Run:
 
         Read from config.yaml's ``resolved`` (the run key's identity), where each variant option
         (tsfmicro.options, ``variant``) is recorded only when it is not the default: at the top, or
-        inside the recipe. The split's options are left out: the run's directory name says them."""
+        inside the recipe. The split's options are left out: the run's directory name says them.
+        A network's own recipe (e.g. HTNet's unshuffled epochs, tsfmicro.model.networks) is not a
+        variant: its values are left out too."""
+        from tsfmicro.model.registry import MODELS
+
         resolved = self.config.get("resolved", {})
         variants = [row for row in OPTIONS if row.variant and row.owner != "split"]
         options = {row.name: resolved[row.name] for row in variants if row.owner != "recipe" and row.name in resolved}
         recipe = resolved.get("recipe", {})
-        options |= {row.name: recipe[row.name] for row in variants if row.owner == "recipe" and row.name in recipe}
+        entry = MODELS.get(resolved.get("arch"))
+        own = entry.recipes.get(recipe.get("name"), {}) if entry is not None else {}
+        options |= {row.name: recipe[row.name] for row in variants if row.owner == "recipe"
+                    and row.name in recipe and recipe[row.name] != own.get(row.name, _NONE)}
         return options
 
     def fold_model(self, subject: str) -> torch.nn.Module:

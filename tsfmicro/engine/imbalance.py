@@ -11,6 +11,10 @@ imbalance (few negative clips in SAMM, few happy clips in CAS(ME)^3), as named a
   -(1 - p_t) ** 2 * log p_t, down-weighting clips the model already gets right.
 - ``sampling: class_balanced``: each epoch draws as many training clips as usual, with
   replacement, each class equally likely (every clip of class c has weight 1 / n_c).
+
+One order is not about imbalance: ``sampling: in_order`` gives the training clips in the
+table's order every epoch, no shuffling, as the PyTorch code of STSTNet and HTNet trains (their
+DataLoaders have no ``shuffle``; tsfmicro.model.networks declares it in their recipes).
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 LOSSES = ("cross_entropy", "weighted_cross_entropy", "focal")
-SAMPLINGS = ("shuffle", "class_balanced")
+SAMPLINGS = ("shuffle", "class_balanced", "in_order")
 FOCAL_GAMMA = 2.0  # the value Lin et al. recommend and most micro-expression code uses
 # The options the class-imbalance chapter compares (``imbalance: options:`` of the parameters),
 # one name each, as (loss, sampling). "cross_entropy" is the paper's training.
@@ -80,4 +84,6 @@ def epoch_order(sampling: str, train_index: torch.Tensor, train_labels: torch.Te
         weights = 1.0 / counts[labels]  # each class carries the same total weight
         draws = torch.multinomial(weights, len(train_index), replacement=True, generator=generator)
         return train_index[draws]
+    if sampling == "in_order":  # no generator draw: the other orders' random streams are untouched
+        return train_index.clone()
     raise ValueError(f"unknown sampling {sampling!r}; choose one of {', '.join(SAMPLINGS)}")

@@ -39,7 +39,11 @@ from tsfmicro.engine.recipes import Recipe
 from tsfmicro.results import fold_weights_path
 
 EVAL_BATCH = 64
+# A recipe's ``optimizer`` (tsfmicro.engine.recipes.OPTIMIZERS): Adam puts the weight decay into the
+# gradient (L2), AdamW applies it to the weights directly (decoupled)
+OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
 PAIR = ("onset", "apex")  # TSFmicro's inputs (its ``inputs``, the model contract)
+FLOW = "flow"  # the baselines' input (tsfmicro.data.flow)
 
 
 @dataclass
@@ -64,11 +68,18 @@ class FoldOutcome:
 
 class DeviceData:
     """The prepared crops as uint8 tensors on the training device, and the labels; a network's
-    inputs by name (:data:`INPUTS`, what a network's ``inputs`` may name).
+    inputs by name (:data:`INPUTS`, what a network's ``inputs`` may name):
+
+    * ``onset``, ``apex``: the face crops, ImageNet-normalised ``(B, 3, S, S)`` (TSFmicro's);
+    * ``flow``: the onset -> apex TV-L1 flow and its strain, ``(B, 3, 28, 28)`` float in [0, 1],
+      channels u, v, strain (tsfmicro.data.flow, the input of STSTNet, OFF-ApexNet and HTNet),
+      whatever S is. Computed (or read from its file beside the face-crop cache) the first time a
+      network asks for it, so data for networks that do not name it never computes it.
 
     ``frame_reselection``: training batches read the re-selected pair (``data.train_onset``,
     ``data.train_apex``, from ``prepare(..., reselect_frames=True)``); evaluation always reads
-    the annotated onset and apex. Off: training reads onset and apex too.
+    the annotated onset and apex. Off: training reads onset and apex too. The flow input is the
+    annotated pair's only (a network reading it cannot train with re-selection).
     """
 
     def __init__(self, data: PreparedData, device: torch.device, frame_reselection: bool = False):
@@ -76,6 +87,7 @@ class DeviceData:
         self.onset = torch.tensor(data.onset, dtype=torch.uint8, device=device)  # (N, H, W, 3)
         self.apex = torch.tensor(data.apex, dtype=torch.uint8, device=device)
         self.train_onset, self.train_apex = self.onset, self.apex
+        self.frame_reselection = frame_reselection
         if frame_reselection:
             if data.train_onset is None or data.train_apex is None:
                 raise ValueError("frame re-selection needs the re-selected training frames: "
@@ -86,19 +98,33 @@ class DeviceData:
         self.labels = torch.tensor(labels, device=device)  # (N,)
         self.num_classes = len(data.class_names)
         self.device = device
+        self._data = data  # the crops the flow input is computed from, when a network names it
+        self._flow: torch.Tensor | None = None
 
-    INPUTS = PAIR  # the inputs the data provides
+    INPUTS = (*PAIR, FLOW)  # the inputs the data provides
+
+    def flow(self) -> torch.Tensor:
+        """Every clip's flow input ``(N, 3, 28, 28)`` on the device (computed or read once)."""
+        if self._flow is None:
+            from tsfmicro.data.flow import flow_inputs
+
+            self._flow = torch.tensor(flow_inputs(self._data), dtype=torch.float32, device=self.device)
+        return self._flow
 
     def inputs(self, index: torch.Tensor, image_size: int, train: bool = False,
                names: tuple[str, ...] = PAIR) -> tuple[torch.Tensor, ...]:
-        """The inputs ``names`` (a network's ``inputs``) of rows ``index``, normalised ``(B, 3, S, S)``
-        each (``train``: the training pair)."""
+        """The inputs ``names`` (a network's ``inputs``) of rows ``index``: onset and apex normalised
+        ``(B, 3, S, S)`` each (``train``: the training pair), flow ``(B, 3, 28, 28)``."""
         frames = dict(zip(PAIR, (self.train_onset, self.train_apex) if train else (self.onset, self.apex)))
-        unknown = [name for name in names if name not in frames]
+        unknown = [name for name in names if name not in self.INPUTS]
         if unknown:
             raise ValueError(f"the network reads input {', '.join(map(repr, unknown))}; the data provides "
                              f"{', '.join(self.INPUTS)} (tsfmicro.engine.loso.DeviceData)")
-        return tuple(to_model_input(frames[name][index], image_size) for name in names)
+        if FLOW in names and train and self.frame_reselection:
+            raise ValueError("the flow input is computed from the annotated onset and apex only; "
+                             "train a network that reads flow without frame_reselection")
+        return tuple(self.flow()[index] if name == FLOW else to_model_input(frames[name][index], image_size)
+                     for name in names)
 
 
 @dataclass
@@ -130,7 +156,7 @@ class FoldTrainer:
         torch.manual_seed(fold_seed)
         generator = torch.Generator().manual_seed(fold_seed)
         model = self.build_model().to(self.data.device)
-        optimizer = torch.optim.AdamW(
+        optimizer = OPTIMIZERS[self.recipe.optimizer](  # AdamW (TSFmicro's), Adam (the baselines')
             model.parameters(),
             lr=self.recipe.learning_rate,
             weight_decay=self.recipe.weight_decay,

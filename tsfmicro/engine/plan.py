@@ -254,7 +254,7 @@ def published_row(config: RunConfig, seed: int, device_type: str) -> dict:
 
     train, test = published_folds(config)
     recipe = get_recipe(config.recipe, config.dataset, config.task, fusion=config.fusion, epochs=config.epochs,
-                        batch_size=config.batch_size, precision=config.precision)
+                        batch_size=config.batch_size, precision=config.precision, arch=config.arch)
     return cost_row(config.dataset, config.task, config.fusion, config.preset, config.recipe, recipe.precision,
                     seed, len(class_names(config.dataset, config.task)), recipe.epochs, train, test, device_type,
                     STATE_NO_DATA, config.temporal_branch, config.arch, image_size=config.image_size,

@@ -49,6 +49,16 @@ weighted cross-entropy, focal loss and class-balanced epochs are named options (
 ``sampling=``); they enter a recipe's :meth:`Recipe.as_dict` (hashed into every run key) only
 when set, so the keys of runs trained before the options existed hold.
 
+Other networks (tsfmicro.model.networks: STSTNet, OFF-ApexNet, HTNet) train with their own
+authors' settings, declared as data in their modules (``register_model(..., recipes=...)``: per
+recipe name the optimiser, learning rate, weight decay, batch, epochs and epoch order) and built
+here by ``get_recipe(name, ..., arch=...)``; a network declares only the recipe names its sources
+support (the others are refused, naming the ones it has). Their authors train without a
+learning-rate schedule and without augmentation, so a network recipe has none unless it says
+so (:data:`NETWORK_RECIPE_DEFAULTS`). Their optimiser is Adam (``optimizer="adam"``: weight
+decay as an L2 term inside Adam, PyTorch's ``Adam``), TSFmicro's AdamW (decoupled decay); the
+field enters the run key only when it is not AdamW, so TSFmicro's keys hold.
+
 Augmentation (same for both, from the authors' scripts): horizontal flip p=0.5, rotation up
 to 3 degrees, random crop with 15 px padding at 224 px; the 3-class scripts use 4 degrees and
 4 px (and weight decay 0.7). The shared 3-class task of the cross-dataset chapter
@@ -64,6 +74,7 @@ from tsfmicro.options import NOT_DEFAULT, OPTIONS
 RECIPES = ("paper", "authors_code")
 THREE_CLASS_TASKS = ("3class", "3class_megc")  # trained with the authors' 3-class scripts' values
 PRECISIONS = ("fp32", "bf16")
+OPTIMIZERS = ("adamw", "adam")  # torch.optim.AdamW (TSFmicro's authors), torch.optim.Adam (the baselines')
 REFERENCE_SIZE = 224  # the image size the authors' augmentation numbers refer to
 AUTHORS_LATE_FUSION = "ts_late"  # the model of the authors' ``classes/`` scripts
 DEFAULT_LOSS, DEFAULT_SAMPLING = LOSSES[0], SAMPLINGS[0]  # cross_entropy, shuffle: the authors'
@@ -84,21 +95,31 @@ class Recipe:
     precision: str = "fp32"  # "fp32" (the authors') or "bf16" (autocast; attention decay kept in fp32)
     loss: str = DEFAULT_LOSS  # tsfmicro.engine.imbalance.LOSSES; the authors': plain cross-entropy
     sampling: str = DEFAULT_SAMPLING  # tsfmicro.engine.imbalance.SAMPLINGS; the authors': a shuffled epoch
+    optimizer: str = OPTIMIZERS[0]  # OPTIMIZERS; TSFmicro's authors': AdamW
 
     def as_dict(self) -> dict:
         """The recipe's fields, hashed into run keys: a recipe option keyed "when not default"
-        (tsfmicro.options: loss, sampling) only when not the field's default, the authors' (runs
-        trained before it existed keep their keys)."""
+        (tsfmicro.options: loss, sampling) and a field of :data:`KEYED_WHEN_SET` only when not the
+        field's default, the authors' (runs trained before it existed keep their keys)."""
         values = asdict(self)
         defaults = {f.name: f.default for f in fields(self)}
-        for row in OPTIONS:
-            if row.owner == "recipe" and row.key == NOT_DEFAULT and values[row.name] == defaults[row.name]:
-                del values[row.name]
+        optional = [row.name for row in OPTIONS if row.owner == "recipe" and row.key == NOT_DEFAULT]
+        for name in [*optional, *KEYED_WHEN_SET]:
+            if values[name] == defaults[name]:
+                del values[name]
         return values
 
     def padding_at(self, image_size: int) -> int:
         """Crop padding in pixels for images of ``image_size`` (same fraction of the image)."""
         return round(self.crop_padding * image_size / REFERENCE_SIZE)
+
+
+# Recipe fields that are not run options but, like them, enter the key only when not the default
+KEYED_WHEN_SET = ("optimizer",)
+# A network's declared recipe (register_model(..., recipes=...)) gets these unless it says otherwise:
+# the baselines' authors train with a constant learning rate and no augmentation.
+NETWORK_RECIPE_DEFAULTS = dict(lr_gamma=1.0, decay_epochs=0, flip_probability=0.0, rotation_degrees=0.0,
+                               crop_padding=0)
 
 
 def authors_epochs(dataset: str, task: str, fusion: str) -> int:
@@ -117,6 +138,7 @@ def get_recipe(
     precision: str | None = None,
     loss: str | None = None,
     sampling: str | None = None,
+    arch: str | None = None,
     **options,
 ) -> Recipe:
     """The recipe ``name`` for one dataset, task and fusion variant; ``epochs``, ``batch_size``,
@@ -130,30 +152,40 @@ def get_recipe(
 
     With ``paper`` and an override, the decay still runs every epoch; with ``authors_code`` it
     still stops after epoch 50 (or at the end, if sooner).
+
+    ``arch``: the network (default TSFmicro); a network that declares its own recipes
+    (tsfmicro.model.registry, ``register_model(..., recipes=...)``) gets the one named ``name``,
+    the same for every dataset and task, with the same overrides.
     """
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
-    from tsfmicro.model.registry import check_fusion
+    from tsfmicro.model.registry import DEFAULT_ARCH, check_fusion, model_entry
 
-    check_fusion(fusion)
-    three_class = task in THREE_CLASS_TASKS
-    default_epochs = 50 if name == "paper" else authors_epochs(dataset, task, fusion)
-    recipe = Recipe(
-        name=name,
-        epochs=default_epochs,
-        learning_rate=8e-4,
-        batch_size=32,
-        weight_decay=0.7 if three_class else 0.6,
-        lr_gamma=0.987,
-        decay_epochs=default_epochs if name == "paper" else 50,
-        flip_probability=0.5,
-        rotation_degrees=4.0 if three_class else 3.0,
-        crop_padding=4 if three_class else 15,
-    )
+    arch = arch or DEFAULT_ARCH
+    check_fusion(fusion, arch)
+    declared = model_entry(arch).recipes
+    if declared:
+        recipe = network_recipe(arch, name, declared)
+    else:
+        three_class = task in THREE_CLASS_TASKS
+        default_epochs = 50 if name == "paper" else authors_epochs(dataset, task, fusion)
+        recipe = Recipe(
+            name=name,
+            epochs=default_epochs,
+            learning_rate=8e-4,
+            batch_size=32,
+            weight_decay=0.7 if three_class else 0.6,
+            lr_gamma=0.987,
+            decay_epochs=default_epochs if name == "paper" else 50,
+            flip_probability=0.5,
+            rotation_degrees=4.0 if three_class else 3.0,
+            crop_padding=4 if three_class else 15,
+        )
     if epochs is not None:
         if epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {epochs}")
-        decay = epochs if name == "paper" else min(50, epochs)
+        # paper: the decay runs every epoch; authors_code and a network's: it stops where it stopped
+        decay = epochs if name == "paper" and not declared else min(recipe.decay_epochs, epochs)
         recipe = replace(recipe, epochs=epochs, decay_epochs=decay)
     if batch_size is not None:
         if batch_size < 2:
@@ -172,3 +204,28 @@ def get_recipe(
     if named:
         raise ValueError(f"get_recipe: no recipe option {', '.join(named)}")
     return recipe
+
+
+def check_network_recipe(name: str, arch: str) -> None:
+    """A network that declares its own recipes has ``name`` among them (run settings are checked
+    before any work: tsfmicro.engine.runs.validate)."""
+    from tsfmicro.model.registry import model_entry
+
+    declared = model_entry(arch).recipes
+    if declared and name not in declared:
+        raise ValueError(f"network {arch} has no recipe {name!r} (tsfmicro.model.networks.{arch} says why); "
+                         f"choose one of {', '.join(declared)}")
+
+
+def network_recipe(arch: str, name: str, declared) -> Recipe:
+    """The recipe ``name`` a network declares (its module says where each value comes from)."""
+    check_network_recipe(name, arch)
+    values = {**NETWORK_RECIPE_DEFAULTS, **declared[name]}
+    known = {f.name for f in fields(Recipe)} - {"name"}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"network {arch}'s recipe {name!r} sets unknown Recipe field(s) {', '.join(unknown)}")
+    if values.get("optimizer", OPTIMIZERS[0]) not in OPTIMIZERS:
+        raise ValueError(f"network {arch}'s recipe {name!r}: unknown optimizer {values['optimizer']!r}; "
+                         f"choose one of {', '.join(OPTIMIZERS)}")
+    return Recipe(name=name, **values)

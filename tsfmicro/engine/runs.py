@@ -39,13 +39,13 @@ import torch
 import yaml
 
 from tsfmicro import _io, metrics
-from tsfmicro.engine import loso, provenance
+from tsfmicro.engine import loso, provenance, recipes
 from tsfmicro.engine import folds as fold_files
 from tsfmicro.engine.folds import FoldResult
 from tsfmicro.engine.excluded import write_excluded
 from tsfmicro.engine.integrity import write_metrics_last
 from tsfmicro.engine.recipes import RECIPES, Recipe, get_recipe
-from tsfmicro.model.registry import check_network, network_name
+from tsfmicro.model.registry import DEFAULT_ARCH, check_network, network_name
 from tsfmicro.options import NOT_DEFAULT, OPTIONS, PRESET, RECIPE, model_options
 from tsfmicro.results import load_run
 
@@ -157,6 +157,7 @@ def validate(config: RunConfig) -> None:
                 and (isinstance(value, bool) or not isinstance(value, int) or value < 1)):
             raise ValueError(f"{row.what} must be a whole number of at least 1, got {value!r}")
     check_network(config.arch, config.fusion, model_options(config))  # the one check of fusion
+    recipes.check_network_recipe(config.recipe, config.arch)  # a network with its own recipes: one of them
     if config.apex != "annotated" and config.frame_reselection:
         raise ValueError("frame_reselection re-selects frames around the annotated apex; it cannot be combined "
                          f"with apex {config.apex!r}")
@@ -292,14 +293,24 @@ def resolve_request(config: RunConfig, progress: bool, device: torch.device | No
 
     data = prepared_data(config.dataset, config.root)
     own_cache_key = data.cache_key
+    reads_flow = loso.FLOW in network_inputs(config)
+    if reads_flow:  # computed here once, into its file beside the crops, so no fold worker computes it
+        from tsfmicro.data.flow import flow_inputs
+
+        flow_inputs(data, progress=progress)
     test_data = None
     if config.test_dataset is not None:
         test_data = prepared_data(config.test_dataset, config.test_root)
+        if reads_flow:
+            from tsfmicro.data.flow import flow_inputs
+
+            flow_inputs(test_data, progress=progress)
         join_key = ("cross_dataset", id(data), id(test_data))
         if join_key not in prepared:
             prepared[join_key] = join_for_cross_dataset(data, test_data)
         data = prepared[join_key]
-    recipe = get_recipe(config.recipe, config.dataset, config.task, fusion=config.fusion, **recipe_options(config))
+    recipe = get_recipe(config.recipe, config.dataset, config.task, fusion=config.fusion, arch=config.arch,
+                        **recipe_options(config))
     identity = request_identity(config, recipe, device.type, own_cache_key,
                                 test_data.cache_key if test_data is not None else None)
     return Request(config, device, image_size, data, recipe, identity)
@@ -336,6 +347,10 @@ def request_identity(config: RunConfig, recipe, device_type: str, data_cache_key
     if config.test_dataset is not None:
         identity["test_dataset"] = config.test_dataset
         identity["test_data_cache_key"] = test_data_cache_key
+    if loso.FLOW in network_inputs(config):  # its settings, as the crops' cache key (TSFmicro never reads flow)
+        from tsfmicro.data.flow import DEFAULT_SETTINGS
+
+        identity["flow"] = DEFAULT_SETTINGS.key()
     return identity
 
 
@@ -347,15 +362,30 @@ def input_size(config: RunConfig) -> int:
     return config.image_size or PRESETS[config.preset].image_size
 
 
-def option_default(row, config: RunConfig):
-    """An option's default for ``config``: the preset's value (a model option), the recipe's
-    (tsfmicro.engine.recipes.Recipe's field), or RunConfig's."""
-    from tsfmicro.model import PRESETS
+def network_inputs(config: RunConfig) -> tuple[str, ...]:
+    """The inputs the run's network names (``model.inputs``), from a copy built on the meta device
+    (no weights allocated); TSFmicro's without building it."""
+    from tsfmicro.model import model_from_config
 
-    if row.default == PRESET:
-        return getattr(PRESETS[config.preset], row.name, None)
+    if config.arch == DEFAULT_ARCH:
+        return loso.PAIR
+    with torch.device("meta"):
+        return tuple(model_from_config(config, 2).inputs)
+
+
+def option_default(row, config: RunConfig):
+    """An option's default for ``config``: the preset's value (a model option: the network's own
+    preset's, else TSFmicro's), the recipe's (a network's own recipe's value, else
+    tsfmicro.engine.recipes.Recipe's field), or RunConfig's."""
+    from tsfmicro.model import MODELS, PRESETS
+
+    entry = MODELS.get(config.arch)
+    if row.default == PRESET:  # the network's own preset, else TSFmicro's
+        presets = entry.presets if entry is not None and entry.presets else PRESETS
+        return getattr(presets.get(config.preset), row.name, None)
     if row.default == RECIPE:
-        return {f.name: f.default for f in fields(Recipe)}.get(row.name)
+        own = entry.recipes.get(config.recipe, {}) if entry is not None else {}
+        return own.get(row.name, {f.name: f.default for f in fields(Recipe)}.get(row.name))
     return row.default
 
 

@@ -9,6 +9,12 @@ A network is registered by decorating its builder::
 ``fusions``: the network's variants (RunConfig's ``fusion``; the first is the default); a network
 without variants has none and keeps RunConfig's default fusion. ``options``: the run options
 of owner ``model`` it is built with (tsfmicro.options), passed to the builder only when set.
+``recipes``: a network trained with its own authors' settings declares them here as data, one
+mapping per recipe name (``paper``, ``authors_code``) of tsfmicro.engine.recipes.Recipe field
+values; the engine's ``get_recipe(name, ..., arch=...)`` builds that recipe (a network without
+``recipes`` trains with TSFmicro's, as a toy network would). ``presets``: the network's configs by
+preset name, whose fields are its model options' defaults (an option set to its network's default
+stays out of the run key); without them, TSFmicro's presets give the defaults.
 
 The model contract (what the engine, the plan and the figures rely on):
 
@@ -24,7 +30,7 @@ The model contract (what the engine, the plan and the figures rely on):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from tsfmicro.options import ARCH, model_options, option
@@ -39,17 +45,23 @@ class ModelEntry:
     build: Callable[..., Any]  # build(preset, num_classes, fusion, **options) -> nn.Module
     fusions: tuple[str, ...]  # its variants; () for none
     options: tuple[str, ...]  # run options of owner "model" it takes
+    # recipe name -> Recipe field values (tsfmicro.engine.recipes); empty: TSFmicro's recipes
+    recipes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # preset name -> the network's config (its model options' defaults); empty: TSFmicro's PRESETS
+    presets: Mapping[str, Any] = field(default_factory=dict)
 
 
 MODELS: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str | None = None, *, fusions: tuple[str, ...] = (), options: tuple[str, ...] = ()):
+def register_model(name: str | None = None, *, fusions: tuple[str, ...] = (), options: tuple[str, ...] = (),
+                   recipes: Mapping[str, Mapping[str, Any]] | None = None, presets: Mapping[str, Any] | None = None):
     """Decorator: register a network builder under ``name`` (default: the function's name)."""
 
     def decorate(build: Callable[..., Any]) -> Callable[..., Any]:
         arch = name or build.__name__
-        MODELS[arch] = ModelEntry(arch, build, tuple(fusions), tuple(options))
+        MODELS[arch] = ModelEntry(arch, build, tuple(fusions), tuple(options), dict(recipes or {}),
+                                  dict(presets or {}))
         return build
 
     return decorate
