@@ -56,7 +56,7 @@ CORE_REQUIRED = ("data_source", "datasets")  # ... then the required chapter sec
 CORE_REQUIRED_AFTER = ("preset", "recipe", "seeds", "device", "paths")
 CORE_OPTIONAL = ("epochs", "batch_size", "precision", "rotary", "cpu_threads", "crop_size",
                  "frame_reselection", "errata", "progress", "synthetic", "roots", "checkpoint_every",
-                 "checkpoint_seconds")  # ... then the optional chapter sections
+                 "checkpoint_seconds", "plugins")  # ... then the optional chapter sections
 # Run options set for every planned run (tsfmicro.options, ``params``): each one a top-level key.
 PARAMS_OPTIONS = tuple(row for row in OPTIONS if row.params)
 # Keys of the nested mappings that are not a chapter's section: (required, optional).
@@ -126,13 +126,15 @@ def _merge(base: Mapping[str, Any], changes: Mapping[str, Any], top_level: bool)
     return merged
 
 
-def check(params: Any, origin: str) -> None:
+def check(params: Any, origin: str, project_root: Path | None = None) -> None:
     """Raise one ValueError listing every invalid, unknown or missing parameter.
 
     ``origin`` names where the parameters came from (the file, and whether overrides were
-    applied) and starts the message.
+    applied) and starts the message. ``project_root``: where relative ``plugins:`` files are read
+    (their networks are registered first, so the names they add are valid everywhere below).
     """
-    problems = _problems(params)
+    problems = import_plugins(params, project_root or Path.cwd()) if isinstance(params, Mapping) else []
+    problems += _problems(params)
     if problems:
         lines = "\n".join(f"  - {problem}" for problem in problems)
         raise ValueError(f"{origin}: invalid parameters (nothing was run):\n{lines}")
@@ -194,6 +196,34 @@ def _problems(params: Any) -> list[str]:
     elif roots:
         problems += [f"roots.{name}: unknown dataset{_valid(name, DATASETS)}"
                      for name in roots if name not in DATASETS]
+    return problems
+
+
+def import_plugins(params: Mapping, project_root: Path) -> list[str]:
+    """``plugins:``: Python files outside the package that register networks
+    (tsfmicro.model.register_model), imported in this process before the other keys are checked,
+    so a chapter can name their networks (``baselines: {networks: [...]}``); relative paths are
+    read from the project folder, as ``paths:``. Returns the problems (a missing file, one that
+    registers no network or fails to import), one line each."""
+    from tsfmicro.model.registry import import_network_file
+
+    files = params.get("plugins")
+    if files is None:
+        return []
+    if not isinstance(files, list) or not all(isinstance(entry, str) and entry for entry in files):
+        return [f"plugins: {files!r} must be a list of Python files, e.g. [examples/own_method/my_network.py]"]
+    problems = []
+    for entry in files:
+        file = Path(os.path.expanduser(entry))
+        file = file if file.is_absolute() else project_root / file
+        if not file.is_file():
+            problems.append(f"plugins: {entry}: no such file ({file}; relative paths are read from the "
+                            f"project folder, {project_root})")
+            continue
+        try:
+            import_network_file(file)
+        except Exception as error:  # the user's file: say which and why, in one line
+            problems.append(f"plugins: {entry}: {type(error).__name__}: {error}")
     return problems
 
 
@@ -279,7 +309,7 @@ class Params:
         params = apply_overrides(params, overrides)
         given_roots = {name: folder for name, folder in (roots or {}).items() if folder}
         params["roots"] = {**(params.get("roots") or {}), **given_roots}
-        check(params, f"{path}" + (" with overrides" if overrides else ""))
+        check(params, f"{path}" + (" with overrides" if overrides else ""), project_root)
         params["seeds"] = [int(seed) for seed in params["seeds"]]
         # (``cpu_threads`` is applied where work starts in this process: tsfmicro.study.Study.load)
         return cls(params=params, params_file=path.resolve(), project_root=project_root)

@@ -111,3 +111,44 @@ def model_from_config(settings: Any, num_classes: int):
     options = model_options(settings)
     check_network(arch, fusion, options)
     return MODELS[arch].build(get("preset"), num_classes, fusion, **options)
+
+
+# A network written outside the package: its file, imported once per process (keyed by its resolved
+# path, so loading the same parameters twice does not register it twice), and the networks it registered.
+_NETWORK_FILES: dict[str, tuple[str, ...]] = {}
+
+
+def import_network_file(path) -> tuple[str, ...]:
+    """Import the Python file ``path`` (a module outside tsfmicro whose ``@register_model`` builders
+    register its networks) and return the names it registered. Raises FileNotFoundError for a
+    missing file and ValueError for a file that registers no network; its own errors propagate."""
+    import hashlib
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    file = Path(path).expanduser().resolve()
+    if str(file) in _NETWORK_FILES:
+        return _NETWORK_FILES[str(file)]
+    if not file.is_file():
+        raise FileNotFoundError(f"no such file: {file}")
+    before = {name: entry.build for name, entry in MODELS.items()}
+    # its own module name (not the bare stem), so a user file called e.g. "network.py" cannot
+    # shadow a module of the same name elsewhere
+    module_name = f"tsfmicro_network_file_{hashlib.sha1(str(file).encode()).hexdigest()[:8]}_{file.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, file)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"{file} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses and pickling look the module up by name
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+    added = tuple(name for name, entry in MODELS.items() if before.get(name) is not entry.build)
+    if not added:
+        raise ValueError(f"{file} registers no network (decorate its builder with "
+                         "@tsfmicro.model.register_model(NAME, ...))")
+    _NETWORK_FILES[str(file)] = added
+    return added
