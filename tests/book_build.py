@@ -69,6 +69,8 @@ def build_book(scratch: Path) -> BookBuild:
                     ignore=shutil.ignore_patterns("_build", "notebooks"))
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy2(ROOT / name, folder / name)
+    # book/own_method.md includes the example's code from ../examples (literalinclude)
+    shutil.copytree(ROOT / "examples", folder / "examples", ignore=shutil.ignore_patterns("__pycache__"))
     (folder / "book" / "notebooks").mkdir()
     subprocess.run([sys.executable, str(ROOT / "book" / "figures" / "architecture.py")], check=True,
                    capture_output=True)
