@@ -43,7 +43,7 @@ def test_the_page_includes_the_tested_file_and_shows_its_parameters_entry():
     assert "file: own_method" in (ROOT / "_toc.yml").read_text(encoding="utf-8")
 
 
-def test_a_wrong_plugins_entry_is_one_line_naming_it(clean_registry, tmp_path):
+def test_a_wrong_plugins_entry_is_one_line_naming_it(clean_registry, tmp_path, capsys):
     with pytest.raises(ValueError, match=r"plugins: examples/own_method/missing\.py: no such file"):
         Params.load(DEMO, overrides={"plugins": ["examples/own_method/missing.py"]})
     empty = tmp_path / "empty.py"
@@ -52,6 +52,11 @@ def test_a_wrong_plugins_entry_is_one_line_naming_it(clean_registry, tmp_path):
         Params.load(DEMO, overrides={"plugins": [str(empty)]})
     with pytest.raises(ValueError, match=r"plugins: 'examples' must be a list of Python files"):
         Params.load(DEMO, overrides={"plugins": "examples"})
+    # Ray's workers do not import the file: refused before anything runs, exit 2
+    assert main(["run", str(DEMO), "--overrides", f"{{plugins: [{EXAMPLE}]}}", "--executor", "ray"]) == 2
+    assert "register networks in this process only" in capsys.readouterr().err
+    registry.MODELS.pop(NETWORK)
+    registry._NETWORK_FILES.clear()
     # without the plugin the network is unknown to the chapter, as any misspelt name
     with pytest.raises(ValueError, match=r"baselines.networks: unknown 'my_flownet'"):
         Params.load(DEMO, overrides={"baselines": {"networks": [NETWORK]}})

@@ -138,6 +138,11 @@ def run_run(args: argparse.Namespace) -> int:
     cpus = args.cpus_per_fold if args.cpus_per_fold is not None else study.params.get("cpu_threads")
     gpus = args.gpus_per_fold
     device = None  # this machine's device, checked by the engine
+    if args.executor == "ray" and study.params.get("plugins"):
+        # plugins: are imported by the process that reads the parameters; a Ray worker builds the
+        # network from its name alone and would not know it
+        raise execute.ExecutorError(f"plugins: in {args.params} register networks in this process only, not in "
+                                    "Ray's workers: train with --executor local (make book DEMO_EXECUTOR=local)")
     if args.executor == "ray":
         if gpus is None:
             gpus = 1.0 if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()) else 0.0

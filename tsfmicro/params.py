@@ -27,6 +27,10 @@ and planned by their chapter's module (tsfmicro.chapters: the ``Section`` datacl
 the keys); this module checks the rest with the same messages and asks every chapter for its
 runs (:meth:`Params.planned_runs`).
 
+``plugins:`` (optional) lists Python files outside the package that register networks
+(:func:`import_plugins`; the book page "Add your own method"): they are imported first, so the
+chapters' checks know their names.
+
 Every problem found is reported at once, in one ValueError naming the key and its valid
 values.
 """
