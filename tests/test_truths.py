@@ -76,7 +76,8 @@ def test_every_page_reads_its_planted_rows_by_registry_name():
     assert named == set(chapters.CHAPTERS) - {"compute"}
     assert page("compute", {}).truths() == [] and page("compute", {}).truths_caption().startswith("Nothing is planted")
     table = datasets.planted_table()
-    assert table.chapter.iloc[0] == "01 Main results, 02 Fusion ablation, 03 Confusion matrices, 05 MEGC2019 composite"
+    assert table.chapter.iloc[0] == ("01 Main results, 02 Fusion ablation, 03 Confusion matrices, 05 MEGC2019 composite, "
+                                     "11 TSFmicro beside STSTNet, OFF-ApexNet and HTNet")
     assert "00 Datasets, 09 Class imbalance" in list(table.chapter)  # book order, from the registry
     caption = page("ablation", {}).truths_caption()  # both rows it checks: spatial_only at chance, no ranking
     assert "the class is only in the onset -> apex movement" in caption and "nothing about which variant" in caption
@@ -265,6 +266,7 @@ def test_gradcam_pointing_game_is_decided_by_the_first_stage_interval_against_bo
     # output map (contrast), first stage pointing (recovered), first stage mass (recovered), spatial (contrast)
     assert [t.recovered for t in truths] == [None, True, True, None]
     assert "2 of 40 maps all zero" in truths[1].note and "left out" in truths[1].note
+    assert truths[1].measured.startswith("60.0 [50.0, 70.0] %; random map 10.0 %")  # percent, as the table
     # above the random map (10 %) but not above other clips' regions (15 %): a map that always points at
     # one part of the face is not a recovery
     assert gradcam.localisation_truths(localisation(12.0))[1].recovered is False
@@ -338,3 +340,30 @@ def test_the_truths_cell_shows_the_table_as_beyond_the_paper_or_the_caption_alon
         assert capsys.readouterr().out == "Nothing is planted for this chapter.\n"
     finally:
         plots._EXHIBITS = previous
+
+
+# ----------------------------------------------------------------------------- 11 baselines / 12 spatial branch
+def test_baselines_each_network_above_chance_and_pairs_without_a_planted_truth():
+    section = {"networks": ("ststnet",), "tasks": None, "composite": False, "seeds": None, "epochs": None}
+    runs = {(*KEY, "tsfmicro"): good(), (*KEY, "ststnet"): chance()}
+    truths = page("baselines", runs, section).truths()
+    assert [t.recovered for t in truths] == [True, False, None]
+    assert truths[0].truth.startswith("TSFmicro (T-S late) on") and truths[1].truth.startswith("STSTNet on")
+    assert truths[2].expected.startswith("no truth planted") and "TSFmicro (T-S late) −" in truths[2].measured
+    assert page("baselines", {}, section).truths() == []
+
+
+def test_spatial_branch_identity_above_chance_decides_each_depth():
+    section = {"dataset": "casme2", "task": "3class", "depths": (1, 2), "seeds": None}
+    built = page("spatial_branch", {(*KEY, 2): good(), (*KEY, 1): good(rng_seed=9)}, section)
+    built.__dict__["identity"] = pd.DataFrame([  # the cached property, as tsfmicro.probes fills it
+        {"depth": 1, "features": "spatial", "accuracy": 0.9, "low": 0.8, "high": 1.0, "chance": 1 / 3,
+         "subjects": 4, "interval": "subject bootstrap"},
+        {"depth": 2, "features": "spatial", "accuracy": 0.4, "low": 0.2, "high": 0.6, "chance": 1 / 3,
+         "subjects": 4, "interval": "subject bootstrap"},
+        {"depth": 2, "features": "fused", "accuracy": 0.9, "low": 0.8, "high": 1.0, "chance": 1 / 3,
+         "subjects": 4, "interval": "subject bootstrap"}])
+    truths = built.truths()
+    assert [t.recovered for t in truths] == [True, False, None]  # depth 1, depth 2, the depth pair
+    assert truths[0].truth == "spatial branch at depth 1: identity probe above chance"
+    assert "chance 33.3 %" in truths[0].measured and truths[2].expected.startswith("no truth planted")

@@ -182,6 +182,21 @@ class BaselinesPage(Page):
                      f"comparison with it means much there.")
         return text
 
+    def truths(self) -> list:
+        """PLANTED (baselines): every network that sees the motion (the flow of onset -> apex, or the
+        pair) must score above chance (fixed-protocol UF1 interval above 1 / classes); nothing is
+        planted about which method is best (the paired rows say "no truth planted")."""
+        from tsfmicro.chapters.ablation import paired_truth
+        from tsfmicro.chapters.main_results import chance_truths
+
+        if not self.runs:
+            return []
+        fixed = self.scores[self.scores["protocol"] == "fixed"].assign(
+            **{COLUMN: lambda t: t[COLUMN].map(display_name)})
+        classes = {key[:2]: len(run.class_names) for key, run in self.runs.items()}
+        return (chance_truths(fixed, classes, COLUMN)
+                + [paired_truth(row, COLUMN, display_name(REFERENCE)) for _, row in self._named(self.paired).iterrows()])
+
     def recovered(self) -> str:
         """On SYNTHETIC data (the class planted in the onset -> apex movement): which methods recover
         it, i.e. whose fixed-protocol UF1 interval lies above chance (1 / classes), per task; ""

@@ -181,7 +181,10 @@ def localisation_truths(table, note: str = "") -> list[Truth]:
     for _, row in table.iterrows():
         branch = str(row["branch"])
         others = row["other clips' regions %"]
-        measured = (f"{format_interval(row['pointing game %'], row['pointing low %'], row['pointing high %'])} %; "
+        def interval(*percents):  # the table holds percent; format_interval takes fractions
+            return format_interval(*(value / 100 for value in percents))
+
+        measured = (f"{interval(row['pointing game %'], row['pointing low %'], row['pointing high %'])} %; "
                     f"random map {row['random map %']:.1f} %, other clips' regions {others:.1f} %")
         zero = (f"; {int(row['zero maps'])} of {int(row['clips'])} maps all zero (Grad-CAM keeps the positive part: "
                 "every position's weighted channels summed to <= 0), left out" if row["zero maps"] else "")
@@ -195,7 +198,7 @@ def localisation_truths(table, note: str = "") -> list[Truth]:
             truths.append(Truth(
                 truth="temporal branch (first stage) Grad-CAM mass inside the moving region",
                 expected="more than the region's share of the crop (a uniform map's)",
-                measured=(f"{format_interval(row['mass share %'], row['mass low %'], row['mass high %'])} %, "
+                measured=(f"{interval(row['mass share %'], row['mass low %'], row['mass high %'])} %, "
                           f"area {row['area share %']:.1f} %"),
                 recovered=inside, note="the interval lies above the area share" if inside else
                 "the interval does not lie above the area share"))

@@ -59,7 +59,7 @@ MANIFEST_FILE = "TSFMICRO_SYNTHETIC_manifest.csv"
 # the pages that check it (each page's ``truths()`` reads its rows by that name). The Datasets page
 # shows this table; tests/test_synthetic_planted.py checks the data side of every row.
 PLANTED = (
-    dict(chapters=("main_results", "ablation", "confusion_matrices", "composite"),
+    dict(chapters=("main_results", "ablation", "confusion_matrices", "composite", "baselines"),
          planted="the class is only in the onset -> apex movement (an action-unit warp of about 6 % of "
                  "the face width at the apex); identity, lighting and position are drawn independently of it",
          expected="ts_late far above chance (demo goal: fixed UF1 >= 80 %); spatial_only (onset only) "
