@@ -5,7 +5,9 @@ edited), as a user with a subset of the datasets would:
 
 - ``samm_alone``: one dataset (SAMM, without CASME II beside it), one seed, a fusion
   ablation of two variants that are neither ``spatial_only`` nor ``ts_late`` nor
-  ``ts_early``, and ``gradcam: examples: 0``;
+  ``ts_early``, ``gradcam: examples: 0``, and the baselines chapter with two of its networks on
+  the flow input (its tasks default to ``datasets:``: SAMM 5-class); the other sets leave that
+  chapter out, and its page must say so;
 - ``megc2019``: the MEGC2019 composite (CASME II + SAMM + SMIC parts, 3 classes), an
   "ablation" of ``ts_late`` alone (nothing more to train), one Grad-CAM example per class
   and outcome;
@@ -29,7 +31,7 @@ from book_build import DEMO_PARAMS, NOTEBOOKS, ROOT, error_outputs, execute_note
 pytestmark = [pytest.mark.book, pytest.mark.slow]
 
 # The chapters beyond the paper (05 composite, 06 cross-dataset, 07 temporal branch, 08 onset and
-# apex sensitivity, 09 class imbalance, 12 spatial branch) are left out (CI time; their sections name datasets these sets narrow away): the
+# apex sensitivity, 09 class imbalance, 11 baselines except in samm_alone, 12 spatial branch) are left out (CI time; their sections name datasets these sets narrow away): the
 # compute page's plan is then exactly what the result pages below train.
 BEYOND = {"composite": None, "cross_dataset": None, "temporal_branch": None, "annotation": None,
           "imbalance": None, "baselines": None, "spatial_branch": None}
@@ -40,6 +42,8 @@ PARAMETER_SETS = {
         "datasets": {"samm": ["5class"]},
         "ablation": {"dataset": "samm", "fusions": ["t_to_s", "s_to_t"], "seeds": None},
         "gradcam": {"dataset": "samm", "examples": 0},
+        "baselines": {"networks": ["ststnet", "off_apexnet"], "tasks": None, "composite": False, "seeds": None,
+                      "epochs": None},
     }),
     "megc2019": (DEMO_PARAMS, {
         **TINY,
@@ -56,8 +60,10 @@ PARAMETER_SETS = {
     }),
 }
 RESULT_PAGES = ("00_datasets", "01_main_results", "02_fusion_ablation", "03_confusion_matrices", "04_gradcam",
-                "10_compute")
-CASES = [(name, notebook.stem) for name in PARAMETER_SETS for notebook in NOTEBOOKS if notebook.stem in RESULT_PAGES]
+                "11_baselines", "10_compute")
+# book order, except the compute page last in each set: it checks that every planned unit is finished
+CASES = [(name, stem) for name in PARAMETER_SETS for stem in RESULT_PAGES
+         if stem in {notebook.stem for notebook in NOTEBOOKS}]
 
 
 @pytest.fixture(scope="session")
@@ -140,6 +146,18 @@ def _gradcam_page(name, values, executed):
         assert values["attention_summary"].startswith("At the Grad-CAM peak, in the temporal branch")
 
 
+def _baselines_page(name, values, executed):
+    images = [o for o in outputs(executed) if "image/png" in o.get("data", {})]
+    if PARAMETER_SETS[name][1].get("baselines") is None:
+        assert values["baselines_summary"].startswith("These parameters do not configure this chapter")
+        assert images == []
+    else:  # the flow figure and the bars; the pairs are TSFmicro minus each network, never a ranking
+        assert len(images) == 2
+        summary = values["baselines_summary"]
+        assert "STSTNet" in summary and "OFF-ApexNet" in summary and "best" not in summary, summary
+        assert "samm 5class" in values["baselines_recovered"], values["baselines_recovered"]
+
+
 def _compute_page(name, values, executed):
     # every unit the parameters plan (counted by Study, not by hand) is listed, and all are
     # finished: the notebooks before it trained them into the matrix folder
@@ -155,4 +173,4 @@ def _compute_page(name, values, executed):
 
 CHECKS = {"00_datasets": _datasets_page, "01_main_results": _main_results_page,
           "02_fusion_ablation": _ablation_page, "03_confusion_matrices": _confusion_page,
-          "04_gradcam": _gradcam_page, "10_compute": _compute_page}
+          "04_gradcam": _gradcam_page, "11_baselines": _baselines_page, "10_compute": _compute_page}
