@@ -233,8 +233,9 @@ def test_the_paper_plan_without_its_datasets_uses_their_published_sizes(capsys, 
     units = plan["units"]
     # the paper's 6 + 5 runs, the composite and cross-dataset chapters' 1 + 1 + 3 + 6, the temporal
     # branches (3 beside retention), the class-imbalance options (3 beside cross-entropy on 2 tasks) and
-    # the automatic-apex run of the annotation chapter, 3 seeds each
-    assert len(units) == (6 + 5 + 1 + 1 + 3 + 6) * 3 + 3 * 3 + 2 * 3 * 3 + 1 * 3
+    # the automatic-apex run of the annotation chapter, the three baseline networks on the 6 tasks and
+    # the composite, the spatial depths 1, 4 and 6 beside the paper's 2: 3 seeds each
+    assert len(units) == (6 + 5 + 1 + 1 + 3 + 6) * 3 + 3 * 3 + 2 * 3 * 3 + 1 * 3 + 3 * 7 * 3 + 3 * 3
     assert all(u["state"] == "no data" for u in units)
     folds_of = {(u["dataset"], u["task"], u["options"]): u["folds"] for u in units}
     loso_folds = {("casme2", "5class"): 26, ("casme2", "3class"): 26, ("samm", "5class"): 27,
@@ -248,11 +249,18 @@ def test_the_paper_plan_without_its_datasets_uses_their_published_sizes(capsys, 
                         ("casme3", "3class_megc", ""): 94,
                         **{(a, "3class_megc", f"test_dataset={b}"): 1 for a in ("casme2", "samm", "casme3")
                            for b in ("casme2", "samm", "casme3") if a != b},
-                        ("casme2", "5class", "apex=automatic"): 26, **branches, **options}
+                        ("casme2", "5class", "apex=automatic"): 26, **branches, **options,
+                        **{(d, t, f"arch={a}"): n for (d, t), n in {**loso_folds, ("megc2019", "3class"): 68}.items()
+                           for a in ("ststnet", "off_apexnet", "htnet")},
+                        **{("casme2", "5class", f"spatial_depth={depth}"): 26 for depth in (1, 4, 6)}}
     # a cross-dataset unit trains on all of one dataset: its published number of clips
     samm_to_casme3 = next(u for u in units if u["options"] == "test_dataset=casme3" and u["dataset"] == "samm")
     assert samm_to_casme3["train_clips_per_fold"] == 133
-    assert all(u["epochs"] == 50 and u["preset"] == "paper" for u in units)
+    tsfmicro = [u for u in units if not u["options"].startswith("arch=")]
+    assert all(u["epochs"] == 50 and u["preset"] == "paper" for u in tsfmicro)
+    # each baseline with its authors' code's epochs (tsfmicro/model/networks/), at its authors' size
+    epochs = {f"arch={a}": n for a, n in (("ststnet", 800), ("off_apexnet", 3000), ("htnet", 800))}
+    assert all(u["epochs"] == epochs[u["options"]] and u["preset"] == "paper" for u in units if u not in tsfmicro)
     assert plan["totals"]["estimated_seconds"] is None  # cuda was never measured: not invented
     assert any("cuda, paper, fp32: unknown" in line for line in plan["throughput"])
 
