@@ -198,14 +198,23 @@ class Page:
 
 
 class ScoresPage(Page):
-    """A page whose runs are scored side by side (both protocols) beside the paper's values."""
+    """A page whose runs are scored side by side (both protocols) beside the paper's values.
+    ``column``: what the runs' keys vary in their third place (a fusion, a temporal branch, a
+    method, a depth, an imbalance option), the scores' column of that name."""
+
+    column = "fusion"
 
     @functools.cached_property
     def scores(self):
         """:func:`tsfmicro.report.scores_long` of the runs."""
         from tsfmicro import report
 
-        return report.scores_long(self.runs)
+        return report.scores_long(self.runs, column=self.column)
+
+    @property
+    def classes(self) -> int:
+        """The number of classes of the page's task (its first run's)."""
+        return len(next(iter(self.runs.values())).class_names)
 
     @functools.cached_property
     def table(self):

@@ -55,10 +55,6 @@ class AblationPage(ScoresPage):
         paper = reported.reported().query(f"dataset == {section.dataset!r} and task == {section.task!r}")
         return paper.assign(metric=paper.metric.replace({"acc": "accuracy"}))
 
-    @property
-    def classes(self) -> int:
-        return len(next(iter(self.runs.values())).class_names)
-
     @functools.cached_property
     def paired(self):
         """ts_late minus each other fusion variant, UF1 under the fixed protocol, with a paired

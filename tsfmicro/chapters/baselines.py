@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from tsfmicro import report, reported
-from tsfmicro.chapters import Chapter, Page, register
+from tsfmicro.chapters import Chapter, ScoresPage, register
 from tsfmicro.params import COMPOSITE
 from tsfmicro.sections import PlannedRun, flag, is_int, main_datasets, names, run_options, seeds, setting
 
@@ -112,7 +112,7 @@ def display_name(method: str) -> str:
     return DISPLAY.get(method, method)
 
 
-class BaselinesPage(Page):
+class BaselinesPage(ScoresPage):
     column = COLUMN
     reference = REFERENCE
     display_name = staticmethod(display_name)
@@ -128,11 +128,6 @@ class BaselinesPage(Page):
     @property
     def seeds(self) -> list[int]:
         return list(self.parameters.section_seeds("baselines"))
-
-    @functools.cached_property
-    def scores(self) -> pd.DataFrame:
-        """:func:`tsfmicro.report.scores_long` of every run, the method in ``method``."""
-        return report.scores_long(self.runs, column=COLUMN)
 
     @functools.cached_property
     def sizes(self) -> pd.DataFrame:

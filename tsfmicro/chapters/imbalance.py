@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from tsfmicro import metrics, report
-from tsfmicro.chapters import Chapter, Page, Truth, register
+from tsfmicro.chapters import Chapter, ScoresPage, Truth, register
 from tsfmicro.results import Run
 from tsfmicro.sections import PlannedRun, main_datasets, names, run_options, seeds, setting
 
@@ -84,7 +84,7 @@ def runs(params) -> dict:
             for dataset, task in tasks(params) for option, settings in options(params).items()}
 
 
-class ImbalancePage(Page):
+class ImbalancePage(ScoresPage):
     column = COLUMN
 
     @property
@@ -107,10 +107,6 @@ class ImbalancePage(Page):
     @functools.cached_property
     def distribution(self) -> pd.DataFrame:
         return report.class_distribution(self.samples)
-
-    @functools.cached_property
-    def scores(self) -> pd.DataFrame:
-        return report.scores_long(self.runs, column=COLUMN)
 
     @property
     def table(self) -> pd.DataFrame:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from tsfmicro import report
-from tsfmicro.chapters import Page, Chapter, register
+from tsfmicro.chapters import Chapter, ScoresPage, register
 from tsfmicro.sections import OnMainResultsTask, PlannedRun, run_options, seeds, setting
 
 COLUMN = "spatial depth"
@@ -202,7 +202,7 @@ def region_sentence(region: pd.DataFrame, reference: int) -> str:
 
 
 # ----------------------------------------------------------------------------- the page
-class SpatialBranchPage(Page):
+class SpatialBranchPage(ScoresPage):
     column = COLUMN
     region_reason = ""  # set by :attr:`region`: why it was not measured
 
@@ -218,14 +218,6 @@ class SpatialBranchPage(Page):
     def data(self):
         section = self.section
         return self.study.data(section.dataset, section.task)
-
-    @property
-    def classes(self) -> int:
-        return len(next(iter(self.runs.values())).class_names)
-
-    @functools.cached_property
-    def scores(self) -> pd.DataFrame:
-        return report.scores_long(self.runs, column=COLUMN)
 
     @functools.cached_property
     def uf1(self) -> pd.DataFrame:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from tsfmicro import report
-from tsfmicro.chapters import Chapter, Page, Truth, register
+from tsfmicro.chapters import Chapter, ScoresPage, Truth, register
 from tsfmicro.sections import OnMainResultsTask, PlannedRun, names, run_options, seeds, setting
 
 COLUMN = "temporal branch"
@@ -61,7 +61,7 @@ def runs(params) -> dict:
             for variant, options in variants(params).items()}
 
 
-class TemporalBranchPage(Page):
+class TemporalBranchPage(ScoresPage):
     column = COLUMN
 
     @property
@@ -71,14 +71,6 @@ class TemporalBranchPage(Page):
     @property
     def seeds(self) -> list[int]:
         return list(self.parameters.section_seeds("temporal_branch"))
-
-    @property
-    def classes(self) -> int:
-        return len(next(iter(self.runs.values())).class_names)
-
-    @functools.cached_property
-    def scores(self) -> pd.DataFrame:
-        return report.scores_long(self.runs, column=COLUMN)
 
     @functools.cached_property
     def sizes(self) -> pd.DataFrame:

@@ -30,8 +30,6 @@ marker and a manifest (``TSFMICRO_SYNTHETIC_manifest.csv``: one row per planted 
 from __future__ import annotations
 
 import fnmatch
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +39,7 @@ import pandas as pd
 from .._io import write_csv, write_text
 from .frames import find_dir, index_frames
 from .specs import MARKER_FILE, SYNTHETIC_SOURCE, DatasetSpec, LongVideoSheet
-from .synthetic import MANIFEST_FILE, LABEL_MOVEMENT, _displacement, _paste, _warp, _Writer
+from .synthetic import MANIFEST_FILE, LABEL_MOVEMENT, _displacement, _paste, _warp, _Writer, synthetic_folder
 from .types import REPORT_COLUMNS
 
 INTERVAL_COLUMNS = ["dataset", "subject", "video", "onset", "apex", "offset", "kind", "label", "file", "row"]
@@ -329,11 +327,7 @@ def write_long_videos(name: str, out: str | Path, subjects: int = 2, videos_per_
     the dataset writer's, a few hundred, scaled for a CPU demo)."""
     spec = long_video_spec(name)
     out = Path(out).expanduser()
-    if out.exists() and any(out.iterdir()) and not (out / MARKER_FILE).is_file():
-        raise ValueError(f"{out} is not empty and not a synthetic dataset; refusing to overwrite it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with synthetic_folder(out) as staging:
         # frames None: the dataset's writer takes its own default length
         writer = LongVideoWriter(staging, name, subjects, videos_per_subject, seed, spec.synthetic.frame_size,
                                  spec.synthetic.stream, frames, spec.reader.fps)
@@ -344,10 +338,4 @@ def write_long_videos(name: str, out: str | Path, subjects: int = 2, videos_per_
             "Not a real dataset: faces are stock photographs with small synthetic movements.\n"
             f"layout={name} subjects={subjects} videos_per_subject={videos_per_subject} seed={seed} "
             f"frames={writer.video_frames}\n"))
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return out

@@ -40,6 +40,8 @@ import re
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -553,20 +555,29 @@ def write_synthetic(layout: str, out: str | Path, subjects: int = 8, clips_per_s
     if layout not in SYNTHETIC_LAYOUTS:
         raise ValueError(f"unknown synthetic layout {layout!r}; choose from {', '.join(SYNTHETIC_LAYOUTS)}")
     out = Path(out).expanduser()
+    with synthetic_folder(out) as staging:
+        manifest = write_layout(staging, dataset_spec(layout), subjects, clips_per_subject, seed)
+        write_csv(staging / MANIFEST_FILE, manifest)
+    return out
+
+
+@contextmanager
+def synthetic_folder(out: Path) -> Iterator[Path]:
+    """A staging folder beside ``out`` to write a synthetic dataset into; on success it replaces
+    ``out`` (missing, empty, or an earlier synthetic copy: anything else is refused before any
+    work), on error it is removed and ``out`` is left as it was."""
     if out.exists() and any(out.iterdir()) and not (out / MARKER_FILE).is_file():
         raise ValueError(f"{out} is not empty and not a synthetic dataset; refusing to overwrite it")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        manifest = write_layout(staging, dataset_spec(layout), subjects, clips_per_subject, seed)
-        write_csv(staging / MANIFEST_FILE, manifest)
+        yield staging
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
-    return out
 
 
 def write_layout(root: Path, spec: DatasetSpec, subjects: int, clips_per_subject: int, seed: int) -> pd.DataFrame:

@@ -273,7 +273,6 @@ def resolve_request(config: RunConfig, progress: bool, device: torch.device | No
     cross-dataset request's data is its two datasets joined (tsfmicro.data.join_for_cross_dataset).
     """
     from tsfmicro.data import join_for_cross_dataset, prepare
-    from tsfmicro.model import PRESETS
 
     validate(config)
     device = device if device is not None else resolve_device(config.device)
