@@ -122,3 +122,18 @@ def test_the_real_rows_at_their_defaults_leave_the_key_as_it_was(tmp_path):
     assert bigger["image_size"] == 32 and bigger["crop_size"] == 32  # the crops follow the input size
     assert set(identity["recipe"]) >= {"epochs", "batch_size", "precision"}  # keyed always, inside the recipe
     assert not {"loss", "sampling"} & set(identity["recipe"])  # keyed only when not the recipe's
+
+
+def test_an_image_size_that_is_not_a_multiple_of_16_is_refused_on_the_command_line_and_in_parameters(
+        tmp_path, capsys):
+    """image_size: the network's stride is 16; 40 stops before any work with exit code 2, and a
+    parameters file's 0 is named as not a positive whole number."""
+    assert main(["train", "--dataset", "casme2", "--root", str(tmp_path), "--task", "5class",
+                 "--image-size", "40"]) == 2
+    assert "image_size must be a positive multiple of 16 (the network's stride), got 40" in capsys.readouterr().err
+    from tsfmicro import params
+
+    demo = params.apply_overrides(__import__("yaml").safe_load((Path(__file__).resolve().parents[1] / "params" /
+                                                               "demo.yaml").read_text()), {"image_size": 0})
+    with pytest.raises(Exception, match=r"image_size: 0 is not a positive whole number or null"):
+        params.check(demo, "demo.yaml")
