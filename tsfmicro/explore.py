@@ -41,10 +41,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tsfmicro.data.faces import DEFAULT_MARGIN, FaceDetector, centre_box, crop, square_box
+from tsfmicro.data.cache import CROP_BOX_COLUMNS
+from tsfmicro.data.faces import FaceDetector, crop
 from tsfmicro.data.frames import IMAGE_SUFFIXES, index_frames, read_frame
-from tsfmicro.results import Run, first_seed_predictions, load_run
-from tsfmicro.spotting import PARAMETERS, Scale, SpotterParams, VideoSpotting, face_crops, spot_crops
+from tsfmicro.engine.evaluate import interval_probabilities
+from tsfmicro.results import Run, load_run
+from tsfmicro.spotting import PARAMETERS, SpotterParams, VideoSpotting, face_crops, spot_crops
 
 SUBMISSION_COLUMNS = ["subject", "video", "onset", "offset", "emotion"]  # MEGC2020/STR submission
 SUBJECT = "user"  # the submission's subject column: a user's recording has no dataset subject id
@@ -202,48 +204,18 @@ def spotter_parameters(run_dataset: str | None, fps: float | None = None,
 
 # ----------------------------------------------------------------------------- the run's models
 def _fold_models(run: Run) -> list:
-    """Every fold model of the run's first seed (its kept final weights), on the CPU."""
-    table = first_seed_predictions(run)
-    subjects = table.drop_duplicates("fold")["subject"].astype(str)
-    models = [run.fold_model(subject) for subject in subjects]
+    """Every fold model of the run's first seed (its kept final weights), on the CPU; a run without
+    kept weights or of a network that does not read onset and apex frames is named here, before
+    the video is read."""
+    from tsfmicro.engine.evaluate import run_subjects
+
+    models = [run.fold_model(subject) for subject in run_subjects(run)]
     if not models:
         raise ValueError(f"run {run.path} has no predictions to find its folds from")
     if tuple(getattr(models[0], "inputs", ("onset", "apex"))) != ("onset", "apex"):
         raise ValueError(f"run {run.path}: its network reads {', '.join(models[0].inputs)}, not onset and apex "
                          "frames; explore a TSFmicro run")
     return models
-
-
-def _crop_pairs(run: Run, pairs: list[tuple[np.ndarray, np.ndarray]], detector) -> tuple[np.ndarray, np.ndarray]:
-    """Onset and apex crops (uint8 (N, C, C, 3), C the run's crop size) cut as the preprocessing
-    cache cuts a clip: MTCNN on the onset, the box grown by the cache's margin and made square,
-    the same box for the apex; no face on the onset: the largest centred square."""
-    size = int(run.config["resolved"]["crop_size"])
-    onsets, apexes = [], []
-    for onset, apex in pairs:
-        found = detector.largest_faces([onset])[0]
-        box = square_box(found, DEFAULT_MARGIN) if found else centre_box(onset.shape)
-        onsets.append(crop(onset, box, size))
-        apexes.append(crop(apex, box, size))
-    return np.stack(onsets), np.stack(apexes)
-
-
-def _stand_in_interval_probabilities(models, onset: np.ndarray, apex: np.ndarray) -> np.ndarray:
-    """STAND-IN for the engine's interval_probabilities (helper H7): each fold model's softmax,
-    averaged."""
-    import torch
-
-    from tsfmicro.engine.augment import to_model_input
-
-    total = None
-    with torch.no_grad():
-        for model in models:
-            size = model.config.image_size
-            inputs = (to_model_input(torch.from_numpy(onset.copy()), size),
-                      to_model_input(torch.from_numpy(apex.copy()), size))
-            probabilities = model(*inputs).float().softmax(dim=1).numpy()
-            total = probabilities if total is None else total + probabilities
-    return total / len(models)
 
 
 def _ensemble_cams(models, onset: np.ndarray, apex: np.ndarray, classes: np.ndarray) -> np.ndarray:
@@ -367,16 +339,23 @@ def explore(video: str | Path, run: str | Path | Run, out: str | Path | None = N
             pairs = [(wanted[o - frames.first], wanted[a - frames.first])
                      for o, a in zip(intervals["onset"], intervals["apex"])]
             pairs = [(o if o is not None else a, a if a is not None else o) for o, a in pairs]
-            onset, apex = _crop_pairs(run, pairs, detector)
-            probabilities = _stand_in_interval_probabilities(models, onset, apex)
-            predicted = probabilities.argmax(axis=1)
-            result.intervals["emotion"] = [names[k] for k in predicted]
+            recognised = interval_probabilities(run, pairs)  # folds=None: the ensemble of every fold model
+            probabilities = recognised[[f"prob_{name}" for name in names]].to_numpy()
+            predicted = recognised["pred"].to_numpy(dtype=int)
+            result.intervals["emotion"] = recognised["pred_label"].to_numpy()
             for k, name in enumerate(names):
                 result.intervals[f"prob_{name}"] = probabilities[:, k]
+            # the crops the models saw, cut again with the boxes the recognition used, for the page
+            size = int(run.config["resolved"]["crop_size"])
+            boxes = recognised[list(CROP_BOX_COLUMNS)].to_numpy()
+            onset = np.stack([crop(o, tuple(box), size) for (o, _), box in zip(pairs, boxes)])
+            apex = np.stack([crop(a, tuple(box), size) for (_, a), box in zip(pairs, boxes)])
+            result.intervals["crop_method"] = recognised["crop_method"].to_numpy()
             result.onset_crops, result.apex_crops = onset, apex
             result.cams = _ensemble_cams(models, onset, apex, predicted)
         else:
             result.intervals["emotion"] = pd.Series(dtype=str)
+            result.intervals["crop_method"] = pd.Series(dtype=str)
             for name in names:
                 result.intervals[f"prob_{name}"] = pd.Series(dtype=float)
     finally:
