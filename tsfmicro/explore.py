@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from tsfmicro.data.cache import CROP_BOX_COLUMNS
 from tsfmicro.data.faces import FaceDetector, crop
@@ -393,6 +394,25 @@ def timeline_figure(result: Exploration):
     return fig
 
 
+def intervals_figure(result: Exploration):
+    """Per spotted interval (one row each): the onset crop, the apex crop, and the ensemble's
+    Grad-CAM over the apex; None when no interval was found."""
+    import matplotlib.pyplot as plt
+
+    if not len(result.intervals):
+        return None
+    rows = len(result.intervals)
+    fig, axes = plt.subplots(rows, 3, figsize=(6.6, 2.3 * rows), squeeze=False, constrained_layout=True)
+    for i, row in enumerate(result.intervals.itertuples()):
+        cam = np.asarray(Image.open(io.BytesIO(_image_png(result.apex_crops[i], result.cams[i]))))
+        for ax, image, title in zip(axes[i], (result.onset_crops[i], result.apex_crops[i], cam),
+                                    (f"onset {row.onset}", f"apex {row.apex}", f"Grad-CAM: {row.emotion}")):
+            ax.imshow(image)
+            ax.set_title(title, fontsize=9)
+            ax.axis("off")
+    return fig
+
+
 def _png(fig) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
@@ -401,8 +421,6 @@ def _png(fig) -> bytes:
 
 def _image_png(image: np.ndarray, cam: np.ndarray | None = None, size: int = 160) -> bytes:
     """A uint8 crop as PNG, with a Grad-CAM map blended over it (jet colours) when given."""
-    from PIL import Image
-
     picture = Image.fromarray(image).resize((size, size), Image.BILINEAR)
     if cam is not None:
         from matplotlib import colormaps
