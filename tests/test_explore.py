@@ -71,9 +71,14 @@ def recording(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def explored_mp4(recording, run_dir, tmp_path_factory):
+    import contextlib
+    import io
+
     out = tmp_path_factory.mktemp("explored") / "rec"
-    code = main(["explore", str(recording[1]), "--run", str(run_dir), "--out", str(out)])
-    return code, out
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):  # capsys is per test; this fixture is per module
+        code = main(["explore", str(recording[1]), "--run", str(run_dir), "--out", str(out)])
+    return code, out, printed.getvalue()
 
 
 def iou(a, b) -> float:
@@ -87,8 +92,11 @@ def test_an_mp4_gives_the_planted_intervals_a_class_each_and_the_three_files(exp
     2 intervals more (the blink, measured: 1)."""
     import yaml
 
-    code, out = explored_mp4
+    code, out, printed = explored_mp4
     assert code == 0
+    # the file's own frame rate chose the spotting parameters: CAS(ME)^2's, unscaled at 30 fps
+    assert "spotter: casme_sq's parameters for a casme2 run (the recording is at 30 fps, as the dataset)" in printed
+    assert f"wrote {out / 'summary.html'}" in printed
     submission = pd.read_csv(out / "submission.csv", dtype={"subject": str, "video": str})
     assert list(submission.columns) == SUBMISSION_COLUMNS
     assert set(submission["subject"]) == {"user"} and set(submission["video"]) == {"rec"}
@@ -141,7 +149,7 @@ def test_a_recording_without_movement_writes_the_files_and_says_no_interval(run_
     assert main(["explore", str(tmp_path / "still"), "--run", str(run_dir), "--out", str(out)]) == 0
     error = capsys.readouterr().err
     assert f"no interval found in {tmp_path / 'still'}" in error
-    assert "reading still" in error and "120/120" in error  # the progress bar, on stderr
+    assert "reading still:" in error and "/120 [" in error  # the progress bar over the 120 frames, on stderr
     assert list(pd.read_csv(out / "submission.csv").columns) == SUBMISSION_COLUMNS
     assert pd.read_csv(out / "submission.csv").empty
     assert "No interval found" in (out / "summary.html").read_text()

@@ -85,9 +85,6 @@ class VideoFrames:
     def __len__(self) -> int:
         return self.count
 
-    def number(self, index: int) -> int:
-        return self.first + index
-
     def __getitem__(self, index: int) -> np.ndarray | None:
         if not 0 <= index < self.count:
             raise IndexError(index)
@@ -136,6 +133,9 @@ class VideoFrames:
         return {index: self[index] for index in sorted(set(int(i) for i in indices))}
 
     def close(self) -> None:
+        if self._bar is not None:  # a run stopped by an error leaves no bar half drawn
+            self._bar.close()
+            self._bar = None
         if self._capture is not None:
             self._capture.release()
             self._capture = None
