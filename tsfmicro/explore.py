@@ -454,7 +454,7 @@ def summary_html(result: Exploration, timeline_png: bytes) -> str:
              f"<title>tsfmicro explore: {html.escape(_video_name(result.video))}</title>",
              "<style>body{font-family:sans-serif;margin:1.5em;max-width:70em}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:2px 6px;font-size:90%}figure{display:inline-block;margin:4px}"
-             "figcaption{font-size:80%;text-align:center}</style></head><body>",
+             "figcaption{font-size:80%;text-align:center}img{max-width:100%;height:auto}</style></head><body>",
              f"<h1>tsfmicro explore: {html.escape(_video_name(result.video))}</h1>"]
     if source == "SYNTHETIC":
         parts.append("<p><b>The run was trained on SYNTHETIC data: its classes say nothing about real faces.</b></p>")
