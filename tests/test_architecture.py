@@ -13,6 +13,7 @@ PACKAGE = Path(tsfmicro.__file__).resolve().parent
 LAYERS = [
     ("tsfmicro.cli", 5), ("tsfmicro._study_cli", 5), ("tsfmicro.study", 5), ("tsfmicro.__main__", 5),
     ("tsfmicro.engine._cli", 5), ("tsfmicro.data._cli", 5), ("tsfmicro.provenance_box", 5),
+    ("tsfmicro.explore", 5),
     ("tsfmicro.params", 4), ("tsfmicro.sections", 4), ("tsfmicro.chapters", 4),
     ("tsfmicro.report", 3), ("tsfmicro.plots", 3), ("tsfmicro.gradcam", 3), ("tsfmicro.localisation", 3),
     ("tsfmicro.attention_maps", 3),

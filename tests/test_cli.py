@@ -6,7 +6,7 @@ import pytest
 from tsfmicro.cli import main
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "report", "plan", "run"])
+@pytest.mark.parametrize("command", ["train", "evaluate", "report", "plan", "run", "explore"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])

@@ -63,5 +63,5 @@ def test_console_script_and_module_entry_point_print_help():
     for command in ([sys.executable, "-m", "tsfmicro", "--help"], [str(Path(sys.executable).with_name("tsfmicro")), "--help"]):
         result = subprocess.run(command, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
-        for subcommand in ("synth", "preprocess", "train", "evaluate", "report", "plan", "run"):
+        for subcommand in ("synth", "preprocess", "train", "evaluate", "report", "plan", "run", "explore"):
             assert subcommand in result.stdout

@@ -15,12 +15,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     from tsfmicro import _study_cli as study_cli
+    from tsfmicro import explore
     from tsfmicro.data import _cli as data_cli
     from tsfmicro.engine import _cli as engine_cli
 
     data_cli.register(subcommands)    # synth, preprocess
     engine_cli.register(subcommands)  # train, evaluate, report
     study_cli.register(subcommands)   # plan, run
+    explore.register(subcommands)     # explore
     return parser
 
 

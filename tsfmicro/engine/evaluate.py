@@ -228,3 +228,120 @@ def branch_features(run: Run, data, device: str | None = None) -> BranchFeatures
                                    "sample_index": index, "true": labels.loc[index, "true"].to_numpy()}))
     return BranchFeatures(pd.concat(parts, ignore_index=True),
                           {name: np.concatenate(chunks) for name, chunks in features.items()})
+
+
+# ----------------------------------------------------------------------------- intervals of other videos
+ENSEMBLE = "ensemble"  # the ``fold`` of a row whose probabilities are the mean of every fold model's
+INTERVAL_BATCH = 32  # intervals per forward pass (eval mode: the probabilities do not depend on it)
+
+
+def run_subjects(run: Run) -> list[str]:
+    """The held-out subjects of the run's folds (first seed), in fold order: the fold models."""
+    table = first_seed_predictions(run)
+    return list(dict.fromkeys(table.drop_duplicates("fold")["subject"].astype(str)))
+
+
+def interval_probabilities(run: Run, frames_by_interval, folds=None, device: str | None = None,
+                           boxes=None) -> pd.DataFrame:
+    """Class probabilities of ``run``'s fold models (first seed, final weights = protocol fixed) for
+    each interval of another video, from its onset and apex frames cut as the run's face-crop cache
+    cuts a clip: the MTCNN box of the onset (largest face, the cache's margin, made square; the
+    largest centred square when no face is found), the same box for the apex, resized to the run's
+    crop size, then the engine's input transform (tsfmicro.engine.augment.to_model_input).
+
+    ``frames_by_interval``: one (onset, apex) pair per interval, each a frame path or a uint8 RGB
+    array ``(H, W, 3)`` (the two of a pair of one size). ``folds``: None: every fold model, their
+    probabilities averaged (the ensemble a new person's video needs; ``fold`` = "ensemble"); a
+    subject: that subject's fold model (the model that never saw them) for every interval; a
+    sequence, one subject per interval: each interval's own held-out model (LOSO on the run's own
+    subjects). ``boxes``: None, or one raw-frame box (x0, y0, x1, y1) per interval (None entries:
+    detected), e.g. the cache's ``crop_x0..crop_y1`` of a clip. ``device``: default the run's device
+    type when this machine has it, else the CPU.
+
+    Returns one row per interval, in order: fold, crop_method (mtcnn, given, centre), crop_x0..crop_y1,
+    pred (class index), pred_label, prob_<class> for each of ``run.class_names``.
+    """
+    import torch
+
+    from tsfmicro.data.cache import CROP_BOX_COLUMNS
+    from tsfmicro.data.faces import (CROP_CENTRE, CROP_MTCNN, DEFAULT_MARGIN, FaceDetector, centre_box, crop,
+                                     square_box)
+    from tsfmicro.data.frames import read_frame
+
+    pairs = [tuple(pair) for pair in frames_by_interval]
+    if any(len(pair) != 2 for pair in pairs):
+        raise ValueError("frames_by_interval: give one (onset, apex) pair per interval")
+    names = run.class_names
+    columns = ["fold", "crop_method", *CROP_BOX_COLUMNS, "pred", "pred_label", *(f"prob_{n}" for n in names)]
+    if not pairs:
+        return pd.DataFrame(columns=columns)
+    subjects = run_subjects(run)
+    if folds is None:
+        chosen = [None] * len(pairs)
+    elif isinstance(folds, (str, int, np.integer)):
+        chosen = [str(folds)] * len(pairs)
+    else:
+        chosen = [None if f is None else str(f) for f in folds]
+        if len(chosen) != len(pairs):
+            raise ValueError(f"folds: {len(chosen)} subjects for {len(pairs)} intervals; give one per interval")
+    unknown = sorted({f for f in chosen if f is not None and f not in subjects})
+    if unknown:
+        raise KeyError(f"subject(s) {', '.join(unknown)} are not held out by a fold of run {run.path} "
+                       f"(its folds: {', '.join(subjects)})")
+    given = list(boxes) if boxes is not None else [None] * len(pairs)
+    if len(given) != len(pairs):
+        raise ValueError(f"boxes: {len(given)} boxes for {len(pairs)} intervals; give one per interval")
+
+    resolved = run.config["resolved"]
+    crop_size, image_size = int(resolved["crop_size"]), int(resolved["image_size"])
+    read = lambda frame: read_frame(frame) if isinstance(frame, (str, Path)) else np.asarray(frame)  # noqa: E731
+    frames = [(read(onset), read(apex)) for onset, apex in pairs]
+    for k, (onset, apex) in enumerate(frames):
+        if onset.shape != apex.shape or onset.ndim != 3 or onset.shape[2] != 3 or onset.dtype != np.uint8:
+            raise ValueError(f"interval {k}: onset {onset.shape} {onset.dtype} and apex {apex.shape} {apex.dtype}: "
+                             "both must be uint8 RGB frames (H, W, 3) of one size")
+    wanted = [k for k, box in enumerate(given) if box is None]
+    found = FaceDetector().largest_faces([frames[k][0] for k in wanted]) if wanted else []
+    cut, methods = list(given), ["given"] * len(pairs)
+    for k, box in zip(wanted, found):
+        cut[k], methods[k] = ((square_box(box, DEFAULT_MARGIN), CROP_MTCNN) if box is not None
+                              else (centre_box(frames[k][0].shape), CROP_CENTRE))
+    cut = [tuple(float(v) for v in box) for box in cut]
+    onsets = np.stack([crop(onset, box, crop_size) for (onset, _), box in zip(frames, cut)])
+    apexes = np.stack([crop(apex, box, crop_size) for (_, apex), box in zip(frames, cut)])
+
+    device = torch.device(device or _run_device(run))
+    probabilities = np.zeros((len(pairs), len(names)), dtype=np.float64)
+    for subject in subjects:
+        rows = np.array([k for k, f in enumerate(chosen) if f is None or f == subject], dtype=int)
+        if rows.size == 0:
+            continue
+        model = run.fold_model(subject).to(device)
+        if any(name not in ("onset", "apex") for name in model.inputs):
+            raise ValueError(f"run {run.path}: its network reads {', '.join(model.inputs)}; intervals give the "
+                             "onset and apex face crops only")
+        share = np.array([1.0 / len(subjects) if chosen[k] is None else 1.0 for k in rows])
+        with torch.no_grad(), torch.autocast(device_type=device.type, dtype=torch.bfloat16,
+                                             enabled=resolved.get("recipe", {}).get("precision") == "bf16"):
+            for batch in np.array_split(rows, max(1, -(-len(rows) // INTERVAL_BATCH))):
+                crops = {"onset": onsets[batch], "apex": apexes[batch]}
+                inputs = [_model_input(crops[name], image_size, device) for name in model.inputs]
+                out = model(*inputs).float().softmax(dim=1).cpu().numpy()
+                probabilities[batch] += out * share[np.searchsorted(rows, batch), None]
+    table = pd.DataFrame({"fold": [f if f is not None else ENSEMBLE for f in chosen], "crop_method": methods})
+    for column, values in zip(CROP_BOX_COLUMNS, np.array(cut).T):
+        table[column] = values
+    table["pred"] = probabilities.argmax(axis=1)
+    table["pred_label"] = [names[k] for k in table["pred"]]
+    for k, name in enumerate(names):
+        table[f"prob_{name}"] = probabilities[:, k]
+    return table[columns]
+
+
+def _model_input(crops: np.ndarray, image_size: int, device) -> "torch.Tensor":
+    """uint8 crops ``(B, H, W, 3)`` -> the network's input on ``device`` (the engine's transform)."""
+    import torch
+
+    from tsfmicro.engine.augment import to_model_input
+
+    return to_model_input(torch.from_numpy(np.ascontiguousarray(crops)).to(device), image_size)
