@@ -13,6 +13,10 @@ protocols from the same training:
 Class imbalance (tsfmicro.engine.imbalance): the recipe's ``loss`` is built per fold, class
 weights from that fold's training clips only (never the held-out subject's), and its ``sampling``
 draws each epoch's order; the defaults (plain cross-entropy, a shuffled epoch) are the authors'.
+A recipe's ``supcon_weight`` above 0 adds the supervised contrastive term (tsfmicro.engine.contrastive)
+on a projection head trained beside the network: in the mid-fold checkpoint, never in the fold
+weights or the predictions; the curves then have ``train_supcon_loss`` and ``supcon_no_positive``
+(anchors of the epoch without a positive), and ``train_loss`` stays the recipe's loss alone.
 
 Determinism: each fold seeds torch and its own CPU generator from (seed, fold index), so a fold
 does not depend on what ran before it, and a checkpoint carries the RNG states to continue a
