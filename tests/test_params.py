@@ -46,7 +46,7 @@ def test_overrides_narrow_the_paper_plan_without_editing_a_file(monkeypatch):
                                                 "ablation": {"fusions": ["ts_late", "spatial_only"]},
                                                 "composite": None, "cross_dataset": None,
                                                 "temporal_branch": {"variants": ["retention"]}, "imbalance": None,
-                                                "baselines": None, "spatial_branch": None})
+                                                "baselines": None, "spatial_branch": None, "transfer": None})
     assert study.dataset_tasks() == [("casme2", "5class")]
     assert [unit[:4] for unit in study.planned_units()] == [("casme2", "5class", "ts_late", 0),
                                                             ("casme2", "5class", "spatial_only", 0),
@@ -250,6 +250,7 @@ def test_the_temporal_branch_and_imbalance_sections_plan_their_variants_sharing_
         "seeds": [0, 1],  # the counts below are for two seeds, whatever the demo's
         "composite": None, "cross_dataset": None, "annotation": None, "baselines": None,  # their own tests
         "spatial_branch": None,  # chapter 12: tests/test_spatial_branch.py
+        "transfer": None,  # chapter 14: tests/test_transfer.py
         "temporal_branch": {"variants": ["retention", "conv", "transformer"], "seeds": [0]},
         "imbalance": {"tasks": ["samm/5class", "casme3/7class"], "options": ["cross_entropy", "focal", "class_balanced"],
                       "seeds": None}})
@@ -274,7 +275,7 @@ def test_the_temporal_branch_and_imbalance_sections_plan_their_variants_sharing_
 
     # left out or null: no runs, nothing to read
     for overrides in ({"temporal_branch": None, "imbalance": None, "composite": None, "cross_dataset": None,
-                       "annotation": None, "baselines": None, "spatial_branch": None},):
+                       "annotation": None, "baselines": None, "spatial_branch": None, "transfer": None},):
         bare = Params.load(DEMO_PARAMS, overrides=overrides)
         assert chapters.temporal_branch.variants(bare) == {} and chapters.imbalance.tasks(bare) == []
         assert all(not run.options for run in bare.planned_runs())

@@ -4,6 +4,8 @@ freeze what they are told to, a killed fine-tuning fold resumes to the same numb
 prices both stages."""
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
 import torch
@@ -157,3 +159,63 @@ def test_the_plan_prices_both_stages_without_the_data(tmp_path):
     assert table["dataset"].tolist() == ["casme2", "samm"] and table["state"].eq("no data").all()
     assert table["epochs"].tolist() == [40, 10]  # the short fine-tuning recipe: a quarter of the epochs
     assert table["folds"].tolist() == [1, 28] and (table["tflops"] > 0).all()
+
+
+# ----------------------------------------------------------------------------- the chapter (14)
+def test_the_chapters_truths_gap_and_closing_note_on_hand_made_runs():
+    """LOSO recovers 90 % of the clips, plain transfer a third (chance), fine-tuning 70 %: the gap
+    is found, fine-tuning closes part of it (paired), the contrastive run is shown, nothing planted."""
+    from tests.test_truths import page
+    from tests.test_statistics import noisy, run_from
+    from tsfmicro.chapters.transfer import CONTRASTIVE, LOSO, finetune_label, on_target, transfer_label
+
+    def run(accuracy, rng_seed):
+        predictions = pd.concat([noisy(0, accuracy, rng_seed=rng_seed), noisy(1, accuracy, rng_seed=rng_seed)],
+                                ignore_index=True)
+        return run_from(predictions.assign(clip_id=predictions.groupby("seed").cumcount().astype(str)))
+
+    key = ("samm", SHARED_TASK)
+    runs = {(*key, LOSO): run(0.9, 0), (*key, transfer_label("casme2")): run(1 / 3, 1),
+            (*key, finetune_label("casme2", "all")): run(0.7, 2), (*key, CONTRASTIVE): run(0.9, 3)}
+    built = page("transfer", runs, {"targets": ("samm",), "sources": ("casme2",), "finetune": ("all",)})
+    truths = built.computed_truths
+    assert [t.recovered for t in truths] == [True, True, None]
+    assert "trained on" in truths[0].truth and "fine-tune − transfer +" in truths[1].measured
+    assert "% of the gap" in truths[1].measured and truths[2].expected.startswith("no truth planted")
+    (gap,) = built.gaps.itertuples()
+    assert gap.gap > 0.4 and 0.2 < gap.recovered < gap.gap and 0.3 < gap.share < 0.9
+    assert gap.recovered_verdict == "reference higher" and gap.gap_verdict == "reference higher"
+    summary = built.summary()
+    assert f"{100 * gap.share:.0f} % of the gap" in summary and "fine-tuning closes part of the gap" in summary
+    assert set(built.paired[built.column]) == {transfer_label("casme2"), finetune_label("casme2", "all"), CONTRASTIVE}
+    assert "surprise" in built.recall_table["class"].tolist()
+
+    # a cross-dataset run is read on its target: subjects without the join's prefix, pairing with LOSO
+    joined = runs[(*key, LOSO)]
+    joined = dataclasses.replace(joined, predictions=joined.predictions.assign(
+        subject=["samm/" + s for s in joined.predictions["subject"]]), config={**joined.config, "dataset": "casme2"})
+    seen = on_target(joined, "samm")
+    assert seen.config["dataset"] == "samm" and set(seen.predictions["subject"]) == set(
+        runs[(*key, LOSO)].predictions["subject"])
+
+
+def test_the_demo_plans_the_chapter_sharing_chapter_06s_runs():
+    from pathlib import Path
+
+    from tsfmicro.chapters import cross_dataset
+    from tsfmicro.chapters.transfer import runs as transfer_runs
+    from tsfmicro.params import Params
+
+    params = Params.load(Path(__file__).resolve().parents[1] / "params" / "demo.yaml")
+    planned = transfer_runs(params)
+    shared = set(cross_dataset.runs(params).values())
+    loso, plain, tuned = planned.values()
+    assert loso in shared and plain in shared and tuned not in shared  # LOSO and plain transfer: 06's runs
+    config = params._planned_config(tuned)
+    assert (config.pretrained, config.finetune, config.source_root) == ("casme2", "all", str(params.root("casme2")))
+    pre = transfer.pretraining_config(config)
+    assert pre == dataclasses.replace(params._planned_config(plain), checkpoint_every=pre.checkpoint_every)
+    # a section that cannot be planned is one message
+    with pytest.raises(ValueError, match="transfer.sources: composite pre-trains on the megc2019 composite"):
+        Params.load(Path(__file__).resolve().parents[1] / "params" / "demo.yaml",
+                    overrides={"transfer": {"targets": ["casme3"], "sources": ["composite"]}})
