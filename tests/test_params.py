@@ -215,7 +215,7 @@ def test_the_chapter_sections_plan_their_runs_and_can_be_left_out(tmp_path):
     assert small.root("megc2019").name == "megc2019-1x3-seed0"
     assert (small.root("megc2019") / "combined_3class_gt.csv").is_file()
     # a section left out (null) plans nothing; the seeds fall back to `seeds`
-    bare = Params.load(DEMO_PARAMS, overrides={"composite": None, "cross_dataset": None})
+    bare = Params.load(DEMO_PARAMS, overrides={"composite": None, "cross_dataset": None, "transfer": None})
     assert cross_dataset.pairs(bare) == [] and cross_dataset.lodo_planned(bare) is None
     assert all(run.dataset != "megc2019" and run.task != "3class_megc" for run in bare.planned_runs())
     assert PlannedRun("megc2019", "3class", "ts_late", (4, 5)) in Params.load(

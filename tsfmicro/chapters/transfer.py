@@ -312,11 +312,14 @@ def contrastive_truth(contrastive: Run, loso: Run, target: str) -> Truth:
 
 def gap_sentence(row) -> str:
     """One target, source and fine-tuning mode of :attr:`TransferPage.gaps`, in words."""
+    from tsfmicro.data.registry import display_name
+
+    source, target = display_name(row.source), display_name(row.target)  # a composite source has no plain transfer
     gap = report.format_interval(row.gap, row.gap_low, row.gap_high, 1, "+")
     recovered = report.format_interval(row.recovered, row.recovered_low, row.recovered_high, 1, "+")
-    text = (f"Trained on {row.source} alone, {row.target} scores {gap} UF1 points below its own LOSO (LOSO minus "
-            f"transfer, paired); fine-tuning ({row.finetune}) under {row.target}'s LOSO folds moves it {recovered} "
-            f"points against plain transfer")
+    text = (f"Trained on {source} alone, {target} scores UF1 {gap} points lower than its own LOSO gives (LOSO "
+            f"minus transfer, paired: the gap); fine-tuning ({row.finetune}) under {target}'s LOSO folds changes "
+            f"the plain transfer's score by {recovered} points")
     if row.share is not None and not pd.isna(row.share):
         text += f", {100 * row.share:.0f} % of the gap"
     reading = {"reference higher": "the interval lies above 0: fine-tuning closes part of the gap",
