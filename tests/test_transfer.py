@@ -219,3 +219,19 @@ def test_the_demo_plans_the_chapter_sharing_chapter_06s_runs():
     with pytest.raises(ValueError, match="transfer.sources: composite pre-trains on the megc2019 composite"):
         Params.load(Path(__file__).resolve().parents[1] / "params" / "demo.yaml",
                     overrides={"transfer": {"targets": ["casme3"], "sources": ["composite"]}})
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--pretrained", "casme2"], "give the folder of the pre-training source casme2"),
+    (["--finetune", "head"], "finetune 'head' is for fine-tuning: give pretrained"),
+    (["--pretrained", "samm", "--source-root", "."], "is the fine-tuning dataset itself"),
+])
+def test_the_command_line_refuses_a_fine_tuning_request_that_cannot_be_made(flags, message, synthetic_samm_root,
+                                                                             tmp_path, capsys):
+    from tsfmicro.cli import main
+
+    code = main(["train", "--dataset", "samm", "--root", str(synthetic_samm_root), "--task", SHARED_TASK,
+                 "--out", str(tmp_path), *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and message in err
+    assert not any(tmp_path.iterdir())
