@@ -50,7 +50,7 @@ class Option:
     default: Any  # RunConfig's default, or PRESET / RECIPE
     help: str  # the flag's help text
     choices: str | tuple | None = None  # "module:NAME" (looked up when asked), a tuple, or None: any `type`
-    type: type = str
+    type: type = str  # str (a choice), int, float (a number), bool (a switch)
     key: str = NOT_DEFAULT
     variant: bool = True  # a chapter's variant: in the plan's options column and Run.options
     params: bool = False  # a top-level key of parameters files, applied to every planned run
@@ -108,6 +108,12 @@ OPTIONS: list[Option] = [
            "order of each epoch's training clips: shuffle (the recipes', the paper's), class_balanced (drawn "
            "with replacement, each class equally likely) or in_order (the table's order every epoch, no shuffling)",
            choices="tsfmicro.engine.imbalance:SAMPLINGS"),
+    Option("supcon_weight", "recipe", RECIPE,
+           "weight of the supervised contrastive loss beside the recipe's loss (Khosla et al. 2020; positives: "
+           "same class, another subject; tsfmicro.engine.contrastive): a number >= 0, default 0 (off)", type=float),
+    Option("supcon_temperature", "recipe", RECIPE,
+           "temperature of the supervised contrastive loss, a number > 0 (default 0.1, Khosla et al.'s); only "
+           "with --supcon-weight above 0", type=float),
     Option("frame_reselection", "data", False,
            "train on the (onset+i, apex-j) pair with the largest frame difference (the authors' optional "
            "re-selection; test clips keep the annotated frames); default: off", type=bool, params=True),

@@ -13,6 +13,10 @@ protocols from the same training:
 Class imbalance (tsfmicro.engine.imbalance): the recipe's ``loss`` is built per fold, class
 weights from that fold's training clips only (never the held-out subject's), and its ``sampling``
 draws each epoch's order; the defaults (plain cross-entropy, a shuffled epoch) are the authors'.
+A recipe's ``supcon_weight`` above 0 adds the supervised contrastive term (tsfmicro.engine.contrastive)
+on a projection head trained beside the network: in the mid-fold checkpoint, never in the fold
+weights or the predictions; the curves then have ``train_supcon_loss`` and ``supcon_no_positive``
+(anchors of the epoch without a positive), and ``train_loss`` stays the recipe's loss alone.
 
 Determinism: each fold seeds torch and its own CPU generator from (seed, fold index), so a fold
 does not depend on what ran before it, and a checkpoint carries the RNG states to continue a
@@ -35,6 +39,7 @@ from tsfmicro.data.types import PreparedData
 from tsfmicro.engine import checkpoint as ckpt
 from tsfmicro.engine import imbalance
 from tsfmicro.engine.augment import augment_together, random_transforms, to_model_input
+from tsfmicro.engine.contrastive import SupConTerm
 from tsfmicro.engine.recipes import Recipe
 from tsfmicro.results import fold_weights_path
 
@@ -96,6 +101,9 @@ class DeviceData:
             self.train_apex = torch.tensor(data.train_apex, dtype=torch.uint8, device=device)
         labels = data.samples["class_index"].to_numpy(dtype=np.int64)
         self.labels = torch.tensor(labels, device=device)  # (N,)
+        # each clip's subject as a code (N,): the contrastive loss's positives are of another subject
+        codes, _ = pd.factorize(data.samples["subject"].astype(str))
+        self.subjects = torch.tensor(codes, dtype=torch.long, device=device)
         self.num_classes = len(data.class_names)
         self.device = device
         self._data = data  # the crops the flow input is computed from, when a network names it
@@ -156,8 +164,12 @@ class FoldTrainer:
         torch.manual_seed(fold_seed)
         generator = torch.Generator().manual_seed(fold_seed)
         model = self.build_model().to(self.data.device)
+        # the supervised contrastive term and its projection head (training only; tsfmicro.engine.contrastive)
+        supcon = (SupConTerm(model, self.recipe.supcon_weight, self.recipe.supcon_temperature, self.data.device)
+                  if self.recipe.supcon_weight > 0 else None)
+        parameters = list(model.parameters()) + (list(supcon.head.parameters()) if supcon is not None else [])
         optimizer = OPTIMIZERS[self.recipe.optimizer](  # AdamW (TSFmicro's), Adam (the baselines')
-            model.parameters(),
+            parameters,
             lr=self.recipe.learning_rate,
             weight_decay=self.recipe.weight_decay,
             fused=self.data.device.type == "cuda",  # one kernel for all parameters instead of dozens
@@ -171,6 +183,8 @@ class FoldTrainer:
         curves: list[dict] = []
         if resume is not None:
             model.load_state_dict(resume["model"])
+            if supcon is not None:
+                supcon.head.load_state_dict(resume["projection"])
             optimizer.load_state_dict(resume["optimizer"])
             scheduler.load_state_dict(resume["scheduler"])
             ckpt.restore_rng_state(resume["rng"], generator)
@@ -186,15 +200,20 @@ class FoldTrainer:
             leave=False,
             disable=not progress,
         )
+        # a keyword only when on: train_epoch's callers and stand-ins without it keep working
+        contrastive = {} if supcon is None else {"supcon": supcon}
         for epoch in epochs:
             learning_rate = optimizer.param_groups[0]["lr"]
-            train_loss, train_accuracy = self.train_epoch(model, optimizer, train_index, generator, loss)
+            train_loss, train_accuracy = self.train_epoch(model, optimizer, train_index, generator, loss,
+                                                          **contrastive)
             if epoch < self.recipe.decay_epochs:
                 scheduler.step()
             epoch_probabilities, test_loss = self.predict(model, test_index)
             probabilities.append(epoch_probabilities)
             curves.append(self.curve_row(epoch, learning_rate, train_loss, train_accuracy, test_loss,
                                          epoch_probabilities, test_index))
+            if supcon is not None:
+                curves[-1].update(supcon.epoch_summary())
             epochs.set_postfix(loss=f"{train_loss:.3f}", test_acc=f"{curves[-1]['test_accuracy']:.2f}")
             finished_epochs = epoch + 1
             if finished_epochs < self.recipe.epochs and policy.due(finished_epochs):
@@ -207,8 +226,12 @@ class FoldTrainer:
                         "rng": ckpt.rng_state(generator),
                         "probabilities": torch.stack(probabilities),
                         "curves": curves,
+                        # the projection head is trained too: a resumed fold continues it
+                        **({"projection": supcon.head.state_dict()} if supcon is not None else {}),
                     }
                 )
+        if supcon is not None:
+            supcon.close()  # the fold's model leaves without the hook
         outcome = FoldOutcome(
             name=str(fold.name),
             test_index=test_index.numpy(),
@@ -225,9 +248,11 @@ class FoldTrainer:
         return imbalance.make_loss(self.recipe.loss, train_labels, self.data.num_classes)
 
     def train_epoch(self, model, optimizer, train_index: torch.Tensor, generator: torch.Generator,
-                    loss_function: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]):
+                    loss_function: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                    supcon: SupConTerm | None = None):
         """One pass over the training clips in the recipe's order (a shuffle, or class-balanced
-        draws); mean loss and accuracy."""
+        draws); mean loss (the recipe's loss) and accuracy. ``supcon``: the contrastive term is
+        added to what is optimised (its own mean goes to the curves through ``supcon``)."""
         model.train()
         hold_frozen(model)
         device = self.data.device
@@ -246,8 +271,9 @@ class FoldTrainer:
             with self.autocast():
                 logits = model(*images)  # (B, classes)
             loss = loss_function(logits.float(), labels)
+            total = loss if supcon is None else loss + supcon(labels, self.data.subjects[batch])
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            total.backward()
             optimizer.step()
             loss_sum += loss.detach() * len(batch)
             correct += (logits.argmax(dim=1) == labels).sum()

@@ -68,6 +68,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 
+from tsfmicro.engine.contrastive import check_settings as check_supcon
 from tsfmicro.engine.imbalance import LOSSES, SAMPLINGS
 from tsfmicro.options import NOT_DEFAULT, OPTIONS
 
@@ -96,6 +97,9 @@ class Recipe:
     loss: str = DEFAULT_LOSS  # tsfmicro.engine.imbalance.LOSSES; the authors': plain cross-entropy
     sampling: str = DEFAULT_SAMPLING  # tsfmicro.engine.imbalance.SAMPLINGS; the authors': a shuffled epoch
     optimizer: str = OPTIMIZERS[0]  # OPTIMIZERS; TSFmicro's authors': AdamW
+    # supervised contrastive loss beside the recipe's loss (tsfmicro.engine.contrastive): 0 = off, the authors'
+    supcon_weight: float = 0.0
+    supcon_temperature: float = 0.1  # Khosla et al.'s best value; used only with a weight above 0
 
     def as_dict(self) -> dict:
         """The recipe's fields, hashed into run keys: a recipe option keyed "when not default"
@@ -201,6 +205,12 @@ def get_recipe(
             if value not in choices:
                 raise ValueError(f"unknown {row.what} {value!r}; choose one of {', '.join(choices)}")
             recipe = replace(recipe, **{row.name: value})
+    weight, temperature = named.pop("supcon_weight", None), named.pop("supcon_temperature", None)
+    check_supcon(weight, temperature)
+    if weight is not None:
+        recipe = replace(recipe, supcon_weight=float(weight))
+    if temperature is not None:
+        recipe = replace(recipe, supcon_temperature=float(temperature))
     if named:
         raise ValueError(f"get_recipe: no recipe option {', '.join(named)}")
     return recipe

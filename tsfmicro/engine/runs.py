@@ -41,6 +41,7 @@ import yaml
 from tsfmicro import _io, metrics
 from tsfmicro.engine import loso, provenance, recipes, transfer
 from tsfmicro.engine import folds as fold_files
+from tsfmicro.engine.contrastive import check_settings as check_supcon
 from tsfmicro.engine.folds import FoldResult
 from tsfmicro.engine.excluded import write_excluded
 from tsfmicro.engine.integrity import write_metrics_last
@@ -70,8 +71,11 @@ class _RunConfigChecks:
             object.__setattr__(self, "cache_dir", str(self.cache_dir))
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
         for row in OPTIONS:
+            value = getattr(self, row.name)
             if row.type is bool:
-                object.__setattr__(self, row.name, bool(getattr(self, row.name)))
+                object.__setattr__(self, row.name, bool(value))
+            elif row.type is float and isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, row.name, float(value))  # 1 and 1.0 are one request, one key
         if not self.seeds:
             raise ValueError("give at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
@@ -158,6 +162,11 @@ def validate(config: RunConfig) -> None:
         if (row.owner == "model" and row.type is int and value is not None  # counts (spatial_depth: blocks)
                 and (isinstance(value, bool) or not isinstance(value, int) or value < 1)):
             raise ValueError(f"{row.what} must be a whole number of at least 1, got {value!r}")
+    for row in OPTIONS:  # numbers: a string from a parameters file or Python is named here, not deep in training
+        value = getattr(config, row.name)
+        if row.type is float and value is not None and (isinstance(value, bool) or not isinstance(value, float)):
+            raise ValueError(f"{row.what} must be a number, got {value!r}")
+    check_supcon(config.supcon_weight, config.supcon_temperature)
     check_network(config.arch, config.fusion, model_options(config))  # the one check of fusion
     transfer.check_config(config)  # pretrained, finetune, finetune_recipe, source_root
     recipes.check_network_recipe(config.recipe, config.arch)  # a network with its own recipes: one of them
