@@ -315,7 +315,7 @@ def gap_sentence(row) -> str:
     from tsfmicro.data.registry import display_name
 
     source, target = display_name(row.source), display_name(row.target)  # a composite source has no plain transfer
-    gap = report.format_interval(row.gap, row.gap_low, row.gap_high, 1, "+")
+    gap = report.format_interval(row.gap, row.gap_low, row.gap_high, 1)  # "lower" says the sign
     recovered = report.format_interval(row.recovered, row.recovered_low, row.recovered_high, 1, "+")
     text = (f"Trained on {source} alone, {target} scores UF1 {gap} points lower than its own LOSO gives (LOSO "
             f"minus transfer, paired: the gap); fine-tuning ({row.finetune}) under {target}'s LOSO folds changes "
