@@ -235,3 +235,20 @@ def test_the_command_line_refuses_a_fine_tuning_request_that_cannot_be_made(flag
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and message in err
     assert not any(tmp_path.iterdir())
+
+
+def test_on_ray_the_fine_tuning_folds_start_after_the_pre_training_unit_finished(roots, engine_cache_dir, tmp_path):
+    """Two Ray workers: the pre-training unit's one fold runs alone, every fine-tuning fold starts
+    after the pre-training unit was written (the folds' own records, written in the workers)."""
+    pytest.importorskip("ray")
+    from tsfmicro.engine import folds as fold_files
+    from tsfmicro.engine.execute import RayExecutor
+    from tsfmicro.results import load_run
+
+    plan = make_plan([finetune_config(tmp_path, roots, engine_cache_dir)])
+    pre, fine = plan.units
+    summary = execute_module.execute(plan, RayExecutor(workers=2), progress=False, messages=False)
+    assert summary.folds_trained == len(pre.folds) + len(fine.folds) and is_finished(fine.path)
+    pre_finished = load_run(pre.path).provenance["finished"]
+    starts = [fold_files.read_result(fine.path, fine.key, str(f.name)) for f in fine.folds]
+    assert all(r.executor == "ray" and r.started >= pre_finished for r in starts)
