@@ -209,8 +209,9 @@ def test_the_demo_plans_the_chapter_sharing_chapter_06s_runs():
     params = Params.load(Path(__file__).resolve().parents[1] / "params" / "demo.yaml")
     planned = transfer_runs(params)
     shared = set(cross_dataset.runs(params).values())
-    loso, plain, tuned = planned.values()
+    loso, plain, tuned, contrastive = planned.values()
     assert loso in shared and plain in shared and tuned not in shared  # LOSO and plain transfer: 06's runs
+    assert contrastive.options == (("supcon_weight", 0.5),) and contrastive.dataset == "samm"
     config = params._planned_config(tuned)
     assert (config.pretrained, config.finetune, config.source_root) == ("casme2", "all", str(params.root("casme2")))
     pre = transfer.pretraining_config(config)
