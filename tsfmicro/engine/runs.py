@@ -21,8 +21,9 @@ the recipe's or RunConfig's), so keys made before an option existed hold: the ne
 the model options (rotary form, temporal branch), the training-time frame re-selection, the
 owners' errata choice, the automatic apex, the recipe's class-imbalance options (loss, sampling;
 inside the recipe), the evaluation split (when not LOSO) and a cross-dataset request's test
-dataset with its cache key. Paths, progress bars, checkpoint timing, the executor and the number of
-workers are not part of it. A request's key hashes the same without the seed, plus its list of
+dataset with its cache key, and a fine-tuning request's pre-training request (its identity hashed:
+tsfmicro.engine.transfer) with the fine-tuning recipe inside the recipe. Paths, progress bars,
+checkpoint timing, the executor and the number of workers are not part of it. A request's key hashes the same without the seed, plus its list of
 seeds. A finished unit or request (``metrics.json`` written last) is loaded instead of retrained,
 so a multi-seed request reuses seeds trained before. Planning and training live in
 tsfmicro.engine.plan and tsfmicro.engine.execute.
