@@ -115,7 +115,9 @@ class Plan:
 
 def make_plan(configs: list[RunConfig], progress: bool = False, device=None) -> Plan:
     """Resolve every request (this prepares its data: face crops are cached on first use) and
-    list its units once each. A unit keeps its fold weights when it is the first seed of a request."""
+    list its units once each. A unit keeps its fold weights when it is the first seed of a request,
+    or when a fine-tuning unit starts from them (its ``needs``: the pre-training unit of the same seed,
+    listed before it)."""
     prepared: dict = {}
     requests = [resolve_request(config, progress, device=device, prepared=prepared) for config in configs]
     units: dict[Path, UnitPlan] = {}
