@@ -183,3 +183,15 @@ def test_the_options_enter_the_key_and_the_plan_only_when_set_and_are_checked(tm
     with pytest.raises(SystemExit) as stopped:
         main([*command, "--supcon-weight", "half"])
     assert stopped.value.code == 2 and "argument --supcon-weight: invalid float value: 'half'" in capsys.readouterr().err
+
+
+def test_the_term_trains_under_the_bf16_speed_mode_too(one_torch_thread):
+    # under autocast the fused features are bf16; the head casts them and runs in fp32
+    data = random_prepared(subjects=3, clips=4)
+    data.samples["class_index"] = [0, 1, 2, 0] * 3
+    trainer = supcon_trainer(data, epochs=1)
+    trainer = dataclasses.replace(trainer, recipe=dataclasses.replace(trainer.recipe, precision="bf16"))
+    outcome, model = trainer.run(0, subject_folds(data)[0], None, lambda state: None, ckpt.CheckpointPolicy(5, 60),
+                                 False)
+    assert np.isfinite(outcome.curves[["train_loss", "train_supcon_loss"]].to_numpy()).all()
+    assert outcome.curves["train_supcon_loss"].iloc[0] > 0 and not model.classifier._forward_pre_hooks
