@@ -253,3 +253,20 @@ def test_on_ray_the_fine_tuning_folds_start_after_the_pre_training_unit_finished
     pre_finished = load_run(pre.path).provenance["finished"]
     starts = [fold_files.read_result(fine.path, fine.key, str(f.name)) for f in fine.folds]
     assert all(r.executor == "ray" and r.started >= pre_finished for r in starts)
+
+
+def test_each_emotions_recall_is_the_share_of_its_clips_put_in_their_class():
+    """SAMM's contempt is in the shared task's negative class: its recall is counted on its own clips."""
+    from tests.test_statistics import run_from
+    from tsfmicro.chapters.transfer import label_recall
+
+    predictions = pd.DataFrame({"seed": 0, "subject": ["a", "a", "b", "b", "c", "c"],
+                                "clip_id": ["a1", "a2", "b1", "b2", "c1", "c2"], "true": [0, 0, 0, 0, 2, 2],
+                                "pred_fixed": [0, 1, 0, 0, 2, 0]})
+    predictions["pred_oracle"] = predictions["pred_fixed"]
+    samples = pd.DataFrame({"subject": ["a", "a", "b", "b", "c", "c"], "clip_id": ["a1", "a2", "b1", "b2", "c1", "c2"],
+                            "label": ["Contempt", "Anger", "Contempt", "Anger", "Surprise", "Surprise"]})
+    table = label_recall({("samm", SHARED_TASK, "LOSO"): run_from(predictions)}, samples).set_index("label")
+    assert table.loc["Contempt", "mean"] == 1.0 and table.loc["Anger", "mean"] == 0.5  # a2 went to positive
+    assert table.loc["Surprise", "mean"] == 0.5 and table.loc["Contempt", "class"] == "negative"
+    assert table["clips"].tolist() == [2, 2, 2] and (table["low"] <= table["mean"]).all()

@@ -187,6 +187,28 @@ class TransferPage(ScoresPage):
         return report.class_recall_wide(self.recall, COLUMN)
 
     @functools.cached_property
+    def label_recall(self) -> pd.DataFrame:
+        """The share of each original label's clips (SAMM's contempt, fear, ...: the annotation's
+        emotions, grouped into the shared task's classes) that each run assigns to their class, with
+        its 95 % subject (x seed) bootstrap interval: the rare emotions the 3 classes hide."""
+        frames = []
+        for target in dict.fromkeys(key[0] for key in self.runs):
+            samples = self.study.samples(target, next(key[1] for key in self.runs if key[0] == target)).samples
+            frames.append(label_recall({key: run for key, run in self.runs.items() if key[0] == target}, samples))
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    @property
+    def label_recall_table(self) -> pd.DataFrame:
+        """:attr:`label_recall` for display: one row per dataset and label (fewest clips first), a
+        column per way of training, in percent."""
+        table = self.label_recall.assign(value=[
+            report.format_interval(r.mean, r.low, r.high) for r in self.label_recall.itertuples()])
+        wide = table.pivot_table(index=["dataset", "label", "class", "clips"], columns=COLUMN, values="value",
+                                 aggfunc="first", sort=False)
+        wide.columns = [f"{name} %" for name in wide.columns]
+        return wide.reset_index().sort_values(["dataset", "clips"], kind="stable").reset_index(drop=True)
+
+    @functools.cached_property
     def gaps(self) -> pd.DataFrame:
         """Per target, source and fine-tuning mode: the gap (LOSO − transfer) and what fine-tuning
         recovered of it (fine-tune − transfer), UF1 fixed, each with its paired interval."""
@@ -271,6 +293,28 @@ def _paired(reference: Run, other: Run) -> dict:
         return {"difference": float("nan"), "low": float("nan"), "high": float("nan"), "verdict": "not paired"}
     return metrics.paired_subject_seed_difference(reference.predictions, other.predictions, "pred_fixed",
                                                   len(reference.class_names))["uf1"]
+
+
+def label_recall(runs: dict, samples: pd.DataFrame, protocol: str = "fixed") -> pd.DataFrame:
+    """Per run (keyed (dataset, task, variant), all of one dataset) and original label of
+    ``samples`` (the dataset's sample table: ``subject``, ``clip_id``, ``label``): ``clips`` (per
+    seed), ``class`` (the task's class the label is grouped into), ``mean``/``low``/``high``: the share
+    of those clips predicted as their class (the label's recall), 95 % subject x seed bootstrap."""
+    column = f"pred_{report.check_protocol(protocol)}"
+    labels = samples.assign(subject=samples["subject"].astype(str), clip_id=samples["clip_id"].astype(str))[
+        ["subject", "clip_id", "label"]]
+    rows = []
+    for (dataset, task, variant), run in runs.items():
+        predictions = run.predictions.assign(subject=run.predictions["subject"].astype(str),
+                                             clip_id=run.predictions["clip_id"].astype(str))
+        joined = predictions.merge(labels, on=["subject", "clip_id"], how="left", validate="many_to_one")
+        for label, part in joined.dropna(subset=["label"]).groupby("label", sort=True):
+            found = metrics.subject_seed_interval(part, column, len(run.class_names))["accuracy"]
+            rows.append({"dataset": dataset, "task": task, COLUMN: variant, "label": label,
+                         "class": run.class_names[int(part["true"].iloc[0])],
+                         "clips": int((part["seed"] == part["seed"].min()).sum()),
+                         "mean": found["mean"], "low": found["low"], "high": found["high"]})
+    return pd.DataFrame(rows, columns=["dataset", "task", COLUMN, "label", "class", "clips", "mean", "low", "high"])
 
 
 def finetune_truth(tuned: Run, plain: Run, loso: Run, source: str, target: str, mode: str) -> Truth:
