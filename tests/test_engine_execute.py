@@ -234,8 +234,9 @@ def test_the_paper_plan_without_its_datasets_uses_their_published_sizes(capsys, 
     # the paper's 6 + 5 runs, the composite and cross-dataset chapters' 1 + 1 + 3 + 6, the temporal
     # branches (3 beside retention), the class-imbalance options (3 beside cross-entropy on 2 tasks) and
     # the automatic-apex run of the annotation chapter, the three baseline networks on the 6 tasks and
-    # the composite, the spatial depths 1, 4 and 6 beside the paper's 2: 3 seeds each
-    assert len(units) == (6 + 5 + 1 + 1 + 3 + 6) * 3 + 3 * 3 + 2 * 3 * 3 + 1 * 3 + 3 * 7 * 3 + 3 * 3
+    # the composite, the spatial depths 1, 4 and 6 beside the paper's 2, and closing the cross-dataset gap's
+    # fine-tuning (SAMM and CAS(ME)^3 from CASME II, 3 modes) and contrastive runs (2 targets): 3 seeds each
+    assert len(units) == (6 + 5 + 1 + 1 + 3 + 6) * 3 + 3 * 3 + 2 * 3 * 3 + 1 * 3 + 3 * 7 * 3 + 3 * 3 + (2 * 3 + 2) * 3
     assert all(u["state"] == "no data" for u in units)
     folds_of = {(u["dataset"], u["task"], u["options"]): u["folds"] for u in units}
     loso_folds = {("casme2", "5class"): 26, ("casme2", "3class"): 26, ("samm", "5class"): 27,
@@ -252,12 +253,17 @@ def test_the_paper_plan_without_its_datasets_uses_their_published_sizes(capsys, 
                         ("casme2", "5class", "apex=automatic"): 26, **branches, **options,
                         **{(d, t, f"arch={a}"): n for (d, t), n in {**loso_folds, ("megc2019", "3class"): 68}.items()
                            for a in ("ststnet", "off_apexnet", "htnet")},
-                        **{("casme2", "5class", f"spatial_depth={depth}"): 26 for depth in (1, 4, 6)}}
+                        **{("casme2", "5class", f"spatial_depth={depth}"): 26 for depth in (1, 4, 6)},
+                        **{(d, "3class_megc", f"pretrained=casme2{mode}"): n for d, n in (("samm", 28), ("casme3", 94))
+                           for mode in ("", ", finetune=head", ", finetune=frozen_spatial")},
+                        **{(d, "3class_megc", "supcon_weight=0.5"): n for d, n in (("samm", 28), ("casme3", 94))}}
     # a cross-dataset unit trains on all of one dataset: its published number of clips
     samm_to_casme3 = next(u for u in units if u["options"] == "test_dataset=casme3" and u["dataset"] == "samm")
     assert samm_to_casme3["train_clips_per_fold"] == 133
     tsfmicro = [u for u in units if not u["options"].startswith("arch=")]
-    assert all(u["epochs"] == 50 and u["preset"] == "paper" for u in tsfmicro)
+    # fine-tuning: the short recipe's quarter of the 50 epochs, rounded up (tsfmicro.engine.transfer)
+    assert all(u["epochs"] == (13 if u["options"].startswith("pretrained=") else 50) and u["preset"] == "paper"
+               for u in tsfmicro)
     # each baseline with its authors' code's epochs (tsfmicro/model/networks/), at its authors' size
     epochs = {f"arch={a}": n for a, n in (("ststnet", 800), ("off_apexnet", 3000), ("htnet", 800))}
     assert all(u["epochs"] == epochs[u["options"]] and u["preset"] == "paper" for u in units if u not in tsfmicro)

@@ -46,7 +46,7 @@ def test_overrides_narrow_the_paper_plan_without_editing_a_file(monkeypatch):
                                                 "ablation": {"fusions": ["ts_late", "spatial_only"]},
                                                 "composite": None, "cross_dataset": None,
                                                 "temporal_branch": {"variants": ["retention"]}, "imbalance": None,
-                                                "baselines": None, "spatial_branch": None})
+                                                "baselines": None, "spatial_branch": None, "transfer": None})
     assert study.dataset_tasks() == [("casme2", "5class")]
     assert [unit[:4] for unit in study.planned_units()] == [("casme2", "5class", "ts_late", 0),
                                                             ("casme2", "5class", "spatial_only", 0),
@@ -215,7 +215,7 @@ def test_the_chapter_sections_plan_their_runs_and_can_be_left_out(tmp_path):
     assert small.root("megc2019").name == "megc2019-1x3-seed0"
     assert (small.root("megc2019") / "combined_3class_gt.csv").is_file()
     # a section left out (null) plans nothing; the seeds fall back to `seeds`
-    bare = Params.load(DEMO_PARAMS, overrides={"composite": None, "cross_dataset": None})
+    bare = Params.load(DEMO_PARAMS, overrides={"composite": None, "cross_dataset": None, "transfer": None})
     assert cross_dataset.pairs(bare) == [] and cross_dataset.lodo_planned(bare) is None
     assert all(run.dataset != "megc2019" and run.task != "3class_megc" for run in bare.planned_runs())
     assert PlannedRun("megc2019", "3class", "ts_late", (4, 5)) in Params.load(
@@ -250,6 +250,7 @@ def test_the_temporal_branch_and_imbalance_sections_plan_their_variants_sharing_
         "seeds": [0, 1],  # the counts below are for two seeds, whatever the demo's
         "composite": None, "cross_dataset": None, "annotation": None, "baselines": None,  # their own tests
         "spatial_branch": None,  # chapter 12: tests/test_spatial_branch.py
+        "transfer": None,  # chapter 14: tests/test_transfer.py
         "temporal_branch": {"variants": ["retention", "conv", "transformer"], "seeds": [0]},
         "imbalance": {"tasks": ["samm/5class", "casme3/7class"], "options": ["cross_entropy", "focal", "class_balanced"],
                       "seeds": None}})
@@ -274,7 +275,7 @@ def test_the_temporal_branch_and_imbalance_sections_plan_their_variants_sharing_
 
     # left out or null: no runs, nothing to read
     for overrides in ({"temporal_branch": None, "imbalance": None, "composite": None, "cross_dataset": None,
-                       "annotation": None, "baselines": None, "spatial_branch": None},):
+                       "annotation": None, "baselines": None, "spatial_branch": None, "transfer": None},):
         bare = Params.load(DEMO_PARAMS, overrides=overrides)
         assert chapters.temporal_branch.variants(bare) == {} and chapters.imbalance.tasks(bare) == []
         assert all(not run.options for run in bare.planned_runs())

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tsfmicro.engine.recipes import get_recipe
-from tsfmicro.engine.runs import Request, request_identity
+from tsfmicro.engine.runs import Request, request_identity, run_recipe
+from tsfmicro.engine.transfer import pretraining_config
 from tsfmicro.params import Params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,17 +24,23 @@ FIXTURE = Path(__file__).parent / "fixtures" / "run_keys.json"
 PARAMS_FILES = ("params/demo.yaml", "params/paper.yaml")
 
 
+def request_of(config) -> Request:
+    """The request of ``config`` without its data (a fine-tuning request: with its pre-training
+    request's identity, as tsfmicro.engine.runs.resolve_request hashes it)."""
+    recipe = run_recipe(config)
+    pretraining = request_of(pretraining_config(config)).identity if config.pretrained is not None else None
+    identity = request_identity(config, recipe, "cpu", f"<data of {config.dataset}>",
+                                f"<data of {config.test_dataset}>" if config.test_dataset else None,
+                                pretraining=pretraining)
+    return Request(config, torch.device("cpu"), 0, None, recipe, identity)
+
+
 def planned_keys(params: Params) -> dict[str, list[str]]:
     """``<request stem>_<request key>`` -> its units' keys, for every planned run."""
     keys = {}
     for run in params.planned_runs():
         config = params._planned_config(run, root="")
-        recipe = get_recipe(config.recipe, config.dataset, config.task, fusion=config.fusion, epochs=config.epochs,
-                            batch_size=config.batch_size, precision=config.precision, loss=config.loss,
-                            sampling=config.sampling, arch=config.arch)
-        identity = request_identity(config, recipe, "cpu", f"<data of {config.dataset}>",
-                                    f"<data of {config.test_dataset}>" if config.test_dataset else None)
-        request = Request(config, torch.device("cpu"), 0, None, recipe, identity)
+        request = request_of(config)
         keys[f"{request.stem}_{request.key}"] = [request.unit_key(seed) for seed in config.seeds]
     return keys
 

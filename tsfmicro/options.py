@@ -16,7 +16,8 @@ needs from :data:`OPTIONS`:
 Owners: ``model`` (the network: a ModelConfig field or the network itself, ``arch``),
 ``recipe`` (a field of tsfmicro.engine.recipes.Recipe: the key holds it inside the recipe),
 ``data`` (how the prepared data is read), ``split`` (how the data becomes folds; the run's
-directory name says it, so ``Run.options`` leaves it out).
+directory name says it, so ``Run.options`` leaves it out), ``transfer`` (pre-training and
+fine-tuning: tsfmicro.engine.transfer).
 
 Defaults: a value, or :data:`PRESET` / :data:`RECIPE` (RunConfig holds None, meaning the model
 preset's or the recipe's own value; the engine resolves it).
@@ -34,7 +35,7 @@ from typing import Any
 
 PRESET = "the preset's"  # RunConfig holds None: the model preset's value (tsfmicro.model.PRESETS)
 RECIPE = "the recipe's"  # RunConfig holds None: the recipe's value (tsfmicro.engine.recipes)
-OWNERS = ("model", "recipe", "data", "split")
+OWNERS = ("model", "recipe", "data", "split", "transfer")
 # How an option enters a run key
 NOT_DEFAULT = "when not default"  # only when it differs from its (resolved) default
 ALWAYS = "always"  # every key holds it (a recipe option inside the recipe; image_size resolved)
@@ -134,6 +135,19 @@ OPTIONS: list[Option] = [
            "HTNet's quirks in its authors' code (transposed crop centres, one-token attention windows): authors "
            "(the network's default, reproduced) or fixed (corrected); tsfmicro.model.networks.htnet",
            choices="tsfmicro.model.networks.htnet:QUIRKS"),
+    Option("pretrained", "transfer", None,
+           "fine-tune from weights pre-trained on all clips of this source: a dataset (the cross-dataset run "
+           "source -> this dataset) or composite (the MEGC2019 composite without this dataset: its "
+           "leave-one-dataset-out fold); the pre-training run is derived, its folder is --source-root",
+           choices="tsfmicro.engine.transfer:SOURCES", label="pre-training source"),
+    Option("finetune", "transfer", "all",
+           "with --pretrained, what fine-tuning trains: all (every weight, default), head (the final classifier "
+           "only) or frozen_spatial (all but the spatial branch)", choices="tsfmicro.engine.transfer:FINETUNE_MODES",
+           label="fine-tuning mode"),
+    Option("finetune_recipe", "transfer", "short",
+           "with --pretrained, the fine-tuning stage's recipe: short (default: a quarter of the run's epochs at a "
+           "tenth of its learning rate) or full (the run's own recipe); tsfmicro.engine.transfer",
+           choices="tsfmicro.engine.transfer:FINETUNE_RECIPES", label="fine-tuning recipe"),
     Option(ARCH, "model", "tsfmicro",
            "the network (tsfmicro.model.registry): tsfmicro (the paper's, default; its variants are --fusion) "
            "or another registered network", choices="tsfmicro.model.registry:MODELS", params=True),

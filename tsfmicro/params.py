@@ -450,6 +450,11 @@ class Params:
         if options.get("test_dataset") and "test_root" not in options:
             # root="" plans a run whose data is missing (published sizes): its test side is missing too
             options["test_root"] = root if root == "" else str(self.root(options["test_dataset"]))
+        if options.get("pretrained") and "source_root" not in options:  # fine-tuning: the source's folder
+            from tsfmicro.engine.transfer import COMPOSITE, COMPOSITE_DATASET
+
+            source = COMPOSITE_DATASET if options["pretrained"] == COMPOSITE else options["pretrained"]
+            options["source_root"] = root if root == "" else str(self.root(source))
         settings = dict(
             dataset=dataset, root=str(self.root(dataset)) if root is None else root, task=task, fusion=fusion,
             preset=self.params["preset"], recipe=self.params["recipe"],

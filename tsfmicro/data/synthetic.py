@@ -81,6 +81,13 @@ PLANTED = (
                  "CAS(ME)^3 frames are colour at 640x480; CAS(ME)^3 clips are shorter (4-7 frames against 6-9)",
          expected="transfer between CASME II and SAMM below each one's within-dataset LOSO score",
          why="a model trained on colour crops meets grey crops (mean channel spread ~0 against > 0) only at test"),
+    dict(chapters=("transfer",),
+         planted="the same domain shift between the datasets (SAMM grey at 960x650, CASME II colour at 640x480), "
+                 "and nothing else that differs between them",
+         expected="plain transfer below the target's LOSO; fine-tuning the pre-trained weights under the target's "
+                  "LOSO folds above plain transfer (it closes part of the gap); nothing about the contrastive loss",
+         why="fine-tuning trains on the target's own grey crops (every subject but the held-out one), which plain "
+             "transfer never sees; the shift is between datasets, so a loss inside one dataset has nothing to undo"),
     dict(chapters=("annotation",),
          planted="the movement profile is known: sin^2 rise from 0 at the onset to 1 at the apex, then a "
                  "fall to 0.15 at the offset (synthetic._profile); the apex index is in the manifest",

@@ -53,6 +53,7 @@ def _add_train(subparsers) -> None:
     parser.add_argument("--checkpoint-seconds", type=float, default=60.0,
                         help="minimum seconds between checkpoints inside a fold; default: 60")
     parser.add_argument("--test-root", help="the test dataset's folder (with --test-dataset)")
+    parser.add_argument("--source-root", help="the pre-training source's folder (with --pretrained)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--strict", action="store_true", help=STRICT_HELP)
     parser.set_defaults(handler=run_train)
@@ -108,6 +109,7 @@ def run_train(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         checkpoint_seconds=args.checkpoint_seconds,
         test_root=args.test_root,
+        source_root=args.source_root,
         **{row.name: getattr(args, row.name) for row in OPTIONS},
     )
     from tsfmicro import report

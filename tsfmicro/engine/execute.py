@@ -15,6 +15,9 @@ Executors:
   there fails with that message. A worker that dies (killed, out of memory) has its fold retried
   by Ray up to ``max_retries`` times, from the fold's last mid-fold checkpoint.
 
+Units run in waves (``Plan.waves``): a fine-tuning unit's folds are sent only after the wave
+holding its pre-training unit has finished (tsfmicro.engine.transfer), on either executor.
+
 Whatever the executor, the number of workers and the order in which folds finish, the results
 are the same (bit-identical on the CPU): each fold seeds itself, and units are assembled in fold
 order from the folds' files.
@@ -43,6 +46,7 @@ from tsfmicro.engine.integrity import check_plan
 from tsfmicro.engine.plan import Plan, UnitPlan, make_plan
 from tsfmicro.engine.provenance import now
 from tsfmicro.engine.runs import RunConfig, model_overrides, write_request, write_unit
+from tsfmicro.engine.transfer import source_fold
 from tsfmicro.results import Run, is_finished, load_run
 
 EXECUTORS = ("local", "ray")
@@ -287,15 +291,19 @@ def execute(plan: Plan, executor, progress: bool = True, messages: bool = True) 
     check_plan(plan)  # damaged run files or fold results: named, rebuilt or retrained, before any training
     units_before = sum(u.finished for u in plan.units)
     remaining: dict[Path, set[str]] = {}
-    jobs = []
-    for unit in plan.units:
-        if unit.finished:
-            continue
-        done = set(unit.done_folds())
-        remaining[unit.path] = {str(f.name) for f in unit.folds} - done
-        for index, fold in enumerate(unit.folds):
-            if str(fold.name) not in done:
-                jobs.append((_task(unit, index, fold, executor, run_id), unit.request.data))
+    waves = []  # each wave's folds start after the previous wave's units are finished (fine-tuning)
+    for wave in plan.waves():
+        jobs = []
+        for unit in wave:
+            if unit.finished:
+                continue
+            done = set(unit.done_folds())
+            remaining[unit.path] = {str(f.name) for f in unit.folds} - done
+            for index, fold in enumerate(unit.folds):
+                if str(fold.name) not in done:
+                    jobs.append((_task(unit, index, fold, executor, run_id), unit.request.data))
+        waves.append(jobs)
+    jobs = [job for wave in waves for job in wave]
     units = {u.path: u for u in plan.units}
     bar = tqdm(total=plan.folds, initial=plan.folds - len(jobs), unit="fold", desc="folds", disable=not progress,
                smoothing=0.1, file=sys.stderr)
@@ -329,11 +337,14 @@ def execute(plan: Plan, executor, progress: bool = True, messages: bool = True) 
     try:
         if jobs:
             executor.start()
-        busy = collect(executor.map(jobs, wait=False, on_wait=say))
-        if busy:  # held by another `tsfmicro run`: wait for each, it is then finished by the other run
-            data = {id(t): units[Path(t.unit_dir)].request.data for t in busy}
-            waiting = [(t, data[id(t)]) for t in busy]
-            collect(executor.map(waiting, wait=True, on_wait=lambda holder: say(f"waiting for {holder}")))
+        for wave in waves:
+            if not wave:
+                continue
+            busy = collect(executor.map(wave, wait=False, on_wait=say))
+            if busy:  # held by another `tsfmicro run`: wait for each, it is then finished by the other run
+                data = {id(t): units[Path(t.unit_dir)].request.data for t in busy}
+                waiting = [(t, data[id(t)]) for t in busy]
+                collect(executor.map(waiting, wait=True, on_wait=lambda holder: say(f"waiting for {holder}")))
     finally:
         executor.close()
         bar.close()
@@ -354,6 +365,8 @@ def _task(unit: UnitPlan, index: int, fold, executor, run_id: str) -> FoldTask:
         device=request.device.type, frame_reselection=config.frame_reselection, keep_weights=unit.keep_weights,
         checkpoint_every=config.checkpoint_every, checkpoint_seconds=config.checkpoint_seconds,
         run_id=run_id, executor=executor.name, threads=executor.threads,
+        init_weights=None if unit.init_weights is None else str(unit.init_weights),
+        init_fold=None if unit.needs is None else source_fold(config), finetune=config.finetune,
     )
 
 

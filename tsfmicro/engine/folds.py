@@ -94,6 +94,10 @@ class FoldTask:
     executor: str
     threads: int | None = None  # torch intra-op threads for this fold; None: leave as is
     arch: str = "tsfmicro"  # the network (tsfmicro.model.registry; its default)
+    # fine-tuning (tsfmicro.engine.transfer): the pre-trained weights file, its fold, what is trained
+    init_weights: str | None = None
+    init_fold: str | None = None
+    finetune: str = "all"
 
     @property
     def name(self) -> str:
@@ -267,10 +271,18 @@ def run_fold_task(task: FoldTask, data, wait: bool = True, on_wait: Callable[[st
     if key not in _DEVICE_DATA:
         _DEVICE_DATA.clear()
         _DEVICE_DATA[key] = loso.DeviceData(data, device, task.frame_reselection)
+    def build_model():
+        model = model_from_config({"arch": task.arch, "preset": task.preset, "fusion": task.fusion,
+                                   **task.model_options}, task.num_classes)
+        if task.init_weights is None:
+            return model
+        from tsfmicro.engine.transfer import initialise
+
+        return initialise(model, task.init_weights, task.init_fold, task.finetune)
+
     trainer = loso.FoldTrainer(
         data=_DEVICE_DATA[key],
-        build_model=lambda: model_from_config({"arch": task.arch, "preset": task.preset, "fusion": task.fusion,
-                                               **task.model_options}, task.num_classes),
+        build_model=build_model,
         recipe=task.recipe,
         image_size=task.image_size,
         seed=task.seed,

@@ -254,6 +254,7 @@ class FoldTrainer:
         draws); mean loss (the recipe's loss) and accuracy. ``supcon``: the contrastive term is
         added to what is optimised (its own mean goes to the curves through ``supcon``)."""
         model.train()
+        hold_frozen(model)
         device = self.data.device
         # The epoch's order and augmentations are drawn on the CPU and moved in one copy each.
         train_labels = self.data.labels[train_index.to(device)]
@@ -305,6 +306,17 @@ class FoldTrainer:
             # Over the classes present in this subject's truth or predictions: the authors' criterion.
             "test_f1": metrics.uf1(truth, predicted, None),
         }
+
+
+def hold_frozen(model: torch.nn.Module) -> None:
+    """Keep modules whose own weights are all frozen (fine-tuning, tsfmicro.engine.transfer) in
+    evaluation mode while the rest trains: their BatchNorm statistics stay the pre-trained ones and
+    dropout stays off, so a frozen part computes what it computed after pre-training. Nothing
+    changes for a model that trains every weight."""
+    for module in model.modules():
+        own = list(module.parameters(recurse=False))
+        if own and not any(p.requires_grad for p in own):
+            module.eval()
 
 
 def save_fold_weights(weights_dir: Path, fold_name: str, model: torch.nn.Module) -> Path:

@@ -41,6 +41,18 @@ class UnitPlan:
     seed: int
     folds: list  # tsfmicro.data.Fold
     keep_weights: bool
+    # fine-tuning (tsfmicro.engine.transfer): the pre-training unit this unit needs finished first
+    needs: "UnitPlan | None" = None
+
+    @property
+    def init_weights(self) -> Path | None:
+        """The pre-trained weights every fold of a fine-tuning unit starts from (None: from scratch)."""
+        if self.needs is None:
+            return None
+        from tsfmicro.engine.transfer import source_fold
+        from tsfmicro.results import fold_weights_path
+
+        return fold_weights_path(self.needs.path / "weights", source_fold(self.request.config))
 
     @property
     def path(self) -> Path:
@@ -81,6 +93,21 @@ class Plan:
     def folds(self) -> int:
         return sum(len(u.folds) for u in self.units)
 
+    def waves(self) -> list[list[UnitPlan]]:
+        """The units in waves: the first needs nothing, each later one needs units of earlier waves
+        only (a fine-tuning unit after its pre-training unit); units keep their plan order."""
+        depth: dict[int, int] = {}
+
+        def wave(unit: UnitPlan) -> int:
+            if id(unit) not in depth:
+                depth[id(unit)] = 0 if unit.needs is None else 1 + wave(unit.needs)
+            return depth[id(unit)]
+
+        waves: list[list[UnitPlan]] = [[] for _ in range(1 + max(map(wave, self.units), default=-1))]
+        for unit in self.units:
+            waves[wave(unit)].append(unit)
+        return waves
+
     def table(self) -> pd.DataFrame:
         """One row per unit: what it is, its folds, compute and time estimates, its state."""
         return pd.DataFrame([unit_row(u) for u in self.units], columns=COLUMNS)
@@ -88,21 +115,38 @@ class Plan:
 
 def make_plan(configs: list[RunConfig], progress: bool = False, device=None) -> Plan:
     """Resolve every request (this prepares its data: face crops are cached on first use) and
-    list its units once each. A unit keeps its fold weights when it is the first seed of a request."""
+    list its units once each. A unit keeps its fold weights when it is the first seed of a request,
+    or when a fine-tuning unit starts from them (its ``needs``: the pre-training unit of the same seed,
+    listed before it)."""
     prepared: dict = {}
     requests = [resolve_request(config, progress, device=device, prepared=prepared) for config in configs]
     units: dict[Path, UnitPlan] = {}
     splits: dict[tuple[int, str], list] = {}
-    for request in requests:
+
+    def add(request: Request, seed: int, keep_weights: bool) -> UnitPlan:
         split_key = (id(request.data), request.split)
         if split_key not in splits:
             splits[split_key] = request.folds()
+        path = request.unit_path(seed)
+        if path in units:
+            units[path].keep_weights |= keep_weights
+        else:
+            units[path] = UnitPlan(request, seed, splits[split_key], keep_weights=keep_weights)
+        return units[path]
+
+    for request in requests:
         for position, seed in enumerate(request.config.seeds):
-            path = request.unit_path(seed)
-            if path in units:
-                units[path].keep_weights |= position == 0
-            else:
-                units[path] = UnitPlan(request, seed, splits[split_key], keep_weights=position == 0)
+            needs = None
+            if request.source is not None:  # its pre-training unit first, keeping the weights it starts from
+                needs = add(request.source, seed, keep_weights=True)
+            unit = add(request, seed, keep_weights=position == 0)
+            unit.needs = needs
+    for unit in units.values():
+        weights = unit.init_weights
+        if weights is not None and not unit.finished and unit.needs.finished and not weights.exists():
+            raise ValueError(f"the pre-training unit {unit.needs.path} finished without the weights of fold "
+                             f"{weights.stem} (only a request's first seed keeps them): delete that unit folder to "
+                             f"train it again with its weights, then fine-tune {unit.label}")
     return Plan(requests, list(units.values()))
 
 
@@ -222,9 +266,14 @@ def unit_row(unit: UnitPlan) -> dict:
 def plan_table(configs: list[RunConfig], unavailable: list[RunConfig] = (), device=None) -> pd.DataFrame:
     """:meth:`Plan.table` of ``configs``, then a row per seed of each ``unavailable`` request (a real
     dataset whose folder was not given) from the dataset's published size, state "no data"."""
+    from tsfmicro.engine.transfer import pretraining_config
+
     table = make_plan(configs, device=device).table()
+    # a fine-tuning request is priced with its pre-training run (listed first, once)
+    stages = [stage for config in unavailable
+              for stage in ([pretraining_config(config)] if config.pretrained is not None else []) + [config]]
     rows = [published_row(config, seed, device.type if device is not None else "cpu")
-            for config in unavailable for seed in config.seeds]
+            for config in stages for seed in config.seeds]
     rows = list({tuple(row[c] for c in ("dataset", "task", "fusion", "options", "seed")): row
                  for row in rows}.values())
     return pd.concat([table, pd.DataFrame(rows, columns=COLUMNS)], ignore_index=True) if rows else table
@@ -250,11 +299,10 @@ def published_folds(config: RunConfig) -> tuple[list[float], list[float]]:
 def published_row(config: RunConfig, seed: int, device_type: str) -> dict:
     """A plan row from the published size of ``config``'s dataset (its folder was not given)."""
     from tsfmicro.data import class_names
-    from tsfmicro.engine.recipes import get_recipe
+    from tsfmicro.engine.runs import run_recipe
 
     train, test = published_folds(config)
-    recipe = get_recipe(config.recipe, config.dataset, config.task, fusion=config.fusion, epochs=config.epochs,
-                        batch_size=config.batch_size, precision=config.precision, arch=config.arch)
+    recipe = run_recipe(config)
     return cost_row(config.dataset, config.task, config.fusion, config.preset, config.recipe, recipe.precision,
                     seed, len(class_names(config.dataset, config.task)), recipe.epochs, train, test, device_type,
                     STATE_NO_DATA, config.temporal_branch, config.arch, image_size=config.image_size,

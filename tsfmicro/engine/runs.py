@@ -21,8 +21,9 @@ the recipe's or RunConfig's), so keys made before an option existed hold: the ne
 the model options (rotary form, temporal branch), the training-time frame re-selection, the
 owners' errata choice, the automatic apex, the recipe's class-imbalance options (loss, sampling;
 inside the recipe), the evaluation split (when not LOSO) and a cross-dataset request's test
-dataset with its cache key. Paths, progress bars, checkpoint timing, the executor and the number of
-workers are not part of it. A request's key hashes the same without the seed, plus its list of
+dataset with its cache key, and a fine-tuning request's pre-training request (its identity hashed:
+tsfmicro.engine.transfer) with the fine-tuning recipe inside the recipe. Paths, progress bars,
+checkpoint timing, the executor and the number of workers are not part of it. A request's key hashes the same without the seed, plus its list of
 seeds. A finished unit or request (``metrics.json`` written last) is loaded instead of retrained,
 so a multi-seed request reuses seeds trained before. Planning and training live in
 tsfmicro.engine.plan and tsfmicro.engine.execute.
@@ -39,7 +40,7 @@ import torch
 import yaml
 
 from tsfmicro import _io, metrics
-from tsfmicro.engine import loso, provenance, recipes
+from tsfmicro.engine import loso, provenance, recipes, transfer
 from tsfmicro.engine import folds as fold_files
 from tsfmicro.engine.contrastive import check_settings as check_supcon
 from tsfmicro.engine.folds import FoldResult
@@ -62,8 +63,9 @@ class _RunConfigChecks:
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", str(self.root))
         object.__setattr__(self, "out", str(self.out))
-        if self.test_root is not None:
-            object.__setattr__(self, "test_root", str(self.test_root))
+        for name in ("test_root", "source_root"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, str(getattr(self, name)))
         if self.split == ("cross_dataset" if self.test_dataset is not None else "loso"):
             object.__setattr__(self, "split", None)  # the default split, named or not, is one request
         if self.cache_dir is not None:
@@ -100,6 +102,7 @@ _CORE_FIELDS = [
     ("checkpoint_every", int, field(default=5)),
     ("checkpoint_seconds", float, field(default=60.0)),
     ("test_root", "str | None", field(default=None)),  # the test dataset's folder (with test_dataset)
+    ("source_root", "str | None", field(default=None)),  # the pre-training source's folder (with pretrained)
 ]
 
 RunConfig = make_dataclass(
@@ -166,6 +169,7 @@ def validate(config: RunConfig) -> None:
             raise ValueError(f"{row.what} must be a number, got {value!r}")
     check_supcon(config.supcon_weight, config.supcon_temperature)
     check_network(config.arch, config.fusion, model_options(config))  # the one check of fusion
+    transfer.check_config(config)  # pretrained, finetune, finetune_recipe, source_root
     recipes.check_network_recipe(config.recipe, config.arch)  # a network with its own recipes: one of them
     if config.apex != "annotated" and config.frame_reselection:
         raise ValueError("frame_reselection re-selects frames around the annotated apex; it cannot be combined "
@@ -231,6 +235,7 @@ class Request:
     data: object  # tsfmicro.data.PreparedData
     recipe: object  # tsfmicro.engine.recipes.Recipe
     identity: dict  # what a unit's key hashes, without the seed
+    source: "Request | None" = None  # fine-tuning (``pretrained``): the pre-training request
 
     @property
     def split(self) -> str:
@@ -252,6 +257,8 @@ class Request:
     def stem(self) -> str:
         c = self.config
         dataset = f"{c.dataset}_to_{c.test_dataset}" if c.test_dataset else c.dataset
+        if c.pretrained is not None:  # fine-tuned: named by its source too
+            dataset = f"{dataset}_from_{c.pretrained}"
         # LOSO is the default and a cross-dataset request is named by its two datasets: others show
         task = c.task if self.split in ("loso", "cross_dataset") else f"{c.task}_{self.split}"
         return f"{dataset}_{task}_{network_name(c.arch, c.fusion)}_{c.preset}_{c.recipe}"
@@ -317,19 +324,39 @@ def resolve_request(config: RunConfig, progress: bool, device: torch.device | No
         if join_key not in prepared:
             prepared[join_key] = join_for_cross_dataset(data, test_data)
         data = prepared[join_key]
+    source = None
+    if config.pretrained is not None:  # the pre-training request, resolved with the same prepared data
+        source = resolve_request(transfer.pretraining_config(config), progress, device=device, prepared=prepared)
+        fold = transfer.source_fold(config)
+        (pre_fold,) = [f for f in source.folds() if str(f.name) == fold]
+        transfer.check_no_leak(source.data.samples, pre_fold.train_index, data.samples, config.pretrained,
+                               config.dataset)
+        if list(source.data.class_names) != list(data.class_names):
+            raise ValueError(f"pretrained {config.pretrained}: its classes ({', '.join(source.data.class_names)}) "
+                             f"are not {config.dataset} {config.task}'s ({', '.join(data.class_names)})")
+    recipe = run_recipe(config)
+    identity = request_identity(config, recipe, device.type, own_cache_key,
+                                test_data.cache_key if test_data is not None else None,
+                                pretraining=source.identity if source is not None else None)
+    return Request(config, device, image_size, data, recipe, identity, source)
+
+
+def run_recipe(config: RunConfig):
+    """The recipe a request trains with: its named recipe with the recipe options, and for a
+    fine-tuning request (``pretrained``) its fine-tuning recipe (tsfmicro.engine.transfer)."""
     recipe = get_recipe(config.recipe, config.dataset, config.task, fusion=config.fusion, arch=config.arch,
                         **recipe_options(config))
-    identity = request_identity(config, recipe, device.type, own_cache_key,
-                                test_data.cache_key if test_data is not None else None)
-    return Request(config, device, image_size, data, recipe, identity)
+    return recipe if config.pretrained is None else transfer.finetune_recipe(recipe, config.finetune_recipe)
 
 
 def request_identity(config: RunConfig, recipe, device_type: str, data_cache_key: str,
-                     test_data_cache_key: str | None = None) -> dict:
+                     test_data_cache_key: str | None = None, pretraining: dict | None = None) -> dict:
     """What a request's keys hash (without the seed): the config resolved against its recipe
     (``tsfmicro.engine.recipes.Recipe``), the training device's type and the prepared data's
     cache keys. Options enter only when they differ from the default, so keys made before an
-    option existed hold (tests/fixtures/run_keys.json pins the keys of both parameters files)."""
+    option existed hold (tests/fixtures/run_keys.json pins the keys of both parameters files).
+    ``pretraining``: a fine-tuning request's pre-training request's identity (hashed in: other
+    pre-trained weights, another key)."""
     image_size = input_size(config)
     identity = {
         "engine_version": ENGINE_VERSION,
@@ -355,6 +382,8 @@ def request_identity(config: RunConfig, recipe, device_type: str, data_cache_key
     if config.test_dataset is not None:
         identity["test_dataset"] = config.test_dataset
         identity["test_data_cache_key"] = test_data_cache_key
+    if pretraining is not None:
+        identity["pretraining"] = _hash(pretraining)
     if loso.FLOW in network_inputs(config):  # its settings, as the crops' cache key (TSFmicro never reads flow)
         from tsfmicro.data.flow import DEFAULT_SETTINGS
 
