@@ -255,8 +255,8 @@ class LongVideoWriter(_Writer):
     ``plan_video`` draws events, ``render_video`` yields frames, ``record_event`` fills the manifest."""
 
     def __init__(self, root: Path, layout: str, subjects: int, videos_per_subject: int, seed: int,
-                 frame_size: tuple[int, int], stream: int, frames: int, fps: int):
-        super().__init__(root, layout, subjects, videos_per_subject, seed, frame_size, stream)
+                 frame_size: tuple[int, int], stream: int, frames: int, fps: int, faces_of: tuple[int, tuple[int, int]] | None = None):
+        super().__init__(root, layout, subjects, videos_per_subject, seed, frame_size, stream, faces_of)
         self.video_frames, self.fps = frames, fps
 
     def plan_video(self, emotions: list[str], lengths: dict[str, tuple[int, int]],
@@ -295,11 +295,13 @@ class LongVideoWriter(_Writer):
         face = self.faces[subject_index]
         phase = self.rng.uniform(0, 2 * np.pi, size=2)
         period = self.video_frames * self.rng.uniform(0.8, 1.5)
-        fields = {}
+        fields, pasted = {}, {}
         for index in range(self.video_frames):
             shift = np.round(drift * np.sin(2 * np.pi * index / period + phase))
-            neutral, landmarks = _paste(face, face.centre + shift)
-            neutral *= 1 + 0.01 * np.sin(index / 7.0)
+            if tuple(shift) not in pasted:  # the drift takes a few whole-pixel values: each pasted once
+                pasted[tuple(shift)] = _paste(face, face.centre + shift)
+            neutral, landmarks = pasted[tuple(shift)]
+            neutral = neutral * (1 + 0.01 * np.sin(index / 7.0))
             for number, event in enumerate(events):
                 strength = event.intensity * event_profile(index, event)
                 if strength > 0:
@@ -329,8 +331,14 @@ def write_long_videos(name: str, out: str | Path, subjects: int = 2, videos_per_
     out = Path(out).expanduser()
     with synthetic_folder(out) as staging:
         # frames None: the dataset's writer takes its own default length
+        faces_of = None
+        if spec.reader.same_people is not None:  # the clip dataset's people: its synthetic subjects' faces
+            from .registry import dataset_spec
+
+            clips = dataset_spec(spec.reader.same_people).synthetic
+            faces_of = (clips.stream, clips.frame_size)
         writer = LongVideoWriter(staging, name, subjects, videos_per_subject, seed, spec.synthetic.frame_size,
-                                 spec.synthetic.stream, frames, spec.reader.fps)
+                                 spec.synthetic.stream, frames, spec.reader.fps, faces_of)
         spec.synthetic.write(writer)
         write_csv(staging / MANIFEST_FILE, pd.DataFrame(writer.manifest))
         write_text(staging / MARKER_FILE, (

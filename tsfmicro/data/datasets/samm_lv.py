@@ -20,6 +20,11 @@ from ..specs import DatasetSpec, FrameLayout, LongVideoSheet, SyntheticLayout
 from ..synthetic import _save, _write_sheet
 from .samm import SAMM_SUBJECTS
 
+# The STR emotion classes of SAMM's labels (long_videos.md section 1: MEAN load_label.py:3-13,40-47,
+# which joins the SAMM micro sheet on the long video's Filename for the emotion)
+STR_EMOTIONS = {"anger": "negative", "contempt": "negative", "disgust": "negative", "fear": "negative",
+                "sadness": "negative", "happiness": "positive", "surprise": "surprise", "other": "others"}
+
 PREAMBLE_ROWS = 10
 _FILENAME = re.compile(r"(\d+)_(\d+)_(\d+)")
 
@@ -100,8 +105,12 @@ SPEC = DatasetSpec(
     display_name="SAMM-LV",
     labels=(),
     tasks={},  # emotions are not in the long-video workbook (see the module docstring)
-    reader=LongVideoSheet(patterns=("samm_longvideos_v*.xlsx",), rows=_rows, videos=_videos, kind=_kind, fps=200),
+    reader=LongVideoSheet(patterns=("samm_longvideos_v*.xlsx",), rows=_rows, videos=_videos, kind=_kind, fps=200,
+                          same_people="samm", emotions=STR_EMOTIONS,
+                          emotions_source="MEAN (genbing99/MEAN_Spot-then-recognize) load_label.py:3-13,40-47 "
+                                          "(long_videos.md section 1)"),
     frames=FrameLayout(raw=("SAMM_longvideos", "SAMM_longvideos/SAMM_longvideos")),
+    # the faces are SAMM's synthetic subjects' (same_people), cut to this frame size around the face
     synthetic=SyntheticLayout(_write_samm_lv, frame_size=(640, 480), stream=11),
     obtain="Manchester Metropolitan University (Moi Hoon Yap's group): sign the SAMM licence agreement and "
            "ask for the SAMM Long Videos as instructed on the SAMM page.",
