@@ -238,6 +238,9 @@ class Event:
     label: str  # the emotion ('' for a distractor)
 
 
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601 luma, PIL's RGB -> L weights
+
+
 def event_profile(index: int, event: Event) -> float:
     """0 at the start, 1 at the apex, back to 0 at the end (sin^2 both ways): a movement that
     returns to neutral, as an expression in a long video does."""
@@ -288,18 +291,21 @@ class LongVideoWriter(_Writer):
             position = start + size + gap
         return events
 
-    def render_video(self, subject_index: int, events: list[Event], drift: float = 1.0):
+    def render_video(self, subject_index: int, events: list[Event], drift: float = 1.0, grey: bool = False):
         """Frames (uint8 RGB) of one video: the subject's face with ``events``, a slow head drift of
         up to ``drift`` pixels (whole pixels: the face moves by one-pixel steps, a distractor),
-        lighting flicker of 1 % and sensor noise."""
+        lighting flicker of 1 % and sensor noise. ``grey``: (H, W) grey frames, rendered in one
+        channel (a third of the work: SAMM's frames are grey)."""
         face = self.faces[subject_index]
         phase = self.rng.uniform(0, 2 * np.pi, size=2)
         period = self.video_frames * self.rng.uniform(0.8, 1.5)
         fields, pasted = {}, {}
+        noise = self.noise @ LUMA[:, None] if grey else self.noise
         for index in range(self.video_frames):
             shift = np.round(drift * np.sin(2 * np.pi * index / period + phase))
             if tuple(shift) not in pasted:  # the drift takes a few whole-pixel values: each pasted once
-                pasted[tuple(shift)] = _paste(face, face.centre + shift)
+                frame, marks = _paste(face, face.centre + shift)
+                pasted[tuple(shift)] = (frame @ LUMA[:, None] if grey else frame), marks
             neutral, landmarks = pasted[tuple(shift)]
             neutral = neutral * (1 + 0.01 * np.sin(index / 7.0))
             for number, event in enumerate(events):
@@ -309,8 +315,9 @@ class LongVideoWriter(_Writer):
                     if key not in fields:
                         fields[key] = _displacement(landmarks, event.movement, neutral.shape[:2])
                     neutral = _warp(neutral, fields[key], strength)
-            neutral += self.noise[self.rng.integers(len(self.noise))]
-            yield np.clip(neutral, 0, 255).astype(np.uint8)
+            neutral += noise[self.rng.integers(len(noise))]
+            frame = np.clip(neutral, 0, 255).astype(np.uint8)
+            yield frame[..., 0] if grey else frame
 
     def record_event(self, event: Event, subject_index: int, subject: str, video: str, first: int,
                      expected: str = "valid") -> None:

@@ -380,7 +380,7 @@ def _warp(neutral: np.ndarray, field: _Field, strength: float) -> np.ndarray:
     region = neutral[y0:y1, x0:x1]
     y, x = np.mgrid[0:y1 - y0, 0:x1 - x0].astype(np.float32)
     coordinates = [y - strength * field.dy, x - strength * field.dx]
-    for channel in range(3):
+    for channel in range(frame.shape[2]):  # 3 (colour) or 1 (a grey long video)
         frame[y0:y1, x0:x1, channel] = ndimage.map_coordinates(region[..., channel], coordinates, order=1, mode="nearest")
     return frame
 

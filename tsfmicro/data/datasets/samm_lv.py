@@ -79,7 +79,7 @@ def _write_samm_lv(writer: LongVideoWriter) -> None:
             events = writer.plan_video(["negative", "positive", "surprise", "others"],
                                        {"micro": (50, 90), "macro": (120, 200), "blink": (30, 45)},
                                        {"micro": 2, "macro": 1, "blink": 1})
-            for index, frame in enumerate(writer.render_video(s, events)):
+            for index, frame in enumerate(writer.render_video(s, events, grey=True)):
                 _save(base / video / f"{video}_{index + 1:05d}.jpg", frame, grey=True)
             expressions = [e for e in events if e.kind != "blink"]
             for k, event in enumerate(expressions):
