@@ -111,7 +111,8 @@ SPEC = DatasetSpec(
                                           "(long_videos.md section 1)"),
     frames=FrameLayout(raw=("SAMM_longvideos", "SAMM_longvideos/SAMM_longvideos")),
     # the faces are SAMM's synthetic subjects' (same_people), cut to this frame size around the face
-    synthetic=SyntheticLayout(_write_samm_lv, frame_size=(640, 480), stream=11),
+    # (480 x 360: a small frame keeps the demo's writing and spotting within its budget)
+    synthetic=SyntheticLayout(_write_samm_lv, frame_size=(480, 360), stream=11),
     obtain="Manchester Metropolitan University (Moi Hoon Yap's group): sign the SAMM licence agreement and "
            "ask for the SAMM Long Videos as instructed on the SAMM page.",
     layout="SAMM_LV/SAMM_LongVideos_V2_Release.xlsx and SAMM_LV/SAMM_longvideos/006_1/006_1_00001.jpg",
