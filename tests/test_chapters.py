@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # --------------------------------------------------------------------------------------- the registry
 def test_the_notebooks_toc_and_makefile_follow_the_registry():
     listed = chapters.notebooks()
-    assert listed[0] == "00_datasets" and listed[-1] == "12_spatial_branch" and len(listed) == len(set(listed)) == 13
+    assert listed[0] == "00_datasets" and listed[-1] == "13_long_videos" and len(listed) == len(set(listed)) == 14
     assert sorted(path.stem for path in (ROOT / "notebooks").glob("*.ipynb")) == sorted(listed)
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     (results,) = [part for part in toc["parts"] if part["caption"].startswith("Results")]
