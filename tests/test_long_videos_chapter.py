@@ -129,7 +129,8 @@ def test_the_page_shows_spotting_strs_recognition_and_its_truths(study):
 def test_the_section_is_checked():
     from tsfmicro.params import Params
 
-    with pytest.raises(ValueError, match="long_videos.recognisers: casme2 is not the clip dataset of the same people as any of long_videos.datasets \\(samm\\)"):
+    with pytest.raises(ValueError, match="long_videos.recognisers: casme2 is not the clip dataset of the same "
+                                         "people as any of long_videos.datasets \\(samm\\)"):
         Params.load(ROOT / "params" / "demo.yaml", overrides={"long_videos": {"recognisers": ["casme2/5class"]}})
     with pytest.raises(ValueError, match="long_videos.datasets: .*casme_sqq"):
         Params.load(ROOT / "params" / "demo.yaml", overrides={"long_videos": {"datasets": ["casme_sqq"]}})
@@ -143,3 +144,38 @@ def test_the_section_is_checked():
     assert list(runs(params).values()) == main[:1]  # the main results' run, shared
     paper = Params.load(ROOT / "params" / "paper.yaml")
     assert paper.section("long_videos").datasets == ("casme_sq", "samm_lv", "casme3_lv")
+
+
+def test_the_plan_names_the_spotting_step_and_the_missing_folders(monkeypatch, tmp_path):
+    from tsfmicro.chapters.long_videos import plan_lines
+    from tsfmicro.params import Params
+
+    for name in ("casme_sq", "samm_lv", "casme3_lv"):
+        monkeypatch.delenv(f"TSFMICRO_{name.upper()}_ROOT", raising=False)
+    lines = plan_lines(Params.load(ROOT / "params" / "paper.yaml"))
+    assert len(lines) == 4 and all("folder not given" in line for line in lines[1:])
+    assert "roots.samm_lv or TSFMICRO_SAMM_LV_ROOT" in lines[2]
+    given = plan_lines(Params.load(ROOT / "params" / "paper.yaml", roots={"samm_lv": str(tmp_path)}))
+    assert f"SAMM-LV: spot every video of {tmp_path}" in given[2] and "recognise with samm/5class" in given[2]
+    assert "spotting only" not in given[2] and "folder not given" in given[1]
+    assert plan_lines(Params.load(ROOT / "params" / "demo.yaml", overrides={"long_videos": None})) == []
+
+
+def test_on_real_data_the_emotion_is_joined_from_the_clip_dataset_by_the_intervals_name(study, monkeypatch):
+    """SAMM-LV's sheet has no emotion: each interval takes the SAMM clip's of its Filename (MEAN's join),
+    mapped to the STR classes; an interval without a clip of that name has none ("")."""
+    from tsfmicro.chapters import get
+    from tsfmicro.chapters.long_videos import LongVideosPage
+    from tsfmicro.data.annotations import load_clips
+
+    study_, _ = study
+    monkeypatch.setattr(LongVideosPage, "synthetic", property(lambda self: False))
+    page = LongVideosPage(study_, get("long_videos"))
+    truths = page.truths_by_dataset["samm_lv"]
+    intervals = page.tables["samm_lv"].intervals
+    assert len(truths) == len(intervals) and (intervals["interval_id"].str.fullmatch(r"\d{3}_\d_\d")).all()
+    clips = load_clips("samm", study_.parameters.root("samm")).clips.set_index("clip_id")["label"]
+    str_class = {"anger": "negative", "contempt": "negative", "disgust": "negative", "fear": "negative",
+                 "sadness": "negative", "happiness": "positive", "surprise": "surprise", "other": "others"}
+    expected = [str_class[clips[i].lower()] if i in clips.index else "" for i in intervals["interval_id"]]
+    assert list(truths["emotion"]) == expected and any(expected)

@@ -129,6 +129,36 @@ def long_video_root(params, name: str) -> Path | None:
     return Path(os.path.expanduser(str(folder))) if folder else None
 
 
+def plan_lines(params) -> list[str]:
+    """What ``tsfmicro plan`` says of this chapter beside the training units: per long-video dataset
+    the spotting step (training-free, on every video) and its recogniser (a planned run above), or
+    the folder that is missing."""
+    section = params.section("long_videos")
+    if section is None:
+        return []
+    chosen = recognisers(params)
+    lines = ["long videos (chapter 13; no training):"]
+    for name in section.datasets:
+        spec = _spec(name)
+        if params.synthetic:
+            where = "synthetic long videos, written when first needed"
+        else:
+            folder = (params.params.get("roots") or {}).get(name) or os.environ.get(spec.root_variable)
+            if not folder:
+                lines.append(f"  {spec.display_name}: folder not given (roots.{name} or {spec.root_variable}; "
+                             f"{spec.layout}): left out")
+                continue
+            where = str(folder)
+        step = f"  {spec.display_name}: spot every video of {where} (MDMD-like)"
+        if name in chosen:
+            dataset, task = chosen[name]
+            step += f", then recognise with {dataset}/{task} ts_late (the main results' run above, first seed)"
+        else:
+            step += ", spotting only (no recogniser of the same people)"
+        lines.append(step)
+    return lines
+
+
 def planted(root: Path) -> pd.DataFrame:
     """The manifest of a synthetic long-video root (one row per planted event; subject, video as text)."""
     from tsfmicro.data.synthetic import MANIFEST_FILE
@@ -284,9 +314,28 @@ class LongVideosPage(Page):
             else:
                 emotions = _spec(name).reader.emotions
                 rows = table.intervals.copy()
-                rows["emotion"] = [emotions.get(str(label).lower(), str(label).lower()) for label in rows["label"]]
+                joined = self.clip_labels(name)  # SAMM-LV: the emotion is the SAMM clip's of the same name
+                labels = [label or joined.get(interval_id, "") for label, interval_id in
+                          zip(rows["label"].astype(str), rows["interval_id"].astype(str))]
+                rows["emotion"] = [emotions.get(label.lower(), label.lower()) for label in labels]
                 out[name] = rows[["subject", "video", "onset", "apex", "offset", "kind", "emotion"]]
         return out
+
+    def clip_labels(self, name: str) -> dict[str, str]:
+        """clip id -> label of the clip dataset of the same people (its annotation read, when its
+        folder is given): the emotions a long-video sheet without them joins by the interval's name
+        (MEAN joins the SAMM micro sheet on Filename: long_videos.md section 1); {} otherwise."""
+        from tsfmicro.data.annotations import load_clips
+        from tsfmicro.params import DatasetRootMissing
+
+        people = _spec(name).reader.same_people
+        if people is None:
+            return {}
+        try:
+            clips = load_clips(people, self.parameters.root(people)).clips
+        except (DatasetRootMissing, FileNotFoundError):
+            return {}
+        return dict(zip(clips["clip_id"].astype(str), clips["label"].astype(str)))
 
     @functools.cached_property
     def blinks(self) -> dict[str, pd.DataFrame]:

@@ -42,7 +42,10 @@ from .specs import MARKER_FILE, SYNTHETIC_SOURCE, DatasetSpec, LongVideoSheet
 from .synthetic import MANIFEST_FILE, LABEL_MOVEMENT, _displacement, _paste, _warp, _Writer, synthetic_folder
 from .types import REPORT_COLUMNS
 
-INTERVAL_COLUMNS = ["dataset", "subject", "video", "onset", "apex", "offset", "kind", "label", "file", "row"]
+# interval_id: the sheet's own name of the interval where it has one (SAMM-LV's Filename, 006_1_2: the
+# SAMM clip of the same expression, whose emotion MEAN joins), else ""
+INTERVAL_COLUMNS = ["dataset", "subject", "video", "onset", "apex", "offset", "kind", "label", "file", "row",
+                    "interval_id"]
 VIDEO_COLUMNS = ["dataset", "subject", "video", "folder", "first_frame", "last_frame", "frames", "missing"]
 
 
@@ -161,7 +164,7 @@ def load_long_videos(name: str, root: str | Path, strict: bool = False) -> LongV
         seen.add(key)
         intervals.append(dict(dataset=name, subject=video["subject"], video=video["video"], onset=onset, apex=apex,
                               offset=offset, kind=kind, label=_text(record.get("label")), file=str(annotation),
-                              row=record.get("row")))
+                              row=record.get("row"), interval_id=_text(record.get("interval_id"))))
     for video in videos.values():
         if video["missing"]:
             quirks.append(dict(dataset=name, file=video["folder"], row=None, subject=video["subject"],
@@ -258,7 +261,8 @@ class LongVideoWriter(_Writer):
     ``plan_video`` draws events, ``render_video`` yields frames, ``record_event`` fills the manifest."""
 
     def __init__(self, root: Path, layout: str, subjects: int, videos_per_subject: int, seed: int,
-                 frame_size: tuple[int, int], stream: int, frames: int, fps: int, faces_of: tuple[int, tuple[int, int]] | None = None):
+                 frame_size: tuple[int, int], stream: int, frames: int, fps: int,
+                 faces_of: tuple[int, tuple[int, int]] | None = None):
         super().__init__(root, layout, subjects, videos_per_subject, seed, frame_size, stream, faces_of)
         self.video_frames, self.fps = frames, fps
 

@@ -91,9 +91,10 @@ def recognise_spotted(run: Run, table, truths: pd.DataFrame, emotions: dict[str,
     folder = Path(run.path) / EVALUATIONS
     spotted_file, truths_file = folder / f"str_{key}_spotted.csv", folder / f"str_{key}_truths.csv"
     if spotted_file.is_file() and truths_file.is_file():
-        kinds = {"subject": str, "video": str}
-        return SpotRecognition(pd.read_csv(spotted_file, dtype=kinds).fillna({"crop_method": ""}),
-                               pd.read_csv(truths_file, dtype=kinds), order, spotted_file)
+        text = {column: str for column in ("subject", "video", "kind", "emotion", "fold", "crop_method", "pred_label",
+                                           "pred_emotion")}  # ids such as 006 stay text
+        return SpotRecognition(pd.read_csv(spotted_file, dtype=text, keep_default_na=False),
+                               pd.read_csv(truths_file, dtype=text, keep_default_na=False), order, spotted_file)
     if spotted is None:
         spotted = spot_dataset(table, params)
     spotted = spotted[PREDICTION_COLUMNS].astype({"subject": str, "video": str}).reset_index(drop=True)

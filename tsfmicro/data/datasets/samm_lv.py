@@ -46,7 +46,8 @@ def _rows(sheets: dict) -> list[dict]:
         if match is None:
             record["problem"] = f"filename {_cell(cells[1])!r} is not subject_video_index (006_1_1)"
         else:
-            record.update(subject=f"{int(match.group(1)):03d}", video=f"{int(match.group(1)):03d}_{match.group(2)}")
+            record.update(subject=f"{int(match.group(1)):03d}", video=f"{int(match.group(1)):03d}_{match.group(2)}",
+                          interval_id=_cell(cells[1]).split(".")[0])  # SAMM's clip name: the emotion's join key
         rows.append(record)
     return rows
 
