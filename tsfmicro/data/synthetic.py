@@ -108,6 +108,16 @@ PLANTED = (
          expected="the paper's claim does not hold: the spatial branch's identity probe near 100 % at every depth "
                   "(no room for deeper blocks to add identity); recognition not moved by the depth beyond noise",
          why="the onset frame identifies the subject whatever the depth, and holds no class information"),
+    dict(chapters=("long_videos",),
+         planted="long videos (tsfmicro.data.long_videos) of the clip dataset's own synthetic people (SAMM-LV "
+                 "subject s is SAMM's subject s) with planted micro and macro intervals of known onset, apex, "
+                 "offset and emotion (the clips' movement of that emotion), blinks and a one-pixel head drift as "
+                 "distractors; onsets and lengths in the manifest",
+         expected="the planted intervals spotted (IoU >= 0.5) far above chance; blinks mostly not spotted; the "
+                  "spotted true positives' emotion recognised above chance (4 STR classes) by the fold model that "
+                  "never saw the subject",
+         why="each planted interval is a movement that rises and returns, which the block-difference score "
+             "peaks on; the recogniser learned each emotion's movement on the other subjects' clips"),
 )
 
 # ---------------------------------------------------------------------------- faces
