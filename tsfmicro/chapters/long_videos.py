@@ -426,7 +426,8 @@ class LongVideosPage(Page):
 
     def truth_rows(self, name: str) -> pd.DataFrame:
         """The ground-truth intervals recognised (perfect spotting): subject, video, truth, pred."""
-        rows = self.recognition[name].truths
+        result = self.recognition[name]
+        rows = result.truths[result.truths["emotion"].astype(str).isin(result.emotions)]  # those with an emotion
         return pd.DataFrame({"subject": rows["subject"], "video": rows["video"], "truth": rows["emotion"].astype(str),
                              "pred": rows["pred_emotion"].astype(str)})
 
