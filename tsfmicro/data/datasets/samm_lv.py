@@ -5,8 +5,12 @@ Facts (shared/reference/long_videos.md, section 1): frames SAMM_longvideos/<sss>
 is read): rows 0-9 a preamble, then one row per interval, no header: Subject, Filename
 (006_1_1 = subject_video_index), Inducement Code, Onset, Apex, Offset, Duration, Type ('Micro -
 1/2', 'Macro'), Action Units, Notes (V1: the same positions for these). Values may be decimal
-(the MEGC2020 baseline rounds int(x + 0.5)). No emotion column: the STR emotion is joined from
-the SAMM micro-expression codes (a later session). 200 fps.
+(the MEGC2020 baseline rounds int(x + 0.5)). No emotion column: each interval keeps its Filename
+(``interval_id``), the name of the SAMM clip of the same expression, whose emotion the long-video
+chapter joins (as MEAN does) and maps to the STR classes (``STR_EMOTIONS``). 200 fps.
+
+The people are SAMM's (``same_people``): SAMM's runs recognise the intervals, and the synthetic
+copy draws SAMM's synthetic subjects' faces (subject s here is SAMM's subject s).
 """
 from __future__ import annotations
 
