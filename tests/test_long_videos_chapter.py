@@ -179,3 +179,17 @@ def test_on_real_data_the_emotion_is_joined_from_the_clip_dataset_by_the_interva
                  "sadness": "negative", "happiness": "positive", "surprise": "surprise", "other": "others"}
     expected = [str_class[clips[i].lower()] if i in clips.index else "" for i in intervals["interval_id"]]
     assert list(truths["emotion"]) == expected and any(expected)
+
+
+@pytest.mark.parametrize("name, clips", [("samm_lv", "samm"), ("casme3_lv", "casme3")])
+def test_written_long_videos_show_the_clip_datasets_people(name, clips, tmp_path):
+    """The same seed: subject s of the long videos has the photo and the id of the clip dataset's subject s."""
+    from tsfmicro.data.long_videos import long_video_spec
+
+    assert long_video_spec(name).reader.same_people == clips
+    long = write_long_videos(name, tmp_path / name, subjects=2, videos_per_subject=1, seed=3)
+    short = write_synthetic(clips, tmp_path / clips, subjects=2, clips_per_subject=3, seed=3)
+    read = lambda root: pd.read_csv(root / "TSFMICRO_SYNTHETIC_manifest.csv", dtype={"subject": str})  # noqa: E731
+    first = lambda table: table.drop_duplicates("subject")[["subject", "photo"]].values.tolist()  # noqa: E731
+    assert first(read(long)) == first(read(short))
+    assert set(load_long_videos(name, long).intervals["subject"]) == set(read(short)["subject"])
