@@ -13,7 +13,6 @@ import torch
 from tsfmicro.data import write_synthetic
 from tsfmicro.data.long_videos import LongVideoWriter, load_long_videos, write_long_videos
 from tsfmicro.data.synthetic import _Writer
-from tsfmicro.engine import loso
 from tsfmicro.engine.recognise import SUBMISSION_COLUMNS, recognise_spotted
 from tsfmicro.spotting_metrics import strs
 

@@ -344,7 +344,7 @@ def interval_probabilities(run: Run, frames_by_interval, folds=None, device: str
     return table[columns]
 
 
-def _model_input(crops: np.ndarray, image_size: int, device) -> "torch.Tensor":
+def _model_input(crops: np.ndarray, image_size: int, device):
     """uint8 crops ``(B, H, W, 3)`` -> the network's input on ``device`` (the engine's transform)."""
     import torch
 
