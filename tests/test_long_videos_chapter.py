@@ -192,3 +192,27 @@ def test_written_long_videos_show_the_clip_datasets_people(name, clips, tmp_path
     first = lambda table: table.drop_duplicates("subject")[["subject", "photo"]].values.tolist()  # noqa: E731
     assert first(read(long)) == first(read(short))
     assert set(load_long_videos(name, long).intervals["subject"]) == set(read(short)["subject"])
+
+
+def test_spotting_is_kept_per_video_and_a_stopped_run_goes_on(study, tmp_path, monkeypatch):
+    """The spotting of every video is kept as it is done: with the dataset's files gone but the videos'
+    kept, only the first video (whose scores the timeline shows) is spotted again; then all is read."""
+    import tsfmicro.spotting as spotting
+    from tsfmicro.chapters.long_videos import spot
+
+    _, page = study
+    table = page.tables["samm_lv"]
+    first = spot(table, tmp_path)
+    assert len(list(tmp_path.glob("spotting_samm_lv_*_videos/*.csv"))) == len(table.videos) == 2
+    for file in tmp_path.glob("spotting_samm_lv_*_*.*"):
+        file.unlink()
+    calls = []
+    real = spotting.spot_video
+    monkeypatch.setattr(spotting, "spot_video", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = spot(table, tmp_path)
+    assert len(calls) == 1
+    pd.testing.assert_frame_equal(again.spotted, first.spotted, check_dtype=False)
+    monkeypatch.setattr(spotting, "spot_video", lambda *a, **k: pytest.fail("spotted again"))
+    read = spot(table, tmp_path)
+    pd.testing.assert_frame_equal(read.spotted, first.spotted, check_dtype=False)
+    assert read.example == first.example and set(read.scores.columns) == {"frame", "micro", "macro"}

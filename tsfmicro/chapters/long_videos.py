@@ -201,15 +201,26 @@ def spot(table, folder: Path, params=None) -> Spotting:
         example = json.loads(files[0].read_text())
         return Spotting(pd.read_csv(files[2], dtype={"subject": str, "video": str}).fillna({"crop_method": ""}),
                         tuple(example["video"]), pd.read_csv(files[1]), example["thresholds"])
+    if videos.empty:
+        raise ValueError(f"{table.dataset}: no video to spot in {table.annotation.parent}")
+    # each video's intervals kept as it is done: a real release takes hours, and a stopped run goes on
+    # from the next video (the first is spotted again: its scores are the timeline's)
+    done = Path(f"{stem}_videos")
     detector, parts, example = FaceDetector(), [], None
     for subject, video in zip(videos["subject"], videos["video"]):
+        part = done / f"{subject}_{video}.csv"
+        if example is not None and part.is_file():
+            parts.append(pd.read_csv(part, dtype={"subject": str, "video": str, "crop_method": str},
+                                     keep_default_na=False)[PREDICTION_COLUMNS])
+            continue
         result = spot_video(table.frames(subject, video), params, detector)
         parts.append(result.intervals.assign(subject=subject, video=video, crop_method=result.crop_method)
                      [PREDICTION_COLUMNS])
+        _io.write_csv(part, parts[-1])
         if example is None:
             scores = pd.DataFrame({"frame": result.numbers, **{k: v for k, v in result.scores.items()}})
             example = ((subject, video), scores, {k: float(v) for k, v in result.thresholds.items()})
-    spotted = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=PREDICTION_COLUMNS)
+    spotted = pd.concat(parts, ignore_index=True)
     _io.write_csv(files[1], example[1])
     _io.write_text(files[0], json.dumps({"video": list(example[0]), "thresholds": example[2]}))
     _io.write_csv(files[2], spotted)  # last: its presence marks the spotting done
