@@ -82,7 +82,7 @@ def test_the_study_runs_the_evaluation_through_the_engine(trained, synthetic_cas
     run, data = trained
     study = Study.load(ROOT / "params" / "demo.yaml", roots={"casme2": str(synthetic_casme2_root)}, overrides={
         "data_source": "real", "datasets": {"casme2": ["5class"]}, "crop_size": 64,
-        "paths": {"prepared": str(engine_cache_dir)}, "cross_dataset": None, "imbalance": None,
+        "paths": {"prepared": str(engine_cache_dir)}, "cross_dataset": None, "imbalance": None, "long_videos": None,
         "annotation": {"shifts": SHIFTS, "automatic_apex": False}})
     direct = evaluate.shift_predictions(run, data)
     through_study = study.chapter("annotation").shift_evaluation(run)

@@ -33,7 +33,7 @@ def test_the_section_is_checked_with_valid_values():
     assert Params.load(DEMO, overrides={"baselines": None}).section("baselines") is None
     # tasks null: every dataset/task of datasets:, so narrowing datasets: narrows the chapter too
     paper = Params.load(ROOT / "params" / "paper.yaml", overrides={"datasets": {"casme2": ["5class"]},
-                                                                   "imbalance": None})
+                                                                   "imbalance": None, "long_videos": None})
     assert baselines.tasks(paper) == [("casme2", "5class"), ("megc2019", "3class")]  # composite: true
     assert baselines.tasks(Params.load(DEMO, overrides={"baselines": {"tasks": None}})) == [
         ("casme2", "5class"), ("samm", "5class"), ("casme3", "7class")]

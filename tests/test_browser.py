@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.book, pytest.mark.slow]
 MIN_TABLES = {"00_datasets": 2, "01_main_results": 2, "02_fusion_ablation": 1, "03_confusion_matrices": 1,
               "04_gradcam": 0, "05_composite": 2, "06_cross_dataset": 3, "07_temporal_branch": 1,
               "08_annotation_sensitivity": 3, "09_class_imbalance": 3, "10_compute": 1,
-              "11_baselines": 3, "12_spatial_branch": 2,
+              "11_baselines": 3, "12_spatial_branch": 2, "13_long_videos": 3,
               "14_transfer": 4}
 RESULT_PAGES = {f"notebooks/{name}": MIN_TABLES.get(name, 0) for name in chapters.notebooks()}
 OTHER_PAGES = ("intro", "method", "datasets", "reproduce", "api", "api/display")

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # --------------------------------------------------------------------------------------- the registry
 def test_the_notebooks_toc_and_makefile_follow_the_registry():
     listed = chapters.notebooks()
-    assert listed[0] == "00_datasets" and listed[-1] == "14_transfer" and len(listed) == len(set(listed)) == 14
+    assert listed[0] == "00_datasets" and listed[-1] == "14_transfer" and len(listed) == len(set(listed)) == 15
     # every notebook is a chapter, but the tool notebook explore_a_recording (tests/test_explore.py runs it)
     assert sorted(path.stem for path in (ROOT / "notebooks").glob("*.ipynb")) == sorted([*listed, "explore_a_recording"])
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())

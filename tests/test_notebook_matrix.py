@@ -34,7 +34,8 @@ pytestmark = [pytest.mark.book, pytest.mark.slow]
 # apex sensitivity, 09 class imbalance, 11 baselines except in samm_alone, 12 spatial branch, 14 transfer) are left out (CI time; their sections name datasets these sets narrow away): the
 # compute page's plan is then exactly what the result pages below train.
 BEYOND = {"composite": None, "cross_dataset": None, "temporal_branch": None, "annotation": None,
-          "imbalance": None, "baselines": None, "spatial_branch": None, "transfer": None}
+          "imbalance": None, "baselines": None, "spatial_branch": None, "transfer": None,
+          "long_videos": None}
 TINY = {"seeds": [0], "epochs": 2, "synthetic": {"subjects": 2, "clips_per_subject": 3}, **BEYOND}
 PARAMETER_SETS = {
     "samm_alone": (DEMO_PARAMS, {

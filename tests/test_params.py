@@ -46,7 +46,8 @@ def test_overrides_narrow_the_paper_plan_without_editing_a_file(monkeypatch):
                                                 "ablation": {"fusions": ["ts_late", "spatial_only"]},
                                                 "composite": None, "cross_dataset": None,
                                                 "temporal_branch": {"variants": ["retention"]}, "imbalance": None,
-                                                "baselines": None, "spatial_branch": None, "transfer": None})
+                                                "baselines": None, "spatial_branch": None, "transfer": None,
+                                                "long_videos": None})
     assert study.dataset_tasks() == [("casme2", "5class")]
     assert [unit[:4] for unit in study.planned_units()] == [("casme2", "5class", "ts_late", 0),
                                                             ("casme2", "5class", "spatial_only", 0),

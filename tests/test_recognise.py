@@ -83,3 +83,21 @@ def test_interval_probabilities_refuses_unknown_subjects_and_bad_frames(samm_run
         evaluate.interval_probabilities(run, [(np.zeros((10, 10, 3), np.uint8), np.zeros((12, 10, 3), np.uint8))])
     empty = evaluate.interval_probabilities(run, [])
     assert empty.empty and f"prob_{run.class_names[0]}" in empty.columns
+
+
+def test_an_apex_box_of_its_own_cuts_the_apex_elsewhere(samm_run, one_torch_thread):
+    """apex_boxes None (or the onset's box again) is the cache's rule; another box moves only the apex crop."""
+    run, data = samm_run
+    rows = data.samples.iloc[:3]
+    pairs = list(zip(rows["onset_path"], rows["apex_path"]))
+    boxes = rows[list(CROP_BOX_COLUMNS)].to_numpy()
+    probs = [f"prob_{name}" for name in run.class_names]
+    same = evaluate.interval_probabilities(run, pairs, folds="006", boxes=boxes)
+    again = evaluate.interval_probabilities(run, pairs, folds="006", boxes=boxes, apex_boxes=[None, boxes[1], None])
+    assert np.array_equal(same[probs].to_numpy(), again[probs].to_numpy())
+    moved = evaluate.interval_probabilities(run, pairs, folds="006", boxes=boxes,
+                                            apex_boxes=[boxes[0] + [40, 0, 40, 0], None, None])
+    assert not np.allclose(moved[probs].iloc[0], same[probs].iloc[0]) and np.allclose(moved[probs].iloc[1:],
+                                                                                        same[probs].iloc[1:])
+    with pytest.raises(ValueError, match="apex_boxes: 1 boxes for 3 intervals"):
+        evaluate.interval_probabilities(run, pairs, boxes=boxes, apex_boxes=[None])

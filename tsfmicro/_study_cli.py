@@ -117,6 +117,10 @@ def run_plan(args: argparse.Namespace) -> int:
     print(f"plan for {study.parameters.params_file} (device {device}, data {study.source})\n")
     print(report.plan_text(table, planning.totals(table)))
     print("time estimates: " + "; ".join(basis))
+    from tsfmicro.chapters.long_videos import plan_lines
+
+    for line in plan_lines(study.parameters):  # steps beside training: spotting and recognising long videos
+        print(line)
     return 0
 
 

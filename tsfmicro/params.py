@@ -198,8 +198,10 @@ def _problems(params: Any) -> list[str]:
     if roots is not None and not isinstance(roots, Mapping):
         problems.append(f"roots: {roots!r} is not a mapping dataset -> folder")
     elif roots:
-        problems += [f"roots.{name}: unknown dataset{_valid(name, DATASETS)}"
-                     for name in roots if name not in DATASETS]
+        from tsfmicro.data.datasets import LONG_VIDEO_SPECS
+
+        known = (*DATASETS, *(spec.name for spec in LONG_VIDEO_SPECS))  # long videos: chapter 13's datasets
+        problems += [f"roots.{name}: unknown dataset{_valid(name, known)}" for name in roots if name not in known]
     return problems
 
 

@@ -708,3 +708,34 @@ def embedding_grid(embeddings: dict, label: str) -> plt.Figure:
             ax.set_ylabel("")
             sns.move_legend(ax, "upper left", bbox_to_anchor=(1.0, 1.0), title=None, frameon=False, fontsize=7)
     return footer(fig, label)
+
+
+def spotting_timeline(scores: pd.DataFrame, thresholds: dict, truths: pd.DataFrame, spotted: pd.DataFrame,
+                      title: str, label: str) -> plt.Figure:
+    """One long video: the spotter's score at each scale against the frame number (``scores``:
+    frame, one column per scale) with its threshold (dashed), and below it the ground-truth
+    intervals (``truths``: onset, offset, kind, emotion) and the spotted ones (``spotted``: onset,
+    offset, kind, and ``pred_emotion`` when recognised), each labelled with its emotion."""
+    scales = [column for column in scores.columns if column != "frame"]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 4.6), sharex=True, gridspec_kw={"height_ratios": [2.2, 1]})
+    colours = dict(zip(scales, sns.color_palette(PALETTE, max(2, len(scales)))))
+    for scale in scales:
+        top.plot(scores["frame"], scores[scale], color=colours[scale], lw=1, label=f"{scale} score")
+        top.axhline(thresholds[scale], color=colours[scale], lw=1, ls="--", label=f"{scale} threshold")
+    top.set_ylabel("block difference score")
+    top.legend(fontsize=8, loc="upper right", ncol=2)
+    top.set_title(title)
+    rows = [("ground truth", truths, "emotion", 1.0), ("spotted", spotted, "pred_emotion", 0.0)]
+    for name, frame, column, y in rows:
+        for interval in frame.itertuples(index=False):
+            kind = getattr(interval, "kind", "")
+            bottom.broken_barh([(interval.onset, interval.offset - interval.onset + 1)], (y - 0.3, 0.6),
+                               color="#c44e52" if kind == "micro" else "#4c72b0", alpha=0.75)
+            text = str(getattr(interval, column, "") or "")
+            if text and text != "nan":
+                bottom.text((interval.onset + interval.offset) / 2, y + 0.36, text, ha="center", va="bottom", fontsize=7)
+    bottom.set_yticks([1.0, 0.0])
+    bottom.set_yticklabels([name for name, *_ in rows])
+    bottom.set_ylim(-0.5, 1.75)
+    bottom.set_xlabel("frame (red: micro, blue: macro)")
+    return footer(fig, label)

@@ -109,6 +109,23 @@ def baselines_reported() -> pd.DataFrame:
     return table.loc[:, list(BASELINE_COLUMNS)]
 
 
+SPOTTING_COLUMNS = ("method", "dataset", "kind", "truths", "tp", "fp", "fn", "precision", "recall", "f1",
+                    "protocol", "source", "note")
+
+
+def spotting_reported() -> pd.DataFrame:
+    """Published spotting scores on long videos (``tsfmicro/data/spotting_reported.csv``: the MDMD
+    MEGC2020 baseline, shared/reference/long_videos.md section 5), one row per (method, dataset,
+    kind); ``protocol`` says how they were computed (their protocol: not ours, whose spotter is only
+    "MDMD-like")."""
+    with resources.files("tsfmicro.data").joinpath("spotting_reported.csv").open("r", encoding="utf-8") as handle:
+        table = pd.read_csv(handle, keep_default_na=False, na_values={"f1": [""]})
+    missing_columns = set(SPOTTING_COLUMNS) - set(table.columns)
+    if missing_columns:
+        raise ValueError(f"spotting_reported.csv lacks columns {sorted(missing_columns)}")
+    return table.loc[:, list(SPOTTING_COLUMNS)]
+
+
 def format_value(value: float, digits: int = 2) -> str:
     """Percent with fixed digits, or ``n/a`` for a missing value."""
     return MISSING_TEXT if value is None or (isinstance(value, float) and math.isnan(value)) \

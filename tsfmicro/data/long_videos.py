@@ -42,7 +42,10 @@ from .specs import MARKER_FILE, SYNTHETIC_SOURCE, DatasetSpec, LongVideoSheet
 from .synthetic import MANIFEST_FILE, LABEL_MOVEMENT, _displacement, _paste, _warp, _Writer, synthetic_folder
 from .types import REPORT_COLUMNS
 
-INTERVAL_COLUMNS = ["dataset", "subject", "video", "onset", "apex", "offset", "kind", "label", "file", "row"]
+# interval_id: the sheet's own name of the interval where it has one (SAMM-LV's Filename, 006_1_2: the
+# SAMM clip of the same expression, whose emotion MEAN joins), else ""
+INTERVAL_COLUMNS = ["dataset", "subject", "video", "onset", "apex", "offset", "kind", "label", "file", "row",
+                    "interval_id"]
 VIDEO_COLUMNS = ["dataset", "subject", "video", "folder", "first_frame", "last_frame", "frames", "missing"]
 
 
@@ -161,7 +164,7 @@ def load_long_videos(name: str, root: str | Path, strict: bool = False) -> LongV
         seen.add(key)
         intervals.append(dict(dataset=name, subject=video["subject"], video=video["video"], onset=onset, apex=apex,
                               offset=offset, kind=kind, label=_text(record.get("label")), file=str(annotation),
-                              row=record.get("row")))
+                              row=record.get("row"), interval_id=_text(record.get("interval_id"))))
     for video in videos.values():
         if video["missing"]:
             quirks.append(dict(dataset=name, file=video["folder"], row=None, subject=video["subject"],
@@ -238,6 +241,9 @@ class Event:
     label: str  # the emotion ('' for a distractor)
 
 
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601 luma, PIL's RGB -> L weights
+
+
 def event_profile(index: int, event: Event) -> float:
     """0 at the start, 1 at the apex, back to 0 at the end (sin^2 both ways): a movement that
     returns to neutral, as an expression in a long video does."""
@@ -255,8 +261,9 @@ class LongVideoWriter(_Writer):
     ``plan_video`` draws events, ``render_video`` yields frames, ``record_event`` fills the manifest."""
 
     def __init__(self, root: Path, layout: str, subjects: int, videos_per_subject: int, seed: int,
-                 frame_size: tuple[int, int], stream: int, frames: int, fps: int):
-        super().__init__(root, layout, subjects, videos_per_subject, seed, frame_size, stream)
+                 frame_size: tuple[int, int], stream: int, frames: int, fps: int,
+                 faces_of: tuple[int, tuple[int, int]] | None = None):
+        super().__init__(root, layout, subjects, videos_per_subject, seed, frame_size, stream, faces_of)
         self.video_frames, self.fps = frames, fps
 
     def plan_video(self, emotions: list[str], lengths: dict[str, tuple[int, int]],
@@ -288,18 +295,23 @@ class LongVideoWriter(_Writer):
             position = start + size + gap
         return events
 
-    def render_video(self, subject_index: int, events: list[Event], drift: float = 1.0):
+    def render_video(self, subject_index: int, events: list[Event], drift: float = 1.0, grey: bool = False):
         """Frames (uint8 RGB) of one video: the subject's face with ``events``, a slow head drift of
         up to ``drift`` pixels (whole pixels: the face moves by one-pixel steps, a distractor),
-        lighting flicker of 1 % and sensor noise."""
+        lighting flicker of 1 % and sensor noise. ``grey``: (H, W) grey frames, rendered in one
+        channel (a third of the work: SAMM's frames are grey)."""
         face = self.faces[subject_index]
         phase = self.rng.uniform(0, 2 * np.pi, size=2)
         period = self.video_frames * self.rng.uniform(0.8, 1.5)
-        fields = {}
+        fields, pasted = {}, {}
+        noise = self.noise @ LUMA[:, None] if grey else self.noise
         for index in range(self.video_frames):
             shift = np.round(drift * np.sin(2 * np.pi * index / period + phase))
-            neutral, landmarks = _paste(face, face.centre + shift)
-            neutral *= 1 + 0.01 * np.sin(index / 7.0)
+            if tuple(shift) not in pasted:  # the drift takes a few whole-pixel values: each pasted once
+                frame, marks = _paste(face, face.centre + shift)
+                pasted[tuple(shift)] = (frame @ LUMA[:, None] if grey else frame), marks
+            neutral, landmarks = pasted[tuple(shift)]
+            neutral = neutral * (1 + 0.01 * np.sin(index / 7.0))
             for number, event in enumerate(events):
                 strength = event.intensity * event_profile(index, event)
                 if strength > 0:
@@ -307,8 +319,9 @@ class LongVideoWriter(_Writer):
                     if key not in fields:
                         fields[key] = _displacement(landmarks, event.movement, neutral.shape[:2])
                     neutral = _warp(neutral, fields[key], strength)
-            neutral += self.noise[self.rng.integers(len(self.noise))]
-            yield np.clip(neutral, 0, 255).astype(np.uint8)
+            neutral += noise[self.rng.integers(len(noise))]
+            frame = np.clip(neutral, 0, 255).astype(np.uint8)
+            yield frame[..., 0] if grey else frame
 
     def record_event(self, event: Event, subject_index: int, subject: str, video: str, first: int,
                      expected: str = "valid") -> None:
@@ -329,8 +342,14 @@ def write_long_videos(name: str, out: str | Path, subjects: int = 2, videos_per_
     out = Path(out).expanduser()
     with synthetic_folder(out) as staging:
         # frames None: the dataset's writer takes its own default length
+        faces_of = None
+        if spec.reader.same_people is not None:  # the clip dataset's people: its synthetic subjects' faces
+            from .registry import dataset_spec
+
+            clips = dataset_spec(spec.reader.same_people).synthetic
+            faces_of = (clips.stream, clips.frame_size)
         writer = LongVideoWriter(staging, name, subjects, videos_per_subject, seed, spec.synthetic.frame_size,
-                                 spec.synthetic.stream, frames, spec.reader.fps)
+                                 spec.synthetic.stream, frames, spec.reader.fps, faces_of)
         spec.synthetic.write(writer)
         write_csv(staging / MANIFEST_FILE, pd.DataFrame(writer.manifest))
         write_text(staging / MARKER_FILE, (

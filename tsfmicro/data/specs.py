@@ -106,6 +106,15 @@ class LongVideoSheet:
     videos: Callable[[Path], list]
     kind: Callable[[object], Union[str, None]]  # the type cell -> "micro", "macro", or None (unknown)
     fps: int  # frames per second of the release
+    # The clip dataset of the same people (SAMM-LV: SAMM; CAS(ME)^3 Part A: its ME clips are cut from
+    # these videos): its LOSO runs recognise the spotted intervals, each subject by the fold model
+    # that never saw them, and its synthetic writer's faces are this writer's (subject s is its
+    # subject s). None: no clip dataset of these people (CAS(ME)^2): spotting only.
+    same_people: Union[str, None] = None
+    # the clip dataset's labels (lower case) -> the STR emotion classes of the MEGC spot-then-recognise
+    # task (negative, positive, surprise, others); a label not listed is not recognised into one
+    emotions: Mapping[str, str] = field(default_factory=dict)
+    emotions_source: str = ""  # where the map comes from
 
 
 Reader = Union[Spreadsheet, LabelFolders, CompositeList, LongVideoSheet]

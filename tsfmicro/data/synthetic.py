@@ -115,6 +115,16 @@ PLANTED = (
          expected="the paper's claim does not hold: the spatial branch's identity probe near 100 % at every depth "
                   "(no room for deeper blocks to add identity); recognition not moved by the depth beyond noise",
          why="the onset frame identifies the subject whatever the depth, and holds no class information"),
+    dict(chapters=("long_videos",),
+         planted="long videos (tsfmicro.data.long_videos) of the clip dataset's own synthetic people (SAMM-LV "
+                 "subject s is SAMM's subject s) with planted micro and macro intervals of known onset, apex, "
+                 "offset and emotion (the clips' movement of that emotion), blinks and a one-pixel head drift as "
+                 "distractors; onsets and lengths in the manifest",
+         expected="the planted intervals spotted (IoU >= 0.5) far above chance; blinks mostly not spotted; the "
+                  "spotted true positives' emotion recognised above chance (4 STR classes) by the fold model that "
+                  "never saw the subject",
+         why="each planted interval is a movement that rises and returns, which the block-difference score "
+             "peaks on; the recogniser learned each emotion's movement on the other subjects' clips"),
 )
 
 # ---------------------------------------------------------------------------- faces
@@ -387,7 +397,7 @@ def _warp(neutral: np.ndarray, field: _Field, strength: float) -> np.ndarray:
     region = neutral[y0:y1, x0:x1]
     y, x = np.mgrid[0:y1 - y0, 0:x1 - x0].astype(np.float32)
     coordinates = [y - strength * field.dy, x - strength * field.dx]
-    for channel in range(3):
+    for channel in range(frame.shape[2]):  # 3 (colour) or 1 (a grey long video)
         frame[y0:y1, x0:x1, channel] = ndimage.map_coordinates(region[..., channel], coordinates, order=1, mode="nearest")
     return frame
 
@@ -399,6 +409,21 @@ def _face_box(landmarks: np.ndarray, shape: tuple[int, int]) -> tuple[int, int, 
     x0, y0 = int(max(centre[0] - half, 0)), int(max(centre[1] - half * 1.05, 0))
     x1, y1 = int(min(centre[0] + half, shape[1])), int(min(centre[1] + half * 0.95, shape[0]))
     return x0, y0, x1, y1
+
+
+def _window(face: Face, frame_size: tuple[int, int]) -> Face:
+    """The face on a ``frame_size`` (width, height) window of its background around it (whole pixels,
+    inside the background), so the face, its place against the background and its landmarks stay."""
+    from dataclasses import replace
+
+    width, height = frame_size
+    full_height, full_width = face.background.shape[:2]
+    if width > full_width or height > full_height:
+        raise ValueError(f"a {width}x{height} frame is larger than the faces' {full_width}x{full_height} frames")
+    x0 = int(np.clip(round(face.centre[0] - width / 2), 0, full_width - width))
+    y0 = int(np.clip(round(face.centre[1] - height / 2), 0, full_height - height))
+    return replace(face, background=face.background[y0:y0 + height, x0:x0 + width].copy(),
+                   centre=face.centre - [x0, y0])
 
 
 def _noise_bank(rng: np.random.Generator, shape: tuple[int, int], count: int = 12) -> np.ndarray:
@@ -425,14 +450,22 @@ class _Writer:
     """Shared by the layouts: subjects' faces, clip plans and the manifest."""
 
     def __init__(self, root: Path, layout: str, subjects: int, clips_per_subject: int, seed: int,
-                 frame_size: tuple[int, int], stream: int):
+                 frame_size: tuple[int, int], stream: int, faces_of: tuple[int, tuple[int, int]] | None = None):
         if subjects < 1 or clips_per_subject < 1:
             raise ValueError(f"synthetic {layout}: need at least 1 subject and 1 clip per subject")
         self.root, self.layout, self.frame_size = root, layout, frame_size
         self.subjects, self.clips_per_subject = subjects, clips_per_subject
         self.rng = np.random.default_rng([seed, stream])  # the spec's stream: one per dataset
-        photos = [FACE_PHOTOS[i] for i in self.rng.permutation(len(FACE_PHOTOS))]
-        self.faces = [make_face(self.rng, photos[s % len(photos)], frame_size) for s in range(subjects)]
+        # faces_of: (stream, frame size) of another layout, whose subject s this writer's subject s then
+        # is (the same photo, tone, tilt, mirror, size and background: a long video of the people of a
+        # clip dataset); subject s's face depends only on the draws of subjects 0..s-1, so any subject
+        # count agrees. Drawn at that layout's frame size, then cut to this one's around the face.
+        faces, size = (self.rng, frame_size) if faces_of is None else \
+            (np.random.default_rng([seed, faces_of[0]]), tuple(faces_of[1]))
+        photos = [FACE_PHOTOS[i] for i in faces.permutation(len(FACE_PHOTOS))]
+        self.faces = [make_face(faces, photos[s % len(photos)], size) for s in range(subjects)]
+        if size != tuple(frame_size):
+            self.faces = [_window(face, frame_size) for face in self.faces]
         self.noise = _noise_bank(self.rng, (frame_size[1], frame_size[0]))
         self.manifest: list[dict] = []
 

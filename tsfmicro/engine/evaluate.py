@@ -242,7 +242,7 @@ def run_subjects(run: Run) -> list[str]:
 
 
 def interval_probabilities(run: Run, frames_by_interval, folds=None, device: str | None = None,
-                           boxes=None) -> pd.DataFrame:
+                           boxes=None, apex_boxes=None) -> pd.DataFrame:
     """Class probabilities of ``run``'s fold models (first seed, final weights = protocol fixed) for
     each interval of another video, from its onset and apex frames cut as the run's face-crop cache
     cuts a clip: the MTCNN box of the onset (largest face, the cache's margin, made square; the
@@ -255,8 +255,10 @@ def interval_probabilities(run: Run, frames_by_interval, folds=None, device: str
     subject: that subject's fold model (the model that never saw them) for every interval; a
     sequence, one subject per interval: each interval's own held-out model (LOSO on the run's own
     subjects). ``boxes``: None, or one raw-frame box (x0, y0, x1, y1) per interval (None entries:
-    detected), e.g. the cache's ``crop_x0..crop_y1`` of a clip. ``device``: default the run's device
-    type when this machine has it, else the CPU.
+    detected), e.g. the cache's ``crop_x0..crop_y1`` of a clip. ``apex_boxes``: None (the cache's
+    rule: the apex is cut with the onset's box), or one box per interval for the apex (None entries:
+    the onset's), e.g. the onset's box moved with the head. ``device``: default the run's device type
+    when this machine has it, else the CPU.
 
     Returns one row per interval, in order: fold, crop_method (mtcnn, given, centre), crop_x0..crop_y1,
     pred (class index), pred_label, prob_<class> for each of ``run.class_names``.
@@ -307,8 +309,12 @@ def interval_probabilities(run: Run, frames_by_interval, folds=None, device: str
         cut[k], methods[k] = ((square_box(box, DEFAULT_MARGIN), CROP_MTCNN) if box is not None
                               else (centre_box(frames[k][0].shape), CROP_CENTRE))
     cut = [tuple(float(v) for v in box) for box in cut]
+    apex_given = [None] * len(pairs) if apex_boxes is None else list(apex_boxes)
+    if len(apex_given) != len(pairs):
+        raise ValueError(f"apex_boxes: {len(apex_given)} boxes for {len(pairs)} intervals; give one per interval")
+    apex_cut = [box if other is None else tuple(float(v) for v in other) for box, other in zip(cut, apex_given)]
     onsets = np.stack([crop(onset, box, crop_size) for (onset, _), box in zip(frames, cut)])
-    apexes = np.stack([crop(apex, box, crop_size) for (_, apex), box in zip(frames, cut)])
+    apexes = np.stack([crop(apex, box, crop_size) for (_, apex), box in zip(frames, apex_cut)])
 
     device = torch.device(device or _run_device(run))
     probabilities = np.zeros((len(pairs), len(names)), dtype=np.float64)
@@ -338,7 +344,7 @@ def interval_probabilities(run: Run, frames_by_interval, folds=None, device: str
     return table[columns]
 
 
-def _model_input(crops: np.ndarray, image_size: int, device) -> "torch.Tensor":
+def _model_input(crops: np.ndarray, image_size: int, device):
     """uint8 crops ``(B, H, W, 3)`` -> the network's input on ``device`` (the engine's transform)."""
     import torch
 

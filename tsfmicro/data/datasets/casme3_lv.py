@@ -23,7 +23,14 @@ import pandas as pd
 from ..long_videos import LongVideoWriter
 from ..specs import DatasetSpec, FrameLayout, LongVideoSheet, SyntheticLayout
 from ..synthetic import _save, _write_sheet
+from .casme3 import CASME3_SUBJECTS, clip_id
 from .casme3 import SPEC as CLIP_RELEASE
+
+# The STR emotion classes of CAS(ME)^3's 7 labels: ours, by analogy with SAMM's published map
+# (long_videos.md section 1: negative = anger, contempt, disgust, fear, sadness; positive =
+# happiness; surprise; others); no CAS(ME)^3 STR map was verified
+STR_EMOTIONS = {"anger": "negative", "disgust": "negative", "fear": "negative", "sad": "negative",
+                "happy": "positive", "surprise": "surprise", "others": "others"}
 
 SHEET = "AU+Emotion"
 HEADER = ["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Expression type", "Objective class"]
@@ -63,7 +70,10 @@ def _rows(sheets: dict) -> list[dict]:
         else:
             if video != video.lower():
                 record["note"] = f"filename {video!r} read as {video.lower()!r} (the video folders are lower case)"
-            record.update(subject=subject, video=video.lower())
+            # interval_id: the clip id of the same expression in CAS(ME)^3's ME labels (spNO.1_a_355),
+            # whose emotion the long-video chapter joins
+            record.update(subject=subject, video=video.lower(), interval_id=clip_id(subject, video.lower(),
+                                                                                    _cell(row[2])))
         rows.append(record)
     return rows
 
@@ -90,7 +100,8 @@ def _write_casme3_lv(writer: LongVideoWriter) -> None:
     base = writer.root / "part_A"
     rows, blinks = [HEADER], [["Subject", "Filename", "Onset", "Offset"]]
     for s in range(writer.subjects):
-        subject = f"spNO.{s + 1}"
+        # CAS(ME)^3's own synthetic subjects, in its order (same_people: subject s is its subject s)
+        subject = f"spNO.{CASME3_SUBJECTS[s % len(CASME3_SUBJECTS)] + 1000 * (s // len(CASME3_SUBJECTS))}"
         for v in range(writer.clips_per_subject):
             video = "abcdefghijklm"[v % 13]
             folder = base / subject / video / "color"
@@ -126,7 +137,9 @@ SPEC = DatasetSpec(
     labels=(),
     tasks={},  # the emotions are in the ME label file, not this workbook (see the module docstring)
     reader=LongVideoSheet(patterns=("cas(me)3_part_a_v*.xls", "cas(me)3_part_a_v*.xlsx"), rows=_rows,
-                          videos=_videos, kind=_kind, fps=30),
+                          videos=_videos, kind=_kind, fps=30, same_people="casme3", emotions=STR_EMOTIONS,
+                          emotions_source="ours: SAMM's published map (MEAN load_label.py:3-13) carried over to "
+                                          "CAS(ME)^3's labels; not verified for CAS(ME)^3"),
     frames=FrameLayout(raw=("part_A/data/part_A_split/part_A", "data/part_A_split/part_A", "part_A_split/part_A",
                             "part_A")),
     synthetic=SyntheticLayout(_write_casme3_lv, frame_size=(640, 480), stream=12),

@@ -5,8 +5,12 @@ Facts (shared/reference/long_videos.md, section 1): frames SAMM_longvideos/<sss>
 is read): rows 0-9 a preamble, then one row per interval, no header: Subject, Filename
 (006_1_1 = subject_video_index), Inducement Code, Onset, Apex, Offset, Duration, Type ('Micro -
 1/2', 'Macro'), Action Units, Notes (V1: the same positions for these). Values may be decimal
-(the MEGC2020 baseline rounds int(x + 0.5)). No emotion column: the STR emotion is joined from
-the SAMM micro-expression codes (a later session). 200 fps.
+(the MEGC2020 baseline rounds int(x + 0.5)). No emotion column: each interval keeps its Filename
+(``interval_id``), the name of the SAMM clip of the same expression, whose emotion the long-video
+chapter joins (as MEAN does) and maps to the STR classes (``STR_EMOTIONS``). 200 fps.
+
+The people are SAMM's (``same_people``): SAMM's runs recognise the intervals, and the synthetic
+copy draws SAMM's synthetic subjects' faces (subject s here is SAMM's subject s).
 """
 from __future__ import annotations
 
@@ -19,6 +23,11 @@ from ..long_videos import LongVideoWriter
 from ..specs import DatasetSpec, FrameLayout, LongVideoSheet, SyntheticLayout
 from ..synthetic import _save, _write_sheet
 from .samm import SAMM_SUBJECTS
+
+# The STR emotion classes of SAMM's labels (long_videos.md section 1: MEAN load_label.py:3-13,40-47,
+# which joins the SAMM micro sheet on the long video's Filename for the emotion)
+STR_EMOTIONS = {"anger": "negative", "contempt": "negative", "disgust": "negative", "fear": "negative",
+                "sadness": "negative", "happiness": "positive", "surprise": "surprise", "other": "others"}
 
 PREAMBLE_ROWS = 10
 _FILENAME = re.compile(r"(\d+)_(\d+)_(\d+)")
@@ -41,7 +50,8 @@ def _rows(sheets: dict) -> list[dict]:
         if match is None:
             record["problem"] = f"filename {_cell(cells[1])!r} is not subject_video_index (006_1_1)"
         else:
-            record.update(subject=f"{int(match.group(1)):03d}", video=f"{int(match.group(1)):03d}_{match.group(2)}")
+            record.update(subject=f"{int(match.group(1)):03d}", video=f"{int(match.group(1)):03d}_{match.group(2)}",
+                          interval_id=_cell(cells[1]).split(".")[0])  # SAMM's clip name: the emotion's join key
         rows.append(record)
     return rows
 
@@ -74,7 +84,7 @@ def _write_samm_lv(writer: LongVideoWriter) -> None:
             events = writer.plan_video(["negative", "positive", "surprise", "others"],
                                        {"micro": (50, 90), "macro": (120, 200), "blink": (30, 45)},
                                        {"micro": 2, "macro": 1, "blink": 1})
-            for index, frame in enumerate(writer.render_video(s, events)):
+            for index, frame in enumerate(writer.render_video(s, events, grey=True)):
                 _save(base / video / f"{video}_{index + 1:05d}.jpg", frame, grey=True)
             expressions = [e for e in events if e.kind != "blink"]
             for k, event in enumerate(expressions):
@@ -100,9 +110,14 @@ SPEC = DatasetSpec(
     display_name="SAMM-LV",
     labels=(),
     tasks={},  # emotions are not in the long-video workbook (see the module docstring)
-    reader=LongVideoSheet(patterns=("samm_longvideos_v*.xlsx",), rows=_rows, videos=_videos, kind=_kind, fps=200),
+    reader=LongVideoSheet(patterns=("samm_longvideos_v*.xlsx",), rows=_rows, videos=_videos, kind=_kind, fps=200,
+                          same_people="samm", emotions=STR_EMOTIONS,
+                          emotions_source="MEAN (genbing99/MEAN_Spot-then-recognize) load_label.py:3-13,40-47 "
+                                          "(long_videos.md section 1)"),
     frames=FrameLayout(raw=("SAMM_longvideos", "SAMM_longvideos/SAMM_longvideos")),
-    synthetic=SyntheticLayout(_write_samm_lv, frame_size=(640, 480), stream=11),
+    # the faces are SAMM's synthetic subjects' (same_people), cut to this frame size around the face
+    # (480 x 360: a small frame keeps the demo's writing and spotting within its budget)
+    synthetic=SyntheticLayout(_write_samm_lv, frame_size=(480, 360), stream=11),
     obtain="Manchester Metropolitan University (Moi Hoon Yap's group): sign the SAMM licence agreement and "
            "ask for the SAMM Long Videos as instructed on the SAMM page.",
     layout="SAMM_LV/SAMM_LongVideos_V2_Release.xlsx and SAMM_LV/SAMM_longvideos/006_1/006_1_00001.jpg",
