@@ -228,3 +228,19 @@ def test_the_notebook_explores_a_recording(recording, run_dir, tmp_path):
     assert len(images) == 2  # the timeline and the intervals' crops with their Grad-CAM
     assert {path.name for path in out.iterdir()} == {"submission.csv", "intervals.csv", "timeline.png",
                                                      "summary.html"}
+
+
+def test_the_submission_emotion_is_the_str_class_for_a_dataset_of_the_same_people():
+    """SAMM's classes summed into SAMM-LV's STR classes (its spec's map); CASME II has no long-video
+    release of its people, so its emotion is the run's class."""
+    from tsfmicro import explore
+    from tsfmicro.engine.recognise import with_str_emotions
+
+    assert explore.long_video_of("samm").name == "samm_lv" and explore.long_video_of("casme3").name == "casme3_lv"
+    assert explore.long_video_of("casme2") is None
+    names = ["anger", "contempt", "happiness", "surprise", "other"]
+    emotions = dict(explore.long_video_of("samm").reader.emotions)
+    # anger 0.3 + contempt 0.3 = negative 0.6 beats surprise 0.4, though surprise is the largest class
+    table = pd.DataFrame([[0.3, 0.3, 0.0, 0.4, 0.0]], columns=[f"prob_{n}" for n in names])
+    out = with_str_emotions(table, names, emotions)
+    assert out.loc[0, "pred_emotion"] == "negative" and out.loc[0, "str_negative"] == pytest.approx(0.6)

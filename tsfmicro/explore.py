@@ -19,9 +19,11 @@ Steps (each the package's own module; this one only composes them and writes the
    the fold models' maps, drawn over the apex crop.
 
 Files written in ``--out`` (default ``explore_<video name>`` beside the current folder):
-``submission.csv`` (the MEGC columns subject, video, onset, offset, emotion; subject is "user"),
-``intervals.csv`` (the same intervals with apex, kind, spotting strength and one ``prob_<class>``
-column per class of the run), ``timeline.png`` and ``summary.html`` (one self-contained page).
+``submission.csv`` (the MEGC columns subject, video, onset, offset, emotion; subject is "user";
+emotion: the STR class, negative/positive/surprise/others, when the run's dataset has a long-video
+release of the same people whose spec maps its classes (SAMM, CAS(ME)^3), else the run's class),
+``intervals.csv`` (the same intervals with apex, kind, spotting strength, ``predicted_class`` (the
+run's class) and one ``prob_<class>`` column per class of the run), ``timeline.png`` and ``summary.html`` (one self-contained page).
 
 No interval found is not an error of the user: the files are still written (an empty table, the
 timeline with the scores under their thresholds, a page that says so), the command says so on
@@ -53,12 +55,18 @@ SUBMISSION_COLUMNS = ["subject", "video", "onset", "offset", "emotion"]  # MEGC2
 SUBJECT = "user"  # the submission's subject column: a user's recording has no dataset subject id
 FACE_SEARCH_FRAMES = 16  # frames spread over the video tried when the first shows no face
 
-# The long-video dataset whose spotting parameters fit a run's clip dataset: the same lab and
-# camera family (SAMM-LV's subjects are SAMM's; CAS(ME)^3 Part A's clips are cut from its long
-# videos; CASME II and CAS(ME)^2 are both the CASME group's). Anything else: CAS(ME)^2 (30 fps,
-# the rate of most users' cameras).
-SPOTTER_FOR_DATASET = {"samm": "samm_lv", "casme3": "casme3_lv", "casme2": "casme_sq"}
+# The long-video dataset whose spotting parameters fit a run's clip dataset: the one of the same
+# people (its spec's ``same_people``: SAMM-LV's subjects are SAMM's, CAS(ME)^3 Part A's clips are cut
+# from its long videos). Anything else (CASME II included, the CASME group's camera): CAS(ME)^2
+# (30 fps, the rate of most users' cameras).
 DEFAULT_SPOTTER = "casme_sq"
+
+
+def long_video_of(run_dataset: str | None):
+    """The long-video spec of the same people as ``run_dataset``, or None (from LONG_VIDEO_SPECS)."""
+    from tsfmicro.data.datasets import LONG_VIDEO_SPECS
+
+    return next((spec for spec in LONG_VIDEO_SPECS if spec.reader.same_people == run_dataset), None)
 
 
 # ----------------------------------------------------------------------------- frames
@@ -176,7 +184,7 @@ def spotter_parameters(run_dataset: str | None, fps: float | None = None,
     """The spotter's parameters for a recording, and the rule that chose them, in words.
 
     ``dataset_params`` names a long-video dataset (tsfmicro.spotting.PARAMETERS): its parameters
-    as they are. Else the long-video dataset of the run's dataset (``SPOTTER_FOR_DATASET``,
+    as they are. Else the long-video dataset of the run's dataset (:func:`long_video_of`,
     default CAS(ME)^2), and, when the recording's frame rate is known (``fps``: ``--fps`` or the
     video file's own), its half-widths h and its micro length limit scaled by fps / the
     dataset's frame rate (rounded, h at least 1): the spotter's windows are lengths of time."""
@@ -186,7 +194,8 @@ def spotter_parameters(run_dataset: str | None, fps: float | None = None,
         if dataset_params not in PARAMETERS:
             raise ValueError(f"--dataset-params {dataset_params!r}: choose one of {', '.join(PARAMETERS)}")
         return PARAMETERS[dataset_params], f"{dataset_params}'s parameters (--dataset-params)"
-    name = SPOTTER_FOR_DATASET.get(run_dataset or "", DEFAULT_SPOTTER)
+    same = long_video_of(run_dataset)
+    name = same.name if same is not None else DEFAULT_SPOTTER
     params = PARAMETERS[name]
     native = long_video_spec(name).reader.fps
     if fps is None or round(float(fps), 3) == native:
@@ -263,6 +272,20 @@ class Exploration:
     def submission(self) -> pd.DataFrame:
         table = self.intervals.assign(subject=SUBJECT, video=_video_name(self.video))
         return table[SUBMISSION_COLUMNS].reset_index(drop=True)
+
+
+def _emotions(intervals: pd.DataFrame, run: Run) -> np.ndarray:
+    """The submission's emotion of each interval: the STR class (negative, positive, surprise,
+    others) when the run's dataset has a long-video release of the same people whose spec maps its
+    classes (SAMM, CAS(ME)^3: the probabilities of a class group summed,
+    tsfmicro.engine.recognise.with_str_emotions), else the run's own class."""
+    from tsfmicro.engine.recognise import with_str_emotions
+
+    same = long_video_of(run.config.get("dataset"))
+    emotions = dict(same.reader.emotions) if same is not None else {}
+    if not emotions or any(name.lower() not in emotions for name in run.class_names):
+        return intervals["predicted_class"].to_numpy()
+    return with_str_emotions(intervals, run.class_names, emotions)["pred_emotion"].to_numpy()
 
 
 def _video_name(path: Path) -> str:
@@ -343,9 +366,10 @@ def explore(video: str | Path, run: str | Path | Run, out: str | Path | None = N
             recognised = interval_probabilities(run, pairs)  # folds=None: the ensemble of every fold model
             probabilities = recognised[[f"prob_{name}" for name in names]].to_numpy()
             predicted = recognised["pred"].to_numpy(dtype=int)
-            result.intervals["emotion"] = recognised["pred_label"].to_numpy()
+            result.intervals["predicted_class"] = recognised["pred_label"].to_numpy()
             for k, name in enumerate(names):
                 result.intervals[f"prob_{name}"] = probabilities[:, k]
+            result.intervals["emotion"] = _emotions(result.intervals, run)
             # the crops the models saw, cut again with the boxes the recognition used, for the page
             size = int(run.config["resolved"]["crop_size"])
             boxes = recognised[list(CROP_BOX_COLUMNS)].to_numpy()
@@ -355,6 +379,7 @@ def explore(video: str | Path, run: str | Path | Run, out: str | Path | None = N
             result.onset_crops, result.apex_crops = onset, apex
             result.cams = _ensemble_cams(models, onset, apex, predicted)
         else:
+            result.intervals["predicted_class"] = pd.Series(dtype=str)
             result.intervals["emotion"] = pd.Series(dtype=str)
             result.intervals["crop_method"] = pd.Series(dtype=str)
             for name in names:
@@ -406,7 +431,7 @@ def intervals_figure(result: Exploration):
     for i, row in enumerate(result.intervals.itertuples()):
         cam = np.asarray(Image.open(io.BytesIO(_image_png(result.apex_crops[i], result.cams[i]))))
         for ax, image, title in zip(axes[i], (result.onset_crops[i], result.apex_crops[i], cam),
-                                    (f"onset {row.onset}", f"apex {row.apex}", f"Grad-CAM: {row.emotion}")):
+                                    (f"onset {row.onset}", f"apex {row.apex}", f"Grad-CAM: {row.predicted_class}")):
             ax.imshow(image)
             ax.set_title(title, fontsize=9)
             ax.axis("off")

@@ -98,15 +98,14 @@ def recognise_spotted(run: Run, table, truths: pd.DataFrame, emotions: dict[str,
         spotted = spot_dataset(table, params)
     spotted = spotted[PREDICTION_COLUMNS].astype({"subject": str, "video": str}).reset_index(drop=True)
     spotted = spotted.assign(apex=spotted["peak"].astype(int))
-    recognised_spotted = _recognise(run, table, spotted, emotions, order, device)
-    recognised_truths = _recognise(run, table, truths, emotions, order, device)
+    recognised_spotted = _recognise(run, table, spotted, emotions, device)
+    recognised_truths = _recognise(run, table, truths, emotions, device)
     _io.write_csv(truths_file, recognised_truths)
     _io.write_csv(spotted_file, recognised_spotted)  # last: its presence marks the evaluation done
     return SpotRecognition(recognised_spotted, recognised_truths, order, spotted_file)
 
 
-def _recognise(run: Run, table, intervals: pd.DataFrame, emotions: dict[str, str], order: tuple[str, ...],
-               device) -> pd.DataFrame:
+def _recognise(run: Run, table, intervals: pd.DataFrame, emotions: dict[str, str], device) -> pd.DataFrame:
     """``intervals`` with the recognition columns (SpotRecognition)."""
     subjects = set(run_subjects(run))
     pairs, folds = [], []
@@ -120,8 +119,17 @@ def _recognise(run: Run, table, intervals: pd.DataFrame, emotions: dict[str, str
         folds.append(video[0] if video[0] in subjects else None)  # not one of the run's people: the ensemble
     probabilities = interval_probabilities(run, pairs, folds=folds, device=device)
     out = pd.concat([intervals.reset_index(drop=True), probabilities.reset_index(drop=True)], axis=1)
+    return with_str_emotions(out, run.class_names, emotions)
+
+
+def with_str_emotions(table: pd.DataFrame, class_names, emotions: dict[str, str]) -> pd.DataFrame:
+    """``table`` (prob_<class> columns of ``class_names``) with str_<emotion>, each the sum of its
+    classes' probabilities (``emotions``: class, lower case -> STR class), and ``pred_emotion``,
+    the largest (ties: the first in :func:`str_emotions`' order)."""
+    order = str_emotions(emotions)
+    out = table.copy()
     for emotion in order:
-        out[f"str_{emotion}"] = sum((out[f"prob_{name}"] for name in run.class_names
+        out[f"str_{emotion}"] = sum((out[f"prob_{name}"] for name in class_names
                                      if emotions[name.lower()] == emotion), start=pd.Series(0.0, index=out.index))
     columns = [f"str_{emotion}" for emotion in order]
     out["pred_emotion"] = [order[k] for k in out[columns].to_numpy().argmax(axis=1)] if len(out) else []
