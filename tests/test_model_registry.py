@@ -85,7 +85,7 @@ def test_a_registered_network_trains_is_reloaded_and_planned(toy_network, synthe
     (row,) = make_plan([config]).table().to_dict("records")
     assert row["options"] == f"arch={TOY}" and row["state"] == "done" and row["tflops"] > 0
     for classes in (3, 5, 7):
-        assert forward_flops("tiny", "ts_late", classes, arch=TOY) == count_flops(
+        assert forward_flops("tiny", "ts_late", classes, {"arch": TOY}) == count_flops(
             model_from_config({"arch": TOY, "preset": "tiny"}, classes))
 
 
