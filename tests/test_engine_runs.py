@@ -14,6 +14,7 @@ import torch
 import yaml
 
 import tsfmicro
+from helpers import torch_threads
 from independent_metrics import assert_summary_matches, expected_summary
 from tsfmicro.engine import RunConfig, load_run, loso, train
 from tsfmicro.engine.augment import to_model_input
@@ -28,13 +29,9 @@ def tiny_config(root, out, cache_dir, **changes) -> RunConfig:
 @pytest.fixture(scope="module")
 def first_run(synthetic_casme2_root, engine_cache_dir, tmp_path_factory):
     """Seed 0, 2 epochs, trained once in this process on one thread (the kill -9 test compares with it)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         out = tmp_path_factory.mktemp("runs")
         return train(tiny_config(synthetic_casme2_root, out, engine_cache_dir), progress=False)
-    finally:
-        torch.set_num_threads(before)
 
 
 def test_train_writes_a_run_reuses_finished_seeds_and_serves_fold_models(
