@@ -217,23 +217,27 @@ def test_kill_9_and_rerun_gives_the_same_results_as_an_uninterrupted_run(
 
 
 def test_each_fold_records_the_commit_it_was_trained_on_and_the_unit_says_when_they_differ(
-    first_run, synthetic_casme2_root, engine_cache_dir, tmp_path
+    first_run, synthetic_casme2_root, engine_cache_dir, tmp_path, monkeypatch
 ):
+    import re
     import shutil
 
     from tsfmicro.engine import checkpoint as ckpt
     from tsfmicro.engine import folds as fold_files
-    from tsfmicro.engine.provenance import git_state
+    from tsfmicro.engine import provenance as provenance_module
     from tsfmicro.engine.runs import resolve_request, write_unit
 
     trained = resolve_request(tiny_config(synthetic_casme2_root, first_run.path.parent, engine_cache_dir), False)
     unit_dir, unit_key = trained.unit_path(0), trained.unit_key(0)
     names = [str(fold.name) for fold in trained.folds()]
-    now = git_state()
-    # trained in this process: every fold on this commit, one commit, not mixed
+    # trained in one process: every fold on its commit (not compared with git now: the checkout may
+    # have moved on since), one commit, not mixed
+    recorded = {name: fold_files.read_result(unit_dir, unit_key, name).git for name in names}
+    (trained_on,) = {state["commit"] for state in recorded.values()}
+    assert re.fullmatch("[0-9a-f]{40}|unknown", trained_on) and trained_on != "a" * 40
     provenance = json.loads((unit_dir / "provenance.json").read_text())
-    assert {name: provenance["folds"][name]["git"] for name in names} == {name: now for name in names}
-    assert provenance["commits"] == {now["commit"]: names} and provenance["mixed_commits"] is False
+    assert {name: provenance["folds"][name]["git"] for name in names} == recorded
+    assert provenance["commits"] == {trained_on: names} and provenance["mixed_commits"] is False
 
     # The same folds assembled elsewhere: one trained on another commit, one written before fold
     # results recorded their commit (read as unknown), the others as trained.
@@ -249,13 +253,15 @@ def test_each_fold_records_the_commit_it_was_trained_on_and_the_unit_says_when_t
     ckpt.save_checkpoint(old, fold_files._fold_key(unit_key, names[1]), state)
     results = [fold_files.read_result(request.unit_path(0), unit_key, name) for name in names]
     assert results[1].git == fold_files.UNKNOWN_GIT == {"commit": "unknown", "dirty": None}
+    # assembled by other code again: the unit's "git" says so, the folds keep theirs
+    monkeypatch.setattr(provenance_module, "git_state", lambda folder=None: {"commit": "b" * 40, "dirty": False})
     write_unit(request, 0, results)
 
     provenance = json.loads((request.unit_path(0) / "provenance.json").read_text())
-    assert provenance["commits"] == {"a" * 40: names[:1], "unknown": names[1:2], now["commit"]: names[2:]}
+    assert provenance["commits"] == {"a" * 40: names[:1], "unknown": names[1:2], trained_on: names[2:]}
     assert provenance["mixed_commits"] is True
     assert provenance["folds"][names[0]]["git"]["commit"] == "a" * 40
-    assert provenance["git"] == now  # the code that assembled the files, as before
+    assert provenance["git"]["commit"] == "b" * 40  # the code that assembled the files, as before
 
 def test_report_tables_name_their_protocol_and_agree_with_the_predictions(first_run):
     from tsfmicro import metrics, report
