@@ -182,7 +182,7 @@ def _record_throughput(device_type: str, preset: str, precision: str, threads: i
     """Append a measurement to tsfmicro/engine/throughput.csv (the plan reads the latest per device
     type, preset, precision and input size) as training clips/s of the T-S late network; return that
     figure. ``image_size``: the input side when not the preset's."""
-    clips_per_s = flops_per_s / (3 * forward_flops(preset, "ts_late", 5, image_size=image_size))
+    clips_per_s = flops_per_s / (3 * forward_flops(preset, "ts_late", 5, {"image_size": image_size}))
     new = not THROUGHPUT_FILE.exists()
     with THROUGHPUT_FILE.open("a", encoding="utf-8", newline="") as handle:
         if new:

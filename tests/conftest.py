@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from helpers import torch_threads
 from tsfmicro.data import write_synthetic
 
 
@@ -62,9 +63,5 @@ def engine_cache_dir(tmp_path_factory):
 def one_torch_thread():
     """Train on one thread: on a shared 2-core machine, two OpenMP threads per process
     oversubscribe the cores and run several times slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield

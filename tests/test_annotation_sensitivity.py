@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from tsfmicro import metrics, sensitivity
 from tsfmicro.data import prepare
+from helpers import torch_threads
 from tsfmicro.engine import RunConfig, evaluate, loso, runs, train
 
 SHIFTS = [-50, 50]
@@ -21,9 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def trained(synthetic_casme2_root, engine_cache_dir, tmp_path_factory):
     """A tiny T-S late run (seed 0, 1 epoch, one thread) and its data with shifted frames."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         config = RunConfig(dataset="casme2", root=synthetic_casme2_root, task="5class", preset="tiny", epochs=1,
                            batch_size=8, seeds=(0,), device="cpu", out=tmp_path_factory.mktemp("runs"),
                            cache_dir=engine_cache_dir)
@@ -31,8 +29,6 @@ def trained(synthetic_casme2_root, engine_cache_dir, tmp_path_factory):
         data = prepare("casme2", synthetic_casme2_root, "5class", crop_size=64, cache_dir=engine_cache_dir,
                        progress=False, shifts=SHIFTS)
         yield run, data
-    finally:
-        torch.set_num_threads(before)
 
 
 # ------------------------------------------------------------------------------ shifted clips

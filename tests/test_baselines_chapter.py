@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
+from helpers import write_synthetic_params
 from tsfmicro import reported
 from tsfmicro.chapters import baselines
 from tsfmicro.cli import main
@@ -83,19 +83,8 @@ def test_published_numbers_are_sourced_and_carry_their_selection_and_caveats():
 @pytest.fixture
 def tiny_params(tmp_path):
     """Two synthetic CASME II subjects of 4 clips, 1 epoch; the chapter with STSTNet only."""
-    params = {
-        "data_source": "synthetic", "datasets": {"casme2": ["5class"]}, "preset": "tiny", "recipe": "paper",
-        "epochs": 1, "batch_size": 4, "seeds": [0], "device": "cpu", "cpu_threads": 1, "rotary": "flat",
-        "ablation": {"dataset": "casme2", "task": "5class", "fusions": ["ts_late"]},
-        "gradcam": {"dataset": "casme2", "task": "5class", "examples": 0},
-        "baselines": {"tasks": ["casme2/5class"], "networks": ["ststnet"], "epochs": 2},
-        "synthetic": {"subjects": 2, "clips_per_subject": 4, "seed": 0},
-        "paths": {"synthetic": str(tmp_path / "synthetic"), "prepared": str(tmp_path / "prepared"),
-                  "runs": str(tmp_path / "runs")},
-    }
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(params))
-    return path
+    return write_synthetic_params(tmp_path, "tiny.yaml", rotary="flat",
+                                  baselines={"tasks": ["casme2/5class"], "networks": ["ststnet"], "epochs": 2})
 
 
 def test_the_page_trains_scores_pairs_and_shows_the_flow(tiny_params, tmp_path, one_torch_thread):

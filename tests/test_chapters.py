@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers import write_synthetic_params
 from tsfmicro import chapters, params as parameters, report
 from tsfmicro.cli import main
 from tsfmicro.params import Params
@@ -117,19 +118,7 @@ def toy_chapter():
 def toy_params(tmp_path):
     """Two synthetic CASME II subjects of 4 clips, 1 epoch: the main results and the ablation share
     T-S late seed 0; the toy chapter adds T-S early."""
-    params = {
-        "data_source": "synthetic", "datasets": {"casme2": ["5class"]}, "preset": "tiny", "recipe": "paper",
-        "epochs": 1, "batch_size": 4, "seeds": [0], "device": "cpu", "cpu_threads": 1,
-        "ablation": {"dataset": "casme2", "task": "5class", "fusions": ["ts_late"]},
-        "gradcam": {"dataset": "casme2", "task": "5class", "examples": 0},
-        "toy": {"fusions": ["ts_late", "ts_early"]},
-        "synthetic": {"subjects": 2, "clips_per_subject": 4, "seed": 0},
-        "paths": {"synthetic": str(tmp_path / "synthetic"), "prepared": str(tmp_path / "prepared"),
-                  "runs": str(tmp_path / "runs")},
-    }
-    path = tmp_path / "toy.yaml"
-    path.write_text(yaml.safe_dump(params))
-    return path
+    return write_synthetic_params(tmp_path, "toy.yaml", toy={"fusions": ["ts_late", "ts_early"]})
 
 
 def test_a_toy_chapter_is_checked_planned_trained_and_shown(toy_chapter, toy_params, tmp_path, capsys,

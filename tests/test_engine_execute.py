@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
 
 import tsfmicro
+from helpers import torch_threads, write_synthetic_params
 from tsfmicro import params as parameters
 from tsfmicro.cli import main
 from tsfmicro.engine import folds, loso
@@ -78,32 +78,19 @@ if os.environ.get("TSFMICRO_TEST_STALL_FLAG"):
 def params_file(tmp_path_factory):
     """A tiny plan: CASME II 5-class (3 synthetic subjects), T-S late, seeds 0 and 1, 3 epochs,
     a mid-fold checkpoint after every epoch: 2 units of 3 folds."""
-    folder = tmp_path_factory.mktemp("plan")
-    params = {
-        "data_source": "synthetic", "datasets": {"casme2": ["5class"]}, "preset": "tiny", "recipe": "paper",
-        "epochs": 3, "batch_size": 4, "seeds": [0, 1], "device": "cpu", "cpu_threads": 1,
-        "checkpoint_every": 1, "checkpoint_seconds": 0,
-        "ablation": {"dataset": "casme2", "task": "5class", "fusions": ["ts_late"], "seeds": [0]},
-        "gradcam": {"dataset": "casme2", "task": "5class", "examples": 0},
-        "synthetic": {"subjects": 3, "clips_per_subject": 4, "seed": 0},
-        "paths": {"synthetic": str(folder / "synthetic"), "prepared": str(folder / "prepared"),
-                  "runs": str(folder / "runs")},
-    }
-    path = folder / "tiny.yaml"
-    path.write_text(yaml.safe_dump(params))
-    return path
+    return write_synthetic_params(
+        tmp_path_factory.mktemp("plan"), "tiny.yaml", epochs=3, seeds=[0, 1], checkpoint_every=1,
+        checkpoint_seconds=0, ablation={"dataset": "casme2", "task": "5class", "fusions": ["ts_late"], "seeds": [0]},
+        synthetic={"subjects": 3, "clips_per_subject": 4, "seed": 0})
 
 
 @pytest.fixture(scope="module")
 def reference(params_file, tmp_path_factory):
     """The plan trained by the local executor in this process (one thread): what every other way must give."""
-    before = torch.get_num_threads()
-    try:
+    with torch_threads(None):  # the parameters' cpu_threads: 1
         runs = tmp_path_factory.mktemp("reference") / "runs"
         assert main(["run", str(params_file), "-p", f"paths.runs={runs}", "--no-progress"]) == 0
         return runs
-    finally:
-        torch.set_num_threads(before)
 
 
 def environment(tmp_path, stall_flag: Path | None = None) -> dict:
@@ -223,7 +210,8 @@ def test_forward_flops_per_number_of_classes_match_a_count_of_that_network():
     # global attention costs more than the decayed retention's plan would say)
     for branch in ("transformer", "conv"):
         counted = count_flops(build_model("tiny", 5, "ts_late", temporal_branch=branch))
-        assert forward_flops("tiny", "ts_late", 5, branch) == counted != forward_flops("tiny", "ts_late", 5), branch
+        forward = forward_flops("tiny", "ts_late", 5, {"temporal_branch": branch})
+        assert forward == counted != forward_flops("tiny", "ts_late", 5), branch
 
 
 def test_the_paper_plan_without_its_datasets_uses_their_published_sizes(capsys, monkeypatch):

@@ -14,6 +14,7 @@ import torch
 import yaml
 
 import tsfmicro
+from helpers import torch_threads
 from independent_metrics import assert_summary_matches, expected_summary
 from tsfmicro.engine import RunConfig, load_run, loso, train
 from tsfmicro.engine.augment import to_model_input
@@ -28,13 +29,9 @@ def tiny_config(root, out, cache_dir, **changes) -> RunConfig:
 @pytest.fixture(scope="module")
 def first_run(synthetic_casme2_root, engine_cache_dir, tmp_path_factory):
     """Seed 0, 2 epochs, trained once in this process on one thread (the kill -9 test compares with it)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         out = tmp_path_factory.mktemp("runs")
         return train(tiny_config(synthetic_casme2_root, out, engine_cache_dir), progress=False)
-    finally:
-        torch.set_num_threads(before)
 
 
 def test_train_writes_a_run_reuses_finished_seeds_and_serves_fold_models(
@@ -218,6 +215,53 @@ def test_kill_9_and_rerun_gives_the_same_results_as_an_uninterrupted_run(
     assert yaml.safe_load((resumed / "config.yaml").read_text())["key"] == resumed.name.rsplit("_", 1)[-1]
     assert load_run(resumed).fold_model(load_run(resumed).predictions["subject"].iloc[0]) is not None
 
+
+def test_each_fold_records_the_commit_it_was_trained_on_and_the_unit_says_when_they_differ(
+    first_run, synthetic_casme2_root, engine_cache_dir, tmp_path, monkeypatch
+):
+    import re
+    import shutil
+
+    from tsfmicro.engine import checkpoint as ckpt
+    from tsfmicro.engine import folds as fold_files
+    from tsfmicro.engine import provenance as provenance_module
+    from tsfmicro.engine.runs import resolve_request, write_unit
+
+    trained = resolve_request(tiny_config(synthetic_casme2_root, first_run.path.parent, engine_cache_dir), False)
+    unit_dir, unit_key = trained.unit_path(0), trained.unit_key(0)
+    names = [str(fold.name) for fold in trained.folds()]
+    # trained in one process: every fold on its commit (not compared with git now: the checkout may
+    # have moved on since), one commit, not mixed
+    recorded = {name: fold_files.read_result(unit_dir, unit_key, name).git for name in names}
+    (trained_on,) = {state["commit"] for state in recorded.values()}
+    assert re.fullmatch("[0-9a-f]{40}|unknown", trained_on) and trained_on != "a" * 40
+    provenance = json.loads((unit_dir / "provenance.json").read_text())
+    assert {name: provenance["folds"][name]["git"] for name in names} == recorded
+    assert provenance["commits"] == {trained_on: names} and provenance["mixed_commits"] is False
+
+    # The same folds assembled elsewhere: one trained on another commit, one written before fold
+    # results recorded their commit (read as unknown), the others as trained.
+    request = resolve_request(tiny_config(synthetic_casme2_root, tmp_path, engine_cache_dir), False)
+    assert request.unit_key(0) == unit_key
+    shutil.copytree(unit_dir / fold_files.FOLDS, request.unit_path(0) / fold_files.FOLDS)
+    other, old = (fold_files.result_path(request.unit_path(0), name) for name in names[:2])
+    state = ckpt.load_checkpoint(other, fold_files._fold_key(unit_key, names[0]))
+    ckpt.save_checkpoint(other, fold_files._fold_key(unit_key, names[0]),
+                         {**state, "git": {"commit": "a" * 40, "dirty": False}})
+    state = ckpt.load_checkpoint(old, fold_files._fold_key(unit_key, names[1]))
+    del state["git"]
+    ckpt.save_checkpoint(old, fold_files._fold_key(unit_key, names[1]), state)
+    results = [fold_files.read_result(request.unit_path(0), unit_key, name) for name in names]
+    assert results[1].git == fold_files.UNKNOWN_GIT == {"commit": "unknown", "dirty": None}
+    # assembled by other code again: the unit's "git" says so, the folds keep theirs
+    monkeypatch.setattr(provenance_module, "git_state", lambda folder=None: {"commit": "b" * 40, "dirty": False})
+    write_unit(request, 0, results)
+
+    provenance = json.loads((request.unit_path(0) / "provenance.json").read_text())
+    assert provenance["commits"] == {"a" * 40: names[:1], "unknown": names[1:2], trained_on: names[2:]}
+    assert provenance["mixed_commits"] is True
+    assert provenance["folds"][names[0]]["git"]["commit"] == "a" * 40
+    assert provenance["git"]["commit"] == "b" * 40  # the code that assembled the files, as before
 
 def test_report_tables_name_their_protocol_and_agree_with_the_predictions(first_run):
     from tsfmicro import metrics, report

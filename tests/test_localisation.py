@@ -9,6 +9,7 @@ import pytest
 import torch
 from types import SimpleNamespace
 
+from helpers import write_synthetic_params
 from tsfmicro import localisation as L
 
 S = 64
@@ -333,21 +334,9 @@ def test_grad_cam_of_a_trained_onset_only_model_does_not_beat_the_baselines(crop
 
 
 def page_params(tmp_path, **changes):
-    import yaml
-
-    params = {
-        "data_source": "synthetic", "datasets": {"casme2": ["5class"]}, "preset": "tiny", "recipe": "paper",
-        "epochs": 2, "batch_size": 4, "seeds": [0], "device": "cpu", "cpu_threads": 1,
-        "ablation": {"dataset": "casme2", "task": "5class", "fusions": ["ts_late"]},
-        "gradcam": {"dataset": "casme2", "task": "5class", "examples": 1},
-        "synthetic": {"subjects": 3, "clips_per_subject": 5, "seed": 0},
-        "paths": {"synthetic": str(tmp_path / "synthetic"), "prepared": str(tmp_path / "prepared"),
-                  "runs": str(tmp_path / "runs")},
-        **changes,
-    }
-    path = tmp_path / "page.yaml"
-    path.write_text(yaml.safe_dump(params))
-    return path
+    return write_synthetic_params(tmp_path, "page.yaml", **{
+        "epochs": 2, "gradcam": {"dataset": "casme2", "task": "5class", "examples": 1},
+        "synthetic": {"subjects": 3, "clips_per_subject": 5, "seed": 0}, **changes})
 
 
 def test_the_gradcam_page_scores_every_test_clip_of_both_branches_on_synthetic_data(tmp_path, one_torch_thread):

@@ -4,9 +4,9 @@ while the run keys of the paper's network (arch "tsfmicro", the default) do not 
 import numpy as np
 import pytest
 import torch
-import yaml
 from torch import nn
 
+from helpers import write_synthetic_params
 import test_engine_loop as loop  # its random PreparedData (module import: not re-collected)
 from tsfmicro.cli import main
 from tsfmicro.engine import RunConfig, load_run, train
@@ -85,7 +85,7 @@ def test_a_registered_network_trains_is_reloaded_and_planned(toy_network, synthe
     (row,) = make_plan([config]).table().to_dict("records")
     assert row["options"] == f"arch={TOY}" and row["state"] == "done" and row["tflops"] > 0
     for classes in (3, 5, 7):
-        assert forward_flops("tiny", "ts_late", classes, arch=TOY) == count_flops(
+        assert forward_flops("tiny", "ts_late", classes, {"arch": TOY}) == count_flops(
             model_from_config({"arch": TOY, "preset": "tiny"}, classes))
 
 
@@ -126,17 +126,8 @@ def test_the_data_refuses_an_input_it_does_not_have():
 
 
 def test_a_registered_network_trains_through_tsfmicro_run(toy_network, tmp_path, capsys, one_torch_thread):
-    params = {
-        "data_source": "synthetic", "datasets": {"casme2": ["5class"]}, "preset": "tiny", "recipe": "paper",
-        "epochs": 1, "batch_size": 4, "seeds": [0], "device": "cpu", "cpu_threads": 1,
-        "ablation": {"dataset": "casme2", "task": "5class", "fusions": ["ts_late"]},
-        "gradcam": {"dataset": "casme2", "task": "5class", "examples": 0},
-        "synthetic": {"subjects": 3, "clips_per_subject": 4, "seed": 0},
-        "paths": {"synthetic": str(tmp_path / "synthetic"), "prepared": str(tmp_path / "prepared"),
-                  "runs": str(tmp_path / "runs")},
-    }
-    path = tmp_path / "toy.yaml"
-    path.write_text(yaml.safe_dump(params))
+    path = write_synthetic_params(tmp_path, "toy.yaml",
+                                  synthetic={"subjects": 3, "clips_per_subject": 4, "seed": 0})
     assert main(["run", str(path), "-p", f"arch={TOY}", "--no-progress"]) == 0
     (run,) = [p for p in (tmp_path / "runs").iterdir() if p.name != "units"]
     assert run.name.startswith(f"casme2_5class_{TOY}_tiny_paper_") and load_run(run).options == {"arch": TOY}

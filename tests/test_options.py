@@ -110,6 +110,68 @@ def test_a_toy_option_row_is_validated_offered_on_the_command_line_and_keyed_onl
     assert seen["demo_keys_hold"] is True  # the row at its default changes no pinned key
 
 
+TOY_MODEL_OPTION_SCRIPT = textwrap.dedent('''
+    import dataclasses, inspect, json
+
+    import torch.nn as nn
+
+    import tsfmicro.options as options
+
+    # A model option no module of the package names, and a network that takes it.
+    options.OPTIONS.append(options.Option("toy_width", "model", options.PRESET, "a toy network's width", type=int))
+
+    from tsfmicro.engine import plan, runs
+    from tsfmicro.model import PRESETS, count_flops, register_model
+
+    class Toy(nn.Module):
+        inputs = ("onset", "apex")
+
+        def __init__(self, width, num_classes, image_size):
+            super().__init__()
+            self.image_size = image_size
+            self.features = nn.Conv2d(3, width, 3, padding=1)
+            self.classifier = nn.Linear(width, num_classes)
+
+        def forward(self, onset, apex):
+            return self.classifier(self.features(apex - onset).mean(dim=(2, 3)))
+
+        def feature_layers(self):
+            return {"features": self.features}
+
+    @register_model("toy_wide", options=("toy_width",))
+    def toy_wide(preset, num_classes, fusion, toy_width=4):
+        return Toy(toy_width, num_classes, PRESETS[preset].image_size)
+
+    base = runs.RunConfig(dataset="casme2", root="", task="5class", preset="tiny", device="cpu", seeds=(0,),
+                          arch="toy_wide")
+    rows = {str(width): plan.published_row(dataclasses.replace(base, toy_width=width), 0, "cpu")
+            for width in (None, 16)}
+    print(json.dumps({
+        "named_in_plan": "toy_width" in inspect.getsource(plan),
+        "tflops": {width: row["tflops"] for width, row in rows.items()},
+        "seconds": {width: row["estimated_seconds"] for width, row in rows.items()},
+        "options": {width: row["options"] for width, row in rows.items()},
+        "counted": {"None": count_flops(Toy(4, 5, 64)), "16": count_flops(Toy(16, 5, 64))},
+    }))
+''')
+
+
+def test_a_model_option_the_plan_never_names_reaches_its_flops_through_the_one_mapping(tmp_path):
+    """plan.py takes a run's model options as one mapping (plan.model_settings, from OPTIONS): a new
+    model option and a network taking it change the plan's compute and time with no edit there."""
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", TOY_MODEL_OPTION_SCRIPT], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["named_in_plan"] is False
+    assert seen["options"] == {"None": "arch=toy_wide", "16": "arch=toy_wide, toy_width=16"}
+    counted = seen["counted"]
+    assert counted["16"] > counted["None"] > 0  # a wider toy costs more
+    assert seen["tflops"]["16"] / seen["tflops"]["None"] == pytest.approx(counted["16"] / counted["None"])
+    # the time estimate scales with the same FLOPs (cpu/tiny throughput is measured)
+    assert seen["seconds"]["16"] / seen["seconds"]["None"] == pytest.approx(counted["16"] / counted["None"])
+
 def test_the_real_rows_at_their_defaults_leave_the_key_as_it_was(tmp_path):
     """Every option left at its default (None or RunConfig's) adds nothing to a key's identity."""
     recipe = runs.get_recipe("paper", "casme2", "5class")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
+from helpers import torch_threads
 from tsfmicro.data import prepare
 from tsfmicro.data.cache import CROP_BOX_COLUMNS
 from tsfmicro.engine import RunConfig, evaluate, train
@@ -16,9 +16,7 @@ from tsfmicro.results import first_seed_predictions
 @pytest.fixture(scope="module")
 def samm_run(synthetic_samm_root, engine_cache_dir, tmp_path_factory):
     """A tiny SAMM 5-class T-S late run (3 subjects, seed 0, 2 epochs, 32 px, one thread) and its data."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         config = RunConfig(dataset="samm", root=synthetic_samm_root, task="5class", preset="tiny", epochs=2,
                            batch_size=8, image_size=32, seeds=(0,), device="cpu",
                            out=tmp_path_factory.mktemp("runs"), cache_dir=engine_cache_dir)
@@ -26,8 +24,6 @@ def samm_run(synthetic_samm_root, engine_cache_dir, tmp_path_factory):
         data = prepare("samm", synthetic_samm_root, "5class", crop_size=32, cache_dir=engine_cache_dir,
                        progress=False, boxes=True)
         yield run, data
-    finally:
-        torch.set_num_threads(before)
 
 
 def test_a_fold_model_on_a_clips_own_frames_gives_the_runs_prediction(samm_run, one_torch_thread):

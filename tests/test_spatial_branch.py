@@ -227,8 +227,8 @@ def test_the_plan_prices_each_depth_by_its_own_flops():
     base = runs.RunConfig(dataset="casme2", root="", task="5class", preset="tiny", device="cpu", seeds=(0,))
     rows = {depth: plan.published_row(dataclasses.replace(base, spatial_depth=depth), 0, "cpu") for depth in (None, 4)}
     assert rows[4]["options"] == "spatial_depth=4" and rows[None]["options"] == ""
-    forward = {depth: plan.forward_flops("tiny", "ts_late", 5, spatial_depth=depth) for depth in (None, 4)}
-    assert forward[4] > forward[None] == plan.forward_flops("tiny", "ts_late", 5, spatial_depth=2)
+    forward = {depth: plan.forward_flops("tiny", "ts_late", 5, {"spatial_depth": depth}) for depth in (None, 4)}
+    assert forward[4] > forward[None] == plan.forward_flops("tiny", "ts_late", 5, {"spatial_depth": 2})
     assert rows[4]["tflops"] / rows[None]["tflops"] == pytest.approx(forward[4] / forward[None])
     assert rows[4]["estimated_seconds"] > rows[None]["estimated_seconds"] > 0  # cpu/tiny throughput is measured
 

@@ -101,13 +101,15 @@ def _study(args: argparse.Namespace):
 def run_plan(args: argparse.Namespace) -> int:
     from tsfmicro import report
     from tsfmicro.engine import plan as planning
+    from tsfmicro.options import owned_by
 
     study = _study(args)
     table = study.plan()
     device = study.params["device"]
     device_type = device if device != "auto" else "cpu"
-    image_size = study.params.get("image_size")  # the network's input side for every run (None: the preset's)
-    basis = [planning.throughput_basis(device_type, preset, precision, image_size)
+    # the model options the parameters set for every run (e.g. image_size; None: the preset's)
+    model = {row.name: study.params.get(row.name) for row in owned_by("model") if row.params}
+    basis = [planning.throughput_basis(device_type, preset, precision, model)
              for preset, precision in sorted(set(zip(table["preset"], table["precision"])))]
     if args.json:
         rows = json.loads(table.to_json(orient="records"))

@@ -4,7 +4,7 @@ Inside a unit directory (see tsfmicro.engine.runs)::
 
     folds/<fold>.pt             the fold's result: test probabilities after every epoch, curves,
                                 the epoch it started from in the process that finished it
-                                (``start_epoch``), its device and timing; written atomically when
+                                (``start_epoch``), its device, timing and git commit; written atomically when
                                 the fold ends, so it either exists whole or not at all
     folds/<fold>.checkpoint.pt  mid-fold checkpoint (only while the fold is unfinished)
     folds/<fold>.lock           held while a process trains the fold (deleted when it is done)
@@ -35,11 +35,13 @@ import torch
 
 from tsfmicro.engine import checkpoint as ckpt
 from tsfmicro.engine import loso
-from tsfmicro.engine.provenance import device_description, now
+from tsfmicro.engine.provenance import device_description, git_state, now
 from tsfmicro.engine.recipes import Recipe
 from tsfmicro.results import file_stem
 
 FOLDS = "folds"
+# the git state of a fold result written before fold results recorded it
+UNKNOWN_GIT = {"commit": "unknown", "dirty": None}
 
 
 class RunFolderNotWritable(OSError):
@@ -59,6 +61,7 @@ class FoldResult:
     start_epoch: int  # 0: trained from the start; k: continued a checkpoint saved after epoch k
     seconds: float  # training time in the process that finished it
     device: dict  # tsfmicro.engine.provenance.device_description of that process
+    git: dict  # tsfmicro.engine.provenance.git_state of that process when it trained the fold
     host: str
     run_id: str  # which `tsfmicro run` (or train) invocation finished it
     executor: str  # local or ray
@@ -141,7 +144,9 @@ def _fold_key(unit_key: str, fold_name: str) -> str:
 
 
 # ----------------------------------------------------------------------------- results
-def write_result(unit_dir, unit_key: str, fold_index: int, outcome: loso.FoldOutcome, *, seconds: float, device: dict, run_id: str, executor: str, started: str) -> Path:
+def write_result(unit_dir, unit_key: str, fold_index: int, outcome: loso.FoldOutcome, *, seconds: float,
+                 device: dict, run_id: str, executor: str, started: str, git: dict | None = None) -> Path:
+    """``git``: the code's git state when the fold was trained (default: this process's now)."""
     state = {
         "name": outcome.name,
         "fold_index": fold_index,
@@ -151,6 +156,7 @@ def write_result(unit_dir, unit_key: str, fold_index: int, outcome: loso.FoldOut
         "start_epoch": int(outcome.start_epoch),
         "seconds": float(seconds),
         "device": device,
+        "git": dict(git) if git is not None else git_state(),
         "host": socket.gethostname(),
         "run_id": run_id,
         "executor": executor,
@@ -170,7 +176,7 @@ def read_result(unit_dir, unit_key: str, fold_name: str) -> FoldResult:
         start_epoch=int(state["start_epoch"]),
     )
     return FoldResult(outcome, int(state["fold_index"]), int(state["start_epoch"]), float(state["seconds"]),
-                      dict(state["device"]), str(state["host"]), str(state["run_id"]), str(state["executor"]),
+                      dict(state["device"]), dict(state.get("git") or UNKNOWN_GIT), str(state["host"]), str(state["run_id"]), str(state["executor"]),
                       str(state["started"]), str(state["finished"]))
 
 

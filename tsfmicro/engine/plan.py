@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ import pandas as pd
 
 from tsfmicro.engine import folds as fold_files
 from tsfmicro.engine.runs import Request, RunConfig, config_options, request_split, resolve_request
+from tsfmicro.options import option, owned_by
 from tsfmicro.results import is_finished
 
 THROUGHPUT_FILE = Path(__file__).with_name("throughput.csv")
@@ -156,35 +158,39 @@ COLUMNS = ["dataset", "task", "fusion", "options", "preset", "recipe", "precisio
            "started", "finished"]
 
 
-def forward_flops(preset: str, fusion: str, num_classes: int, temporal_branch: str | None = None,
-                  arch: str = "tsfmicro", image_size: int | None = None,
-                  spatial_depth: int | None = None) -> int:
-    """Forward FLOPs per clip of one network (``temporal_branch``, ``image_size``, ``spatial_depth``:
-    None = the preset's). Counted once per network, preset, fusion, temporal branch, input size and
-    spatial depth: the number of classes only changes the last Linear layer (``model.classifier``,
-    the model contract: hidden -> classes, 2 x hidden FLOPs a class)."""
-    counted, hidden, counted_classes = _counted_flops(preset, fusion, temporal_branch, arch=arch,
-                                                      image_size=image_size, spatial_depth=spatial_depth)
+def model_settings(config: RunConfig) -> dict:
+    """The network ``config`` trains: its model options (the rows of tsfmicro.options.OPTIONS owned by
+    ``model``, ``arch`` included) that are set, as one mapping. The estimates below take this mapping
+    whole, so a new model option reaches the FLOPs count without an edit here."""
+    return {row.name: value for row in owned_by("model") if (value := getattr(config, row.name, None)) is not None}
+
+
+def forward_flops(preset: str, fusion: str, num_classes: int, model: Mapping | None = None) -> int:
+    """Forward FLOPs per clip of one network: ``model`` holds its model options (:func:`model_settings`;
+    an option left out or None is the preset's, ``arch`` left out is TSFmicro). Counted once per
+    preset, fusion and options: the number of classes only changes the last Linear layer
+    (``model.classifier``, the model contract: hidden -> classes, 2 x hidden FLOPs a class)."""
+    counted, hidden, counted_classes = _counted_flops(preset, fusion, _settings_key(model))
     return counted + 2 * hidden * (num_classes - counted_classes)
 
 
+def _settings_key(model: Mapping | None) -> tuple:
+    """``model`` as a hashable cache key; None values dropped (None means the preset's value)."""
+    return tuple(sorted((name, value) for name, value in (model or {}).items() if value is not None))
+
+
 @functools.lru_cache(maxsize=None)
-def _counted_flops(preset: str, fusion: str, temporal_branch: str | None = None,
-                   num_classes: int = 5, arch: str = "tsfmicro", image_size: int | None = None,
-                   spatial_depth: int | None = None) -> tuple[int, int, int]:
+def _counted_flops(preset: str, fusion: str, settings: tuple, num_classes: int = 5) -> tuple[int, int, int]:
     from tsfmicro.model import count_flops, model_from_config
 
-    model = model_from_config({"arch": arch, "preset": preset, "fusion": fusion, "temporal_branch": temporal_branch,
-                               "image_size": image_size, "spatial_depth": spatial_depth}, num_classes)
-    return count_flops(model), model.classifier.in_features, num_classes
+    network = model_from_config({**dict(settings), "preset": preset, "fusion": fusion}, num_classes)
+    return count_flops(network), network.classifier.in_features, num_classes
 
 
 def compute_flops(preset: str, fusion: str, num_classes: int, epochs: int, train_clips: list[int],
-                  test_clips: list[int], temporal_branch: str | None = None, arch: str = "tsfmicro",
-                  image_size: int | None = None, spatial_depth: int | None = None) -> float:
+                  test_clips: list[int], model: Mapping | None = None) -> float:
     """Training (3 x forward per training clip) plus scoring (1 x forward per test clip), every epoch."""
-    forward = forward_flops(preset, fusion, num_classes, temporal_branch, arch, image_size=image_size,
-                            spatial_depth=spatial_depth)
+    forward = forward_flops(preset, fusion, num_classes, model)
     return float(epochs) * forward * (3 * sum(train_clips) + sum(test_clips))
 
 
@@ -194,44 +200,69 @@ def _read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(line for line in handle if not line.startswith("#")))
 
 
-def measured_throughput(device_type: str, preset: str, precision: str = "fp32",
-                        image_size: int | None = None) -> dict | None:
-    """The measured training throughput of ``preset`` in ``precision`` on ``device_type`` at input
-    side ``image_size`` (None: the preset's; a row's empty ``image_size`` is the preset's), from
-    throughput.csv, or None. Sizes are not converted into one another: a small network's steps cost
-    mostly fixed overhead, so FLOPs would promise a speed-up that is not there."""
+def _measured_settings(model: Mapping | None) -> dict:
+    """The model options throughput.csv keys its rows by (those of its columns that are model options,
+    today ``image_size``), at ``model``'s values: the network a measurement for ``model`` was taken
+    on. The other options are not measured apart; their cost is scaled by FLOPs."""
+    if not THROUGHPUT_FILE.exists():
+        return {}
+    with THROUGHPUT_FILE.open(encoding="utf-8") as handle:
+        header = next(csv.reader(line for line in handle if not line.startswith("#")), [])
+    return {row.name: (model or {}).get(row.name) for row in owned_by("model") if row.name in header}
+
+
+def _preset_value(preset: str, name: str):
     from tsfmicro.model import PRESETS
 
+    return getattr(PRESETS[preset], name, None) if preset in PRESETS else None
+
+
+def _csv_value(name: str, text: str):
+    kind = option(name).type
+    return text.strip().lower() in ("1", "true", "yes") if kind is bool else kind(text)
+
+
+def measured_throughput(device_type: str, preset: str, precision: str = "fp32",
+                        model: Mapping | None = None) -> dict | None:
+    """The measured training throughput of ``preset`` in ``precision`` on ``device_type`` for the
+    network of ``model`` (its model options; for each one throughput.csv has a column, e.g. the input
+    side ``image_size``: None is the preset's, and so is a row's empty cell), from throughput.csv, or
+    None. Sizes are not converted into one another: a small network's steps cost mostly fixed
+    overhead, so FLOPs would promise a speed-up that is not there."""
     if not THROUGHPUT_FILE.exists():
         return None
-    default = PRESETS[preset].image_size if preset in PRESETS else None
-    wanted = image_size or default
+    wanted = {name: value if value is not None else _preset_value(preset, name)
+              for name, value in _measured_settings(model).items()}
     rows = [row for row in _read_csv(THROUGHPUT_FILE)
             if (row["device_type"], row["preset"], row["precision"]) == (device_type, preset, precision)
-            and (int(row["image_size"]) if row.get("image_size") else default) == wanted]
+            and all((_csv_value(name, row[name]) if row.get(name) else _preset_value(preset, name)) == value
+                    for name, value in wanted.items())]
     return rows[-1] if rows else None  # the latest measurement
 
 
 def estimate_seconds(device_type: str, preset: str, precision: str, fusion: str, num_classes: int, epochs: int,
-                     train_clips: list[int], test_clips: list[int], temporal_branch: str | None = None,
-                     arch: str = "tsfmicro", image_size: int | None = None,
-                     spatial_depth: int | None = None) -> float | None:
-    """Seconds at the measured throughput (training clips per second of the T-S late network,
-    scaled by this network's FLOPs: its fusion, temporal branch and spatial depth); None when this device type,
-    preset and precision were never measured."""
-    measured = measured_throughput(device_type, preset, precision, image_size)
+                     train_clips: list[int], test_clips: list[int], model: Mapping | None = None) -> float | None:
+    """Seconds at the measured throughput (training clips per second of the T-S late network with the
+    measured options, scaled by this network's FLOPs: its arch, fusion and every model option); None when
+    this device type, preset and precision were never measured."""
+    measured = measured_throughput(device_type, preset, precision, model)
     if measured is None:
         return None
     flops_per_second = (float(measured["train_clips_per_s"]) * 3
-                        * forward_flops(preset, "ts_late", num_classes, image_size=image_size))
-    return compute_flops(preset, fusion, num_classes, epochs, train_clips, test_clips,
-                         temporal_branch, arch, image_size=image_size, spatial_depth=spatial_depth) / flops_per_second
+                        * forward_flops(preset, "ts_late", num_classes, _measured_settings(model)))
+    return compute_flops(preset, fusion, num_classes, epochs, train_clips, test_clips, model) / flops_per_second
 
 
-def throughput_basis(device_type: str, preset: str, precision: str = "fp32", image_size: int | None = None) -> str:
-    """One line saying what the time estimate of ``preset`` in ``precision`` on ``device_type`` rests on."""
-    measured = measured_throughput(device_type, preset, precision, image_size)
-    size = f", {image_size} px" if image_size else ""
+# how throughput_basis shows a measured option's value; an option not listed shows as name=value
+_UNITS = {"image_size": "{} px"}
+
+
+def throughput_basis(device_type: str, preset: str, precision: str = "fp32", model: Mapping | None = None) -> str:
+    """One line saying what the time estimate of ``preset`` in ``precision`` on ``device_type`` (for the
+    network of ``model``, its model options) rests on."""
+    measured = measured_throughput(device_type, preset, precision, model)
+    size = "".join(", " + _UNITS.get(name, name + "={}").format(value)
+                   for name, value in _measured_settings(model).items() if value)
     if measured is None:
         return (f"{device_type}, {preset}{size}, {precision}: unknown (no measurement for this device type, preset, "
                 "input size and precision; bench/bench_run.py measures it)")
@@ -250,8 +281,7 @@ def unit_row(unit: UnitPlan) -> dict:
     test_clips = [len(f.test_index) for f in unit.folds]
     row = cost_row(config.dataset, config.task, config.fusion, config.preset, config.recipe, request.recipe.precision,
                    unit.seed, len(request.data.class_names), request.recipe.epochs, train_clips, test_clips,
-                   request.device.type, unit.state(), config.temporal_branch, config.arch,
-                   image_size=config.image_size, spatial_depth=config.spatial_depth)
+                   request.device.type, unit.state(), model_settings(config))
     row["options"] = options_text(config)
     row["folds_done"] = len(unit.done_folds())
     if unit.finished:
@@ -305,26 +335,23 @@ def published_row(config: RunConfig, seed: int, device_type: str) -> dict:
     recipe = run_recipe(config)
     return cost_row(config.dataset, config.task, config.fusion, config.preset, config.recipe, recipe.precision,
                     seed, len(class_names(config.dataset, config.task)), recipe.epochs, train, test, device_type,
-                    STATE_NO_DATA, config.temporal_branch, config.arch, image_size=config.image_size,
-                    spatial_depth=config.spatial_depth) | {"options": options_text(config)}
+                    STATE_NO_DATA, model_settings(config)) | {"options": options_text(config)}
 
 
 def cost_row(dataset: str, task: str, fusion: str, preset: str, recipe: str, precision: str, seed: int,
              num_classes: int, epochs: int, train_clips: list[int], test_clips: list[int], device_type: str,
-             state: str, temporal_branch: str | None = None, arch: str = "tsfmicro",
-             image_size: int | None = None, spatial_depth: int | None = None) -> dict:
-    """A plan row from fold sizes (also used with published dataset sizes when the data is missing)."""
+             state: str, model: Mapping | None = None) -> dict:
+    """A plan row from fold sizes (also used with published dataset sizes when the data is missing);
+    ``model``: the network's model options (:func:`model_settings`)."""
     return {
         "dataset": dataset, "task": task, "fusion": fusion, "options": "", "preset": preset, "recipe": recipe,
         "precision": precision, "seed": seed,
         "folds": len(train_clips),
         "train_clips_per_fold": round(sum(train_clips) / max(len(train_clips), 1), 1),
         "epochs": epochs,
-        "tflops": compute_flops(preset, fusion, num_classes, epochs, train_clips, test_clips, temporal_branch,
-                                arch, image_size=image_size, spatial_depth=spatial_depth) / 1e12,
+        "tflops": compute_flops(preset, fusion, num_classes, epochs, train_clips, test_clips, model) / 1e12,
         "estimated_seconds": estimate_seconds(device_type, preset, precision, fusion, num_classes, epochs,
-                                              train_clips, test_clips, temporal_branch, arch,
-                                              image_size=image_size, spatial_depth=spatial_depth),
+                                              train_clips, test_clips, model),
         "state": state, "folds_done": 0, "trained_seconds": None, "device": None, "executor": None,
         "started": None, "finished": None,
     }

@@ -468,7 +468,14 @@ def write_unit(request: Request, seed: int, results: list[FoldResult]) -> Path:
     record["resumed"] = any(r.start_epoch > 0 for r in results) or len({r.run_id for r in results}) > 1
     record["executor"] = ", ".join(sorted({r.executor for r in results}))
     record["folds"] = {r.outcome.name: {"start_epoch": r.start_epoch, "seconds": round(r.seconds, 3),
-                                        "host": r.host, "executor": r.executor} for r in results}
+                                        "host": r.host, "executor": r.executor, "git": r.git} for r in results}
+    # "git" above is the code that assembled these files; the folds may have been trained on other
+    # commits (a fold trained yesterday, the unit assembled today): each commit and its folds
+    commits: dict[str, list[str]] = {}
+    for r in results:
+        commits.setdefault(r.git.get("commit", "unknown"), []).append(r.outcome.name)
+    record["commits"] = commits
+    record["mixed_commits"] = len(commits) > 1
     _io.write_json(unit_dir / "provenance.json", record)
     write_excluded(unit_dir, data)  # the rows left out, beside the run (tsfmicro.engine.excluded)
     # last (marks done), after the record of every file (damage found later: tsfmicro.engine.integrity)
