@@ -111,6 +111,20 @@ return {
     }
     return false;
   }).map(t => ((t.querySelector('caption') || t).innerText || '').slice(0, 80)),
+  // words broken inside in a table that fits the page with whole words (book/_static/tsfmicro.js
+  // lets only a table marked tsfmicro-tight break inside words); a hyphen is a break between words
+  broken_words: (() => {
+    const measure = document.createElement('canvas').getContext('2d');
+    const found = [];
+    for (const cell of document.querySelectorAll('article table:not(.tsfmicro-tight) td, article table:not(.tsfmicro-tight) th')) {
+      const style = getComputedStyle(cell);
+      measure.font = `${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+      const inner = cell.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+      for (const word of cell.innerText.split(/[\s-]+/))
+        if (word && measure.measureText(word).width > inner + 1) { found.push(word); break; }
+    }
+    return found;
+  })(),
   // every figure image (article images outside the provenance box) with its caption
   figures: images.filter(i => !i.closest('.tsfmicro-provenance')).map(i => {
     const figure = i.closest('figure');
@@ -142,6 +156,7 @@ def _open(driver, page: Path) -> dict:
 
 def _common_checks(state: dict, where: str) -> None:
     assert not state["clipped"], f"{where}: tables clipped at {WIDTH} px: {state['clipped']}"
+    assert not state["broken_words"], f"{where}: words broken inside at {WIDTH} px: {state['broken_words'][:8]}"
     assert not state["console"], f"{where}: console errors {state['console']}"
 
 

@@ -1,6 +1,7 @@
 """Local Sphinx extension of the book (``sphinx: local_extensions`` in _config.yml).
 
-- The book's stylesheet, ``_static/tsfmicro.css``.
+- The book's stylesheet, ``_static/tsfmicro.css``, and ``_static/tsfmicro.js`` (a table that cannot
+  fit the page with whole words may break inside them).
 - No thebe scripts: the book has no live-code button, and sphinx-thebe (always loaded by
   jupyter-book) declares ``const THEBE_JS_URL`` in an inline script that reaches each page
   twice, so every page logged "Identifier 'THEBE_JS_URL' has already been declared".
@@ -29,6 +30,7 @@ def _default_mode(app, pagename, templatename, context, doctree):
 
 def setup(app):
     app.add_css_file("tsfmicro.css")
+    app.add_js_file("tsfmicro.js")
     app.connect("html-page-context", _default_mode, priority=900)  # after the theme's own
     app.connect("html-page-context", _drop_thebe)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
