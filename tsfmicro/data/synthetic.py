@@ -424,7 +424,13 @@ class _Writer:
         self.root, self.layout, self.frame_size = root, layout, frame_size
         self.subjects, self.clips_per_subject = subjects, clips_per_subject
         self.rng = np.random.default_rng([seed, stream])  # the spec's stream: one per dataset
-        photos = [FACE_PHOTOS[i] for i in self.rng.permutation(len(FACE_PHOTOS))]
+        drawn = [FACE_PHOTOS[i] for i in self.rng.permutation(len(FACE_PHOTOS))]
+        # The five LFW faces first (in the drawn order), the two sharp colour photographs only from
+        # the sixth subject on: a small set's subjects then share one look, as a real dataset's,
+        # filmed by one camera, do. Mixed, a held-out LFW face with one LFW face left in training (or
+        # the one colour photograph held out) was the fold that failed: SAMM 4 subjects, 2 of each,
+        # fixed UF1 of those folds 18-55 % against 82-100 % for the others (issue 18).
+        photos = [p for p in drawn if p.startswith("lfw")] + [p for p in drawn if not p.startswith("lfw")]
         self.faces = [make_face(self.rng, photos[s % len(photos)], frame_size) for s in range(subjects)]
         self.noise = _noise_bank(self.rng, (frame_size[1], frame_size[0]))
         self.manifest: list[dict] = []
