@@ -8,7 +8,8 @@ frame naming, known quirks) and behaves like them for a model:
   matplotlib's Grace Hopper, five scikit-image LFW faces upscaled), chosen because
   MTCNN finds them, in colour and in grey, at every size and mirror the writer draws.
   Identity (which photo, skin tone, size, tilt, mirror, background, position) is drawn
-  per subject and is independent of the class.
+  per subject and is independent of the class. Subjects take the LFW faces first (``_look_rank``):
+  a set of up to 4 subjects has one look, as a real dataset filmed by one camera has.
 * The class is a small local movement at action-unit regions (lip corners, brows, nose
   wings / upper lip, chin, eyelids) of about 6 % of the face width at the apex, rising
   from the onset and fading towards the offset, made by a smooth displacement warp. The
@@ -63,7 +64,9 @@ MANIFEST_FILE = "TSFMICRO_SYNTHETIC_manifest.csv"
 PLANTED = (
     dict(chapters=("main_results", "ablation", "confusion_matrices", "composite", "baselines"),
          planted="the class is only in the onset -> apex movement (an action-unit warp of about 6 % of "
-                 "the face width at the apex); identity, lighting and position are drawn independently of it",
+                 "the face width at the apex); identity, lighting and position are drawn independently of it; "
+                 "a small set's subjects share one look (up to 4 subjects: near-frontal grey LFW faces only, "
+                 "as one camera films a real dataset's), so a held-out subject looks like the training ones",
          expected="ts_late far above chance (demo goal: fixed UF1 >= 80 %); spatial_only (onset only) "
                   "at chance (1/classes), on both protocols",
          why="the onset frame carries no class information, so only a model that uses the motion can score"),
@@ -125,6 +128,14 @@ _PHOTO_LANDMARKS = {
     "lfw98": [[7.85, 8.82], [17.04, 8.67], [12.87, 14.68], [8.62, 18.67], [15.94, 18.61]],
 }
 FACE_PHOTOS = tuple(_PHOTO_LANDMARKS)
+
+
+def _look_rank(photo: str) -> int:
+    """The order in which a writer's subjects take the drawn photographs: the LFW faces that look
+    alike (grey, 25 px upscaled, near-frontal) first, then lfw70, the most turned of them (its nose
+    0.17 eye distances off the eyes' midpoint, the others' at most 0.11), then the two sharp colour
+    photographs, so a small set's subjects share one look (see _Writer)."""
+    return 2 if not photo.startswith("lfw") else 1 if photo == "lfw70" else 0
 # Skin-tone multipliers; the grey LFW faces take them fully, colour photos a milder version.
 _SKIN_TONES = np.array([[1.00, 0.86, 0.74], [1.04, 0.90, 0.80], [0.86, 0.68, 0.54],
                         [0.66, 0.50, 0.40], [0.95, 0.80, 0.66], [0.78, 0.60, 0.47]])
@@ -425,12 +436,12 @@ class _Writer:
         self.subjects, self.clips_per_subject = subjects, clips_per_subject
         self.rng = np.random.default_rng([seed, stream])  # the spec's stream: one per dataset
         drawn = [FACE_PHOTOS[i] for i in self.rng.permutation(len(FACE_PHOTOS))]
-        # The five LFW faces first (in the drawn order), the two sharp colour photographs only from
-        # the sixth subject on: a small set's subjects then share one look, as a real dataset's,
+        # The LFW faces first (in the drawn order; _look_rank), the two sharp colour photographs only
+        # from the sixth subject on: a small set's subjects then share one look, as a real dataset's,
         # filmed by one camera, do. Mixed, a held-out LFW face with one LFW face left in training (or
         # the one colour photograph held out) was the fold that failed: SAMM 4 subjects, 2 of each,
-        # fixed UF1 of those folds 18-55 % against 82-100 % for the others (issue 18).
-        photos = [p for p in drawn if p.startswith("lfw")] + [p for p in drawn if not p.startswith("lfw")]
+        # accuracy of those folds 27-73 % against 82-100 % for the colour ones (issue 18).
+        photos = sorted(drawn, key=_look_rank)  # stable: the drawn order within a rank
         self.faces = [make_face(self.rng, photos[s % len(photos)], frame_size) for s in range(subjects)]
         self.noise = _noise_bank(self.rng, (frame_size[1], frame_size[0]))
         self.manifest: list[dict] = []
