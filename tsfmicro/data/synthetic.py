@@ -66,7 +66,9 @@ PLANTED = (
          planted="the class is only in the onset -> apex movement (an action-unit warp of about 6 % of "
                  "the face width at the apex); identity, lighting and position are drawn independently of it; "
                  "a small set's subjects share one look (up to 4 subjects: near-frontal grey LFW faces only, "
-                 "as one camera films a real dataset's), so a held-out subject looks like the training ones",
+                 "as one camera films a real dataset's), so a held-out subject looks like the training ones; "
+                 "each class its own action units (synthetic.LABEL_MOVEMENT; anger and negative AU4+24, brows "
+                 "lowered and lips pressed, not the brows alone, which sit beside surprise's and others' regions)",
          expected="ts_late far above chance (demo goal: fixed UF1 >= 80 %); spatial_only (onset only) "
                   "at chance (1/classes), on both protocols",
          why="the onset frame carries no class information, so only a model that uses the motion can score"),
@@ -74,7 +76,10 @@ PLANTED = (
          planted="each dataset's class counts follow the real dataset's published proportions "
                  "(reference/datasets.md: CASME II others 99, disgust 63, happiness 32, surprise 28, "
                  "repression 27; SAMM anger 57, happiness 26, other 26, surprise 15, contempt 12; CAS(ME)^3 "
-                 "disgust 250 ... happy 55; every class at least twice; SMIC, only a part of the composite, stays balanced",
+                 "disgust 250 ... happy 55; every class at least twice; the labels a task excludes replace clips of "
+                 "the largest class; SMIC, only a part of the composite, stays balanced); contempt, the rarest "
+                 "SAMM class, is the one-sided half of happiness's movement (lip corner up on one side), so it "
+                 "is also the class most easily confused with a larger one, as contempt is in the real data",
          expected="plain cross-entropy recalls the rarest class less than the largest; a weighted loss "
                   "raises the rarest class's recall",
          why="the largest/smallest ratio is 3.7 (CASME II), 4.75 (SAMM), 4.5 (CAS(ME)^3) as in the real data",
