@@ -67,6 +67,28 @@ def test_class_counts_follow_the_real_proportions(roots, dataset, task):
     assert samples.groupby(samples["label"].str.lower())["subject"].nunique().min() >= 2
 
 
+def test_excluded_labels_replace_clips_of_the_largest_class(roots, tmp_path):
+    """PLANTED (imbalance row): the rare labels a task excludes (CASME II fear, sadness; SAMM
+    disgust, fear, sadness) each take a clip of the subject's class largest in the real counts, so
+    every smaller class keeps its planned total. Before, they took the last shuffled clip, and the
+    composite's 2-subject CASME II part lost both its happiness clips (issue 18). Deterministic."""
+    planned = {("casme2", 4, 12): _proportional([32, 28, 63, 27, 99], 48, 2),
+               ("casme2", 2, 6): _proportional([32, 28, 63, 27, 99], 12, 2),
+               ("samm", 4, 12): _proportional([57, 12, 26, 15, 26], 48, 2)}
+    labels = {"casme2": ["happiness", "surprise", "disgust", "repression", "others"],
+              "samm": ["anger", "contempt", "happiness", "surprise", "other"]}
+    rare = {"casme2": 2, "samm": 3}
+    for (name, subjects, clips), totals in planned.items():
+        root = roots[name] if subjects == SUBJECTS else write_synthetic(name, tmp_path / name, subjects=subjects,
+                                                                         clips_per_subject=clips, seed=0)
+        written = pd.read_csv(root / MANIFEST_FILE)["label"].str.lower().value_counts()
+        expected = dict(zip(labels[name], totals))
+        largest = max(expected, key=lambda label: REAL_COUNTS[(name, "5class")][
+            next(k for k in REAL_COUNTS[(name, "5class")] if k.lower() == label)])
+        expected[largest] -= min(rare[name], subjects)
+        assert {label: int(written[label]) for label in expected} == expected, (name, subjects, dict(written))
+
+
 def _rgb(path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"), dtype=np.float32)
 
