@@ -25,8 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 # Computed with the code before the specs (commit 8967b3d): moving the datasets' facts into specs
 # must not rebuild anyone's face-crop cache. SMIC's synthetic tree has no spreadsheet (whose bytes
 # hold a time stamp) and bmp frames (whose size is fixed by the frame size): its key is deterministic.
-SMIC_KEY = "bc8072fdfea0a3a652dda7f2f44187eed58bfdc1591b8bb5767e63dfba486904"
-SMIC_RESELECT_KEY = "6cbf79a1e0039351422f7c90cce48d87c35b5c662f7eff44af342830eb738f64"
+# Its tree changed once since (issue 18: a small set's subjects take the LFW faces first, so the
+# pre-cropped frames' sizes changed): the SMIC keys were pinned again then, after checking that the
+# earlier face order still gives bc8072fd... / 6cbf79a1... with the same key code.
+SMIC_KEY = "0acdcb241d2ea39725ed4563dc5472358b00fad1d4ba1a62b0f857f850c12e2b"
+SMIC_RESELECT_KEY = "feb947ee29442e756f9f9f748c98c873dfc1313d126f459c7a229db48d926fd3"
 HAND_MADE_KEY = "50bb35b8820a677d761fb66bddb5b3c96989eae69572a7ac100af9396b3ba31c"
 
 
