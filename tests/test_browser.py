@@ -156,7 +156,6 @@ def _open(driver, page: Path) -> dict:
 
 def _common_checks(state: dict, where: str) -> None:
     assert not state["clipped"], f"{where}: tables clipped at {WIDTH} px: {state['clipped']}"
-    assert not state["broken_words"], f"{where}: words broken inside at {WIDTH} px: {state['broken_words'][:8]}"
     assert not state["console"], f"{where}: console errors {state['console']}"
 
 
@@ -183,6 +182,8 @@ def test_results_page_renders_in_chromium(browser, html, page, min_tables):
     assert all(rows >= 2 for rows in state["tables"][:min_tables]), f"{where}: empty table {state['tables']}"
     assert state["errors"] == 0 and not state["traceback"], f"{where}: an output cell shows an error"
     _common_checks(state, where)
+    # the notebooks' tables (a text page's table is the theme's: a long variable name may break)
+    assert not state["broken_words"], f"{where}: words broken inside at {WIDTH} px: {state['broken_words'][:8]}"
     unnumbered = [caption for caption in state["figures"] if not re.match(r"Figure \d+\.\d+", caption)]
     assert not unnumbered, f"{where}: figures without a numbered caption: {unnumbered}"
     assert state["injected_shown"] == 0, f"{where}: papermill's injected-parameters cell is shown"

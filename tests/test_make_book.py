@@ -80,7 +80,7 @@ def test_a_failing_notebook_stops_make_with_a_clear_message_and_no_book(tmp_path
                   gradcam={"dataset": "casme2", "task": "5class", "examples": 0},
                   synthetic={"subjects": 2, "clips_per_subject": 3, "seed": 0},
                   composite=None, cross_dataset=None, temporal_branch=None, annotation=None, imbalance=None,
-                  baselines=None,
+                  baselines=None, long_videos=None, transfer=None,
                   # (no chapter beyond the paper)
                   paths={name: str(tmp_path / name) for name in ("synthetic", "prepared", "runs")})
     quick = tmp_path / "quick.yaml"
