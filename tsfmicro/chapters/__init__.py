@@ -147,6 +147,11 @@ class Page:
         return self.parameters.section(self.chapter.name) if self.chapter.section is not None else None
 
     @property
+    def seeds(self) -> list[int]:
+        """The seeds of the chapter's runs: its section's ``seeds``, else the parameters' seeds."""
+        return list(self.parameters.section_seeds(self.chapter.name))
+
+    @property
     def configured(self) -> bool:
         """Whether these parameters configure the chapter (a chapter without a section always is)."""
         return self.chapter.section is None or self.section is not None

@@ -59,10 +59,6 @@ def runs(params) -> dict:
 
 class AnnotationPage(Page):
     @property
-    def seeds(self) -> list[int]:
-        return list(self.parameters.section_seeds("annotation"))
-
-    @property
     def annotated(self) -> Run:
         return self.runs["annotated"]
 

@@ -125,10 +125,6 @@ class BaselinesPage(ScoresPage):
     def networks(self) -> list[str]:
         return list(self.section.networks) if self.section is not None else []
 
-    @property
-    def seeds(self) -> list[int]:
-        return list(self.parameters.section_seeds("baselines"))
-
     @functools.cached_property
     def sizes(self) -> pd.DataFrame:
         """Parameters, FLOPs and input of each method at the parameters' preset (no training)."""

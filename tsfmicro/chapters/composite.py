@@ -46,10 +46,6 @@ def runs(params) -> dict:
 
 
 class CompositePage(Page):
-    @property
-    def seeds(self) -> list[int]:
-        return list(self.parameters.section_seeds("composite"))
-
     @functools.cached_property
     def scores(self) -> pd.DataFrame:
         """report.part_scores of every run, with its fusion."""

@@ -83,10 +83,6 @@ class CrossDatasetPage(Page):
     def datasets(self) -> list[str]:
         return list(dict.fromkeys(train for train, _ in self.pairs))
 
-    @property
-    def seeds(self) -> list[int]:
-        return list(self.parameters.section_seeds("cross_dataset"))
-
     @functools.cached_property
     def class_maps(self) -> pd.DataFrame | None:
         return class_maps(self.datasets, "3class_megc") if self.pairs else None

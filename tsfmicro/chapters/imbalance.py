@@ -95,10 +95,6 @@ class ImbalancePage(ScoresPage):
     def reference(self) -> str:
         return reference(self.parameters)
 
-    @property
-    def seeds(self) -> list[int]:
-        return list(self.parameters.section_seeds("imbalance"))
-
     @functools.cached_property
     def samples(self) -> pd.DataFrame:
         """The sample tables of the chapter's tasks (Study.all_samples)."""

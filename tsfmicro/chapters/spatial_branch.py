@@ -211,10 +211,6 @@ class SpatialBranchPage(ScoresPage):
         return reference(self.parameters)
 
     @property
-    def seeds(self) -> list[int]:
-        return list(self.parameters.section_seeds("spatial_branch"))
-
-    @property
     def data(self):
         section = self.section
         return self.study.data(section.dataset, section.task)

@@ -68,10 +68,6 @@ class TemporalBranchPage(ScoresPage):
     def reference(self) -> str:
         return reference(self.parameters)
 
-    @property
-    def seeds(self) -> list[int]:
-        return list(self.parameters.section_seeds("temporal_branch"))
-
     @functools.cached_property
     def sizes(self) -> pd.DataFrame:
         """Parameters and FLOPs of the network with each variant, at the input size it was trained at

@@ -152,10 +152,6 @@ class TransferPage(ScoresPage):
     def pairs(self) -> list[tuple[str, str]]:
         return pairs(self.parameters)
 
-    @property
-    def seeds(self) -> list[int]:
-        return list(self.parameters.section_seeds("transfer"))
-
     @functools.cached_property
     def runs(self) -> dict:
         """(target, task, variant) -> run, a cross-dataset run seen on its target (:func:`on_target`)."""
