@@ -330,3 +330,22 @@ def test_the_provenance_box_names_a_runs_apex_option():
     assert _run_name(automatic).endswith("[apex=automatic] (trained in 12 s)")
     annotated = dataclasses.replace(automatic, config={**config, "apex": "annotated", "resolved": {}})
     assert annotated.options == {} and "[" not in _run_name(annotated)
+
+
+def test_movement_kept_is_the_planted_profile_at_the_frames_given():
+    """The writer's profile is sin^2 from the onset (0) to the apex (1): a clip with its apex 3
+    frames after the onset shows sin^2(60 deg) = 0.75 of the movement with the apex one frame
+    earlier, 1 - sin^2(30 deg) = 0.75 with the onset one frame later, and 0 with the apex on the
+    onset. Clips without a manifest row are left out; real data (no manifest) gives None."""
+    manifest = pd.DataFrame([{"subject": "sub01", "clip_id": "EP01", "onset": 10, "apex": 13, "offset": 16,
+                              "n_frames": 7, "apex_index": 3}])
+    rows = [("apex", 0, 0), ("apex", -10, -1), ("apex", -50, -3), ("onset", 10, 1)]
+    predictions = pd.DataFrame([{"subject": subject, "clip_id": clip, "kind": kind, "percent": float(percent),
+                                 "moved": moved, "seed": 0}
+                                for kind, percent, moved in rows
+                                for subject, clip in (("sub01", "EP01"), ("sub09", "unknown"))])
+    kept = sensitivity.movement_kept(predictions, manifest).set_index(["kind", "percent"])["movement_kept"]
+    assert kept[("apex", 0.0)] == pytest.approx(1.0)
+    assert kept[("apex", -10.0)] == pytest.approx(0.75) and kept[("onset", 10.0)] == pytest.approx(0.75)
+    assert kept[("apex", -50.0)] == pytest.approx(0.0)
+    assert sensitivity.movement_kept(predictions, None) is None

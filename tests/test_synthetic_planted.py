@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from tsfmicro.data import load_samples, write_synthetic
-from tsfmicro.data.synthetic import MANIFEST_FILE, PLANTED, _proportional
+from tsfmicro.data.synthetic import MANIFEST_FILE, MIN_CLIPS, PLANTED, _proportional
 
 SUBJECTS, CLIPS = 4, 12
 
@@ -38,15 +38,21 @@ def test_every_chapter_with_an_effect_has_a_documented_row():
         assert chapter in named
     assert set(named) <= set(registry.CHAPTERS)
     for row in PLANTED:
-        assert set(row) - {"imbalanced"} == {"chapters", "planted", "expected", "why"} and all(row.values())
+        assert set(row) - {"imbalanced", "gaps"} == {"chapters", "planted", "expected", "why"} and all(row.values())
     (imbalance,) = [row for row in PLANTED if "imbalanced" in row]
     assert set(imbalance["imbalanced"]) == {dataset for dataset, _ in REAL_COUNTS}  # the writers checked below
 
 
 def test_proportional_split_keeps_the_total_the_floor_and_the_order():
-    assert _proportional([57, 12, 26, 15, 26], 48, 2) == [18, 6, 9, 6, 9]  # 38 = 16 + 4 + 7 + 4 + 7 by largest remainders, + 2 each
+    # SAMM 5-class in 48 clips: 20.1, 4.2, 9.2, 5.3, 9.2 -> 20, 4, 9, 6, 9 by largest remainders (the
+    # real ratio 57/12 = 4.75 kept as 5); a floor of 5 would take contempt's fifth clip from anger
+    assert _proportional([57, 12, 26, 15, 26], 48, 2) == [20, 4, 9, 6, 9]
+    assert _proportional([57, 12, 26, 15, 26], 48, 5) == [19, 5, 9, 6, 9]
+    # CAS(ME)^3 part A: happy and sad 3.1 and 3.2 of 48 -> 3 each, raised to MIN_CLIPS (4) from disgust
+    assert _proportional([64, 250, 86, 55, 57, 187, 161], 48, MIN_CLIPS) == [4, 12, 5, 4, 4, 10, 9]
     assert sum(_proportional([250, 187, 161, 86, 64, 57, 55], 48, 2)) == 48
     assert min(_proportional([99, 1], 10, 2)) == 2
+    assert _proportional([1, 1, 1], 4, 2) == [2, 1, 1]  # a floor the total cannot hold: as near as it can
 
 
 @pytest.mark.parametrize("dataset, task", list(REAL_COUNTS))

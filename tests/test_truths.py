@@ -99,7 +99,9 @@ def test_main_results_ts_late_above_chance_is_recovered_only_when_the_interval_e
     assert "interval" in truths[0].note and "above chance" in truths[0].note and "goal UF1 >= 80 % met" in truths[0].note
     assert "per seed" in truths[0].measured
     flat = page("main_results", {(*KEY, "ts_late"): chance()}).truths()
-    assert [t.recovered for t in flat] == [False, False] and "chance" in flat[0].note
+    # an interval holding chance decides nothing either way (not a "no": that needs one below chance)
+    assert [t.recovered for t in flat] == [None, None] and "not decided" in flat[0].note
+    assert "contains chance" in flat[0].note
     # a one-class model is no recovery, whatever it scores
     subjects, true = np.repeat(["s0", "s1", "s2"], 3), np.tile([0, 1, 2], 3)
     one = run_from(pd.concat([frame(0, subjects, true, np.zeros(9, int)), frame(1, subjects, true, np.zeros(9, int))]))
@@ -121,7 +123,7 @@ def test_composite_truth_per_part_above_chance():
     truths = {t.truth: t.recovered for t in built.truths()}
     assert truths == {"ts_late on the whole composite: UF1 above chance (fixed protocol)": True,
                       "ts_late on its CASME II clips (36): UF1 above chance (fixed protocol)": True,
-                      "ts_late on its SAMM clips (36): UF1 above chance (fixed protocol)": False}
+                      "ts_late on its SAMM clips (36): UF1 above chance (fixed protocol)": None}
 
 
 # ----------------------------------------------------------------------------- 02 / 07: chance and no truth planted
@@ -149,7 +151,7 @@ def test_temporal_branch_variants_above_chance_and_pairs_without_a_planted_truth
     section = {"dataset": "casme2", "task": "3class", "variants": ("retention", "conv"), "seeds": None}
     built = page("temporal_branch", {(*KEY, "retention"): good(), (*KEY, "conv"): chance()}, section)
     truths = built.truths()
-    assert [t.recovered for t in truths] == [True, False, None]
+    assert [t.recovered for t in truths] == [True, None, None]
     assert truths[2].expected.startswith("no truth planted") and "nothing is planted" in truths[2].note
     assert "goal" not in truths[0].note  # the demo's 80 % goal is the main results' (ts_late), not every variant's
     assert page("temporal_branch", {}, section).truths() == []
@@ -174,11 +176,16 @@ def test_transfer_below_loso_is_decided_by_the_paired_interval_each_way():
     above = cross_dataset.transfer_truth(transfer_run(loso.predictions), poor, "casme2", "samm")
     assert above.recovered is False and "below 0" in above.note
     same = cross_dataset.transfer_truth(transfer_run(loso.predictions), loso, "casme2", "samm")
-    assert same.recovered is False and "no difference" in same.note
+    assert same.recovered is None and "not decided: no difference" in same.note
     # other seeds: the runs' own intervals, not paired
     one_seed = clips(run_from(noisy(0, 1 / 3, rng_seed=5)))
     unpaired = cross_dataset.transfer_truth(transfer_run(one_seed.predictions), loso, "casme2", "samm")
     assert unpaired.note.startswith("not paired") and unpaired.recovered is True
+    # SAMM -> CASME II: no gap is planted that way (PLANTED's gaps), so even a clear gap decides nothing
+    assert not cross_dataset.planted_gap("samm", "casme2") and cross_dataset.planted_gap("casme2", "samm")
+    reverse = cross_dataset.transfer_truth(transfer_run(poor.predictions, "casme2"), loso, "samm", "casme2")
+    assert reverse.recovered is None and reverse.expected == "no gap planted in this direction"
+    assert "nothing is planted about this direction" in reverse.note and "lies above 0" in reverse.note
 
 
 def test_a_one_class_loso_cell_decides_nothing():
@@ -269,8 +276,10 @@ def test_gradcam_pointing_game_is_decided_by_the_first_stage_interval_against_bo
     assert truths[1].measured.startswith("60.0 [50.0, 70.0] %; random map 10.0 %")  # percent, as the table
     # above the random map (10 %) but not above other clips' regions (15 %): a map that always points at
     # one part of the face is not a recovery
-    assert gradcam.localisation_truths(localisation(12.0))[1].recovered is False
-    assert gradcam.localisation_truths(localisation(5.0))[1].recovered is False
+    held = gradcam.localisation_truths(localisation(12.0))[1]
+    assert held.recovered is None and "not decided" in held.note
+    below = gradcam.localisation_truths(localisation(5.0, others=40.0))[1]  # [5, 25] against 40 %: contradicted
+    assert below.recovered is False and "below the higher baseline" in below.note
     built = page("gradcam", {}, {"dataset": "casme2", "task": "5class", "examples": 1})
     built.__dict__["localisation"] = localisation(50.0)  # the cached property, as the page computes it
     assert built.truths()[1].recovered is True
@@ -306,7 +315,15 @@ def test_shift_truths_recover_a_monotonic_fall_and_not_a_rise():
                                                                     "delta_uf1_high"]] = [0.7, -0.1, -0.2, 0.05]
     by_truth = {t.truth: t for t in annotation.shift_truths(rising)}
     falls = by_truth["UF1 falls as the apex moves further toward the onset"]
-    assert falls.recovered is False and falls.note == "UF1 rises between two shifts"
+    assert falls.recovered is None and falls.note == "not decided: UF1 rises between two shifts"
+    assert by_truth["apex moved -50 % (toward the onset; 40 of 40 clips moved): UF1 lower than annotated"].recovered \
+        is None
+    # a score that rises with the shift, its interval above 0, contradicts the planted fall
+    risen = FALLING.copy()
+    risen.loc[(risen.kind == "apex") & (risen.percent == -50), ["uf1", "delta_uf1", "delta_uf1_low",
+                                                                  "delta_uf1_high"]] = [0.9, 0.1, 0.02, 0.2]
+    by_truth = {t.truth: t for t in annotation.shift_truths(risen)}
+    assert by_truth["UF1 falls as the apex moves further toward the onset"].recovered is False
     assert by_truth["apex moved -50 % (toward the onset; 40 of 40 clips moved): UF1 lower than annotated"].recovered \
         is False
 
@@ -347,7 +364,7 @@ def test_baselines_each_network_above_chance_and_pairs_without_a_planted_truth()
     section = {"networks": ("ststnet",), "tasks": None, "composite": False, "seeds": None, "epochs": None}
     runs = {(*KEY, "tsfmicro"): good(), (*KEY, "ststnet"): chance()}
     truths = page("baselines", runs, section).truths()
-    assert [t.recovered for t in truths] == [True, False, None]
+    assert [t.recovered for t in truths] == [True, None, None]
     assert truths[0].truth.startswith("TSFmicro (T-S late) on") and truths[1].truth.startswith("STSTNet on")
     assert truths[2].expected.startswith("no truth planted") and "TSFmicro (T-S late) −" in truths[2].measured
     assert page("baselines", {}, section).truths() == []
@@ -364,6 +381,7 @@ def test_spatial_branch_identity_above_chance_decides_each_depth():
         {"depth": 2, "features": "fused", "accuracy": 0.9, "low": 0.8, "high": 1.0, "chance": 1 / 3,
          "subjects": 4, "interval": "subject bootstrap"}])
     truths = built.truths()
-    assert [t.recovered for t in truths] == [True, False, None]  # depth 1, depth 2, the depth pair
+    # depth 1 above chance; depth 2's interval holds chance (not decided); the depth pair: nothing planted
+    assert [t.recovered for t in truths] == [True, None, None]
     assert truths[0].truth == "spatial branch at depth 1: identity probe above chance"
     assert "chance 33.3 %" in truths[0].measured and truths[2].expected.startswith("no truth planted")

@@ -79,6 +79,35 @@ def shift_scores(predictions: pd.DataFrame, num_classes: int, resamples: int = 1
     return pd.DataFrame(rows)
 
 
+def movement_kept(predictions: pd.DataFrame, manifest: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Synthetic data only: per (kind, percent) of shifted-annotation ``predictions`` (their
+    ``moved`` frames), the mean over clips of the planted movement the model sees between the
+    onset and apex it is given, as a share of what the annotated pair shows: profile(apex') -
+    profile(onset') with the writer's profile (tsfmicro.data.synthetic.movement_profile: 0 at the
+    onset, 1 at the apex); the warp is about linear in its strength at these sizes, so the
+    apex - onset difference scales with it. ``manifest``: the writer's (tsfmicro.localisation.
+    read_manifest); None (real data): None. Clips without a manifest row are left out of the mean."""
+    if manifest is None:
+        return None
+    from tsfmicro.data.synthetic import movement_profile
+
+    planted = {(str(row["subject"]), str(row["clip_id"])): row for row in manifest.to_dict("records")}
+    rows = []
+    for (kind, percent), part in predictions.groupby(["kind", "percent"], sort=True):
+        kept = []
+        for row in part.drop_duplicates(["subject", "clip_id"]).to_dict("records"):
+            clip = planted.get((str(row["subject"]).split("/")[-1], str(row["clip_id"])))
+            if clip is None:
+                continue
+            apex, last = int(clip["apex"]) - int(clip["onset"]), int(clip["n_frames"]) - 1
+            onset = int(row["moved"]) if kind == "onset" else 0
+            apex = apex + int(row["moved"]) if kind == "apex" else apex
+            profile = [movement_profile(min(max(i, 0), last), int(clip["apex_index"]), last + 1) for i in (onset, apex)]
+            kept.append(profile[1] - profile[0])
+        rows.append({"kind": kind, "percent": float(percent), "movement_kept": float(np.mean(kept)) if kept else np.nan})
+    return pd.DataFrame(rows, columns=["kind", "percent", "movement_kept"])
+
+
 def moved_shifts(scores: pd.DataFrame) -> pd.DataFrame:
     """The rows of :func:`shift_scores` worth showing: shift 0 and every shift that moved at
     least one clip (a shift that moves none repeats shift 0 and would read as "no effect")."""

@@ -18,6 +18,7 @@ module here is imported when the package is), plus its notebook and its line in 
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -92,6 +93,24 @@ class Truth:
     measured: str
     recovered: bool | None
     note: str = ""
+
+
+def paired_recovered(verdict: str, expected: str = "reference higher") -> bool | None:
+    """A paired comparison's verdict (tsfmicro.metrics: "reference higher", "reference lower",
+    "inside noise", "no difference", "not paired") read against the planted ``expected`` one:
+    True when the interval lies on the planted side of 0, False when it lies on the other side
+    (the data contradict the truth), None when it contains 0 or nothing was compared: an
+    interval that holds "no effect" decides nothing, either way."""
+    opposite = {"reference higher": "reference lower", "reference lower": "reference higher"}[expected]
+    return True if verdict == expected else False if verdict == opposite else None
+
+
+def above_recovered(low: float, high: float, bar: float) -> bool | None:
+    """An interval [low, high] against a planted "above ``bar``": True when it lies wholly above,
+    False when wholly below (contradicted), None when it holds the bar or is not a number (not decided)."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return None
+    return True if low > bar else False if high < bar else None
 
 
 RECOVERED = {True: "yes", False: "no", None: "not decided"}

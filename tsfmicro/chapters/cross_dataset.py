@@ -10,7 +10,7 @@ from typing import Sequence
 import pandas as pd
 
 from tsfmicro import metrics, report
-from tsfmicro.chapters import Chapter, Page, Truth, register
+from tsfmicro.chapters import Chapter, Page, Truth, paired_recovered, register
 from tsfmicro.params import COMPOSITE
 from tsfmicro.report import METRIC_NAMES, WHOLE, check_protocol, part_name
 from tsfmicro.results import Run
@@ -223,13 +223,16 @@ def transfer_truth(transfer: Run, loso: Run, train: str, test: str, protocol: st
     by the paired subject x seed bootstrap (the same subjects and seeds drawn for both;
     tsfmicro.metrics.paired_subject_seed_difference); recovered when LOSO − transfer lies above 0.
     Not paired (other seeds or clips): the two runs' own intervals, recovered when they do not
-    overlap. A one-class LOSO run is no baseline: not decided."""
+    overlap. A one-class LOSO run is no baseline: not decided. A direction without a planted gap
+    (:func:`planted_gap`) is shown with its interval and decides nothing."""
     from tsfmicro.data.registry import dataset_info
 
     column = f"pred_{check_protocol(protocol)}"
     name = {d: dataset_info(d).display_name for d in (train, test)}
-    truth = f"trained on {name[train]}, tested on {name[test]}: UF1 below {name[test]}'s own LOSO"
-    expected = "below LOSO (planted domain shift)"
+    planted = planted_gap(train, test)
+    truth = (f"trained on {name[train]}, tested on {name[test]}: UF1 below {name[test]}'s own LOSO" if planted else
+             f"trained on {name[train]}, tested on {name[test]}, against {name[test]}'s own LOSO")
+    expected = "below LOSO (planted domain shift)" if planted else "no gap planted in this direction"
     num_classes = len(loso.class_names)
     flag = report.one_class_flag(loso.predictions, column, loso.class_names)
     moved = transfer.predictions.assign(subject=[str(s).removeprefix(f"{test}/")  # joined runs prefix subjects
@@ -245,24 +248,36 @@ def transfer_truth(transfer: Run, loso: Run, train: str, test: str, protocol: st
         found = metrics.paired_subject_seed_difference(loso.predictions, moved, column, num_classes)["uf1"]
         measured = (f"LOSO − transfer {report.format_interval(found['difference'], found['low'], found['high'], 1, '+')}"
                     " points")
-        recovered = found["verdict"] == "reference higher"
+        recovered = paired_recovered(found["verdict"])
         note = {"reference higher": "the paired interval lies above 0",
                 "reference lower": "the paired interval lies below 0: transfer scores higher",
-                "inside noise": "the paired interval contains 0",
-                "no difference": "no difference in any resample"}[found["verdict"]]
+                "inside noise": "not decided: the paired interval contains 0",
+                "no difference": "not decided: no difference in any resample"}[found["verdict"]]
         note += f" (paired {report.interval_name(moved['seed'].nunique())})"
     else:
         a = metrics.subject_seed_interval(moved, column, num_classes)["uf1"]
         b = metrics.subject_seed_interval(loso.predictions, column, num_classes)["uf1"]
         measured = (f"transfer {report.format_interval(a['mean'], a['low'], a['high'])} %, "
                     f"LOSO {report.format_interval(b['mean'], b['low'], b['high'])} %")
-        recovered = a["high"] < b["low"]
+        recovered = True if a["high"] < b["low"] else False if a["low"] > b["high"] else None
         note = ("not paired (the runs differ in seeds or clips): " +
-                ("the intervals do not overlap" if recovered else "the intervals overlap"))
+                {True: "the intervals do not overlap", False: "transfer's interval lies above LOSO's",
+                 None: "not decided: the intervals overlap"}[recovered])
     if flag:
         return Truth(truth=truth, expected=expected, measured=measured, recovered=None,
                      note=f"not decided: {name[test]}'s LOSO run is a degenerate model ({flag}), no baseline")
-    return Truth(truth=truth, expected=expected, measured=measured, recovered=bool(recovered), note=note)
+    if not planted:
+        return Truth(truth=truth, expected=expected, measured=measured, recovered=None,
+                     note=f"nothing is planted about this direction (tsfmicro.data.synthetic.PLANTED); {note}")
+    return Truth(truth=truth, expected=expected, measured=measured, recovered=recovered, note=note)
+
+
+def planted_gap(train: str, test: str) -> bool:
+    """Whether the synthetic data plant a transfer gap from ``train`` to ``test``: the
+    cross-dataset row of tsfmicro.data.synthetic.PLANTED (``gaps``, by dataset name)."""
+    from tsfmicro.data.synthetic import PLANTED
+
+    return any((train, test) in row.get("gaps", ()) for row in PLANTED)
 
 
 def transfer_sentence(matrix: pd.DataFrame) -> str:

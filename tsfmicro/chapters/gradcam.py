@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from tsfmicro.chapters import Chapter, Page, Truth, register
+from tsfmicro.chapters import Chapter, Page, Truth, above_recovered, register
 from tsfmicro.sections import OnMainResultsTask, PlannedRun, is_int, setting
 
 
@@ -190,18 +190,20 @@ def localisation_truths(table, note: str = "") -> list[Truth]:
                 "every position's weighted channels summed to <= 0), left out" if row["zero maps"] else "")
         if branch == RECOVERING_MAP:
             bar = max(row["random map %"], row["other clips' regions %"])
-            above = bool(row["pointing low %"] > bar)
+            above = above_recovered(row["pointing low %"], row["pointing high %"], bar)
             truths.append(Truth(truth=truth, expected=expected, measured=measured, recovered=above,
-                                note=("the interval lies above both baselines" if above else
-                                      "the interval does not lie above both baselines") + zero))
-            inside = bool(row["mass low %"] > row["area share %"])
+                                note={True: "the interval lies above both baselines",
+                                      False: "the interval lies below the higher baseline",
+                                      None: "not decided: the interval holds the higher baseline"}[above] + zero))
+            inside = above_recovered(row["mass low %"], row["mass high %"], row["area share %"])
             truths.append(Truth(
                 truth="temporal branch (first stage) Grad-CAM mass inside the moving region",
                 expected="more than the region's share of the crop (a uniform map's)",
                 measured=(f"{interval(row['mass share %'], row['mass low %'], row['mass high %'])} %, "
                           f"area {row['area share %']:.1f} %"),
-                recovered=inside, note="the interval lies above the area share" if inside else
-                "the interval does not lie above the area share"))
+                recovered=inside, note={True: "the interval lies above the area share",
+                                        False: "the interval lies below the area share",
+                                        None: "not decided: the interval holds the area share"}[inside]))
         else:
             what = ("the branch's output map (its grid is 1/16 of the input side: coarser than the region)"
                     if branch == "temporal" else f"the {branch} branch")

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from tsfmicro import metrics, report
-from tsfmicro.chapters import Chapter, ScoresPage, Truth, register
+from tsfmicro.chapters import Chapter, ScoresPage, Truth, paired_recovered, register
 from tsfmicro.results import Run
 from tsfmicro.sections import PlannedRun, main_datasets, names, run_options, seeds, setting
 
@@ -206,7 +206,7 @@ def rare_recall_truth(reference: Run, option: Run, name: str, reference_name: st
         return Truth(truth=truth, expected=expected, measured=measured, recovered=None,
                      note=f"PLANTED expects this of {WEIGHTED} only; the paired interval reads: {reading}")
     return Truth(truth=truth, expected=expected, measured=measured,
-                 recovered=found["verdict"] == "reference higher", note=f"{reading} ({interval})")
+                 recovered=paired_recovered(found["verdict"]), note=f"{reading} ({interval})")
 
 
 # ----------------------------------------------------------------------------- sentences

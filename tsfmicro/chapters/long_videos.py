@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from tsfmicro import _io
-from tsfmicro.chapters import Chapter, Page, Truth, register
+from tsfmicro.chapters import Chapter, Page, Truth, above_recovered, register
 from tsfmicro.sections import PlannedRun, is_int, main_datasets, names, setting
 
 NOT_CONFIGURED = "These parameters do not configure this chapter (no long_videos: section), so it shows nothing."
@@ -512,7 +512,7 @@ class LongVideosPage(Page):
                 f"{label}: planted micro and macro intervals spotted (recall, IoU >= 0.5)",
                 f"above chance ({chance:.0%}: as many random intervals per video, of each truth's length)",
                 f"{recall:.0%} [{low:.0%}, {high:.0%}] of {len(truths)}; F1 {f1:.2f}",
-                _above(low, high, chance), "95 % video bootstrap; chance worked out in chance_recall"))
+                above_recovered(low, high, chance), "95 % video bootstrap; chance worked out in chance_recall"))
             blinks = self.blinks.get(name)
             if blinks is not None and len(blinks):
                 matched = spotting_outcomes(spotting.spotted.assign(kind="blink"), blinks, None)
@@ -529,7 +529,7 @@ class LongVideosPage(Page):
                     f"{label}: emotion of the spotted true positives recognised "
                     f"({len(self.recognition[name].emotions)} STR classes)",
                     f"above chance ({chance:.0%})", f"{_accuracy(pairs):.0%} [{low:.0%}, {high:.0%}] of {len(pairs)}",
-                    _above(low, high, chance), "95 % video bootstrap"))
+                    above_recovered(low, high, chance), "95 % video bootstrap"))
         return out
 
     def caveat(self) -> str:
@@ -539,12 +539,6 @@ class LongVideosPage(Page):
                 "hundred frames each): they show the pipeline recovering what was planted, not how well it spots "
                 "or recognises real expressions; the MDMD row is the published baseline on the real data, their "
                 "protocol.")
-
-
-def _above(low: float, high: float, chance: float) -> bool | None:
-    if not np.isfinite(low):
-        return None
-    return True if low > chance else False if high < chance else None
 
 
 CHAPTER = register(Chapter(name="long_videos", notebook="13_long_videos",

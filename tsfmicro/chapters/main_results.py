@@ -33,7 +33,7 @@ def chance_truth(row, chance: float, what: str, protocol: str = "fixed", goal: f
     elif row["high"] < chance:
         recovered, note = False, f"the interval ({row['interval']}) lies below chance"
     else:
-        recovered, note = False, f"the interval ({row['interval']}) contains chance"
+        recovered, note = None, f"not decided: the interval ({row['interval']}) contains chance"
     if goal is not None and not flag:
         note += f"; demo goal {name} >= {100 * goal:.0f} % {'met' if row['mean'] >= goal else 'not met'}"
     return Truth(truth=f"{what}: {name} above chance ({protocol} protocol)",

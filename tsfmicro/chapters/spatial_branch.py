@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from tsfmicro import report
-from tsfmicro.chapters import Chapter, ScoresPage, register
+from tsfmicro.chapters import Chapter, ScoresPage, above_recovered, register
 from tsfmicro.sections import OnMainResultsTask, PlannedRun, run_options, seeds, setting
 
 COLUMN = "spatial depth"
@@ -250,14 +250,16 @@ class SpatialBranchPage(ScoresPage):
         truths = []
         identity = self.identity
         for _, row in identity[identity["features"] == "spatial"].iterrows():
-            above = bool(row["low"] > row["chance"])
+            above = above_recovered(row["low"], row["high"], row["chance"])
             truths.append(Truth(
                 truth=f"spatial branch at depth {row['depth']}: identity probe above chance",
                 expected="far above chance: the onset frame shows who it is",
                 measured=(f"{format_interval(row['accuracy'], row['low'], row['high'])} %, chance "
                           f"{100 * row['chance']:.1f} % ({row['subjects']} subjects)"),
-                recovered=above, note=("the interval lies above chance" if above else
-                                       "the interval does not lie above chance") + f" ({row['interval']})"))
+                recovered=above, note={True: "the interval lies above chance",
+                                       False: "the interval lies below chance",
+                                       None: "not decided: the interval contains chance"}[above]
+                + f" ({row['interval']})"))
         truths += [paired_truth(row, COLUMN, self.reference) for _, row in self.paired.iterrows()]
         return truths
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from tsfmicro import metrics, report
-from tsfmicro.chapters import Chapter, ScoresPage, Truth, register
+from tsfmicro.chapters import Chapter, ScoresPage, Truth, paired_recovered, register
 from tsfmicro.chapters.cross_dataset import transfer_truth
 from tsfmicro.chapters.imbalance import rare_class_sentence
 from tsfmicro.results import Run
@@ -331,7 +331,7 @@ def finetune_truth(tuned: Run, plain: Run, loso: Run, source: str, target: str, 
     if flag:
         return Truth(truth, expected, measured, None, f"not decided: the fine-tuned model is degenerate ({flag})")
     reading = report.VERDICTS[found["verdict"]].format(reference="fine-tuning")
-    return Truth(truth, expected, measured, found["verdict"] == "reference higher",
+    return Truth(truth, expected, measured, paired_recovered(found["verdict"]),
                  f"{reading} (paired {report.interval_name(tuned.predictions['seed'].nunique())})")
 
 
