@@ -31,7 +31,8 @@ def _files(folder: Path) -> dict[str, bytes]:
 # ---------------------------------------------------------------- row 4: YAML syntax errors
 def test_yaml_syntax_error_in_a_params_file_names_file_line_and_column(tmp_path, capsys):
     params = tmp_path / "broken.yaml"
-    text = DEMO.read_text(encoding="utf-8").replace("seeds: [0, 1, 2]", "seeds: [0, 1, 2", 1)
+    # the top-level seeds (a section's own, indented, may come first)
+    text = DEMO.read_text(encoding="utf-8").replace("\nseeds: [0, 1, 2]", "\nseeds: [0, 1, 2", 1)
     assert text != DEMO.read_text(encoding="utf-8")
     params.write_text(text, encoding="utf-8")
     before = _files(tmp_path)
