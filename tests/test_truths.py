@@ -90,6 +90,18 @@ def test_each_notebook_shows_the_truths_table_right_after_its_setup_cell():
         assert "parameters" in code[0]["metadata"]["tags"] and "study.provenance_box" in "".join(code[1]["source"])
         assert "page.truths_table()" in "".join(code[2]["source"]), chapter.notebook
         assert sum("truths_table" in "".join(c["source"]) for c in code) == 1
+        assert "page.truths_label()" in "".join(code[2]["source"]), chapter.notebook  # the chapter's seeds
+
+
+def test_the_truths_label_names_the_chapters_own_seeds():
+    """A chapter trained on seed 0 alone (its section's seeds) says so under its truths, not the
+    parameters' seeds that the main results use."""
+    from tsfmicro.study import Study
+
+    study = Study.load(ROOT / "params" / "demo.yaml")
+    assert "seeds: 0 |" in study.chapter("cross_dataset").truths_label()
+    assert "seeds: 0, 1, 2 |" in study.chapter("main_results").truths_label()
+    assert "seeds: 0, 1, 2 |" in study.chapter("imbalance").truths_label()
 
 
 # ----------------------------------------------------------------------------- 01 / 03 / 05: above chance

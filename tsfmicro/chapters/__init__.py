@@ -214,6 +214,11 @@ class Page:
         """The one-line caption of :meth:`truths_table`."""
         return truths_caption(self.planted_rows, self.synthetic, bool(self.computed_truths))
 
+    def truths_label(self) -> str:
+        """The provenance line under :meth:`truths_table`: the study's, with the chapter's own seeds
+        (a chapter trained on seed 0 alone says so, not the main results' seeds)."""
+        return self.study.label(seeds=self.seeds)
+
     @functools.cached_property
     def computed_truths(self) -> list["Truth"]:
         """:meth:`truths`, computed once (the table and its caption both read it)."""
