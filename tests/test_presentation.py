@@ -120,3 +120,18 @@ def test_grad_cam_figure_has_a_colour_bar():
     bars = [ax for ax in fig.axes if "Grad-CAM" in ax.get_ylabel()]
     assert len(bars) == 1 and len(fig.axes) == 5
     plt.close(fig)
+
+
+def test_interval_bars_span_the_interval_even_when_the_estimate_lies_outside_it():
+    """A percentile bootstrap interval need not hold the point estimate (here 40 % against
+    [45, 60] %): the bar chart draws the interval from 45 to 60 instead of failing on a negative
+    error bar (what the 3-epoch test book hit) or clipping it to start at the estimate."""
+    summary = pd.DataFrame([{"run": "casme2 5class", "protocol": "fixed", "metric": "uf1", "mean": 0.40,
+                             "low": 0.45, "high": 0.60},
+                            {"run": "casme2 5class", "protocol": "oracle", "metric": "uf1", "mean": 0.70,
+                             "low": 0.55, "high": 0.80}])
+    fig = plots.metric_bars(summary, "run", "data: SYNTHETIC", metrics=("uf1",))
+    spans = sorted(tuple(np.round(np.asarray(segment)[:, 1], 6))
+                   for collection in fig.axes[0].collections for segment in collection.get_segments())
+    assert spans == [(45.0, 60.0), (55.0, 80.0)]
+    plt.close(fig)

@@ -291,6 +291,15 @@ def flow_maps(onset: np.ndarray, apex: np.ndarray, flow: np.ndarray, titles: Seq
 
 
 # ------------------------------------------------------------------------- results
+def _intervals(ax, positions, low, high, **style) -> None:
+    """Each interval [low, high] as a capped vertical line, wherever the point estimate lies: a
+    percentile bootstrap interval need not hold the estimate (UF1 over resampled subjects is
+    skewed), and an error bar measured from the estimate would then be negative (matplotlib
+    refuses it) or, clipped at 0, hide where the interval really lies. Missing values: no line."""
+    low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+    ax.errorbar(positions, (low + high) / 2, yerr=(high - low) / 2, fmt="none", capsize=3, **style)
+
+
 def metric_bars(summary: pd.DataFrame, x: str, label: str, hue: str = "protocol",
                 metrics: Sequence[str] = ("accuracy", "uf1", "uar"),
                 reported: pd.DataFrame | None = None, chance: dict[str, float] | None = None) -> plt.Figure:
@@ -316,9 +325,8 @@ def metric_bars(summary: pd.DataFrame, x: str, label: str, hue: str = "protocol"
             means = 100 * rows["mean"].to_numpy(dtype=float)
             low = 100 * rows["low"].to_numpy(dtype=float)
             high = 100 * rows["high"].to_numpy(dtype=float)
-            errors = np.vstack([np.nan_to_num(means - low), np.nan_to_num(high - means)])
             ax.bar(positions, means, width=width, color=colours[index], label=str(name))
-            ax.errorbar(positions, means, yerr=errors, fmt="none", ecolor="#222222", capsize=3, lw=1)
+            _intervals(ax, positions, low, high, ecolor="#222222", lw=1)
         if reported is not None and len(reported):
             paper = reported[reported["metric"] == metric].set_index(x).reindex(order)["value"]
             shown = paper.notna().to_numpy()
@@ -577,11 +585,10 @@ def shift_curves(scores: pd.DataFrame, label: str, chance: float | None = None) 
         part = scores[scores["kind"] == kind].sort_values("percent")
         positions = np.arange(len(part))
         for offset, (metric, colour) in zip((-0.06, 0.06), zip(("uf1", "uar"), colours)):
-            means = 100 * part[metric].to_numpy(dtype=float)
-            errors = np.vstack([means - 100 * part[f"{metric}_low"].to_numpy(dtype=float),
-                                100 * part[f"{metric}_high"].to_numpy(dtype=float) - means])
-            ax.errorbar(positions + offset, means, yerr=np.clip(errors, 0, None), marker="o", capsize=3,
-                        color=colour, label=metric.upper())
+            ax.plot(positions + offset, 100 * part[metric].to_numpy(dtype=float), marker="o", color=colour,
+                    label=metric.upper())
+            _intervals(ax, positions + offset, 100 * part[f"{metric}_low"].to_numpy(dtype=float),
+                       100 * part[f"{metric}_high"].to_numpy(dtype=float), ecolor=colour)
         ax.axvline(float(np.flatnonzero(part["percent"].to_numpy() == 0)[0]), color="#888888", lw=1, ls=":")
         if chance is not None:
             ax.axhline(100 * chance, ls="--", color="#888888", lw=1, label="chance (UAR)")
@@ -660,11 +667,10 @@ def depth_sweep(uf1: pd.DataFrame, identity: pd.DataFrame, region: pd.DataFrame 
         for offset, (name, part) in zip(np.linspace(-0.08, 0.08, max(1, frame[by].nunique())),
                                         frame.groupby(by, sort=False)):
             part = part.sort_values("depth")
-            means = 100 * part[value].to_numpy(dtype=float)
-            errors = np.vstack([means - 100 * part[low].to_numpy(dtype=float),
-                                100 * part[high].to_numpy(dtype=float) - means])
-            ax.errorbar(part["depth"].to_numpy(dtype=float) + offset, means, yerr=np.clip(np.nan_to_num(errors), 0, None),
-                        marker="o", capsize=3, label=str(name))
+            depth = part["depth"].to_numpy(dtype=float) + offset
+            (line,) = ax.plot(depth, 100 * part[value].to_numpy(dtype=float), marker="o", label=str(name))
+            _intervals(ax, depth, 100 * part[low].to_numpy(dtype=float), 100 * part[high].to_numpy(dtype=float),
+                       ecolor=line.get_color())
 
     lines(axes[0], uf1, "protocol", "mean", "low", "high")
     axes[0].set_title("recognition (LOSO)")
