@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from tsfmicro import metrics, sensitivity
+from tsfmicro.chapters import annotation
 from tsfmicro.data import prepare
 from helpers import torch_threads
 from tsfmicro.engine import RunConfig, evaluate, loso, runs, train
@@ -336,7 +337,8 @@ def test_movement_kept_is_the_planted_profile_at_the_frames_given():
     """The writer's profile is sin^2 from the onset (0) to the apex (1): a clip with its apex 3
     frames after the onset shows sin^2(60 deg) = 0.75 of the movement with the apex one frame
     earlier, 1 - sin^2(30 deg) = 0.75 with the onset one frame later, and 0 with the apex on the
-    onset. Clips without a manifest row are left out; real data (no manifest) gives None."""
+    onset. Clips without a manifest row are left out of the mean, counted, and the shift table
+    says so beside the share; real data (no manifest) gives None."""
     manifest = pd.DataFrame([{"subject": "sub01", "clip_id": "EP01", "onset": 10, "apex": 13, "offset": 16,
                               "n_frames": 7, "apex_index": 3}])
     rows = [("apex", 0, 0), ("apex", -10, -1), ("apex", -50, -3), ("onset", 10, 1)]
@@ -344,8 +346,18 @@ def test_movement_kept_is_the_planted_profile_at_the_frames_given():
                                  "moved": moved, "seed": 0}
                                 for kind, percent, moved in rows
                                 for subject, clip in (("sub01", "EP01"), ("sub09", "unknown"))])
-    kept = sensitivity.movement_kept(predictions, manifest).set_index(["kind", "percent"])["movement_kept"]
+    found = sensitivity.movement_kept(predictions, manifest)
+    assert found["clips_without_manifest"].tolist() == [1, 1, 1, 1]
+    kept = found.set_index(["kind", "percent"])["movement_kept"]
     assert kept[("apex", 0.0)] == pytest.approx(1.0)
     assert kept[("apex", -10.0)] == pytest.approx(0.75) and kept[("onset", 10.0)] == pytest.approx(0.75)
     assert kept[("apex", -50.0)] == pytest.approx(0.0)
     assert sensitivity.movement_kept(predictions, None) is None
+    scores = found[["kind", "percent"]].assign(clips=2, clips_moved=1, median_frames_moved=1.0, **{
+        f"{prefix}{metric}{suffix}": 0.5 for prefix in ("", "delta_") for metric in ("uf1", "uar")
+        for suffix in ("", "_low", "_high")})
+    shown = annotation.shift_table(scores.merge(found, on=["kind", "percent"]))
+    assert shown["planted movement shown %"].tolist()[:2] == ["0 (1 clip without a manifest row left out)",
+                                                              "75 (1 clip without a manifest row left out)"]
+    whole = annotation.shift_table(scores.merge(found.assign(clips_without_manifest=0), on=["kind", "percent"]))
+    assert whole["planted movement shown %"].tolist()[:2] == ["0", "75"]  # apex -50 %, -10 % (sorted)

@@ -43,6 +43,20 @@ def test_every_chapter_with_an_effect_has_a_documented_row():
     assert set(imbalance["imbalanced"]) == {dataset for dataset, _ in REAL_COUNTS}  # the writers checked below
 
 
+def test_the_planted_gaps_name_registered_datasets_that_share_a_task():
+    """tsfmicro.chapters.cross_dataset.planted_gap reads ``gaps`` by dataset name: a renamed or
+    misspelt dataset would make a planted gap read "no gap planted in this direction", silently."""
+    from tsfmicro.chapters.cross_dataset import planted_gap
+    from tsfmicro.data.registry import DATASETS, shared_tasks
+
+    (row,) = [row for row in PLANTED if "gaps" in row]
+    assert row["gaps"] and all(len(pair) == 2 and set(pair) <= set(DATASETS) for pair in row["gaps"])
+    for train, test in row["gaps"]:
+        assert train != test and shared_tasks(train, test)  # the cross-dataset task exists for the pair
+        assert planted_gap(train, test)
+    assert not planted_gap("samm", "casme2")  # one-sided, as the row says
+
+
 def test_proportional_split_keeps_the_total_the_floor_and_the_order():
     # SAMM 5-class in 48 clips: 20.1, 4.2, 9.2, 5.3, 9.2 -> 20, 4, 9, 6, 9 by largest remainders (the
     # real ratio 57/12 = 4.75 kept as 5); a floor of 5 would take contempt's fifth clip from anger

@@ -397,3 +397,23 @@ def test_spatial_branch_identity_above_chance_decides_each_depth():
     assert [t.recovered for t in truths] == [True, None, None]
     assert truths[0].truth == "spatial branch at depth 1: identity probe above chance"
     assert "chance 33.3 %" in truths[0].measured and truths[2].expected.startswith("no truth planted")
+
+
+@pytest.mark.parametrize("side, low, high, expected", [
+    ("above", 0.2, 0.4, True), ("above", -0.4, -0.2, False), ("above", -0.1, 0.1, None),
+    ("below", -0.4, -0.2, True), ("below", 0.2, 0.4, False), ("below", -0.1, 0.1, None),
+    ("above", float("nan"), 0.4, None), ("below", 0.0, 0.4, None)])  # an interval touching the bar holds it
+def test_an_interval_against_a_bar_reads_three_ways_on_either_side(side, low, high, expected):
+    assert chapters.above_recovered(low, high, 0.0, side=side) is expected
+
+
+def test_an_interval_against_a_bar_refuses_an_unknown_side():
+    with pytest.raises(ValueError, match="'above' or 'below'"):
+        chapters.above_recovered(0.1, 0.2, 0.0, side="under")
+
+
+@pytest.mark.parametrize("lower, upper, expected", [
+    ((0.1, 0.3), (0.4, 0.9), True), ((0.4, 0.9), (0.1, 0.3), False), ((0.1, 0.5), (0.4, 0.9), None),
+    ((0.1, float("nan")), (0.4, 0.9), None)])
+def test_two_unpaired_intervals_are_apart_only_without_overlap(lower, upper, expected):
+    assert chapters.apart_recovered(lower, upper) is expected

@@ -86,7 +86,9 @@ def movement_kept(predictions: pd.DataFrame, manifest: pd.DataFrame | None) -> p
     profile(onset') with the writer's profile (tsfmicro.data.synthetic.movement_profile: 0 at the
     onset, 1 at the apex); the warp is about linear in its strength at these sizes, so the
     apex - onset difference scales with it. ``manifest``: the writer's (tsfmicro.localisation.
-    read_manifest); None (real data): None. Clips without a manifest row are left out of the mean."""
+    read_manifest); None (real data): None. Clips without a manifest row (a hand-edited synthetic
+    folder: the writer records every clip) are left out of the mean and counted in
+    ``clips_without_manifest``, which the shift table shows beside it."""
     if manifest is None:
         return None
     from tsfmicro.data.synthetic import movement_profile
@@ -94,18 +96,20 @@ def movement_kept(predictions: pd.DataFrame, manifest: pd.DataFrame | None) -> p
     planted = {(str(row["subject"]), str(row["clip_id"])): row for row in manifest.to_dict("records")}
     rows = []
     for (kind, percent), part in predictions.groupby(["kind", "percent"], sort=True):
-        kept = []
+        kept, missing = [], 0
         for row in part.drop_duplicates(["subject", "clip_id"]).to_dict("records"):
             clip = planted.get((str(row["subject"]).split("/")[-1], str(row["clip_id"])))
             if clip is None:
+                missing += 1
                 continue
             apex, last = int(clip["apex"]) - int(clip["onset"]), int(clip["n_frames"]) - 1
             onset = int(row["moved"]) if kind == "onset" else 0
             apex = apex + int(row["moved"]) if kind == "apex" else apex
             profile = [movement_profile(min(max(i, 0), last), int(clip["apex_index"]), last + 1) for i in (onset, apex)]
             kept.append(profile[1] - profile[0])
-        rows.append({"kind": kind, "percent": float(percent), "movement_kept": float(np.mean(kept)) if kept else np.nan})
-    return pd.DataFrame(rows, columns=["kind", "percent", "movement_kept"])
+        rows.append({"kind": kind, "percent": float(percent), "movement_kept": float(np.mean(kept)) if kept else np.nan,
+                     "clips_without_manifest": missing})
+    return pd.DataFrame(rows, columns=["kind", "percent", "movement_kept", "clips_without_manifest"])
 
 
 def moved_shifts(scores: pd.DataFrame) -> pd.DataFrame:

@@ -105,12 +105,25 @@ def paired_recovered(verdict: str, expected: str = "reference higher") -> bool |
     return True if verdict == expected else False if verdict == opposite else None
 
 
-def above_recovered(low: float, high: float, bar: float) -> bool | None:
-    """An interval [low, high] against a planted "above ``bar``": True when it lies wholly above,
-    False when wholly below (contradicted), None when it holds the bar or is not a number (not decided)."""
+def above_recovered(low: float, high: float, bar: float, side: str = "above") -> bool | None:
+    """An interval [low, high] against a planted "``side`` (above / below) ``bar``": True when it
+    lies wholly on that side, False when wholly on the other (contradicted), None when it holds the
+    bar or is not a number (not decided)."""
+    if side not in ("above", "below"):
+        raise ValueError(f"side must be 'above' or 'below', not {side!r}")
     if not (math.isfinite(low) and math.isfinite(high)):
         return None
-    return True if low > bar else False if high < bar else None
+    wanted, other = (low > bar, high < bar) if side == "above" else (high < bar, low > bar)
+    return True if wanted else False if other else None
+
+
+def apart_recovered(lower: tuple[float, float], upper: tuple[float, float]) -> bool | None:
+    """Two unpaired intervals (low, high), the first planted below the second: True when they do
+    not overlap in that order, False when the first lies wholly above the second (contradicted),
+    None when they overlap or are not numbers (different clips, so no paired test decides)."""
+    if not all(math.isfinite(v) for v in (*lower, *upper)):
+        return None
+    return True if lower[1] < upper[0] else False if lower[0] > upper[1] else None
 
 
 RECOVERED = {True: "yes", False: "no", None: "not decided"}

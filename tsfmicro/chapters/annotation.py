@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from tsfmicro import sensitivity
-from tsfmicro.chapters import Chapter, Page, Truth, register
+from tsfmicro.chapters import Chapter, Page, Truth, above_recovered, register
 from tsfmicro.report import METRIC_NAMES, format_interval, summary_table
 from tsfmicro.results import Run
 from tsfmicro.sections import OnMainResultsTask, PlannedRun, flag, run_options, seeds, setting
@@ -199,8 +199,7 @@ def shift_truths(scores: pd.DataFrame) -> list[Truth]:
         part = scores[(scores["kind"] == kind) & (np.sign(scores["percent"]) == sign)]
         part = part.iloc[np.argsort(part["percent"].abs().to_numpy(), kind="stable")]
         for _, row in part.iterrows():
-            # lower: interval below 0; higher (contradicted): above 0; else not decided
-            below = True if row["delta_uf1_high"] < 0 else False if row["delta_uf1_low"] > 0 else None
+            below = above_recovered(row["delta_uf1_low"], row["delta_uf1_high"], 0, side="below")
             kept = row.get("movement_kept", np.nan)
             truths.append(Truth(
                 truth=f"{kind} moved {row['percent']:+g} % ({toward}; {row['clips_moved']} of {row['clips']} "
@@ -219,8 +218,8 @@ def shift_truths(scores: pd.DataFrame) -> list[Truth]:
             largest = part.iloc[-1]
             # the trend is decided by the largest shift's interval; point values that rise between
             # two shifts inside their noise leave it undecided, a largest shift above 0 contradicts it
-            decided = (True if falling and largest["delta_uf1_high"] < 0 else
-                       False if largest["delta_uf1_low"] > 0 else None)
+            decided = above_recovered(largest["delta_uf1_low"], largest["delta_uf1_high"], 0, side="below")
+            decided = None if decided and not falling else decided
             truths.append(Truth(
                 truth=f"UF1 falls as the {kind} moves further {toward}",
                 expected="monotonic fall with the shift's size",
@@ -249,8 +248,10 @@ def shift_table(scores: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
         "clips moved": [f"{m} of {n}" for m, n in zip(scores["clips_moved"], scores["clips"])],
     })
     if "movement_kept" in scores:
-        shown["planted movement shown %"] = scores["movement_kept"].map(
-            lambda v: f"{100 * v:.0f}" if np.isfinite(v) else "n/a")
+        missing = scores.get("clips_without_manifest", pd.Series(0, index=scores.index)).fillna(0).astype(int)
+        left_out = [f" ({n} clip{'s' * (n != 1)} without a manifest row left out)" if n else "" for n in missing]
+        shown["planted movement shown %"] = [(f"{100 * v:.0f}" if np.isfinite(v) else "n/a") + note
+                                             for v, note in zip(scores["movement_kept"], left_out)]
     for metric in ("uf1", "uar"):
         name = METRIC_NAMES[metric]
         shown[f"{name} %"] = [format_interval(m, lo, hi, digits) for m, lo, hi in

@@ -10,7 +10,7 @@ from typing import Sequence
 import pandas as pd
 
 from tsfmicro import metrics, report
-from tsfmicro.chapters import Chapter, Page, Truth, paired_recovered, register
+from tsfmicro.chapters import Chapter, Page, Truth, apart_recovered, paired_recovered, register
 from tsfmicro.params import COMPOSITE
 from tsfmicro.report import METRIC_NAMES, WHOLE, check_protocol, part_name
 from tsfmicro.results import Run
@@ -259,7 +259,7 @@ def transfer_truth(transfer: Run, loso: Run, train: str, test: str, protocol: st
         b = metrics.subject_seed_interval(loso.predictions, column, num_classes)["uf1"]
         measured = (f"transfer {report.format_interval(a['mean'], a['low'], a['high'])} %, "
                     f"LOSO {report.format_interval(b['mean'], b['low'], b['high'])} %")
-        recovered = True if a["high"] < b["low"] else False if a["low"] > b["high"] else None
+        recovered = apart_recovered((a["low"], a["high"]), (b["low"], b["high"]))
         note = ("not paired (the runs differ in seeds or clips): " +
                 {True: "the intervals do not overlap", False: "transfer's interval lies above LOSO's",
                  None: "not decided: the intervals overlap"}[recovered])

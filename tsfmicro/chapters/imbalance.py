@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from tsfmicro import metrics, report
-from tsfmicro.chapters import Chapter, ScoresPage, Truth, paired_recovered, register
+from tsfmicro.chapters import Chapter, ScoresPage, Truth, apart_recovered, paired_recovered, register
 from tsfmicro.results import Run
 from tsfmicro.sections import PlannedRun, main_datasets, names, run_options, seeds, setting
 
@@ -167,12 +167,11 @@ def rare_versus_largest_truth(recall: pd.DataFrame, dataset: str, task: str, ref
                 f"{large['class_name']} ({large['support']} clips) {report.format_row(large)} %")
     if rare.get("flag", ""):  # a one-class model recalls its one class fully and no other
         recovered, note = None, f"not decided: a degenerate model ({rare['flag']})"
-    elif rare["high"] < large["low"]:
-        recovered, note = True, "the intervals do not overlap"
-    elif rare["low"] > large["high"]:
-        recovered, note = False, "the rarest class's interval lies above the largest's"
     else:
-        recovered, note = None, "not decided: the two intervals overlap (different clips, so no paired test)"
+        recovered = apart_recovered((rare["low"], rare["high"]), (large["low"], large["high"]))
+        note = {True: "the intervals do not overlap",
+                False: "the rarest class's interval lies above the largest's",
+                None: "not decided: the two intervals overlap (different clips, so no paired test)"}[recovered]
     return Truth(truth=f"{dataset} {task}, {reference}: rarest class recalled less than the largest",
                  expected="rarest class's recall below the largest's", measured=measured, recovered=recovered,
                  note=note if rare.get("flag", "") else f"{note} ({rare['interval']})")
