@@ -43,6 +43,24 @@ def test_long_video_specs_are_listed_apart_from_the_clip_datasets():
         long_video_spec("casme2")
 
 
+def test_str_classes_are_the_published_samm_map_and_cover_every_label():
+    """SAMM's STR map is MEAN's (long_videos.md section 1: negative = anger, contempt, disgust,
+    fear, sadness; positive = happiness; surprise; others = other), derived from the clip release's
+    3-class grouping, so the two cannot drift apart; CAS(ME)^3's is its 4-class grouping. Each map
+    names every label of its clip release, and only the four STR classes."""
+    from tsfmicro.data.datasets import casme3, casme3_lv, samm, samm_lv
+
+    assert samm_lv.STR_EMOTIONS == {"anger": "negative", "contempt": "negative", "disgust": "negative",
+                                    "fear": "negative", "sadness": "negative", "happiness": "positive",
+                                    "surprise": "surprise", "other": "others"}
+    assert casme3_lv.STR_EMOTIONS == {"anger": "negative", "disgust": "negative", "fear": "negative",
+                                      "sad": "negative", "happy": "positive", "surprise": "surprise",
+                                      "others": "others"}
+    for clips, lv in ((samm.SPEC, samm_lv), (casme3.SPEC, casme3_lv)):
+        assert set(lv.STR_EMOTIONS) == set(clips.labels)
+        assert set(lv.STR_EMOTIONS.values()) == {"negative", "positive", "surprise", "others"}
+
+
 def test_casme_sq_reader_reports_every_quirk(casme_sq):
     table = load_long_videos("casme_sq", casme_sq)
     planted = manifest(casme_sq)

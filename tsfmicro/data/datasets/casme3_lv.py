@@ -26,11 +26,10 @@ from ..synthetic import _save, _write_sheet
 from .casme3 import CASME3_SUBJECTS, clip_id
 from .casme3 import SPEC as CLIP_RELEASE
 
-# The STR emotion classes of CAS(ME)^3's 7 labels: ours, by analogy with SAMM's published map
-# (long_videos.md section 1: negative = anger, contempt, disgust, fear, sadness; positive =
-# happiness; surprise; others); no CAS(ME)^3 STR map was verified
-STR_EMOTIONS = {"anger": "negative", "disgust": "negative", "fear": "negative", "sad": "negative",
-                "happy": "positive", "surprise": "surprise", "others": "others"}
+# The STR emotion classes of CAS(ME)^3's 7 labels: the clip release's 4-class grouping (negative =
+# anger, disgust, fear, sad; positive = happy; surprise; others), which has the classes of SAMM's
+# published map (long_videos.md section 1); ours, by that analogy: no CAS(ME)^3 STR map was verified
+STR_EMOTIONS = dict(CLIP_RELEASE.tasks["4class"].label_to_class)
 
 SHEET = "AU+Emotion"
 HEADER = ["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Expression type", "Objective class"]

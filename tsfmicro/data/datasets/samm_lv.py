@@ -23,11 +23,13 @@ from ..long_videos import LongVideoWriter
 from ..specs import DatasetSpec, FrameLayout, LongVideoSheet, SyntheticLayout
 from ..synthetic import _save, _write_sheet
 from .samm import SAMM_SUBJECTS
+from .samm import SPEC as SAMM_CLIPS
 
 # The STR emotion classes of SAMM's labels (long_videos.md section 1: MEAN load_label.py:3-13,40-47,
-# which joins the SAMM micro sheet on the long video's Filename for the emotion)
-STR_EMOTIONS = {"anger": "negative", "contempt": "negative", "disgust": "negative", "fear": "negative",
-                "sadness": "negative", "happiness": "positive", "surprise": "surprise", "other": "others"}
+# which joins the SAMM micro sheet on the long video's Filename for the emotion): the clip release's
+# 3-class grouping (negative = anger, contempt, disgust, fear, sadness; positive = happiness;
+# surprise), plus the "other" label that grouping leaves out, as its own class "others"
+STR_EMOTIONS = {**SAMM_CLIPS.tasks["3class"].label_to_class, "other": "others"}
 
 PREAMBLE_ROWS = 10
 _FILENAME = re.compile(r"(\d+)_(\d+)_(\d+)")
