@@ -87,21 +87,23 @@ def test_study_plans_each_run_once_and_shares_ts_late():
     planned = study.parameters.planned_runs()
     # main results, fusions, composite, cross-dataset (2 x 2 cells), LODO, 1 temporal branch
     # beside retention (its seed-0 run is the ablation's ts_late), the automatic apex (the annotated
-    # apex's seed-0 run is the ablation's ts_late), 1 more imbalance option (cross-entropy on seeds
-    # 0, 1, 2 is the main results' SAMM run itself), 3 baseline networks (TSFmicro beside
+    # apex's seed-0 run is the ablation's ts_late), 2 imbalance runs (both options on seeds 0-3: four
+    # seeds are not the main results' three, so cross-entropy is a run of its own whose units for
+    # seeds 0-2 are the main results' SAMM units), 3 baseline networks (TSFmicro beside
     # them is the ablation's ts_late seed 0), 1 spatial depth beside the paper's 2 blocks (its seed-0
     # run is the ablation's ts_late), no run for the long recordings (their recogniser is the main
     # results' SAMM run), and the cross-dataset gap's fine-tuning and contrastive runs (its LOSO and
     # plain transfer are the cross-dataset chapter's)
-    assert len(planned) == len(set(planned)) == 3 + 6 + 1 + 4 + 1 + 1 + 1 + 1 + 3 + 1 + 0 + 2
+    assert len(planned) == len(set(planned)) == 3 + 6 + 1 + 4 + 1 + 1 + 1 + 2 + 3 + 1 + 0 + 2
     units = study.parameters.planned_units()
     assert ("casme2", "5class", "ts_late", 0, ()) in units
     assert ("casme2", "5class", "ts_late", 0, (("apex", "automatic"),)) in units
     # 3 main results x 3 seeds, plus 5 more fusions x 1 seed (ts_late seed 0 is shared), plus one
     # seed of each run of the chapters (retention, the annotated apex and spatial depth 2 are
-    # main-results units), the weighted loss on 3 seeds (cross-entropy's are the main results'), and
+    # main-results units), the weighted loss on 4 seeds and cross-entropy's seed 3 (its seeds 0-2 are
+    # the main results'), and
     # the fine-tuning and contrastive units of the cross-dataset gap (none for the long recordings)
-    assert len(units) == 3 * 3 + 5 + 1 + 4 + 1 + 1 + 1 + 3 + 3 + 1 + 2
+    assert len(units) == 3 * 3 + 5 + 1 + 4 + 1 + 1 + 1 + 3 + (4 + 1) + 1 + 2
     assert study.source == "SYNTHETIC"
     label = study.label("fixed")
     assert "SYNTHETIC" in label and "fixed" in label and "seeds: 0, 1, 2" in label
