@@ -126,12 +126,33 @@ def test_an_mp4_gives_the_planted_intervals_a_class_each_and_the_three_files(exp
 
 
 def test_the_frames_folder_gives_the_same_intervals_as_the_mp4(explored_mp4, recording, run_dir):
-    """Same frames, two containers: mp4v's lossy compression and the JPEG frames differ a little, so
-    the same intervals means the same count and each end within 2 frames (measured: within 1)."""
-    result = explore(recording[0], run_dir, progress=False)
-    mp4 = pd.read_csv(explored_mp4[1] / "submission.csv")
-    assert len(result.submission) == len(mp4) > 0
-    assert np.abs(result.submission[["onset", "offset"]].to_numpy() - mp4[["onset", "offset"]].to_numpy()).max() <= 2
+    """Same frames, two containers: mp4v's lossy compression and the JPEG frames differ a little.
+    Measured (7 December 2026): each scale's score curve, divided by its threshold, correlates 0.995
+    (micro) and 0.998 (macro) between the two and differs by at most 0.18 at any frame. So an
+    interval well clear of the threshold (peak score >= 1.25 x) must be found in both, each end
+    within 2 frames (measured: within 1), and an interval found in only one container must be a
+    near-threshold one (< 1.25 x): here the planted blink, 1.016 x in the frames, 0.998 x in the
+    mp4, whose movement is no expression (the threshold is mean + p (max - mean), so it moves with
+    the video's other movements)."""
+    result, from_mp4 = explore(recording[0], run_dir, progress=False), explore(recording[1], run_dir, progress=False)
+    for scale, curve in result.spotting.scores.items():
+        a = curve / result.spotting.thresholds[scale]
+        b = from_mp4.spotting.scores[scale] / from_mp4.spotting.thresholds[scale]
+        both = ~(np.isnan(a) | np.isnan(b))  # the ends, where a scale has no score
+        assert np.corrcoef(a[both], b[both])[0, 1] > 0.98 and np.abs(a - b)[both].max() < 0.25, scale
+    mp4 = pd.read_csv(explored_mp4[1] / "intervals.csv")  # what the command line wrote
+    assert np.allclose(mp4["score"], from_mp4.intervals["score"])
+    frames = result.intervals
+    clear = 1.25
+
+    def match(row, other) -> bool:
+        return bool(((other["onset"] - row.onset).abs().le(2) & (other["offset"] - row.offset).abs().le(2)).any())
+
+    for found, other in ((frames, mp4), (mp4, frames)):
+        assert (found["score"] >= clear).sum() >= 2  # the planted expressions are clear of the threshold
+        for row in found.itertuples():
+            assert match(row, other) or row.score < clear, (row, other)
+    assert len(mp4) > 0 and abs(len(frames) - len(mp4)) <= (frames["score"] < clear).sum() + (mp4["score"] < clear).sum()
     assert result.submission["video"].iloc[0] == "frames"
     assert "casme_sq's parameters for a casme2 run" in result.rule
     assert result.crop_method == "mtcnn" and (result.intervals["crop_method"] == "mtcnn").all()

@@ -101,7 +101,7 @@ def test_the_truths_label_names_the_chapters_own_seeds():
     study = Study.load(ROOT / "params" / "demo.yaml")
     assert "seeds: 0 |" in study.chapter("cross_dataset").truths_label()
     assert "seeds: 0, 1, 2 |" in study.chapter("main_results").truths_label()
-    assert "seeds: 0, 1, 2 |" in study.chapter("imbalance").truths_label()
+    assert "seeds: 0, 1, 2, 3 |" in study.chapter("imbalance").truths_label()
 
 
 # ----------------------------------------------------------------------------- 01 / 03 / 05: above chance
