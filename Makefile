@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# torch/torchvision are pinned in pyproject.toml; pip takes them from PyPI (CUDA build on Linux).
+# torch/torchvision are pinned in pyproject.toml; uv (or pip) takes them from PyPI (CUDA build on Linux).
 PIP_FLAGS ?= --disable-pip-version-check
 INSTALLER ?= uv
 UV_VERSION := 0.13.10
@@ -26,15 +26,16 @@ $(STAMP): pyproject.toml
 # grad-cam requires the plain opencv-python-headless, which writes the same cv2 folder without
 # cv2.optflow (TV-L1, tsfmicro/data/flow.py): the contrib build pinned in pyproject.toml goes last.
 	@contrib=$(OPENCV_CONTRIB); \
-	if [ "$(INSTALLER)" = uv ] && $(BIN)/python -m pip install $(PIP_FLAGS) -q "uv==$(UV_VERSION)"; then \
-	  sources=$$($(BIN)/python tools/pip_to_uv.py $(BIN)/python) && \
-	  echo "install: uv $(UV_VERSION) $$sources" && \
-	  eval "$(BIN)/uv pip install --python $(BIN)/python $$sources -e '.[test]'" && \
-	  eval "$(BIN)/uv pip install --python $(BIN)/python $$sources --reinstall --no-deps $$contrib"; \
-	else false; fi || { \
-	  echo "install: pip (INSTALLER=$(INSTALLER))"; \
+	if [ "$(INSTALLER)" = uv ] && $(BIN)/python -m pip install $(PIP_FLAGS) -q "uv==$(UV_VERSION)" && \
+	   sources=$$($(BIN)/python tools/pip_to_uv.py $(BIN)/python) && \
+	   echo "install: uv $(UV_VERSION) $$sources" && \
+	   eval "$(BIN)/uv pip install --python $(BIN)/python $$sources -e '.[test]'" && \
+	   eval "$(BIN)/uv pip install --python $(BIN)/python $$sources --reinstall --no-deps $$contrib"; then :; \
+	else \
+	  echo "install: pip (INSTALLER=$(INSTALLER))" && \
 	  $(BIN)/python -m pip install $(PIP_FLAGS) --no-compile -e '.[test]' && \
-	  $(BIN)/python -m pip install $(PIP_FLAGS) --force-reinstall --no-deps --no-compile "$$contrib"; }
+	  $(BIN)/python -m pip install $(PIP_FLAGS) --force-reinstall --no-deps --no-compile "$$contrib"; \
+	fi
 	$(BIN)/python -c 'import compileall, sysconfig; compileall.compile_dir(sysconfig.get_path("purelib"), quiet=2, workers=0)'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (tsfmicro)" >/dev/null
 	@touch $(STAMP)
